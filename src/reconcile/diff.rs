@@ -1,0 +1,337 @@
+//! Matching users across the two directories and deciding, attribute by attribute, what each
+//! side must receive. Pure: snapshots, links and baseline in, a sorted `Plan` out.
+
+use super::normalize::{Norm, normalize};
+use super::plan::{
+    Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
+};
+use super::policy::{
+    AttrRule, Master, Normalize, OKTA_REQUIRED, OnConflict, Piece, Policy, TELUS_REQUIRED,
+    TelusSide,
+};
+use crate::model::{Link, OktaUser, System, TelusUser};
+use std::collections::{BTreeMap, HashMap};
+
+/// The state a plan is computed from.
+pub struct Snapshot<'a> {
+    pub okta: &'a [OktaUser],
+    pub telus: &'a [TelusUser],
+    pub links: &'a [Link],
+    pub baseline: &'a Baseline,
+}
+
+/// Renders the TELUS side of a row for one user: a field's value, or a template where a
+/// missing field renders as the empty string.
+pub fn telus_value(user: &TelusUser, side: &TelusSide) -> Option<String> {
+    match side {
+        TelusSide::Field { path, .. } => user.fields.get(path).cloned(),
+        TelusSide::Template(pieces) => {
+            let mut out = String::new();
+            for piece in pieces {
+                match piece {
+                    Piece::Lit(s) => out.push_str(s),
+                    Piece::Field(f) => {
+                        if let Some(v) = user.fields.get(f) {
+                            out.push_str(v);
+                        }
+                    }
+                }
+            }
+            Some(out)
+        }
+    }
+}
+
+fn email_key(email: Option<&str>) -> Option<String> {
+    normalize(Normalize::Email, email).key().map(str::to_string)
+}
+
+/// Computes the plan for one pass.
+pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
+    let mut plan = Plan::default();
+    let okta_by_id: HashMap<&str, &OktaUser> =
+        snap.okta.iter().map(|u| (u.id.0.as_str(), u)).collect();
+    let telus_by_id: HashMap<&str, &TelusUser> =
+        snap.telus.iter().map(|u| (u.id.0.as_str(), u)).collect();
+
+    // Stored links first: both ends must still exist.
+    let mut pairs: Vec<(&OktaUser, &TelusUser)> = Vec::new();
+    let mut linked_okta = std::collections::HashSet::new();
+    let mut linked_telus = std::collections::HashSet::new();
+    for link in snap.links {
+        if let (Some(o), Some(t)) = (
+            okta_by_id.get(link.okta_id.0.as_str()),
+            telus_by_id.get(link.ext_id.0.as_str()),
+        ) && linked_okta.insert(o.id.0.as_str())
+            && linked_telus.insert(t.id.0.as_str())
+        {
+            pairs.push((o, t));
+        }
+    }
+
+    // Then email, case-insensitively, among the unlinked users. Only live Okta users match.
+    let mut by_email: BTreeMap<String, (Vec<&OktaUser>, Vec<&TelusUser>)> = BTreeMap::new();
+    for o in snap.okta {
+        if linked_okta.contains(o.id.0.as_str()) || !o.status.is_live() {
+            continue;
+        }
+        if let Some(key) = email_key(o.email()) {
+            by_email.entry(key).or_default().0.push(o);
+        }
+    }
+    for t in snap.telus {
+        if linked_telus.contains(t.id.0.as_str()) {
+            continue;
+        }
+        match email_key(t.email()) {
+            Some(key) => by_email.entry(key).or_default().1.push(t),
+            None => plan.problems.push(Problem {
+                user: UserRef {
+                    email: String::new(),
+                    okta_id: None,
+                    ext_id: Some(t.id.clone()),
+                },
+                kind: ProblemKind::UnmatchedTelus,
+                attr: None,
+                message: format!("TELUS extension {} has no email: left untouched", t.id),
+            }),
+        }
+    }
+    for (email, (oktas, teluses)) in &by_email {
+        match (oktas.as_slice(), teluses.as_slice()) {
+            ([o], [t]) => {
+                plan.new_links.push(Link {
+                    okta_id: o.id.clone(),
+                    ext_id: t.id.clone(),
+                });
+                pairs.push((o, t));
+            }
+            ([], ts) => {
+                for t in ts {
+                    plan.problems.push(Problem {
+                        user: UserRef {
+                            email: email.clone(),
+                            okta_id: None,
+                            ext_id: Some(t.id.clone()),
+                        },
+                        kind: ProblemKind::UnmatchedTelus,
+                        attr: None,
+                        message: "TELUS user with no Okta counterpart: left untouched".into(),
+                    });
+                }
+            }
+            ([o], []) => plan.problems.push(Problem {
+                user: UserRef {
+                    email: email.clone(),
+                    okta_id: Some(o.id.clone()),
+                    ext_id: None,
+                },
+                kind: ProblemKind::UnmatchedOkta,
+                attr: None,
+                message: "Okta user with no TELUS counterpart".into(),
+            }),
+            (os, _) => {
+                for o in os {
+                    plan.problems.push(Problem {
+                        user: UserRef {
+                            email: email.clone(),
+                            okta_id: Some(o.id.clone()),
+                            ext_id: None,
+                        },
+                        kind: ProblemKind::DuplicateEmail,
+                        attr: None,
+                        message: format!(
+                            "More than one record found for Email: {email}. Email is the unique key: remove the duplicate."
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    plan.linked = pairs.len();
+    for (o, t) in pairs {
+        plan_user(o, t, snap.baseline, policy, &mut plan);
+    }
+
+    plan.actions.sort();
+    plan.new_links.sort();
+    plan.agreed.sort();
+    plan.problems.sort();
+    plan
+}
+
+/// Decides every attribute of one linked pair.
+fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, plan: &mut Plan) {
+    let user = UserRef {
+        email: email_key(o.email())
+            .or_else(|| email_key(t.email()))
+            .unwrap_or_default(),
+        okta_id: Some(o.id.clone()),
+        ext_id: Some(t.id.clone()),
+    };
+    if !o.status.is_live() {
+        // Lifecycle (deactivation) is decided elsewhere; a suspended or deprovisioned user's
+        // attributes are not synced.
+        return;
+    }
+    let mut to_okta = Vec::new();
+    let mut to_telus = Vec::new();
+    for rule in &policy.rules {
+        let base = baseline.get(&(o.id.clone(), rule.okta_attr.clone()));
+        let okta_raw = o.profile.get(&rule.okta_attr).cloned();
+        let telus_raw = telus_value(t, &rule.telus);
+        let on = normalize(rule.normalize, okta_raw.as_deref());
+        let tn = normalize(rule.normalize, telus_raw.as_deref());
+        if on.key() == tn.key() {
+            let value = on.key().map(str::to_string);
+            if value.as_ref() != base {
+                plan.agreed.push(Agreed {
+                    okta_id: o.id.clone(),
+                    attr: rule.okta_attr.clone(),
+                    value,
+                });
+            }
+            continue;
+        }
+        let Some((source, rule_kind)) = decide_source(rule, &on, &tn, base, &user, plan) else {
+            continue;
+        };
+        let target = source.other();
+        if !policy.can_write(rule, target) {
+            continue;
+        }
+        let (src_norm, tgt_norm, tgt_raw) = match source {
+            System::Okta => (&on, &tn, telus_raw),
+            System::Telus => (&tn, &on, okta_raw),
+        };
+        let field = match target {
+            System::Okta => rule.okta_attr.clone(),
+            System::Telus => match rule.telus.path() {
+                Some(p) => p.to_string(),
+                None => continue,
+            },
+        };
+        let new = match src_norm {
+            Norm::Value(v) => Some(v.clone()),
+            Norm::Invalid { trimmed, reason } => {
+                plan.problems.push(Problem {
+                    user: user.clone(),
+                    kind: ProblemKind::InvalidValue,
+                    attr: Some(rule.okta_attr.clone()),
+                    message: format!(
+                        "{source} value {trimmed:?} of {} is {reason}: not written",
+                        rule.okta_attr
+                    ),
+                });
+                continue;
+            }
+            Norm::Empty => {
+                let required = match target {
+                    System::Okta => OKTA_REQUIRED.contains(&field.as_str()),
+                    System::Telus => TELUS_REQUIRED.contains(&field.as_str()),
+                };
+                if required {
+                    plan.problems.push(Problem {
+                        user: user.clone(),
+                        kind: ProblemKind::RequiredEmpty,
+                        attr: Some(rule.okta_attr.clone()),
+                        message: format!(
+                            "{} is empty in {source} but {target} requires {field}: not cleared",
+                            rule.okta_attr
+                        ),
+                    });
+                    continue;
+                }
+                None
+            }
+        };
+        let rule_kind = match (rule_kind, base) {
+            // The target moved away from the last synced value while the source kept it.
+            (Rule::Master, Some(b)) if src_norm.key() == Some(b.as_str()) => {
+                if tgt_norm.key() != Some(b.as_str()) {
+                    Rule::Drift
+                } else {
+                    Rule::Master
+                }
+            }
+            (k, _) => k,
+        };
+        let change = AttrChange {
+            attr: rule.okta_attr.clone(),
+            field,
+            old: tgt_raw.filter(|v| !v.trim().is_empty()),
+            new,
+            rule: rule_kind,
+        };
+        match target {
+            System::Okta => to_okta.push(change),
+            System::Telus => to_telus.push(change),
+        }
+    }
+    for (system, mut changes) in [(System::Okta, to_okta), (System::Telus, to_telus)] {
+        if changes.is_empty() {
+            continue;
+        }
+        changes.sort();
+        plan.actions.push(PlannedAction {
+            user: user.clone(),
+            system,
+            action: Action::Update { changes },
+        });
+    }
+}
+
+/// Which side supplies the value when the two differ, and why. `None`: nothing is written.
+fn decide_source(
+    rule: &AttrRule,
+    on: &Norm,
+    tn: &Norm,
+    base: Option<&String>,
+    user: &UserRef,
+    plan: &mut Plan,
+) -> Option<(System, Rule)> {
+    match &rule.master {
+        Master::Priority(list) => list.first().map(|s| (*s, Rule::Master)),
+        Master::Latest { on_conflict } => {
+            let base = base.map(String::as_str);
+            let okta_changed = on.key() != base;
+            let telus_changed = tn.key() != base;
+            match (okta_changed, telus_changed) {
+                (true, false) => Some((System::Okta, Rule::Latest)),
+                (false, true) => Some((System::Telus, Rule::Latest)),
+                // No baseline yet and one side empty: the side holding a value wins.
+                _ if base.is_none() && *tn == Norm::Empty => Some((System::Okta, Rule::Latest)),
+                _ if base.is_none() && *on == Norm::Empty => Some((System::Telus, Rule::Latest)),
+                _ => {
+                    let desc = format!(
+                        "{} changed on both sides: okta {:?}, telus {:?}",
+                        rule.okta_attr,
+                        on.key().unwrap_or(""),
+                        tn.key().unwrap_or("")
+                    );
+                    match on_conflict {
+                        OnConflict::Prefer(s) => {
+                            plan.problems.push(Problem {
+                                user: user.clone(),
+                                kind: ProblemKind::ConflictSettled,
+                                attr: Some(rule.okta_attr.clone()),
+                                message: format!("{desc}; {s} wins (on_conflict)"),
+                            });
+                            Some((*s, Rule::Conflict))
+                        }
+                        OnConflict::Skip => {
+                            plan.problems.push(Problem {
+                                user: user.clone(),
+                                kind: ProblemKind::ConflictSkipped,
+                                attr: Some(rule.okta_attr.clone()),
+                                message: format!("{desc}; left as is (on_conflict = \"skip\")"),
+                            });
+                            None
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: from two snapshots, the stored links and the baseline, decide what each side
+//! must receive. No async, no HTTP, no SQL; time, when needed, is a parameter.
+
+pub mod diff;
+pub mod normalize;
+pub mod plan;
+pub mod policy;
+
+pub use diff::{Snapshot, plan_pass, telus_value};
+pub use plan::{Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef};

@@ -1,0 +1,326 @@
+//! Value normalization: the one form a value takes before it is compared or written
+//! (trimmed text, lowercased email, E.164 phone, ISO 3166-2 subdivision code). Pure.
+
+use super::policy::Normalize;
+
+/// A raw value brought to its normalized form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Norm {
+    /// Absent, null or only whitespace.
+    Empty,
+    Value(String),
+    /// Present but not understood (an unparseable phone, an unknown state): `trimmed` is the
+    /// value as given, used only for comparison; `reason` is shown to the admin.
+    Invalid { trimmed: String, reason: String },
+}
+
+impl Norm {
+    /// The form used to compare two values.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Norm::Empty => None,
+            Norm::Value(v) => Some(v),
+            Norm::Invalid { trimmed, .. } => Some(trimmed),
+        }
+    }
+}
+
+pub fn normalize(kind: Normalize, raw: Option<&str>) -> Norm {
+    let trimmed = match raw.map(str::trim) {
+        None | Some("") => return Norm::Empty,
+        Some(t) => t,
+    };
+    match kind {
+        Normalize::None => Norm::Value(trimmed.to_string()),
+        Normalize::Email => Norm::Value(trimmed.to_lowercase()),
+        Normalize::E164 => match e164(trimmed) {
+            Some(v) => Norm::Value(v),
+            None => Norm::Invalid {
+                trimmed: trimmed.to_string(),
+                reason: "not a phone number that can be written in E.164 form".to_string(),
+            },
+        },
+        Normalize::IsoSubdivision => match subdivision_code(trimmed) {
+            Some(code) => Norm::Value(code.to_string()),
+            None => Norm::Invalid {
+                trimmed: trimmed.to_string(),
+                reason: "not a known Canadian province/territory or US state".to_string(),
+            },
+        },
+    }
+}
+
+/// Formats a phone number in E.164. Numbers without a `+` are read in the North American
+/// Numbering Plan (Canada and the US): ten digits, or eleven starting with 1. Extensions
+/// (`x123`, `ext. 123`) are not part of an E.164 number and make the value invalid.
+pub fn e164(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    let international = s.starts_with('+') || s.starts_with("00");
+    let mut digits = String::with_capacity(16);
+    for c in s.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' | ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    if s.starts_with("00") {
+        digits.drain(..2);
+    }
+    if s.matches('+').count() > 1 || (s.contains('+') && !s.starts_with('+')) {
+        return None;
+    }
+    if international {
+        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return None;
+        }
+        if digits.starts_with('1') && !nanp_valid(&digits[1..]) {
+            return None;
+        }
+        return Some(format!("+{digits}"));
+    }
+    let national = match digits.len() {
+        10 => &digits[..],
+        11 if digits.starts_with('1') => &digits[1..],
+        _ => return None,
+    };
+    nanp_valid(national).then(|| format!("+1{national}"))
+}
+
+/// NANP area codes and exchanges start with 2-9.
+fn nanp_valid(ten: &str) -> bool {
+    let b = ten.as_bytes();
+    b.len() == 10 && (b'2'..=b'9').contains(&b[0]) && (b'2'..=b'9').contains(&b[3])
+}
+
+const SUBDIVISIONS: &[(&str, &[&str])] = &[
+    // Canada
+    ("AB", &["alberta", "alta"]),
+    (
+        "BC",
+        &["british columbia", "colombie britannique", "b c", "bc"],
+    ),
+    ("MB", &["manitoba", "man"]),
+    ("NB", &["new brunswick", "nouveau brunswick", "n b"]),
+    (
+        "NL",
+        &[
+            "newfoundland and labrador",
+            "newfoundland & labrador",
+            "newfoundland",
+            "terre neuve et labrador",
+            "nfld",
+            "nf",
+            "n l",
+        ],
+    ),
+    ("NS", &["nova scotia", "nouvelle ecosse", "n s"]),
+    (
+        "NT",
+        &[
+            "northwest territories",
+            "territoires du nord ouest",
+            "nwt",
+            "n w t",
+        ],
+    ),
+    ("NU", &["nunavut"]),
+    ("ON", &["ontario", "ont"]),
+    (
+        "PE",
+        &[
+            "prince edward island",
+            "ile du prince edouard",
+            "pei",
+            "p e i",
+        ],
+    ),
+    ("QC", &["quebec", "que", "pq", "p q"]),
+    ("SK", &["saskatchewan", "sask"]),
+    ("YT", &["yukon", "yukon territory", "yk"]),
+    // United States
+    ("AL", &["alabama", "ala"]),
+    ("AK", &["alaska"]),
+    ("AZ", &["arizona", "ariz"]),
+    ("AR", &["arkansas", "ark"]),
+    ("CA", &["california", "calif", "cal"]),
+    ("CO", &["colorado", "colo"]),
+    ("CT", &["connecticut", "conn"]),
+    ("DE", &["delaware", "del"]),
+    ("DC", &["district of columbia", "washington dc", "d c"]),
+    ("FL", &["florida", "fla"]),
+    ("GA", &["georgia"]),
+    ("HI", &["hawaii"]),
+    ("ID", &["idaho"]),
+    ("IL", &["illinois", "ill"]),
+    ("IN", &["indiana", "ind"]),
+    ("IA", &["iowa"]),
+    ("KS", &["kansas", "kans"]),
+    ("KY", &["kentucky"]),
+    ("LA", &["louisiana"]),
+    ("ME", &["maine"]),
+    ("MD", &["maryland"]),
+    ("MA", &["massachusetts", "mass"]),
+    ("MI", &["michigan", "mich"]),
+    ("MN", &["minnesota", "minn"]),
+    ("MS", &["mississippi", "miss"]),
+    ("MO", &["missouri"]),
+    ("MT", &["montana", "mont"]),
+    ("NE", &["nebraska", "nebr"]),
+    ("NV", &["nevada", "nev"]),
+    ("NH", &["new hampshire", "n h"]),
+    ("NJ", &["new jersey", "n j"]),
+    ("NM", &["new mexico", "n m"]),
+    ("NY", &["new york", "n y"]),
+    ("NC", &["north carolina", "n c"]),
+    ("ND", &["north dakota", "n d"]),
+    ("OH", &["ohio"]),
+    ("OK", &["oklahoma", "okla"]),
+    ("OR", &["oregon", "ore"]),
+    ("PA", &["pennsylvania", "penn"]),
+    ("RI", &["rhode island", "r i"]),
+    ("SC", &["south carolina", "s c"]),
+    ("SD", &["south dakota", "s d"]),
+    ("TN", &["tennessee", "tenn"]),
+    ("TX", &["texas", "tex"]),
+    ("UT", &["utah"]),
+    ("VT", &["vermont"]),
+    ("VA", &["virginia"]),
+    ("WA", &["washington", "wash"]),
+    ("WV", &["west virginia", "w va"]),
+    ("WI", &["wisconsin", "wis"]),
+    ("WY", &["wyoming", "wyo"]),
+    ("PR", &["puerto rico"]),
+    ("GU", &["guam"]),
+    ("VI", &["us virgin islands", "virgin islands"]),
+    ("AS", &["american samoa"]),
+    ("MP", &["northern mariana islands"]),
+];
+
+/// Maps a Canadian or US subdivision, in any common form, to its ISO 3166-2 code (without
+/// the country prefix): "British Columbia", "B.C.", "bc", "CA-BC" and "Colombie-Britannique"
+/// all give "BC".
+pub fn subdivision_code(raw: &str) -> Option<&'static str> {
+    let mut key = fold(raw);
+    for prefix in ["ca ", "us "] {
+        if key.len() == 5
+            && let Some(rest) = key.strip_prefix(prefix)
+        {
+            key = rest.to_string();
+        }
+    }
+    if key.len() == 2 {
+        let upper = key.to_ascii_uppercase();
+        if let Some((code, _)) = SUBDIVISIONS.iter().find(|(c, _)| *c == upper) {
+            return Some(code);
+        }
+    }
+    SUBDIVISIONS
+        .iter()
+        .find(|(_, names)| names.contains(&key.as_str()))
+        .map(|(code, _)| *code)
+}
+
+/// Lowercase, accents removed, punctuation and hyphens to single spaces.
+fn fold(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut space = true;
+    for c in raw.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'à' | 'á' | 'â' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' | 'í' => 'i',
+            'ô' | 'ö' | 'ó' => 'o',
+            'ù' | 'û' | 'ü' | 'ú' => 'u',
+            'ç' => 'c',
+            c => c,
+        };
+        if c.is_alphanumeric() || c == '&' {
+            out.push(c);
+            space = false;
+        } else if !space {
+            out.push(' ');
+            space = true;
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_in_north_american_forms_become_e164() {
+        for raw in [
+            "604-555-0142",
+            "(604) 555-0142",
+            "+1 604 555 0142",
+            "1.604.555.0142",
+            "6045550142",
+            "001 604 555 0142",
+        ] {
+            assert_eq!(e164(raw).as_deref(), Some("+16045550142"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn international_phone_is_kept() {
+        assert_eq!(e164("+44 20 7946 0958").as_deref(), Some("+442079460958"));
+    }
+
+    #[test]
+    fn unparseable_phones_are_invalid() {
+        for raw in ["555-0142", "604-555-0142 x12", "+1 104 555 0142", "call me", "1+6045550142"] {
+            assert_eq!(e164(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn subdivisions_in_common_forms_become_codes() {
+        let cases = [
+            ("British Columbia", "BC"),
+            ("B.C.", "BC"),
+            ("bc", "BC"),
+            ("CA-BC", "BC"),
+            ("Colombie-Britannique", "BC"),
+            ("Québec", "QC"),
+            ("Quebec", "QC"),
+            ("Newfoundland and Labrador", "NL"),
+            ("Nfld.", "NL"),
+            ("Prince Edward Island", "PE"),
+            ("California", "CA"),
+            ("new york", "NY"),
+            ("  Ontario ", "ON"),
+        ];
+        for (raw, code) in cases {
+            assert_eq!(subdivision_code(raw), Some(code), "{raw}");
+        }
+        assert_eq!(subdivision_code("Narnia"), None);
+        assert_eq!(subdivision_code("ZZ"), None);
+    }
+
+    #[test]
+    fn email_is_lowercased_and_trimmed() {
+        assert_eq!(
+            normalize(Normalize::Email, Some("  Ana.Silva@Example.CA ")),
+            Norm::Value("ana.silva@example.ca".into())
+        );
+    }
+
+    #[test]
+    fn blank_is_empty() {
+        assert_eq!(normalize(Normalize::None, Some("   ")), Norm::Empty);
+        assert_eq!(normalize(Normalize::E164, None), Norm::Empty);
+    }
+
+    #[test]
+    fn invalid_keeps_the_trimmed_value_for_comparison() {
+        let n = normalize(Normalize::IsoSubdivision, Some(" Narnia "));
+        assert_eq!(n.key(), Some("Narnia"));
+        assert!(matches!(n, Norm::Invalid { .. }));
+    }
+}

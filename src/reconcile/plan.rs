@@ -1,0 +1,165 @@
+//! The planner's output: a sorted list of actions per user and system, the links and
+//! baseline values to record, and the problems to report. Pure data.
+
+use crate::model::{ExtId, Link, OktaId, System};
+use std::collections::BTreeMap;
+
+/// The last synced value per (Okta user, attribute), in normalized form.
+pub type Baseline = BTreeMap<(OktaId, String), String>;
+
+/// Who an action or problem is about. `email` is the display key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserRef {
+    pub email: String,
+    pub okta_id: Option<OktaId>,
+    pub ext_id: Option<ExtId>,
+}
+
+/// Which rule decided a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// The master's value differs from the target's.
+    Master,
+    /// The target was edited since the last sync; reported, then overwritten by the master.
+    Drift,
+    /// A `latest` row: the side that changed since the baseline wins.
+    Latest,
+    /// A `latest` row where both sides changed, settled by `on_conflict`.
+    Conflict,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Master => "master",
+            Rule::Drift => "drift",
+            Rule::Latest => "latest",
+            Rule::Conflict => "conflict",
+        }
+    }
+}
+
+/// One attribute to write. `field` is the name in the written system (TELUS path or Okta name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttrChange {
+    pub attr: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub rule: Rule,
+}
+
+/// One decision for one user on one system.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    Update { changes: Vec<AttrChange> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PlannedAction {
+    pub user: UserRef,
+    pub system: System,
+    pub action: Action,
+}
+
+impl PlannedAction {
+    pub fn changes(&self) -> &[AttrChange] {
+        match &self.action {
+            Action::Update { changes } => changes,
+        }
+    }
+}
+
+/// What went wrong for a user, before any write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// Two records on one side share the user's email: nothing is written for it.
+    DuplicateEmail,
+    /// The master's value cannot be normalized (unparseable phone, unknown state).
+    InvalidValue,
+    /// The master's value is empty but the target requires the field.
+    RequiredEmpty,
+    /// A `latest` row changed on both sides and `on_conflict = "skip"`.
+    ConflictSkipped,
+    /// A `latest` row changed on both sides, settled by `on_conflict` (reported, not a failure).
+    ConflictSettled,
+    /// A TELUS user with no Okta counterpart: left untouched.
+    UnmatchedTelus,
+    /// An Okta user with no TELUS counterpart (creation is off or not applicable).
+    UnmatchedOkta,
+}
+
+impl ProblemKind {
+    /// Whether the problem counts the user as failed for the pass's exit code.
+    pub fn fails_user(self) -> bool {
+        matches!(
+            self,
+            ProblemKind::DuplicateEmail
+                | ProblemKind::InvalidValue
+                | ProblemKind::RequiredEmpty
+                | ProblemKind::ConflictSkipped
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::DuplicateEmail => "duplicate-email",
+            ProblemKind::InvalidValue => "invalid-value",
+            ProblemKind::RequiredEmpty => "required-empty",
+            ProblemKind::ConflictSkipped => "conflict-skipped",
+            ProblemKind::ConflictSettled => "conflict-settled",
+            ProblemKind::UnmatchedTelus => "unmatched-telus",
+            ProblemKind::UnmatchedOkta => "unmatched-okta",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Problem {
+    pub user: UserRef,
+    pub kind: ProblemKind,
+    pub attr: Option<String>,
+    pub message: String,
+}
+
+/// A baseline value to record because both sides already agree on it (`None` forgets it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Agreed {
+    pub okta_id: OktaId,
+    pub attr: String,
+    pub value: Option<String>,
+}
+
+/// Everything one pass would do. All vectors are sorted: the same input gives the same plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<PlannedAction>,
+    pub new_links: Vec<Link>,
+    pub agreed: Vec<Agreed>,
+    pub problems: Vec<Problem>,
+    /// Linked pairs reconciled in this plan.
+    pub linked: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn change_count(&self) -> usize {
+        self.actions.iter().map(|a| a.changes().len()).sum()
+    }
+
+    /// Users that cannot be synced this pass because of a problem found while planning.
+    pub fn failed_users(&self) -> usize {
+        let mut users: Vec<&UserRef> = self
+            .problems
+            .iter()
+            .filter(|p| p.kind.fails_user())
+            .map(|p| &p.user)
+            .collect();
+        users.sort();
+        users.dedup();
+        users.len()
+    }
+}
