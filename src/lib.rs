@@ -5,3 +5,6 @@
 pub mod model;
 pub mod reconcile;
 pub mod config;
+pub mod http;
+pub mod okta;
+pub mod telus;

@@ -1,0 +1,112 @@
+//! HTTP plumbing shared by the two API clients: the reqwest client (rustls, timeouts), the
+//! same-origin rule for server-sent links, and backoff delays. Knows no API's wire format.
+
+use std::time::Duration;
+use url::Url;
+
+/// Client settings common to both APIs.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Attempts for a transient failure (5xx, network, 429), the first included.
+    pub attempts: u32,
+    /// First retry delay; doubled each attempt, with jitter.
+    pub backoff: Duration,
+    /// Longest single wait for a rate-limit reset before giving up on the request.
+    pub max_rate_wait: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(30),
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_rate_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+pub fn build_client(settings: &HttpSettings) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("okta-telus-sync/", env!("CARGO_PKG_VERSION")))
+        // Redirects could carry our Authorization header elsewhere: never follow them.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Resolves a link sent by a server and accepts it only on the configured origin, so a token
+/// is never sent to another host.
+pub fn same_origin_link(base: &Url, link: &str) -> Result<Url, String> {
+    let url = base
+        .join(link)
+        .map_err(|e| format!("paging link {link:?} is not a URL: {e}"))?;
+    if url.origin() != base.origin() {
+        return Err(format!(
+            "paging link points at {} instead of the configured {}: refused",
+            url.origin().ascii_serialization(),
+            base.origin().ascii_serialization()
+        ));
+    }
+    Ok(url)
+}
+
+/// The delay before retry `attempt` (1-based): exponential with up to 50% jitter.
+pub fn backoff_delay(settings: &HttpSettings, attempt: u32) -> Duration {
+    let base = settings.backoff.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = base.mul_f64(f64::from(nanos % 1000) / 2000.0);
+    base + jitter
+}
+
+/// A reqwest error without its URL (which may carry query parameters) or any header.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "response body cut short"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_on_another_host_is_refused() {
+        let base = Url::parse("https://acme.okta.com").unwrap();
+        assert!(same_origin_link(&base, "https://acme.okta.com/api/v1/users?after=1").is_ok());
+        assert!(same_origin_link(&base, "/api/v1/users?after=1").is_ok());
+        assert!(same_origin_link(&base, "https://evil.example/api/v1/users").is_err());
+        assert!(same_origin_link(&base, "http://acme.okta.com/api/v1/users").is_err());
+    }
+
+    #[test]
+    fn backoff_grows() {
+        let s = HttpSettings::default();
+        assert!(backoff_delay(&s, 3) >= Duration::from_secs(2));
+        assert!(backoff_delay(&s, 1) < Duration::from_secs(1));
+    }
+}

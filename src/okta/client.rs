@@ -1,0 +1,400 @@
+//! The Okta Management API client: SSWS auth, `Link`-header paging, partial profile updates,
+//! rate-limit headers and typed errors. Returns `model` types; never decides, never stores.
+
+use super::wire::{ErrorDto, ListItemDto, UserDto, next_link, profile_text};
+use crate::config::{OktaConfig, OktaScope};
+use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
+use crate::model::{OktaId, OktaStatus, OktaUser};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use url::Url;
+
+/// Users per page: Okta's maximum for `/api/v1/users`.
+pub const PAGE_LIMIT: u32 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("okta {endpoint}: {message}")]
+    Network { endpoint: String, message: String },
+    #[error("okta {endpoint}: HTTP {status} {code}: {summary}")]
+    Api {
+        endpoint: String,
+        status: u16,
+        code: String,
+        summary: String,
+    },
+    #[error("okta {endpoint}: rate limit still exhausted after waiting (E0000047)")]
+    RateLimited { endpoint: String },
+    #[error("okta {endpoint}: unreadable response: {message}")]
+    Decode { endpoint: String, message: String },
+    #[error("okta {endpoint}: {message}")]
+    Paging { endpoint: String, message: String },
+}
+
+impl Error {
+    /// Worth retrying later (network, 5xx, rate limit).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The whole system is unusable this pass (bad token, unreachable, repeated 5xx).
+    pub fn is_systemic(&self) -> bool {
+        match self {
+            Error::Api { status, code, .. } => {
+                *status == 401 || code == "E0000011" || *status >= 500
+            }
+            Error::Network { .. } | Error::RateLimited { .. } => true,
+            Error::Decode { .. } | Error::Paging { .. } => true,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } if !code.is_empty() => Some(code),
+            Error::RateLimited { .. } => Some("E0000047"),
+            _ => None,
+        }
+    }
+
+    /// What an admin should understand and do.
+    pub fn explanation(&self) -> String {
+        match self.code() {
+            Some("E0000001") => format!(
+                "Okta rejected the value as invalid: {}",
+                self.summary().unwrap_or("check the attribute's format in Okta")
+            ),
+            Some("E0000007") => "The Okta user no longer exists.".into(),
+            Some("E0000011") => {
+                "The Okta API token is invalid or expired: issue a new one and update okta.token."
+                    .into()
+            }
+            Some("E0000023") => "The attribute is mastered by another profile source in Okta: set it to \"Inherit from Okta\" in the profile editor, or add this source to its priority.".into(),
+            Some("E0000047") => "Okta's rate limit was reached; the change will be retried.".into(),
+            _ => self.to_string(),
+        }
+    }
+
+    fn summary(&self) -> Option<&str> {
+        match self {
+            Error::Api { summary, .. } => Some(summary),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    remaining: u64,
+    reset_epoch: u64,
+}
+
+/// Requests sent, by endpoint bucket (for tests and metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+    scope: OktaScope,
+    settings: HttpSettings,
+    buckets: Mutex<HashMap<&'static str, Bucket>>,
+    pub counters: Counters,
+}
+
+const BUCKET_LIST: &str = "users-list";
+const BUCKET_UPDATE: &str = "users-update";
+
+impl Client {
+    pub fn new(cfg: &OktaConfig, settings: HttpSettings) -> Client {
+        Client {
+            http: build_client(&settings),
+            base: cfg.url.clone(),
+            token: cfg.token.clone(),
+            scope: cfg.scope.clone(),
+            settings,
+            buckets: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn first_page(&self, since: Option<&str>) -> Url {
+        let path = match &self.scope {
+            OktaScope::All => "/api/v1/users".to_string(),
+            OktaScope::Group(id) => format!("/api/v1/groups/{id}/users"),
+            OktaScope::App(id) => format!("/api/v1/apps/{id}/users"),
+        };
+        let mut url = self.base.clone();
+        url.set_path(&path);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &PAGE_LIMIT.to_string());
+            if matches!(self.scope, OktaScope::App(_)) {
+                q.append_pair("expand", "user");
+            }
+            if let (Some(since), OktaScope::All) = (since, &self.scope) {
+                q.append_pair("filter", &format!("lastUpdated gt \"{since}\""));
+            }
+        }
+        url
+    }
+
+    /// Reads every in-scope user, following `Link: rel="next"`. With `since` (RFC 3339), only
+    /// users updated after it (the `all` scope supports the filter; other scopes read whole).
+    pub async fn fetch_users(&self, since: Option<&str>) -> Result<Vec<OktaUser>, Error> {
+        let endpoint = "GET users".to_string();
+        let mut url = self.first_page(since);
+        let mut seen = HashSet::new();
+        let mut users = Vec::new();
+        loop {
+            if !seen.insert(url.to_string()) {
+                return Err(Error::Paging {
+                    endpoint,
+                    message: format!("page {url} was already read: the listing loops"),
+                });
+            }
+            let resp = self
+                .send(BUCKET_LIST, &endpoint, || self.http.get(url.clone()))
+                .await?;
+            let links: Vec<String> = resp
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            let body = read_body(resp, &endpoint).await?;
+            let items: Vec<ListItemDto> =
+                serde_json::from_slice(&body).map_err(|e| Error::Decode {
+                    endpoint: endpoint.clone(),
+                    message: e.to_string(),
+                })?;
+            for item in items {
+                let value = match item.embedded.and_then(|e| e.user) {
+                    Some(user) => user,
+                    None => item.user,
+                };
+                let dto: UserDto = serde_json::from_value(value).map_err(|e| Error::Decode {
+                    endpoint: endpoint.clone(),
+                    message: e.to_string(),
+                })?;
+                users.push(to_model(dto));
+            }
+            match next_link(links.iter().map(String::as_str)) {
+                Some(next) => {
+                    url = same_origin_link(&self.base, &next).map_err(|message| {
+                        Error::Paging {
+                            endpoint: endpoint.clone(),
+                            message,
+                        }
+                    })?
+                }
+                None => return Ok(users),
+            }
+        }
+    }
+
+    /// `POST /api/v1/users/{id}` with only the given attributes (`None` clears one).
+    pub async fn update_profile(
+        &self,
+        id: &OktaId,
+        changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<OktaUser, Error> {
+        let endpoint = format!("POST users/{id}");
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| Error::Paging {
+                endpoint: endpoint.clone(),
+                message: "base URL cannot take a path".into(),
+            })?
+            .extend(["api", "v1", "users", &id.0]);
+        let body = serde_json::json!({ "profile": changes });
+        let resp = self
+            .send(BUCKET_UPDATE, &endpoint, || {
+                self.http.post(url.clone()).json(&body)
+            })
+            .await?;
+        let bytes = read_body(resp, &endpoint).await?;
+        let dto: UserDto = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(to_model(dto))
+    }
+
+    /// Sends with auth, waits out exhausted rate-limit buckets, retries transient failures.
+    async fn send(
+        &self,
+        bucket: &'static str,
+        endpoint: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_bucket(bucket, endpoint).await?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let auth = format!("SSWS {}", self.token.expose_secret());
+            let result = build()
+                .header(reqwest::header::AUTHORIZATION, auth)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await;
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = Error::Network {
+                        endpoint: endpoint.to_string(),
+                        message: describe_reqwest(&e),
+                    };
+                    if attempt < self.settings.attempts {
+                        tracing::warn!(endpoint, attempt, error = %err, "okta request failed, retrying");
+                        tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            self.note_rate_headers(bucket, &resp);
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status.as_u16() == 429 {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                if attempt < self.settings.attempts {
+                    // Wait for the bucket's reset (noted above) before the next attempt.
+                    self.mark_exhausted(bucket);
+                    continue;
+                }
+                return Err(Error::RateLimited {
+                    endpoint: endpoint.to_string(),
+                });
+            }
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let dto: ErrorDto = serde_json::from_slice(&bytes).unwrap_or_default();
+            let mut summary = dto.error_summary;
+            let causes: Vec<String> = dto
+                .error_causes
+                .into_iter()
+                .map(|c| c.error_summary)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !causes.is_empty() {
+                summary = format!("{summary} ({})", causes.join("; "));
+            }
+            if !dto.error_id.is_empty() {
+                summary = format!("{summary} [errorId {}]", dto.error_id);
+            }
+            let err = Error::Api {
+                endpoint: endpoint.to_string(),
+                status: status.as_u16(),
+                code: dto.error_code,
+                summary,
+            };
+            if status.is_server_error() && attempt < self.settings.attempts {
+                tracing::warn!(endpoint, attempt, error = %err, "okta server error, retrying");
+                tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+                continue;
+            }
+            return Err(err);
+        }
+    }
+
+    fn note_rate_headers(&self, bucket: &'static str, resp: &reqwest::Response) {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(remaining), Some(reset_epoch)) =
+            (header("x-rate-limit-remaining"), header("x-rate-limit-reset"))
+            && let Ok(mut b) = self.buckets.lock()
+        {
+            b.insert(
+                bucket,
+                Bucket {
+                    remaining,
+                    reset_epoch,
+                },
+            );
+        }
+    }
+
+    fn mark_exhausted(&self, bucket: &'static str) {
+        if let Ok(mut b) = self.buckets.lock() {
+            let entry = b.entry(bucket).or_insert(Bucket {
+                remaining: 0,
+                reset_epoch: now_epoch() + 1,
+            });
+            entry.remaining = 0;
+        }
+    }
+
+    /// When the bucket is spent, sleeps until its reset; refuses waits longer than allowed.
+    async fn wait_for_bucket(&self, bucket: &'static str, endpoint: &str) -> Result<(), Error> {
+        let state = self.buckets.lock().ok().and_then(|b| b.get(bucket).copied());
+        let Some(state) = state else { return Ok(()) };
+        if state.remaining > 0 {
+            return Ok(());
+        }
+        let now = now_epoch();
+        // The reset is whole seconds; wait one second past it so the new window has begun.
+        let wait = Duration::from_secs(state.reset_epoch.saturating_sub(now) + 1);
+        if wait > self.settings.max_rate_wait {
+            return Err(Error::RateLimited {
+                endpoint: endpoint.to_string(),
+            });
+        }
+        tracing::info!(
+            endpoint,
+            wait_ms = wait.as_millis() as u64,
+            "okta rate limit spent, waiting for reset"
+        );
+        tokio::time::sleep(wait).await;
+        if let Ok(mut b) = self.buckets.lock() {
+            b.remove(bucket);
+        }
+        Ok(())
+    }
+}
+
+fn now_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {
+    match resp.bytes().await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(e) => Err(Error::Network {
+            endpoint: endpoint.to_string(),
+            message: describe_reqwest(&e),
+        }),
+    }
+}
+
+fn to_model(dto: UserDto) -> OktaUser {
+    OktaUser {
+        id: OktaId(dto.id),
+        status: OktaStatus::parse(&dto.status),
+        last_updated: dto.last_updated,
+        profile: dto
+            .profile
+            .iter()
+            .filter_map(|(k, v)| profile_text(v).map(|t| (k.clone(), t)))
+            .collect(),
+    }
+}

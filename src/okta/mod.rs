@@ -1,0 +1,7 @@
+//! Okta: the only module that knows Okta's URLs, headers, JSON and paging.
+
+mod client;
+mod wire;
+
+pub use client::{Client, Counters, Error, PAGE_LIMIT};
+pub use wire::next_link;

@@ -1,0 +1,141 @@
+//! Okta's JSON and header formats: user DTOs, error bodies, the `Link` header. Private to `okta/`.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UserDto {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    #[serde(default)]
+    pub profile: BTreeMap<String, Value>,
+}
+
+/// An item of `/api/v1/apps/{id}/users?expand=user`: the Okta user is embedded.
+#[derive(Debug, Deserialize)]
+pub(super) struct ListItemDto {
+    #[serde(rename = "_embedded", default)]
+    pub embedded: Option<EmbeddedDto>,
+    #[serde(flatten)]
+    pub user: Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EmbeddedDto {
+    pub user: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ErrorDto {
+    #[serde(default)]
+    pub error_code: String,
+    #[serde(default)]
+    pub error_summary: String,
+    #[serde(default)]
+    pub error_id: String,
+    #[serde(default)]
+    pub error_causes: Vec<ErrorCauseDto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ErrorCauseDto {
+    #[serde(default)]
+    pub error_summary: String,
+}
+
+/// Finds the `rel="next"` target among `Link` headers, whether sent as several headers or one
+/// comma-joined value. Commas inside `<...>` belong to the URL.
+pub fn next_link<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    for value in values {
+        let mut rest = value;
+        while let Some(open) = rest.find('<') {
+            let after = &rest[open + 1..];
+            let close = after.find('>')?;
+            let target = &after[..close];
+            let params_all = &after[close + 1..];
+            let params_end = params_all.find('<').unwrap_or(params_all.len());
+            let params = &params_all[..params_end];
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim().trim_end_matches(',').trim();
+                let Some((k, v)) = p.split_once('=') else {
+                    return false;
+                };
+                k.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            });
+            if is_next {
+                return Some(target.to_string());
+            }
+            rest = &params_all[params_end..];
+        }
+    }
+    None
+}
+
+/// A profile value as text: strings as they are, numbers and booleans printed, null absent;
+/// arrays and objects are not mappable to a TELUS field and are left out.
+pub(super) fn profile_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_in_separate_headers() {
+        let headers = [
+            r#"<https://acme.okta.com/api/v1/users?limit=200>; rel="self""#,
+            r#"<https://acme.okta.com/api/v1/users?after=00u2&limit=200>; rel="next""#,
+        ];
+        assert_eq!(
+            next_link(headers).as_deref(),
+            Some("https://acme.okta.com/api/v1/users?after=00u2&limit=200")
+        );
+    }
+
+    #[test]
+    fn next_link_in_one_comma_joined_header() {
+        let header = r#"<https://acme.okta.com/api/v1/users?limit=200>; rel="self", <https://acme.okta.com/api/v1/users?after=00u2&limit=200>; rel="next""#;
+        assert_eq!(
+            next_link([header]).as_deref(),
+            Some("https://acme.okta.com/api/v1/users?after=00u2&limit=200")
+        );
+    }
+
+    #[test]
+    fn last_page_has_only_self() {
+        let header = r#"<https://acme.okta.com/api/v1/users?limit=200>; rel="self""#;
+        assert_eq!(next_link([header]), None);
+        assert_eq!(next_link(Vec::<&str>::new()), None);
+    }
+
+    #[test]
+    fn comma_inside_url_and_unquoted_rel() {
+        let header = r#"<https://acme.okta.com/api/v1/users?filter=a,b&after=x>;rel=next"#;
+        assert_eq!(
+            next_link([header]).as_deref(),
+            Some("https://acme.okta.com/api/v1/users?filter=a,b&after=x")
+        );
+    }
+
+    #[test]
+    fn malformed_link_yields_none() {
+        assert_eq!(next_link(["<https://acme.okta.com/api; rel=\"next\""]), None);
+        assert_eq!(next_link(["garbage"]), None);
+    }
+}

@@ -1,0 +1,604 @@
+//! The TELUS (RingCentral platform) client: jwt-bearer token grant with Basic client auth,
+//! extension and direct-number listings, contact updates, rate-limit groups and typed errors.
+//! Returns `model` types; never decides, never stores.
+
+use super::wire::{
+    ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto, contact_body, flatten_contact,
+};
+use crate::config::TelusConfig;
+use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
+use crate::model::{ExtId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusStatus, TelusUser};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// Records per page: RingCentral's maximum.
+pub const PER_PAGE: u32 = 1000;
+
+/// Refresh an access token this long before it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("telus {endpoint}: {message}")]
+    Network { endpoint: String, message: String },
+    #[error("telus {endpoint}: HTTP {status} {code}: {message}")]
+    Api {
+        endpoint: String,
+        status: u16,
+        code: String,
+        message: String,
+        parameter: Option<String>,
+    },
+    #[error("telus {endpoint}: request rate exceeded (CMN-301) after waiting")]
+    RateLimited { endpoint: String },
+    #[error("telus {endpoint}: unreadable response: {message}")]
+    Decode { endpoint: String, message: String },
+    #[error("telus {endpoint}: {message}")]
+    Paging { endpoint: String, message: String },
+    #[error("telus authentication failed: HTTP {status} {code}: {message}")]
+    Auth {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::RateLimited { .. } => true,
+            Error::Api { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The whole system is unusable this pass.
+    pub fn is_systemic(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => *status == 401 || *status >= 500,
+            Error::Network { .. }
+            | Error::RateLimited { .. }
+            | Error::Decode { .. }
+            | Error::Paging { .. }
+            | Error::Auth { .. } => true,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } | Error::Auth { code, .. } if !code.is_empty() => Some(code),
+            Error::RateLimited { .. } => Some("CMN-301"),
+            _ => None,
+        }
+    }
+
+    /// The admin-facing explanation (DESIGN.md's table).
+    pub fn explanation(&self) -> String {
+        match self {
+            Error::Api {
+                status,
+                code,
+                message,
+                parameter,
+                ..
+            } => explain(*status, code, message, parameter.as_deref()),
+            Error::RateLimited { .. } => {
+                "TELUS request rate exceeded; the change will be retried.".into()
+            }
+            Error::Auth { .. } => "TELUS authentication failed: check telus.client_id, client_secret and jwt (or run `auth telus`).".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Maps a RingCentral error to what an identity admin should read.
+pub fn explain(status: u16, code: &str, message: &str, parameter: Option<&str>) -> String {
+    let param = parameter.unwrap_or("value");
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("extension") && (lower.contains("already") || lower.contains("in use")) {
+        return "Extension already in use: see which extensions are free in the TELUS portal."
+            .into();
+    }
+    match code {
+        "CMN-101" => {
+            format!("The [{param}] is invalid. Please correct the value in Okta/Active Directory.")
+        }
+        "CMN-102" => format!(
+            "Resource for parameter [{param}] is not found: the value is missing in Okta/Active Directory."
+        ),
+        "CMN-103" => "JSON can not be parsed. Check the user's data in Okta/Active Directory.".into(),
+        "CMN-201" => "Service temporarily unavailable; will retry.".into(),
+        "CMN-301" => "TELUS request rate exceeded; the change will be retried.".into(),
+        _ if status == 503 => "Service temporarily unavailable; will retry.".into(),
+        _ if code.starts_with("OAU-") => format!(
+            "TELUS rejected the credentials ({code}): check the app's client id, secret and JWT."
+        ),
+        _ => format!("TELUS answered {status} {code}: {message}"),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GroupState {
+    remaining: u64,
+    /// When the current window ends (or a penalty is over).
+    until: Instant,
+}
+
+/// Requests sent and 429s received (for tests and metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+struct AccessToken {
+    value: SecretString,
+    expires_at: Instant,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    client_id: String,
+    client_secret: SecretString,
+    jwt: SecretString,
+    settings: HttpSettings,
+    token: tokio::sync::Mutex<Option<AccessToken>>,
+    groups: Mutex<HashMap<&'static str, GroupState>>,
+    pub counters: Counters,
+}
+
+const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
+const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
+
+impl Client {
+    pub fn new(cfg: &TelusConfig, settings: HttpSettings) -> Client {
+        Client {
+            http: build_client(&settings),
+            base: cfg.url.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret: cfg.client_secret.clone(),
+            jwt: cfg.jwt.clone(),
+            settings,
+            token: tokio::sync::Mutex::new(None),
+            groups: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Reads every user extension and the account's direct numbers, and joins them.
+    pub async fn fetch_users(&self) -> Result<Vec<TelusUser>, Error> {
+        let extensions: Vec<ExtensionDto> = self
+            .fetch_all(
+                LIST_EXTENSIONS,
+                &[("type", "User")],
+                "Medium",
+                "GET extension",
+            )
+            .await?;
+        let numbers: Vec<PhoneNumberDto> = self
+            .fetch_all(
+                LIST_NUMBERS,
+                &[("usageType", "DirectNumber")],
+                "Heavy",
+                "GET phone-number",
+            )
+            .await?;
+        // A user's direct number: its primary DirectNumber, else the lowest by number.
+        let mut direct: HashMap<String, (bool, String)> = HashMap::new();
+        for n in numbers {
+            let (Some(number), Some(ext)) = (n.phone_number, n.extension) else {
+                continue;
+            };
+            if n.usage_type.as_deref().is_some_and(|u| u != "DirectNumber") {
+                continue;
+            }
+            let primary = n.primary.unwrap_or(false);
+            let better = match direct.get(&ext.id) {
+                None => true,
+                Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
+            };
+            if better {
+                direct.insert(ext.id, (primary, number));
+            }
+        }
+        let mut users = Vec::with_capacity(extensions.len());
+        for e in extensions {
+            if e.kind.as_deref().is_some_and(|k| k != "User") {
+                continue;
+            }
+            let mut flat = Vec::new();
+            if let Some(contact) = &e.contact {
+                flatten_contact(contact, &mut flat);
+            }
+            let mut fields: BTreeMap<String, String> = flat.into_iter().collect();
+            if let Some(n) = e.extension_number {
+                fields.insert(TELUS_EXTENSION_NUMBER.to_string(), n);
+            }
+            if let Some((_, number)) = direct.remove(&e.id) {
+                fields.insert(TELUS_DIRECT_NUMBER.to_string(), number);
+            }
+            users.push(TelusUser {
+                id: ExtId(e.id),
+                status: TelusStatus::parse(e.status.as_deref().unwrap_or("")),
+                fields,
+            });
+        }
+        Ok(users)
+    }
+
+    /// `PUT extension/{id}` with the changed contact fields. `current` supplies the unchanged
+    /// address fields, which RingCentral needs because it replaces the address whole.
+    pub async fn update_contact(
+        &self,
+        current: &TelusUser,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), Error> {
+        let endpoint = format!("PUT extension/{}", current.id);
+        let mut url = self.base.clone();
+        url.set_path(&format!("{LIST_EXTENSIONS}/{}", current.id));
+        let flat: Vec<(String, String)> = current
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let body = contact_body(changes, &flat);
+        self.send("Medium", &endpoint, || self.http.put(url.clone()).json(&body))
+            .await?;
+        Ok(())
+    }
+
+    /// Follows `navigation.nextPage.uri` from the first page; refuses loops, other origins and
+    /// paging past `totalPages`.
+    async fn fetch_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        group: &'static str,
+        endpoint: &str,
+    ) -> Result<Vec<T>, Error> {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+            q.append_pair("perPage", &PER_PAGE.to_string());
+            q.append_pair("page", "1");
+        }
+        let mut seen = HashSet::new();
+        let mut seen_pages = HashSet::new();
+        let mut out = Vec::new();
+        let mut pages = 0u64;
+        loop {
+            if !seen.insert(url.to_string()) {
+                return Err(Error::Paging {
+                    endpoint: endpoint.to_string(),
+                    message: format!("page {url} was already read: the listing loops"),
+                });
+            }
+            let resp = self
+                .send(group, endpoint, || self.http.get(url.clone()))
+                .await?;
+            let page: ListDto<T> = decode(resp, endpoint).await?;
+            pages += 1;
+            if let Some(n) = page.paging.as_ref().and_then(|p| p.page)
+                && !seen_pages.insert(n)
+            {
+                return Err(Error::Paging {
+                    endpoint: endpoint.to_string(),
+                    message: format!("page {n} was served twice: the listing loops"),
+                });
+            }
+            out.extend(page.records);
+            if let Some(total) = page.paging.as_ref().and_then(|p| p.total_pages)
+                && pages > total.max(1)
+            {
+                return Err(Error::Paging {
+                    endpoint: endpoint.to_string(),
+                    message: format!("read {pages} pages but the server reported {total}"),
+                });
+            }
+            let next = page.navigation.and_then(|n| n.next_page).map(|p| p.uri);
+            match next {
+                Some(uri) => {
+                    url = same_origin_link(&self.base, &uri).map_err(|message| Error::Paging {
+                        endpoint: endpoint.to_string(),
+                        message,
+                    })?;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// A valid access token, fetched with the jwt-bearer grant when missing or about to expire.
+    async fn access_token(&self, force: bool) -> Result<SecretString, Error> {
+        let mut guard = self.token.lock().await;
+        if !force
+            && let Some(t) = guard.as_ref()
+            && t.expires_at > Instant::now() + TOKEN_MARGIN
+        {
+            return Ok(t.value.clone());
+        }
+        let mut url = self.base.clone();
+        url.set_path("/restapi/oauth/token");
+        let endpoint = "POST oauth/token";
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", self.jwt.expose_secret()),
+        ];
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            self.wait_for_group("Auth", endpoint).await?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let result = self
+                .http
+                .post(url.clone())
+                .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+                .form(&form)
+                .send()
+                .await;
+            match result {
+                Ok(r) => {
+                    self.note_rate_headers("Auth", &r);
+                    if (r.status().is_server_error() || r.status().as_u16() == 429)
+                        && attempt < self.settings.attempts
+                    {
+                        self.after_429_or_5xx("Auth", &r, attempt).await;
+                        continue;
+                    }
+                    break r;
+                }
+                Err(e) if attempt < self.settings.attempts => {
+                    tracing::warn!(endpoint, attempt, error = %describe_reqwest(&e), "telus token request failed, retrying");
+                    tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+                }
+                Err(e) => {
+                    return Err(Error::Network {
+                        endpoint: endpoint.to_string(),
+                        message: describe_reqwest(&e),
+                    });
+                }
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.bytes().await.unwrap_or_default();
+            let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
+            let first = dto.errors.first();
+            return Err(Error::Auth {
+                status: status.as_u16(),
+                code: first
+                    .and_then(|e| e.error_code.clone())
+                    .or(dto.oauth_error)
+                    .unwrap_or_default(),
+                message: dto
+                    .oauth_description
+                    .or_else(|| first.and_then(|e| e.message.clone()))
+                    .unwrap_or_default(),
+            });
+        }
+        let tok: TokenDto = decode(resp, endpoint).await?;
+        let value = SecretString::from(tok.access_token);
+        *guard = Some(AccessToken {
+            value: value.clone(),
+            expires_at: Instant::now() + Duration::from_secs(tok.expires_in.unwrap_or(3600)),
+        });
+        tracing::debug!(expires_in = tok.expires_in, "telus access token obtained");
+        Ok(value)
+    }
+
+    /// Sends with a Bearer token; paces by rate-limit group; retries 5xx, network errors and
+    /// 429 (after the penalty); refreshes the token once on a 401.
+    async fn send(
+        &self,
+        group: &'static str,
+        endpoint: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            let token = self.access_token(false).await?;
+            self.wait_for_group(group, endpoint).await?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let result = build()
+                .bearer_auth(token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await;
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = Error::Network {
+                        endpoint: endpoint.to_string(),
+                        message: describe_reqwest(&e),
+                    };
+                    if attempt < self.settings.attempts {
+                        tracing::warn!(endpoint, attempt, error = %err, "telus request failed, retrying");
+                        tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            self.note_rate_headers(group, &resp);
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(resp);
+            }
+            if status.as_u16() == 401 && !refreshed {
+                refreshed = true;
+                attempt -= 1;
+                self.access_token(true).await?;
+                continue;
+            }
+            if (status.as_u16() == 429 || status.is_server_error())
+                && attempt < self.settings.attempts
+            {
+                self.after_429_or_5xx(group, &resp, attempt).await;
+                continue;
+            }
+            if status.as_u16() == 429 {
+                self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::RateLimited {
+                    endpoint: endpoint.to_string(),
+                });
+            }
+            let body = resp.bytes().await.unwrap_or_default();
+            let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
+            let first = dto.errors.into_iter().next();
+            return Err(Error::Api {
+                endpoint: endpoint.to_string(),
+                status: status.as_u16(),
+                code: first
+                    .as_ref()
+                    .and_then(|e| e.error_code.clone())
+                    .or(dto.error_code)
+                    .unwrap_or_default(),
+                message: first
+                    .as_ref()
+                    .and_then(|e| e.message.clone())
+                    .or(dto.message)
+                    .unwrap_or_default(),
+                parameter: first.and_then(|e| e.parameter_name),
+            });
+        }
+    }
+
+    /// After a 429: nothing more goes to the group until `Retry-After` (else the window) has
+    /// passed, since every request during a penalty restarts it. After a 5xx: backoff.
+    async fn after_429_or_5xx(&self, group: &'static str, resp: &reqwest::Response, attempt: u32) {
+        if resp.status().as_u16() == 429 {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let secs = header("retry-after")
+                .or_else(|| header("x-rate-limit-window"))
+                .unwrap_or(60);
+            let until = Instant::now() + Duration::from_secs(secs);
+            if let Ok(mut g) = self.groups.lock() {
+                g.insert(
+                    group,
+                    GroupState {
+                        remaining: 0,
+                        until,
+                    },
+                );
+            }
+            tracing::warn!(group, penalty_s = secs, "telus rate limit hit, pausing group");
+        } else {
+            tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+        }
+    }
+
+    fn note_rate_headers(&self, group: &'static str, resp: &reqwest::Response) {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if resp.status().as_u16() == 429 {
+            return;
+        }
+        if let (Some(remaining), Some(window)) =
+            (header("x-rate-limit-remaining"), header("x-rate-limit-window"))
+            && let Ok(mut g) = self.groups.lock()
+        {
+            let now = Instant::now();
+            let entry = g.entry(group).or_insert(GroupState {
+                remaining,
+                until: now + Duration::from_secs(window),
+            });
+            // A window ends `window` seconds after it began; keep the earliest known end.
+            if entry.until <= now {
+                entry.until = now + Duration::from_secs(window);
+            }
+            entry.remaining = remaining;
+        }
+    }
+
+    /// Sleeps while the group's budget is spent or a penalty runs.
+    async fn wait_for_group(&self, group: &'static str, endpoint: &str) -> Result<(), Error> {
+        let state = self.groups.lock().ok().and_then(|g| g.get(group).copied());
+        let Some(state) = state else { return Ok(()) };
+        let now = Instant::now();
+        if state.remaining > 0 || state.until <= now {
+            return Ok(());
+        }
+        let wait = state.until - now;
+        if wait > self.settings.max_rate_wait {
+            return Err(Error::RateLimited {
+                endpoint: endpoint.to_string(),
+            });
+        }
+        tracing::info!(
+            group,
+            wait_ms = wait.as_millis() as u64,
+            "telus rate-limit budget spent, waiting"
+        );
+        tokio::time::sleep(wait).await;
+        if let Ok(mut g) = self.groups.lock() {
+            g.remove(group);
+        }
+        Ok(())
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) -> Result<T, Error> {
+    let bytes = resp.bytes().await.map_err(|e| Error::Network {
+        endpoint: endpoint.to_string(),
+        message: describe_reqwest(&e),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+        endpoint: endpoint.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_table_explanations() {
+        assert_eq!(
+            explain(400, "CMN-101", "Parameter [contact.email] value is invalid", Some("contact.email")),
+            "The [contact.email] is invalid. Please correct the value in Okta/Active Directory."
+        );
+        assert_eq!(
+            explain(404, "CMN-102", "Resource not found", Some("extensionId")),
+            "Resource for parameter [extensionId] is not found: the value is missing in Okta/Active Directory."
+        );
+        assert_eq!(
+            explain(400, "CMN-103", "", None),
+            "JSON can not be parsed. Check the user's data in Okta/Active Directory."
+        );
+        assert_eq!(
+            explain(503, "CMN-201", "", None),
+            "Service temporarily unavailable; will retry."
+        );
+        assert_eq!(
+            explain(503, "", "", None),
+            "Service temporarily unavailable; will retry."
+        );
+        assert!(
+            explain(400, "CMN-101", "Extension number is already in use", Some("extensionNumber"))
+                .starts_with("Extension already in use")
+        );
+    }
+}

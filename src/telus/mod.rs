@@ -1,0 +1,7 @@
+//! TELUS Business Connect (the RingCentral platform API): the only module that knows
+//! RingCentral's URLs, headers, JSON and paging.
+
+mod client;
+mod wire;
+
+pub use client::{Client, Counters, Error, PER_PAGE, explain};

@@ -1,0 +1,223 @@
+//! RingCentral's JSON: extension and phone-number listings, token and error bodies, and the
+//! contact update body. Private to `telus/`.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+/// RingCentral ids are int64 on the wire; accept a string too.
+fn id_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => Ok(n.to_string()),
+        Value::String(s) => Ok(s),
+        other => Err(serde::de::Error::custom(format!(
+            "id is {other}, expected a number"
+        ))),
+    }
+}
+
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListDto<T> {
+    #[serde(default = "Vec::new")]
+    pub records: Vec<T>,
+    #[serde(default)]
+    pub paging: Option<PagingDto>,
+    #[serde(default)]
+    pub navigation: Option<NavigationDto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PagingDto {
+    #[serde(default)]
+    pub page: Option<u64>,
+    #[serde(default)]
+    pub total_pages: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct NavigationDto {
+    #[serde(default)]
+    pub next_page: Option<UriDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UriDto {
+    pub uri: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ExtensionDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub extension_number: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub status: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "opt_text")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub contact: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PhoneNumberDto {
+    #[serde(default, deserialize_with = "opt_text")]
+    pub phone_number: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub primary: Option<bool>,
+    #[serde(default)]
+    pub extension: Option<PhoneExtensionDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PhoneExtensionDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenDto {
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ErrorDto {
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<ErrorItemDto>,
+    /// OAuth errors (`invalid_grant`, ...).
+    #[serde(default, rename = "error")]
+    pub oauth_error: Option<String>,
+    #[serde(default, rename = "error_description")]
+    pub oauth_description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ErrorItemDto {
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub parameter_name: Option<String>,
+}
+
+/// Flattens a `contact` object into `contact.*` paths (`contact.businessAddress.city`).
+pub(super) fn flatten_contact(contact: &Map<String, Value>, out: &mut Vec<(String, String)>) {
+    for (k, v) in contact {
+        match v {
+            Value::Object(inner) if k == "businessAddress" => {
+                for (ik, iv) in inner {
+                    if let Some(text) = scalar(iv) {
+                        out.push((format!("contact.businessAddress.{ik}"), text));
+                    }
+                }
+            }
+            other => {
+                if let Some(text) = scalar(other) {
+                    out.push((format!("contact.{k}"), text));
+                }
+            }
+        }
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Builds `{"contact": {...}}` for a set of `contact.*` paths. RingCentral replaces
+/// `businessAddress` as a whole, so an address change sends every address field, taking the
+/// unchanged ones from `current`. A cleared value is sent as the empty string.
+pub(super) fn contact_body(
+    changes: &[(String, Option<String>)],
+    current: &[(String, String)],
+) -> Value {
+    let mut contact = Map::new();
+    let mut address: Option<Map<String, Value>> = None;
+    for (path, value) in changes {
+        let value = Value::String(value.clone().unwrap_or_default());
+        if let Some(field) = path.strip_prefix("contact.businessAddress.") {
+            let addr = address.get_or_insert_with(|| {
+                current
+                    .iter()
+                    .filter_map(|(p, v)| {
+                        p.strip_prefix("contact.businessAddress.")
+                            .map(|f| (f.to_string(), Value::String(v.clone())))
+                    })
+                    .collect()
+            });
+            addr.insert(field.to_string(), value);
+        } else if let Some(field) = path.strip_prefix("contact.") {
+            contact.insert(field.to_string(), value);
+        }
+    }
+    if let Some(addr) = address {
+        contact.insert("businessAddress".into(), Value::Object(addr));
+    }
+    serde_json::json!({ "contact": contact })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_change_sends_the_whole_address() {
+        let current = vec![
+            ("contact.businessAddress.city".to_string(), "Vancouver".to_string()),
+            ("contact.businessAddress.zip".to_string(), "V6B 1A1".to_string()),
+            ("contact.firstName".to_string(), "Ana".to_string()),
+        ];
+        let body = contact_body(
+            &[
+                ("contact.businessAddress.city".into(), Some("Victoria".into())),
+                ("contact.department".into(), None),
+            ],
+            &current,
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"contact": {
+                "department": "",
+                "businessAddress": {"city": "Victoria", "zip": "V6B 1A1"}
+            }})
+        );
+    }
+
+    #[test]
+    fn ids_decode_from_numbers_or_strings() {
+        let e: ExtensionDto =
+            serde_json::from_str(r#"{"id": 12345678901, "extensionNumber": "101"}"#).unwrap();
+        assert_eq!(e.id, "12345678901");
+        let e: ExtensionDto = serde_json::from_str(r#"{"id": "77"}"#).unwrap();
+        assert_eq!(e.id, "77");
+        assert!(serde_json::from_str::<ExtensionDto>(r#"{"id": null}"#).is_err());
+    }
+}
