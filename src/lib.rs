@@ -8,3 +8,4 @@ pub mod config;
 pub mod http;
 pub mod okta;
 pub mod telus;
+pub mod store;

@@ -1,0 +1,685 @@
+//! The SQLite store: the only module with SQL. Holds passes, the latest snapshot of each
+//! side, links, baseline values and the journal of every change (planned → applied | failed).
+
+mod schema;
+
+use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
+use crate::reconcile::{Agreed, Baseline};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: corrupt row: {message}")]
+    Corrupt { path: String, message: String },
+    #[error(
+        "store {path}: schema version {found} is newer than this program knows ({known}); upgrade okta-telus-sync"
+    )]
+    TooNew {
+        path: String,
+        found: usize,
+        known: usize,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The outcome of one journalled change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Planned,
+    Applied,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Applied => "applied",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A change about to be made, as recorded before the call.
+#[derive(Debug, Clone)]
+pub struct JournalEntry<'a> {
+    pub pass_id: i64,
+    pub system: System,
+    pub okta_id: Option<&'a OktaId>,
+    pub ext_id: Option<&'a ExtId>,
+    pub user_email: &'a str,
+    pub attribute: &'a str,
+    pub field: &'a str,
+    pub old: Option<&'a str>,
+    pub new: Option<&'a str>,
+    pub rule: &'a str,
+}
+
+/// A journal row as read back for `history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalRow {
+    pub id: i64,
+    pub pass_id: i64,
+    pub time: String,
+    pub direction: String,
+    pub system: String,
+    pub user_email: String,
+    pub attribute: String,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub rule: String,
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub explanation: Option<String>,
+}
+
+/// What a finished pass records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassSummary {
+    pub outcome: String,
+    pub okta_read: usize,
+    pub telus_read: usize,
+    pub planned: usize,
+    pub applied: usize,
+    pub failed: usize,
+    pub failed_users: usize,
+    pub message: Option<String>,
+}
+
+/// A pass as read back for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassRow {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub summary: PassSummary,
+}
+
+/// Filters for `history`.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub since: Option<String>,
+    pub user_email: Option<String>,
+    pub attribute: Option<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store file, in WAL mode, and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let label = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| Error::Sql {
+            path: label.clone(),
+            source,
+        })?;
+        let store = Store { conn, path: label };
+        store
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| store.err(e))?;
+        store.init()?;
+        Ok(store)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|source| Error::Sql {
+            path: ":memory:".into(),
+            source,
+        })?;
+        let store = Store {
+            conn,
+            path: ":memory:".into(),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(&self.path)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn init(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        self.migrate()
+    }
+
+    /// Applies the migrations newer than `user_version`, each in its own transaction.
+    pub fn migrate(&self) -> Result<()> {
+        let version = self.schema_version()?;
+        if version > schema::MIGRATIONS.len() {
+            return Err(Error::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known: schema::MIGRATIONS.len(),
+            });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+            tx.execute_batch(sql).map_err(|e| self.err(e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<usize> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map(|v| v.max(0) as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn begin_pass(&self, kind: &str) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO passes (kind, started_at) VALUES (?1, ?2)",
+                params![kind, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_pass(&self, id: i64, s: &PassSummary) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE passes SET finished_at = ?2, outcome = ?3, okta_read = ?4, telus_read = ?5,
+                 planned = ?6, applied = ?7, failed = ?8, failed_users = ?9, message = ?10
+                 WHERE id = ?1",
+                params![
+                    id,
+                    now(),
+                    s.outcome,
+                    s.okta_read as i64,
+                    s.telus_read as i64,
+                    s.planned as i64,
+                    s.applied as i64,
+                    s.failed as i64,
+                    s.failed_users as i64,
+                    s.message
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn recent_passes(&self, limit: usize) -> Result<Vec<PassRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, kind, started_at, finished_at, outcome, okta_read, telus_read, planned,
+                        applied, failed, failed_users, message
+                 FROM passes ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(PassRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    summary: PassSummary {
+                        outcome: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        okta_read: r.get::<_, i64>(5)? as usize,
+                        telus_read: r.get::<_, i64>(6)? as usize,
+                        planned: r.get::<_, i64>(7)? as usize,
+                        applied: r.get::<_, i64>(8)? as usize,
+                        failed: r.get::<_, i64>(9)? as usize,
+                        failed_users: r.get::<_, i64>(10)? as usize,
+                        message: r.get(11)?,
+                    },
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Replaces both snapshots with the ones just read, in one transaction.
+    pub fn save_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM okta_users", [])
+            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM telus_users", [])
+            .map_err(|e| self.err(e))?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO okta_users (id, status, last_updated, profile) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| self.err(e))?;
+            for u in okta {
+                let profile = serde_json::to_string(&u.profile).unwrap_or_default();
+                ins.execute(params![u.id.0, u.status.as_str(), u.last_updated, profile])
+                    .map_err(|e| self.err(e))?;
+            }
+            let mut ins = tx
+                .prepare("INSERT INTO telus_users (id, status, fields) VALUES (?1, ?2, ?3)")
+                .map_err(|e| self.err(e))?;
+            for u in telus {
+                let fields = serde_json::to_string(&u.fields).unwrap_or_default();
+                ins.execute(params![u.id.0, u.status.as_str(), fields])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, status, last_updated, profile FROM okta_users ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, status, last_updated, profile) = row.map_err(|e| self.err(e))?;
+            let profile: BTreeMap<String, String> =
+                serde_json::from_str(&profile).map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("okta user {id}: {e}"),
+                })?;
+            out.push(OktaUser {
+                id: OktaId(id),
+                status: OktaStatus::parse(&status),
+                last_updated,
+                profile,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, status, fields FROM telus_users ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, status, fields) = row.map_err(|e| self.err(e))?;
+            let fields: BTreeMap<String, String> =
+                serde_json::from_str(&fields).map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("telus user {id}: {e}"),
+                })?;
+            out.push(TelusUser {
+                id: ExtId(id),
+                status: TelusStatus::parse(&status),
+                fields,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn links(&self) -> Result<Vec<Link>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT okta_id, ext_id FROM links ORDER BY okta_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Link {
+                    okta_id: OktaId(r.get(0)?),
+                    ext_id: ExtId(r.get(1)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records new links; a link replaces any older one on either end.
+    pub fn add_links(&self, links: &[Link]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        for l in links {
+            tx.execute(
+                "DELETE FROM links WHERE okta_id = ?1 OR ext_id = ?2",
+                params![l.okta_id.0, l.ext_id.0],
+            )
+            .map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO links (okta_id, ext_id, linked_at) VALUES (?1, ?2, ?3)",
+                params![l.okta_id.0, l.ext_id.0, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    pub fn baseline(&self) -> Result<Baseline> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT okta_id, attr, value FROM baseline")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    (OktaId(r.get::<_, String>(0)?), r.get::<_, String>(1)?),
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Baseline>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets (or with `None`, forgets) baseline values, in one transaction.
+    pub fn set_baseline(&self, values: &[Agreed]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let ts = now();
+        for a in values {
+            match &a.value {
+                Some(v) => tx.execute(
+                    "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![a.okta_id.0, a.attr, v, ts],
+                ),
+                None => tx.execute(
+                    "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
+                    params![a.okta_id.0, a.attr],
+                ),
+            }
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Journals a change as `planned`, before its call; returns the row id.
+    pub fn journal_planned(&self, e: &JournalEntry<'_>) -> Result<i64> {
+        let direction = match e.system {
+            System::Telus => "okta->telus",
+            System::Okta => "telus->okta",
+        };
+        self.conn
+            .execute(
+                "INSERT INTO journal (pass_id, time, direction, system, okta_id, ext_id, user_email,
+                 attribute, field, old, new, rule, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                params![
+                    e.pass_id,
+                    now(),
+                    direction,
+                    e.system.as_str(),
+                    e.okta_id.map(|i| i.0.as_str()),
+                    e.ext_id.map(|i| i.0.as_str()),
+                    e.user_email,
+                    e.attribute,
+                    e.field,
+                    e.old,
+                    e.new,
+                    e.rule
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how journalled changes ended, and on success their new baseline, atomically.
+    pub fn journal_outcome(
+        &self,
+        ids: &[i64],
+        outcome: Outcome,
+        error_code: Option<&str>,
+        explanation: Option<&str>,
+        baseline: &[Agreed],
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let ts = now();
+        for id in ids {
+            tx.execute(
+                "UPDATE journal SET outcome = ?2, error_code = ?3, explanation = ?4, time = ?5 WHERE id = ?1",
+                params![id, outcome.as_str(), error_code, explanation, ts],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        for a in baseline {
+            match &a.value {
+                Some(v) => tx.execute(
+                    "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    params![a.okta_id.0, a.attr, v, ts],
+                ),
+                None => tx.execute(
+                    "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
+                    params![a.okta_id.0, a.attr],
+                ),
+            }
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Journal rows, oldest first, filtered.
+    pub fn history(&self, f: &HistoryFilter) -> Result<Vec<JournalRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, pass_id, time, direction, system, user_email, attribute, field, old, new,
+                        rule, outcome, error_code, explanation
+                 FROM journal
+                 WHERE (?1 IS NULL OR time >= ?1)
+                   AND (?2 IS NULL OR lower(user_email) = lower(?2))
+                   AND (?3 IS NULL OR attribute = ?3)
+                 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![f.since, f.user_email, f.attribute], |r| {
+                Ok(JournalRow {
+                    id: r.get(0)?,
+                    pass_id: r.get(1)?,
+                    time: r.get(2)?,
+                    direction: r.get(3)?,
+                    system: r.get(4)?,
+                    user_email: r.get(5)?,
+                    attribute: r.get(6)?,
+                    field: r.get(7)?,
+                    old: r.get(8)?,
+                    new: r.get(9)?,
+                    rule: r.get(10)?,
+                    outcome: r.get(11)?,
+                    error_code: r.get(12)?,
+                    explanation: r.get(13)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Changes journalled as planned whose outcome was never recorded (a crash mid-call).
+    pub fn unfinished_count(&self) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM journal WHERE outcome = 'planned'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn last_pass_id(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT max(id) FROM passes", [], |r| r.get(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn okta(id: &str, email: &str) -> OktaUser {
+        OktaUser {
+            id: OktaId(id.into()),
+            status: OktaStatus::Active,
+            last_updated: Some("2026-01-01T00:00:00.000Z".into()),
+            profile: [("email".to_string(), email.to_string())].into(),
+        }
+    }
+
+    #[test]
+    fn migrations_run_twice_are_a_no_op() {
+        let s = Store::open_in_memory().unwrap();
+        assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len());
+        s.migrate().unwrap();
+        s.migrate().unwrap();
+        assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len());
+    }
+
+    #[test]
+    fn reopening_a_file_keeps_data_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = Store::open(&path).unwrap();
+            s.add_links(&[Link {
+                okta_id: OktaId("00u1".into()),
+                ext_id: ExtId("7".into()),
+            }])
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.links().unwrap().len(), 1);
+        assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(Store::open(&path), Err(Error::TooNew { .. })));
+    }
+
+    #[test]
+    fn snapshots_replace_the_previous_ones() {
+        let s = Store::open_in_memory().unwrap();
+        s.save_snapshots(&[okta("a", "a@x.ca"), okta("b", "b@x.ca")], &[])
+            .unwrap();
+        s.save_snapshots(&[okta("b", "b@x.ca")], &[]).unwrap();
+        let loaded = s.load_okta().unwrap();
+        assert_eq!(loaded, vec![okta("b", "b@x.ca")]);
+    }
+
+    #[test]
+    fn a_new_link_replaces_an_old_one_on_either_end() {
+        let s = Store::open_in_memory().unwrap();
+        let l = |o: &str, e: &str| Link {
+            okta_id: OktaId(o.into()),
+            ext_id: ExtId(e.into()),
+        };
+        s.add_links(&[l("a", "1"), l("b", "2")]).unwrap();
+        s.add_links(&[l("a", "2")]).unwrap();
+        assert_eq!(s.links().unwrap(), vec![l("a", "2")]);
+    }
+
+    #[test]
+    fn journal_outcome_sets_baseline_atomically() {
+        let s = Store::open_in_memory().unwrap();
+        let pass = s.begin_pass("full").unwrap();
+        let id = OktaId("00u1".into());
+        let row = s
+            .journal_planned(&JournalEntry {
+                pass_id: pass,
+                system: System::Telus,
+                okta_id: Some(&id),
+                ext_id: None,
+                user_email: "a@x.ca",
+                attribute: "city",
+                field: "contact.businessAddress.city",
+                old: Some("Vancouver"),
+                new: Some("Victoria"),
+                rule: "master",
+            })
+            .unwrap();
+        assert_eq!(s.unfinished_count().unwrap(), 1);
+        s.journal_outcome(
+            &[row],
+            Outcome::Applied,
+            None,
+            None,
+            &[Agreed {
+                okta_id: id.clone(),
+                attr: "city".into(),
+                value: Some("Victoria".into()),
+            }],
+        )
+        .unwrap();
+        assert_eq!(s.unfinished_count().unwrap(), 0);
+        assert_eq!(
+            s.baseline().unwrap().get(&(id, "city".to_string())),
+            Some(&"Victoria".to_string())
+        );
+        let h = s
+            .history(&HistoryFilter {
+                user_email: Some("A@X.CA".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].direction, "okta->telus");
+        assert_eq!(h[0].outcome, "applied");
+    }
+}

@@ -1,0 +1,66 @@
+//! The store's schema as append-only migrations, applied in order and keyed by SQLite's
+//! `user_version`. Never edit a shipped migration: add a new one.
+
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: passes, snapshots, links, baseline, journal.
+    r#"
+CREATE TABLE passes (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    outcome       TEXT,
+    okta_read     INTEGER NOT NULL DEFAULT 0,
+    telus_read    INTEGER NOT NULL DEFAULT 0,
+    planned       INTEGER NOT NULL DEFAULT 0,
+    applied       INTEGER NOT NULL DEFAULT 0,
+    failed        INTEGER NOT NULL DEFAULT 0,
+    failed_users  INTEGER NOT NULL DEFAULT 0,
+    message       TEXT
+);
+CREATE TABLE okta_users (
+    id            TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    last_updated  TEXT,
+    profile       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE telus_users (
+    id            TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    fields        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE links (
+    okta_id       TEXT PRIMARY KEY,
+    ext_id        TEXT NOT NULL UNIQUE,
+    linked_at     TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE baseline (
+    okta_id       TEXT NOT NULL,
+    attr          TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (okta_id, attr)
+) WITHOUT ROWID;
+CREATE TABLE journal (
+    id            INTEGER PRIMARY KEY,
+    pass_id       INTEGER NOT NULL REFERENCES passes(id),
+    time          TEXT NOT NULL,
+    direction     TEXT NOT NULL,
+    system        TEXT NOT NULL,
+    okta_id       TEXT,
+    ext_id        TEXT,
+    user_email    TEXT NOT NULL,
+    attribute     TEXT NOT NULL,
+    field         TEXT NOT NULL,
+    old           TEXT,
+    new           TEXT,
+    rule          TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    error_code    TEXT,
+    explanation   TEXT
+);
+CREATE INDEX journal_time ON journal(time);
+CREATE INDEX journal_user ON journal(user_email);
+CREATE INDEX journal_outcome ON journal(outcome) WHERE outcome = 'planned';
+"#,
+];
