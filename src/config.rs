@@ -574,6 +574,17 @@ fn check_cron(p: &mut Problems, key: &str, raw: Option<String>, default: &str) -
     }
 }
 
+/// The built-in mastering table (DESIGN.md) with every feature on.
+pub fn default_policy() -> Policy {
+    let mut p = Problems(Vec::new());
+    let rules = build_rules(&mut p, BTreeMap::new());
+    debug_assert!(p.0.is_empty(), "the built-in table is valid");
+    Policy {
+        rules,
+        features: Features::default(),
+    }
+}
+
 /// The mastering table: the built-in defaults, overridden row by row by `[attributes.*]`.
 fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRule> {
     let mut rows: BTreeMap<String, RawAttr> = BTreeMap::new();
@@ -620,11 +631,7 @@ fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRu
             continue;
         };
         let key = format!("attributes.{name}");
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || name.is_empty()
-        {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
             p.push(&key, "is not an Okta attribute name");
             continue;
         }
@@ -672,7 +679,9 @@ fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRu
                 for n in &names {
                     match System::parse(n) {
                         Some(s) if !list.contains(&s) => list.push(s),
-                        Some(_) => p.push(format!("{key}.master"), format!("{n:?} is listed twice")),
+                        Some(_) => {
+                            p.push(format!("{key}.master"), format!("{n:?} is listed twice"))
+                        }
                         None => p.push(
                             format!("{key}.master"),
                             format!("{n:?} is not \"okta\", \"telus\" or \"latest\""),
@@ -716,7 +725,9 @@ fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRu
                 None => {
                     p.push(
                         format!("{key}.normalize"),
-                        format!("{s:?} is not \"none\", \"email\", \"e164\" or \"iso-subdivision\""),
+                        format!(
+                            "{s:?} is not \"none\", \"email\", \"e164\" or \"iso-subdivision\""
+                        ),
                     );
                     continue;
                 }
@@ -761,7 +772,11 @@ jwt = "jwt-credential"
     }
 
     fn keys(text: &str) -> Vec<String> {
-        parse(text).unwrap_err().into_iter().map(|p| p.key).collect()
+        parse(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
     }
 
     #[test]
@@ -783,10 +798,7 @@ jwt = "jwt-credential"
     fn shipped_sync_toml_is_valid() {
         let text = include_str!("../sync.toml");
         let env = vec![
-            (
-                "OKTA_TELUS_SYNC__OKTA__TOKEN".to_string(),
-                "t".to_string(),
-            ),
+            ("OKTA_TELUS_SYNC__OKTA__TOKEN".to_string(), "t".to_string()),
             (
                 "OKTA_TELUS_SYNC__TELUS__CLIENT_SECRET".to_string(),
                 "s".to_string(),
@@ -832,7 +844,11 @@ jwt = "jwt-credential"
     fn plain_http_is_refused_except_loopback() {
         let text = MINIMAL.replace("https://example.okta.com", "http://example.okta.com");
         assert_eq!(keys(&text), vec!["okta.url"]);
-        for ok in ["http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:80"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9",
+            "http://[::1]:80",
+        ] {
             let text = MINIMAL.replace("https://example.okta.com", ok);
             assert!(parse(&text).is_ok(), "{ok}");
         }

@@ -57,7 +57,9 @@ pub fn same_origin_link(base: &Url, link: &str) -> Result<Url, String> {
 
 /// The delay before retry `attempt` (1-based): exponential with up to 50% jitter.
 pub fn backoff_delay(settings: &HttpSettings, attempt: u32) -> Duration {
-    let base = settings.backoff.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    let base = settings
+        .backoff
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

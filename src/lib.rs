@@ -1,11 +1,16 @@
 //! okta-telus-sync: keeps Okta and TELUS Business Connect in agreement, attribute by attribute.
 //! Modules in reading order: model, reconcile (pure core), config, the two API clients, store,
-//! apply, daemon, sandbox.
+//! apply, daemon, report, sandbox, telemetry.
 
-pub mod model;
-pub mod reconcile;
+pub mod apply;
 pub mod config;
+pub mod daemon;
 pub mod http;
+pub mod model;
 pub mod okta;
-pub mod telus;
+pub mod reconcile;
+pub mod report;
+pub mod sandbox;
 pub mod store;
+pub mod telemetry;
+pub mod telus;

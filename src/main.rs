@@ -1,1 +1,244 @@
-fn main() {}
+//! The `okta-telus-sync` binary: parses the command line, loads the config, sets up
+//! telemetry and runs the command. Nothing else.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::{config, report, sandbox, store, telemetry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for usage and configuration errors.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "okta-telus-sync",
+    version,
+    about = "Keeps Okta and TELUS Business Connect in agreement, attribute by attribute"
+)]
+struct Cli {
+    /// Path of the configuration file.
+    #[arg(long, global = true, default_value = "sync.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one pass now.
+    Sync {
+        /// Compute and print the plan; write nothing anywhere.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print what a pass would change; write nothing to either API or the store.
+    Plan {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate sync.toml; exit 2 naming each bad key.
+    CheckConfig,
+    /// Start built-in fake Okta and TELUS servers with demo data and run real passes against them.
+    Sandbox,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Sandbox => {
+            telemetry::init("error");
+            runtime.block_on(run_sandbox())
+        }
+        Command::CheckConfig => {
+            telemetry::init("info");
+            check_config(&cli.config)
+        }
+        Command::Sync { dry_run } => {
+            telemetry::init("info");
+            runtime.block_on(run_sync(&cli.config, dry_run, false))
+        }
+        Command::Plan { json } => {
+            telemetry::init("warn");
+            runtime.block_on(run_sync(&cli.config, true, json))
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: &std::path::Path) -> Result<config::Config, u8> {
+    config::load(path).map_err(|e| {
+        match e {
+            config::Error::Load { .. } => eprintln!("error: {e}"),
+            config::Error::Invalid { path, problems } => {
+                eprintln!("error: {} is invalid:", path.display());
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+            }
+        }
+        EXIT_CONFIG
+    })
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<u8> {
+    match load_config(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} attribute rows, store {}, okta {}, telus {})",
+                path.display(),
+                c.policy.rules.len(),
+                c.store_path.display(),
+                c.okta.url,
+                c.telus.url
+            );
+            Ok(0)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+async fn run_sync(path: &std::path::Path, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = store::Store::open(&config.store_path)
+        .with_context(|| format!("opening store {}", config.store_path.display()))?;
+    let clients = Clients::new(&config, HttpSettings::default());
+    let report = run_one_pass(&config, &clients, &store, PassOptions { dry_run }).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::plan_json(&report.plan))?
+        );
+    } else {
+        if dry_run {
+            print!("{}", report::plan_text(&report.plan));
+        }
+        print!("{}", report::pass_text(&report));
+    }
+    Ok(report.outcome.exit_code() as u8)
+}
+
+async fn run_sandbox() -> anyhow::Result<u8> {
+    let sb = sandbox::Sandbox::start_seeded()
+        .await
+        .context("starting the sandbox servers")?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config = sb.config(config::default_policy(), &dir.path().join("sandbox.db"));
+    println!(
+        "Sandbox: fake Okta at {}, fake TELUS at {}",
+        sb.okta.url(),
+        sb.telus.url()
+    );
+    println!("Store: {}\n", config.store_path.display());
+    let store = store::Store::open(&config.store_path)?;
+    let clients = Clients::new(&config, HttpSettings::default());
+
+    println!("== Plan (dry run) ==");
+    let dry = run_one_pass(&config, &clients, &store, PassOptions { dry_run: true }).await?;
+    print!("{}", report::plan_text(&dry.plan));
+
+    println!("\n== Pass 1 ==");
+    let first = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    print!("{}", report::pass_text(&first));
+
+    let writes_before = writes(&sb);
+    println!("\n== Pass 2 ==");
+    let second = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    print!("{}", report::pass_text(&second));
+    println!(
+        "Write requests sent in pass 2: {}",
+        writes(&sb) - writes_before
+    );
+
+    println!("\n== TELUS after the passes ==");
+    {
+        let st = sb.telus.lock();
+        let mut exts: Vec<_> = st.extensions.iter().collect();
+        exts.sort_by_key(|e| e.extension_number.clone());
+        for e in exts {
+            let c = |k: &str| {
+                e.contact
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let city = e
+                .contact
+                .get("businessAddress")
+                .and_then(|a| a.get("city"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            println!(
+                "  ext {:<4} {:<9} {:<30} {:<12} {:<13} {}",
+                e.extension_number,
+                e.status,
+                c("email"),
+                c("department"),
+                c("mobilePhone"),
+                city
+            );
+        }
+    }
+    println!("\n== Okta after the passes ==");
+    {
+        let st = sb.okta.lock();
+        for u in &st.users {
+            let p = |k: &str| {
+                u.profile
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            println!(
+                "  {:<9} {:<30} primaryPhone {}",
+                u.status,
+                p("email"),
+                p("primaryPhone")
+            );
+        }
+    }
+    println!(
+        "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
+    );
+    Ok(0)
+}
+
+fn writes(sb: &sandbox::Sandbox) -> usize {
+    let okta = sb.okta.lock().count("POST", "/api/v1/users/");
+    let telus = sb.telus.lock();
+    okta + telus.count("PUT", "/restapi/v1.0/") + telus.count("POST", "/restapi/v1.0/")
+}

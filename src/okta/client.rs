@@ -191,11 +191,9 @@ impl Client {
             }
             match next_link(links.iter().map(String::as_str)) {
                 Some(next) => {
-                    url = same_origin_link(&self.base, &next).map_err(|message| {
-                        Error::Paging {
-                            endpoint: endpoint.clone(),
-                            message,
-                        }
+                    url = same_origin_link(&self.base, &next).map_err(|message| Error::Paging {
+                        endpoint: endpoint.clone(),
+                        message,
                     })?
                 }
                 None => return Ok(users),
@@ -317,9 +315,10 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        if let (Some(remaining), Some(reset_epoch)) =
-            (header("x-rate-limit-remaining"), header("x-rate-limit-reset"))
-            && let Ok(mut b) = self.buckets.lock()
+        if let (Some(remaining), Some(reset_epoch)) = (
+            header("x-rate-limit-remaining"),
+            header("x-rate-limit-reset"),
+        ) && let Ok(mut b) = self.buckets.lock()
         {
             b.insert(
                 bucket,
@@ -343,7 +342,11 @@ impl Client {
 
     /// When the bucket is spent, sleeps until its reset; refuses waits longer than allowed.
     async fn wait_for_bucket(&self, bucket: &'static str, endpoint: &str) -> Result<(), Error> {
-        let state = self.buckets.lock().ok().and_then(|b| b.get(bucket).copied());
+        let state = self
+            .buckets
+            .lock()
+            .ok()
+            .and_then(|b| b.get(bucket).copied());
         let Some(state) = state else { return Ok(()) };
         if state.remaining > 0 {
             return Ok(());

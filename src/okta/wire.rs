@@ -135,7 +135,10 @@ mod tests {
 
     #[test]
     fn malformed_link_yields_none() {
-        assert_eq!(next_link(["<https://acme.okta.com/api; rel=\"next\""]), None);
+        assert_eq!(
+            next_link(["<https://acme.okta.com/api; rel=\"next\""]),
+            None
+        );
         assert_eq!(next_link(["garbage"]), None);
     }
 }

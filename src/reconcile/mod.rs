@@ -7,4 +7,6 @@ pub mod plan;
 pub mod policy;
 
 pub use diff::{Snapshot, plan_pass, telus_value};
-pub use plan::{Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef};
+pub use plan::{
+    Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
+};

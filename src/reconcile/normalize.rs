@@ -11,7 +11,10 @@ pub enum Norm {
     Value(String),
     /// Present but not understood (an unparseable phone, an unknown state): `trimmed` is the
     /// value as given, used only for comparison; `reason` is shown to the admin.
-    Invalid { trimmed: String, reason: String },
+    Invalid {
+        trimmed: String,
+        reason: String,
+    },
 }
 
 impl Norm {
@@ -274,7 +277,13 @@ mod tests {
 
     #[test]
     fn unparseable_phones_are_invalid() {
-        for raw in ["555-0142", "604-555-0142 x12", "+1 104 555 0142", "call me", "1+6045550142"] {
+        for raw in [
+            "555-0142",
+            "604-555-0142 x12",
+            "+1 104 555 0142",
+            "call me",
+            "1+6045550142",
+        ] {
             assert_eq!(e164(raw), None, "{raw}");
         }
     }

@@ -111,7 +111,9 @@ pub fn explain(status: u16, code: &str, message: &str, parameter: Option<&str>) 
         "CMN-102" => format!(
             "Resource for parameter [{param}] is not found: the value is missing in Okta/Active Directory."
         ),
-        "CMN-103" => "JSON can not be parsed. Check the user's data in Okta/Active Directory.".into(),
+        "CMN-103" => {
+            "JSON can not be parsed. Check the user's data in Okta/Active Directory.".into()
+        }
         "CMN-201" => "Service temporarily unavailable; will retry.".into(),
         "CMN-301" => "TELUS request rate exceeded; the change will be retried.".into(),
         _ if status == 503 => "Service temporarily unavailable; will retry.".into(),
@@ -248,8 +250,10 @@ impl Client {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let body = contact_body(changes, &flat);
-        self.send("Medium", &endpoint, || self.http.put(url.clone()).json(&body))
-            .await?;
+        self.send("Medium", &endpoint, || {
+            self.http.put(url.clone()).json(&body)
+        })
+        .await?;
         Ok(())
     }
 
@@ -499,7 +503,11 @@ impl Client {
                     },
                 );
             }
-            tracing::warn!(group, penalty_s = secs, "telus rate limit hit, pausing group");
+            tracing::warn!(
+                group,
+                penalty_s = secs,
+                "telus rate limit hit, pausing group"
+            );
         } else {
             tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
         }
@@ -515,9 +523,10 @@ impl Client {
         if resp.status().as_u16() == 429 {
             return;
         }
-        if let (Some(remaining), Some(window)) =
-            (header("x-rate-limit-remaining"), header("x-rate-limit-window"))
-            && let Ok(mut g) = self.groups.lock()
+        if let (Some(remaining), Some(window)) = (
+            header("x-rate-limit-remaining"),
+            header("x-rate-limit-window"),
+        ) && let Ok(mut g) = self.groups.lock()
         {
             let now = Instant::now();
             let entry = g.entry(group).or_insert(GroupState {
@@ -577,7 +586,12 @@ mod tests {
     #[test]
     fn design_table_explanations() {
         assert_eq!(
-            explain(400, "CMN-101", "Parameter [contact.email] value is invalid", Some("contact.email")),
+            explain(
+                400,
+                "CMN-101",
+                "Parameter [contact.email] value is invalid",
+                Some("contact.email")
+            ),
             "The [contact.email] is invalid. Please correct the value in Okta/Active Directory."
         );
         assert_eq!(
@@ -597,8 +611,13 @@ mod tests {
             "Service temporarily unavailable; will retry."
         );
         assert!(
-            explain(400, "CMN-101", "Extension number is already in use", Some("extensionNumber"))
-                .starts_with("Extension already in use")
+            explain(
+                400,
+                "CMN-101",
+                "Extension number is already in use",
+                Some("extensionNumber")
+            )
+            .starts_with("Extension already in use")
         );
     }
 }

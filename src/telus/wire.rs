@@ -191,13 +191,22 @@ mod tests {
     #[test]
     fn address_change_sends_the_whole_address() {
         let current = vec![
-            ("contact.businessAddress.city".to_string(), "Vancouver".to_string()),
-            ("contact.businessAddress.zip".to_string(), "V6B 1A1".to_string()),
+            (
+                "contact.businessAddress.city".to_string(),
+                "Vancouver".to_string(),
+            ),
+            (
+                "contact.businessAddress.zip".to_string(),
+                "V6B 1A1".to_string(),
+            ),
             ("contact.firstName".to_string(), "Ana".to_string()),
         ];
         let body = contact_body(
             &[
-                ("contact.businessAddress.city".into(), Some("Victoria".into())),
+                (
+                    "contact.businessAddress.city".into(),
+                    Some("Victoria".into()),
+                ),
                 ("contact.department".into(), None),
             ],
             &current,

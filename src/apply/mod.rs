@@ -1,0 +1,201 @@
+//! Executes a `Plan`: the only caller of mutating API methods. Every change is journalled
+//! `planned` before its call and `applied` or `failed` after it; the baseline moves only after
+//! a confirmed write. One user's failure never stops the others; a whole-system failure ends
+//! the apply cleanly.
+
+use crate::model::{ExtId, System, TelusUser};
+use crate::reconcile::{Agreed, Plan, PlannedAction, UserRef};
+use crate::store::{JournalEntry, Outcome, Store};
+use crate::{okta, telus};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tracing::Instrument;
+
+/// What applying a plan did.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Attribute changes confirmed by the target.
+    pub applied: usize,
+    /// Attribute changes the target refused or that could not be sent.
+    pub failed: usize,
+    pub failed_users: BTreeSet<UserRef>,
+    /// Set when a whole system failed and the rest of the plan was not attempted.
+    pub systemic: Option<String>,
+}
+
+/// A write's failure, reduced to what the journal and the pass need.
+struct WriteError {
+    code: Option<String>,
+    explanation: String,
+    message: String,
+    systemic: bool,
+}
+
+impl From<okta::Error> for WriteError {
+    fn from(e: okta::Error) -> Self {
+        WriteError {
+            code: e.code().map(str::to_string),
+            explanation: e.explanation(),
+            message: e.to_string(),
+            systemic: e.is_systemic(),
+        }
+    }
+}
+
+impl From<telus::Error> for WriteError {
+    fn from(e: telus::Error) -> Self {
+        WriteError {
+            code: e.code().map(str::to_string),
+            explanation: e.explanation(),
+            message: e.to_string(),
+            systemic: e.is_systemic(),
+        }
+    }
+}
+
+/// Applies every action of the plan in order. Errors only for the store itself.
+pub async fn apply_plan(
+    plan: &Plan,
+    pass_id: i64,
+    store: &Store,
+    okta: &okta::Client,
+    telus: &telus::Client,
+    telus_users: &HashMap<ExtId, TelusUser>,
+) -> Result<ApplyReport, crate::store::Error> {
+    let mut report = ApplyReport::default();
+    for action in &plan.actions {
+        let span = tracing::debug_span!(
+            "action",
+            user_key = %action.user.email,
+            system = action.system.as_str(),
+            action = "update"
+        );
+        let done = apply_action(
+            action,
+            pass_id,
+            store,
+            okta,
+            telus,
+            telus_users,
+            &mut report,
+        )
+        .instrument(span)
+        .await?;
+        if !done {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Returns false when a whole system failed and the apply must stop.
+async fn apply_action(
+    action: &PlannedAction,
+    pass_id: i64,
+    store: &Store,
+    okta: &okta::Client,
+    telus: &telus::Client,
+    telus_users: &HashMap<ExtId, TelusUser>,
+    report: &mut ApplyReport,
+) -> Result<bool, crate::store::Error> {
+    let changes = action.changes();
+    let mut rows = Vec::with_capacity(changes.len());
+    for c in changes {
+        rows.push(store.journal_planned(&JournalEntry {
+            pass_id,
+            system: action.system,
+            okta_id: action.user.okta_id.as_ref(),
+            ext_id: action.user.ext_id.as_ref(),
+            user_email: &action.user.email,
+            attribute: &c.attr,
+            field: &c.field,
+            old: c.old.as_deref(),
+            new: c.new.as_deref(),
+            rule: c.rule.as_str(),
+        })?);
+    }
+    let result: Result<(), WriteError> = match action.system {
+        System::Okta => match &action.user.okta_id {
+            Some(id) => {
+                let body: BTreeMap<String, Option<String>> = changes
+                    .iter()
+                    .map(|c| (c.field.clone(), c.new.clone()))
+                    .collect();
+                okta.update_profile(id, &body)
+                    .await
+                    .map(|_| ())
+                    .map_err(WriteError::from)
+            }
+            None => Err(missing("the Okta user id")),
+        },
+        System::Telus => match action
+            .user
+            .ext_id
+            .as_ref()
+            .and_then(|id| telus_users.get(id))
+        {
+            Some(current) => {
+                let body: Vec<(String, Option<String>)> = changes
+                    .iter()
+                    .map(|c| (c.field.clone(), c.new.clone()))
+                    .collect();
+                telus
+                    .update_contact(current, &body)
+                    .await
+                    .map_err(WriteError::from)
+            }
+            None => Err(missing("the TELUS extension")),
+        },
+    };
+    match result {
+        Ok(()) => {
+            let baseline: Vec<Agreed> = match &action.user.okta_id {
+                Some(okta_id) => changes
+                    .iter()
+                    .map(|c| Agreed {
+                        okta_id: okta_id.clone(),
+                        attr: c.attr.clone(),
+                        value: c.new.clone(),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            store.journal_outcome(&rows, Outcome::Applied, None, None, &baseline)?;
+            report.applied += changes.len();
+            tracing::debug!(changes = changes.len(), "applied");
+            Ok(true)
+        }
+        Err(e) => {
+            store.journal_outcome(
+                &rows,
+                Outcome::Failed,
+                e.code.as_deref(),
+                Some(&e.explanation),
+                &[],
+            )?;
+            report.failed += changes.len();
+            report.failed_users.insert(action.user.clone());
+            if e.systemic {
+                tracing::error!(error = %e.message, "whole-system failure, stopping the apply");
+                report.systemic = Some(e.message);
+                Ok(false)
+            } else {
+                tracing::warn!(
+                    user = %action.user.email,
+                    code = e.code.as_deref().unwrap_or(""),
+                    explanation = %e.explanation,
+                    "change failed"
+                );
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn missing(what: &str) -> WriteError {
+    WriteError {
+        code: None,
+        explanation: format!("{what} is not in this pass's snapshot"),
+        message: format!("{what} is not in this pass's snapshot"),
+        systemic: false,
+    }
+}

@@ -1,0 +1,3 @@
+//! The daemon shell around passes. For now: one pass at a time on demand (`pass`).
+
+pub mod pass;

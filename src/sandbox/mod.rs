@@ -1,0 +1,83 @@
+//! In-process fake Okta and TELUS servers on loopback (real HTTP, ephemeral ports) that speak
+//! the real wire formats; the demo a new user runs first, and the peers of the end-to-end
+//! tests.
+
+// Handlers return an early `Response` as their error; its size does not matter in a fake.
+#[allow(clippy::result_large_err)]
+pub mod okta;
+pub mod seed;
+#[allow(clippy::result_large_err)]
+pub mod telus;
+
+use crate::config::{Config, OktaConfig, OktaScope, Safety, Schedule, TelusConfig};
+use crate::reconcile::policy::Policy;
+use secrecy::SecretString;
+use std::path::Path;
+
+pub const OKTA_TOKEN: &str = "sandbox-okta-api-token";
+pub const TELUS_CLIENT_ID: &str = "sandbox-client-id";
+pub const TELUS_CLIENT_SECRET: &str = "sandbox-client-secret";
+pub const TELUS_JWT: &str = "sandbox.jwt.credential";
+
+/// Both fakes, running.
+pub struct Sandbox {
+    pub okta: okta::FakeOkta,
+    pub telus: telus::FakeTelus,
+}
+
+impl Sandbox {
+    /// Starts both fakes with the demo directory.
+    pub async fn start_seeded() -> std::io::Result<Sandbox> {
+        Sandbox::start(
+            seed::with_known_primary_phones(seed::okta_users()),
+            seed::telus_extensions(),
+            seed::telus_numbers(),
+        )
+        .await
+    }
+
+    pub async fn start(
+        okta_users: Vec<okta::FakeOktaUser>,
+        extensions: Vec<telus::FakeExtension>,
+        numbers: Vec<telus::FakeNumber>,
+    ) -> std::io::Result<Sandbox> {
+        let okta = okta::FakeOkta::start(okta::OktaState::new(okta_users, OKTA_TOKEN)).await?;
+        let telus = telus::FakeTelus::start(telus::TelusState::new(
+            extensions,
+            numbers,
+            TELUS_CLIENT_ID,
+            TELUS_CLIENT_SECRET,
+            TELUS_JWT,
+        ))
+        .await?;
+        Ok(Sandbox { okta, telus })
+    }
+
+    /// A configuration pointing at the fakes, with the given policy and store file.
+    pub fn config(&self, policy: Policy, store_path: &Path) -> Config {
+        Config {
+            okta: OktaConfig {
+                url: url::Url::parse(&self.okta.url()).expect("loopback URL"),
+                token: SecretString::from(OKTA_TOKEN),
+                scope: OktaScope::All,
+            },
+            telus: TelusConfig {
+                url: url::Url::parse(&self.telus.url()).expect("loopback URL"),
+                brand_id: "7310".into(),
+                client_id: TELUS_CLIENT_ID.into(),
+                client_secret: SecretString::from(TELUS_CLIENT_SECRET),
+                jwt: SecretString::from(TELUS_JWT),
+            },
+            store_path: store_path.to_path_buf(),
+            schedule: Schedule {
+                cron: "0 */15 * * * *".into(),
+                full_cron: "0 0 3 * * *".into(),
+            },
+            safety: Safety {
+                max_deactivations: 10,
+                max_changed_percent: 100,
+            },
+            policy,
+        }
+    }
+}

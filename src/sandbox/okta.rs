@@ -1,0 +1,472 @@
+//! A fake Okta Management API on loopback: SSWS auth, `/api/v1/users` with `Link` paging and
+//! the `lastUpdated gt` filter, partial profile updates, rate-limit headers, Okta error bodies.
+//! It records every request so tests can count them.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How the `Link` headers of a page are sent: Okta sends one header per link; some proxies
+/// join them into one comma-separated header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStyle {
+    Separate,
+    Joined,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeOktaUser {
+    pub id: String,
+    pub status: String,
+    pub last_updated: String,
+    pub profile: Map<String, Value>,
+}
+
+/// One request as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: String,
+}
+
+#[derive(Debug)]
+pub struct OktaState {
+    pub users: Vec<FakeOktaUser>,
+    pub token: String,
+    pub link_style: LinkStyle,
+    /// Requests allowed per bucket per window.
+    pub rate_limit: u64,
+    pub window_secs: u64,
+    buckets: HashMap<&'static str, (u64, u64)>,
+    pub requests: Vec<Request>,
+    pub rate_limited: u64,
+    clock: u64,
+}
+
+impl OktaState {
+    pub fn new(users: Vec<FakeOktaUser>, token: &str) -> OktaState {
+        OktaState {
+            users,
+            token: token.to_string(),
+            link_style: LinkStyle::Separate,
+            rate_limit: 600,
+            window_secs: 60,
+            buckets: HashMap::new(),
+            requests: Vec::new(),
+            rate_limited: 0,
+            clock: 0,
+        }
+    }
+
+    /// Requests with this method whose path starts with `prefix`.
+    pub fn count(&self, method: &str, prefix: &str) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .count()
+    }
+
+    pub fn user(&self, id: &str) -> Option<&FakeOktaUser> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<&FakeOktaUser> {
+        self.users.iter().find(|u| {
+            u.profile
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    }
+
+    /// A monotonic `lastUpdated` so that each write is strictly later than the previous one.
+    fn tick(&mut self) -> String {
+        self.clock += 1;
+        let now = now_epoch_ms().max(self.clock);
+        self.clock = now;
+        chrono::DateTime::from_timestamp_millis(now as i64)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+}
+
+pub type Shared = Arc<Mutex<OktaState>>;
+
+pub struct FakeOkta {
+    pub addr: SocketAddr,
+    pub state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeOkta {
+    pub async fn start(state: OktaState) -> std::io::Result<FakeOkta> {
+        let state = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route("/api/v1/users", get(list_users))
+            .route("/api/v1/groups/{gid}/users", get(list_users))
+            .route("/api/v1/users/{id}", get(get_user).post(update_user))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeOkta { addr, state, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, OktaState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for FakeOkta {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now_epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Response {
+    let body = json!({
+        "errorCode": code,
+        "errorSummary": summary,
+        "errorLink": code,
+        "errorId": format!("oae{}", now_epoch_ms()),
+        "errorCauses": causes.iter().map(|c| json!({"errorSummary": c})).collect::<Vec<_>>(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Logs the request, checks SSWS auth and the bucket's budget; on success returns the rate
+/// headers to attach.
+fn admit(
+    st: &mut OktaState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    bucket: &'static str,
+) -> Result<HeaderMap, Response> {
+    st.requests.push(Request {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
+    let expected = format!("SSWS {}", st.token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "E0000011",
+            "Invalid token provided",
+            &[],
+        ));
+    }
+    let now = now_epoch_ms() / 1000;
+    let (limit, window) = (st.rate_limit, st.window_secs.max(1));
+    let entry = st.buckets.entry(bucket).or_insert((limit, now + window));
+    if entry.1 <= now {
+        *entry = (limit, now + window);
+    }
+    let mut rate = HeaderMap::new();
+    rate.insert("x-rate-limit-limit", HeaderValue::from(limit));
+    rate.insert("x-rate-limit-reset", HeaderValue::from(entry.1));
+    if entry.0 == 0 {
+        rate.insert("x-rate-limit-remaining", HeaderValue::from(0u64));
+        st.rate_limited += 1;
+        let mut resp = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        );
+        resp.headers_mut().extend(rate);
+        return Err(resp);
+    }
+    entry.0 -= 1;
+    rate.insert("x-rate-limit-remaining", HeaderValue::from(entry.0));
+    Ok(rate)
+}
+
+fn user_json(u: &FakeOktaUser, base: &str) -> Value {
+    json!({
+        "id": u.id,
+        "status": u.status,
+        "created": "2024-03-01T16:00:00.000Z",
+        "activated": "2024-03-01T16:00:00.000Z",
+        "statusChanged": "2024-03-01T16:00:00.000Z",
+        "lastLogin": null,
+        "lastUpdated": u.last_updated,
+        "passwordChanged": null,
+        "type": {"id": "oty1fakeusertype"},
+        "profile": u.profile,
+        "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+        "_links": {"self": {"href": format!("{base}/api/v1/users/{}", u.id)}},
+    })
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Parses the one filter this fake supports: `lastUpdated gt "<RFC 3339>"`.
+fn parse_filter(filter: &str) -> Option<String> {
+    let rest = filter.trim().strip_prefix("lastUpdated gt ")?;
+    let value = rest.trim().strip_prefix('"')?.strip_suffix('"')?;
+    chrono::DateTime::parse_from_rfc3339(value).ok()?;
+    Some(value.to_string())
+}
+
+async fn list_users(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    gid: Option<Path<String>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "users-list") {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let _ = gid;
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 200,
+        Some(Ok(n)) if n >= 1 => n.min(200),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "E0000001",
+                "Api validation failed: limit",
+                &["limit: must be a positive integer".into()],
+            );
+        }
+    };
+    let since = match q.get("filter") {
+        None => None,
+        Some(f) => match parse_filter(f) {
+            Some(s) => Some(s),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000031",
+                    "Invalid search criteria.",
+                    &[],
+                );
+            }
+        },
+    };
+    let mut users: Vec<&FakeOktaUser> = st
+        .users
+        .iter()
+        .filter(|u| {
+            since.as_deref().is_none_or(|s| {
+                match (
+                    chrono::DateTime::parse_from_rfc3339(&u.last_updated),
+                    chrono::DateTime::parse_from_rfc3339(s),
+                ) {
+                    (Ok(a), Ok(b)) => a > b,
+                    _ => true,
+                }
+            })
+        })
+        .collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    let start = match q.get("after") {
+        Some(after) => users
+            .iter()
+            .position(|u| u.id > *after)
+            .unwrap_or(users.len()),
+        None => 0,
+    };
+    let page: Vec<&FakeOktaUser> = users.iter().skip(start).take(limit).copied().collect();
+    let base = base_url(&headers);
+    let body: Vec<Value> = page.iter().map(|u| user_json(u, &base)).collect();
+    let self_link = format!("<{base}{uri}>; rel=\"self\"");
+    let next_link = if start + page.len() < users.len() {
+        page.last().map(|last| {
+            let mut next = url::Url::parse(&format!("{base}{}", uri.path())).ok()?;
+            {
+                let mut qp = next.query_pairs_mut();
+                for (k, v) in &q {
+                    if k != "after" {
+                        qp.append_pair(k, v);
+                    }
+                }
+                qp.append_pair("after", &last.id);
+            }
+            Some(format!("<{next}>; rel=\"next\""))
+        })
+    } else {
+        None
+    }
+    .flatten();
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.extend(rate);
+    match (st.link_style, next_link) {
+        (LinkStyle::Separate, Some(next)) => {
+            h.append(
+                "link",
+                HeaderValue::from_str(&self_link).unwrap_or(HeaderValue::from_static("")),
+            );
+            h.append(
+                "link",
+                HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        (LinkStyle::Joined, Some(next)) => {
+            h.append(
+                "link",
+                HeaderValue::from_str(&format!("{self_link}, {next}"))
+                    .unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        (_, None) => {
+            h.append(
+                "link",
+                HeaderValue::from_str(&self_link).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+    }
+    resp
+}
+
+async fn get_user(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "users-get") {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let base = base_url(&headers);
+    match st.user(&id) {
+        Some(u) => {
+            let mut resp = axum::Json(user_json(u, &base)).into_response();
+            resp.headers_mut().extend(rate);
+            resp
+        }
+        None => not_found(&id),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "E0000007",
+        &format!("Not found: Resource not found: {id} (User)"),
+        &[],
+    )
+}
+
+/// `POST /api/v1/users/{id}`: a partial update; only the attributes sent change, null clears.
+async fn update_user(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, &body, "users-update") {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "E0000003",
+                "The request body was not well-formed.",
+                &[],
+            );
+        }
+    };
+    let Some(changes) = parsed.get("profile").and_then(Value::as_object).cloned() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "E0000001",
+            "Api validation failed: profile",
+            &["profile: The profile object is required".into()],
+        );
+    };
+    let Some(idx) = st.users.iter().position(|u| u.id == id) else {
+        return not_found(&id);
+    };
+    let mut profile = st.users[idx].profile.clone();
+    let mut causes = Vec::new();
+    for (k, v) in changes {
+        match v {
+            Value::Null => {
+                profile.remove(&k);
+            }
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                profile.insert(k, v);
+            }
+            _ => causes.push(format!("{k}: Invalid value")),
+        }
+    }
+    for required in ["login", "email", "firstName", "lastName"] {
+        let blank = profile
+            .get(required)
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.trim().is_empty());
+        if blank {
+            causes.push(format!("{required}: The field cannot be left blank"));
+        }
+    }
+    if let Some(email) = profile.get("email").and_then(Value::as_str)
+        && !email.is_empty()
+        && !email.contains('@')
+    {
+        causes.push("email: Does not match required pattern".into());
+    }
+    if !causes.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "E0000001",
+            "Api validation failed: profile",
+            &causes,
+        );
+    }
+    let stamp = st.tick();
+    let user = &mut st.users[idx];
+    user.profile = profile;
+    user.last_updated = stamp;
+    let base = base_url(&headers);
+    let mut resp = axum::Json(user_json(user, &base)).into_response();
+    resp.headers_mut().extend(rate);
+    resp
+}

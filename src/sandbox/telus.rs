@@ -1,0 +1,676 @@
+//! A fake TELUS / RingCentral platform API on loopback: the jwt-bearer token grant with Basic
+//! client auth, expiring access tokens, extension and phone-number listings with page
+//! navigation, extension updates, rate-limit groups with RingCentral's penalty rule, and
+//! RingCentral error bodies. It records every request so tests can count them.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use super::okta::Request;
+
+#[derive(Debug, Clone)]
+pub struct FakeExtension {
+    pub id: i64,
+    pub extension_number: String,
+    pub status: String,
+    pub kind: String,
+    pub contact: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeNumber {
+    pub id: i64,
+    pub phone_number: String,
+    pub usage_type: String,
+    pub primary: bool,
+    pub extension_id: Option<i64>,
+}
+
+/// A rate-limit group's budget per window and its current state.
+#[derive(Debug, Clone)]
+struct Group {
+    limit: u64,
+    used: u64,
+    window_start: Instant,
+    penalty_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct TelusState {
+    pub extensions: Vec<FakeExtension>,
+    pub numbers: Vec<FakeNumber>,
+    pub client_id: String,
+    pub client_secret: String,
+    pub jwt: String,
+    pub token_ttl: Duration,
+    pub window: Duration,
+    tokens: HashMap<String, Instant>,
+    groups: HashMap<&'static str, Group>,
+    issued: u64,
+    pub requests: Vec<Request>,
+    pub rate_limited: u64,
+    /// Requests that arrived while their group was in a penalty (each restarts it).
+    pub sent_during_penalty: u64,
+}
+
+impl TelusState {
+    pub fn new(
+        extensions: Vec<FakeExtension>,
+        numbers: Vec<FakeNumber>,
+        client_id: &str,
+        client_secret: &str,
+        jwt: &str,
+    ) -> TelusState {
+        TelusState {
+            extensions,
+            numbers,
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            jwt: jwt.into(),
+            token_ttl: Duration::from_secs(3600),
+            window: Duration::from_secs(60),
+            tokens: HashMap::new(),
+            groups: HashMap::new(),
+            issued: 0,
+            requests: Vec::new(),
+            rate_limited: 0,
+            sent_during_penalty: 0,
+        }
+    }
+
+    pub fn count(&self, method: &str, prefix: &str) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .count()
+    }
+
+    pub fn extension(&self, id: i64) -> Option<&FakeExtension> {
+        self.extensions.iter().find(|e| e.id == id)
+    }
+
+    pub fn extension_by_email(&self, email: &str) -> Option<&FakeExtension> {
+        self.extensions.iter().find(|e| {
+            e.contact
+                .get("email")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.eq_ignore_ascii_case(email))
+        })
+    }
+}
+
+/// RingCentral's published budgets per window.
+fn group_limit(group: &str) -> u64 {
+    match group {
+        "Light" => 50,
+        "Medium" => 40,
+        "Heavy" => 10,
+        _ => 5,
+    }
+}
+
+pub type Shared = Arc<Mutex<TelusState>>;
+
+pub struct FakeTelus {
+    pub addr: SocketAddr,
+    pub state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTelus {
+    pub async fn start(state: TelusState) -> std::io::Result<FakeTelus> {
+        let state = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route("/restapi/oauth/token", post(token))
+            .route(
+                "/restapi/v1.0/account/{account}/extension",
+                get(list_extensions),
+            )
+            .route(
+                "/restapi/v1.0/account/{account}/extension/{id}",
+                get(get_extension).put(update_extension),
+            )
+            .route(
+                "/restapi/v1.0/account/{account}/phone-number",
+                get(list_numbers),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(FakeTelus { addr, state, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, TelusState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for FakeTelus {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn rc_error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response {
+    let mut item = json!({"errorCode": code, "message": message});
+    if let Some(p) = parameter {
+        item["parameterName"] = json!(p);
+    }
+    let body = json!({"errorCode": code, "message": message, "errors": [item]});
+    (status, axum::Json(body)).into_response()
+}
+
+fn log(st: &mut TelusState, method: &Method, uri: &Uri, body: &[u8]) {
+    st.requests.push(Request {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    });
+}
+
+/// Applies the group's budget. During a penalty every request is refused and restarts it.
+fn throttle(st: &mut TelusState, group: &'static str) -> Result<HeaderMap, Response> {
+    let now = Instant::now();
+    let window = st.window;
+    let g = st.groups.entry(group).or_insert(Group {
+        limit: group_limit(group),
+        used: 0,
+        window_start: now,
+        penalty_until: None,
+    });
+    let mut headers = HeaderMap::new();
+    headers.insert("x-rate-limit-group", HeaderValue::from_static(group));
+    headers.insert("x-rate-limit-limit", HeaderValue::from(g.limit));
+    headers.insert(
+        "x-rate-limit-window",
+        HeaderValue::from(window.as_secs().max(1)),
+    );
+    if let Some(until) = g.penalty_until {
+        if now < until {
+            st.sent_during_penalty += 1;
+            st.rate_limited += 1;
+            g.penalty_until = Some(now + window);
+            return Err(too_many(headers, window));
+        }
+        g.penalty_until = None;
+        g.used = 0;
+        g.window_start = now;
+    }
+    if now.duration_since(g.window_start) >= window {
+        g.used = 0;
+        g.window_start = now;
+    }
+    if g.used >= g.limit {
+        g.penalty_until = Some(now + window);
+        st.rate_limited += 1;
+        return Err(too_many(headers, window));
+    }
+    g.used += 1;
+    headers.insert(
+        "x-rate-limit-remaining",
+        HeaderValue::from(g.limit - g.used),
+    );
+    Ok(headers)
+}
+
+fn too_many(mut headers: HeaderMap, window: Duration) -> Response {
+    headers.insert("x-rate-limit-remaining", HeaderValue::from(0u64));
+    headers.insert("retry-after", HeaderValue::from(window.as_secs().max(1)));
+    let mut resp = rc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "CMN-301",
+        "Request rate exceeded",
+        None,
+    );
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+/// Checks the Bearer token, then the group budget.
+fn admit(
+    st: &mut TelusState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    group: &'static str,
+) -> Result<HeaderMap, Response> {
+    log(st, method, uri, body);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token.and_then(|t| st.tokens.get(t)) {
+        None => {
+            return Err(rc_error(
+                StatusCode::UNAUTHORIZED,
+                "OAU-232",
+                "Extension not authenticated",
+                None,
+            ));
+        }
+        Some(exp) if *exp <= Instant::now() => {
+            return Err(rc_error(
+                StatusCode::UNAUTHORIZED,
+                "OAU-213",
+                "Token is expired",
+                None,
+            ));
+        }
+        Some(_) => {}
+    }
+    throttle(st, group)
+}
+
+async fn token(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    // Never log the form: it carries the JWT.
+    log(&mut st, &method, &uri, b"");
+    let rate = match throttle(&mut st, "Auth") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let oauth_error = |status: StatusCode, error: &str, code: &str, message: &str| {
+        let body = json!({
+            "error": error,
+            "error_description": message,
+            "errors": [{"errorCode": code, "message": message}],
+        });
+        (status, axum::Json(body)).into_response()
+    };
+    use base64::Engine as _;
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let expected = format!("{}:{}", st.client_id, st.client_secret);
+    if basic.as_deref() != Some(expected.as_str()) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "OAU-123",
+            "Invalid client: client credentials are incorrect",
+        );
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    match form.get("grant_type").map(String::as_str) {
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {}
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "OAU-250",
+                "Unsupported grant type",
+            );
+        }
+    }
+    if form.get("assertion") != Some(&st.jwt) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "OAU-140",
+            "Invalid assertion: JWT token is invalid",
+        );
+    }
+    st.issued += 1;
+    let access = format!("fake-at-{}-{}", st.issued, std::process::id());
+    let ttl = st.token_ttl;
+    st.tokens.insert(access.clone(), Instant::now() + ttl);
+    let mut resp = axum::Json(json!({
+        "access_token": access,
+        "token_type": "bearer",
+        "expires_in": ttl.as_secs(),
+        "scope": "ReadAccounts EditExtensions",
+        "owner_id": "100",
+        "endpoint_id": "fake-endpoint",
+    }))
+    .into_response();
+    resp.headers_mut().extend(rate);
+    resp
+}
+
+fn extension_json(e: &FakeExtension, base: &str) -> Value {
+    let first = e
+        .contact
+        .get("firstName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let last = e
+        .contact
+        .get("lastName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    json!({
+        "uri": format!("{base}/restapi/v1.0/account/100/extension/{}", e.id),
+        "id": e.id,
+        "extensionNumber": e.extension_number,
+        "contact": e.contact,
+        "name": format!("{first} {last}").trim(),
+        "type": e.kind,
+        "status": e.status,
+        "permissions": {"admin": {"enabled": false}, "internationalCalling": {"enabled": false}},
+        "profileImage": {"uri": format!("{base}/restapi/v1.0/account/100/extension/{}/profile-image", e.id)},
+        "hidden": false,
+    })
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Pages `items` the RingCentral way: `page` 1-based, `perPage` at most 1000.
+fn paged(
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    base: &str,
+    uri: &Uri,
+) -> Result<Value, Response> {
+    let per_page = match q.get("perPage").map(|v| v.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => {
+            return Err(rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-101",
+                "Parameter [perPage] value is invalid",
+                Some("perPage"),
+            ));
+        }
+    };
+    let page = match q.get("page").map(|v| v.parse::<usize>()) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            return Err(rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-101",
+                "Parameter [page] value is invalid",
+                Some("page"),
+            ));
+        }
+    };
+    let total = items.len();
+    let total_pages = total.div_ceil(per_page).max(1);
+    let start = (page - 1) * per_page;
+    let records: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
+    let page_uri = |n: usize| {
+        let mut u = url::Url::parse(&format!("{base}{}", uri.path())).ok();
+        if let Some(u) = u.as_mut() {
+            let mut qp = u.query_pairs_mut();
+            for (k, v) in q {
+                if k != "page" {
+                    qp.append_pair(k, v);
+                }
+            }
+            qp.append_pair("page", &n.to_string());
+        }
+        json!({"uri": u.map(|u| u.to_string()).unwrap_or_default()})
+    };
+    let mut navigation = Map::new();
+    navigation.insert("firstPage".into(), page_uri(1));
+    navigation.insert("lastPage".into(), page_uri(total_pages));
+    if page < total_pages {
+        navigation.insert("nextPage".into(), page_uri(page + 1));
+    }
+    if page > 1 {
+        navigation.insert("previousPage".into(), page_uri(page - 1));
+    }
+    let count = records.len();
+    Ok(json!({
+        "uri": format!("{base}{uri}"),
+        "records": records,
+        "paging": {
+            "page": page,
+            "totalPages": total_pages,
+            "perPage": per_page,
+            "totalElements": total,
+            "pageStart": start,
+            "pageEnd": if count == 0 { start } else { start + count - 1 },
+        },
+        "navigation": navigation,
+    }))
+}
+
+async fn list_extensions(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Medium") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let base = base_url(&headers);
+    let mut exts: Vec<&FakeExtension> = st
+        .extensions
+        .iter()
+        .filter(|e| q.get("type").is_none_or(|t| *t == e.kind))
+        .collect();
+    exts.sort_by_key(|e| e.id);
+    let items = exts.iter().map(|e| extension_json(e, &base)).collect();
+    match paged(items, &q, &base, &uri) {
+        Ok(body) => {
+            let mut resp = axum::Json(body).into_response();
+            resp.headers_mut().extend(rate);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+async fn list_numbers(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Heavy") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let base = base_url(&headers);
+    let mut nums: Vec<&FakeNumber> = st
+        .numbers
+        .iter()
+        .filter(|n| q.get("usageType").is_none_or(|t| *t == n.usage_type))
+        .collect();
+    nums.sort_by_key(|n| n.id);
+    let items = nums
+        .iter()
+        .map(|n| {
+            let mut v = json!({
+                "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
+                "id": n.id,
+                "phoneNumber": n.phone_number,
+                "paymentType": "Local",
+                "type": "VoiceFax",
+                "usageType": n.usage_type,
+                "status": "Normal",
+                "primary": n.primary,
+            });
+            if let Some(ext) = n.extension_id.and_then(|id| st.extension(id)) {
+                v["extension"] = json!({
+                    "uri": format!("{base}/restapi/v1.0/account/100/extension/{}", ext.id),
+                    "id": ext.id,
+                    "extensionNumber": ext.extension_number,
+                });
+            }
+            v
+        })
+        .collect();
+    match paged(items, &q, &base, &uri) {
+        Ok(body) => {
+            let mut resp = axum::Json(body).into_response();
+            resp.headers_mut().extend(rate);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
+
+fn extension_not_found(id: &str) -> Response {
+    rc_error(
+        StatusCode::NOT_FOUND,
+        "CMN-102",
+        &format!("Resource for parameter [extensionId] is not found: {id}"),
+        Some("extensionId"),
+    )
+}
+
+async fn get_extension(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((_account, id)): Path<(String, String)>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Light") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let base = base_url(&headers);
+    match id.parse::<i64>().ok().and_then(|n| st.extension(n)) {
+        Some(e) => {
+            let mut resp = axum::Json(extension_json(e, &base)).into_response();
+            resp.headers_mut().extend(rate);
+            resp
+        }
+        None => extension_not_found(&id),
+    }
+}
+
+/// `PUT extension/{id}`: top-level contact fields merge; `businessAddress` is replaced whole.
+async fn update_extension(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((_account, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, &body, "Medium") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(Value::Object(m)) => Value::Object(m),
+        _ => {
+            return rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-103",
+                "JSON can not be parsed",
+                None,
+            );
+        }
+    };
+    let Some(idx) = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| st.extensions.iter().position(|e| e.id == n))
+    else {
+        return extension_not_found(&id);
+    };
+    let mut ext = st.extensions[idx].clone();
+    if let Some(contact) = parsed.get("contact") {
+        let Some(contact) = contact.as_object() else {
+            return rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-101",
+                "Parameter [contact] value is invalid",
+                Some("contact"),
+            );
+        };
+        for (k, v) in contact {
+            match (k.as_str(), v) {
+                ("businessAddress", Value::Object(_)) => {
+                    ext.contact.insert(k.clone(), v.clone());
+                }
+                (_, Value::String(_)) => {
+                    ext.contact.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    return rc_error(
+                        StatusCode::BAD_REQUEST,
+                        "CMN-101",
+                        &format!("Parameter [contact.{k}] value is invalid"),
+                        Some(&format!("contact.{k}")),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(status) = parsed.get("status") {
+        match status.as_str() {
+            Some(s @ ("Enabled" | "Disabled" | "NotActivated" | "Frozen")) => {
+                ext.status = s.to_string();
+            }
+            _ => {
+                return rc_error(
+                    StatusCode::BAD_REQUEST,
+                    "CMN-101",
+                    "Parameter [status] value is invalid",
+                    Some("status"),
+                );
+            }
+        }
+    }
+    let text = |k: &str| ext.contact.get(k).and_then(Value::as_str).unwrap_or("");
+    if text("firstName").trim().is_empty() {
+        return rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-101",
+            "Parameter [contact.firstName] value is invalid",
+            Some("contact.firstName"),
+        );
+    }
+    let email = text("email");
+    if email.trim().is_empty() || !email.contains('@') {
+        return rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-101",
+            "Parameter [contact.email] value is invalid",
+            Some("contact.email"),
+        );
+    }
+    st.extensions[idx] = ext;
+    let base = base_url(&headers);
+    let mut resp = axum::Json(extension_json(&st.extensions[idx], &base)).into_response();
+    resp.headers_mut().extend(rate);
+    resp
+}
