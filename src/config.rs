@@ -2,6 +2,7 @@
 //! file and secret files; never touches the network. Every error names its key.
 
 use crate::model::System;
+pub use crate::reconcile::policy::Safety;
 use crate::reconcile::policy::{
     AttrRule, DEFAULT_TABLE, Features, Master, Normalize, OnConflict, Policy, TelusSide,
     parse_telus_side,
@@ -113,9 +114,10 @@ struct RawSafety {
 
 impl Default for RawSafety {
     fn default() -> Self {
+        let s = Safety::default();
         RawSafety {
-            max_deactivations: 10,
-            max_changed_percent: 20,
+            max_deactivations: s.max_deactivations,
+            max_changed_percent: s.max_changed_percent,
         }
     }
 }
@@ -165,12 +167,6 @@ pub struct TelusConfig {
 pub struct Schedule {
     pub cron: String,
     pub full_cron: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Safety {
-    pub max_deactivations: u32,
-    pub max_changed_percent: u32,
 }
 
 /// The validated configuration. Passed explicitly; never global.
@@ -633,6 +629,13 @@ fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRu
         let key = format!("attributes.{name}");
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
             p.push(&key, "is not an Okta attribute name");
+            continue;
+        }
+        if name == crate::reconcile::plan::STATUS_ATTR {
+            p.push(
+                &key,
+                "`status` is reserved for the lifecycle (create, deactivate, reactivate)",
+            );
             continue;
         }
         if row.sync == Some(false) {

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::daemon::pass::{Clients, PassOptions, PassOutcome, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
 use okta_telus_sync::{config, report, sandbox, store, telemetry};
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ enum Command {
         /// Compute and print the plan; write nothing anywhere.
         #[arg(long)]
         dry_run: bool,
+        /// Lift a safety hold (too many deactivations or changes, an empty directory) for this pass.
+        #[arg(long)]
+        approve: bool,
     },
     /// Print what a pass would change; write nothing to either API or the store.
     Plan {
@@ -77,13 +80,18 @@ fn main() -> ExitCode {
             telemetry::init("info");
             check_config(&cli.config)
         }
-        Command::Sync { dry_run } => {
+        Command::Sync { dry_run, approve } => {
             telemetry::init("info");
-            runtime.block_on(run_sync(&cli.config, dry_run, false))
+            let opts = PassOptions { dry_run, approve };
+            runtime.block_on(run_sync(&cli.config, opts, false))
         }
         Command::Plan { json } => {
             telemetry::init("warn");
-            runtime.block_on(run_sync(&cli.config, true, json))
+            let opts = PassOptions {
+                dry_run: true,
+                approve: false,
+            };
+            runtime.block_on(run_sync(&cli.config, opts, json))
         }
     };
     match result {
@@ -127,7 +135,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<u8> {
     }
 }
 
-async fn run_sync(path: &std::path::Path, dry_run: bool, json: bool) -> anyhow::Result<u8> {
+async fn run_sync(path: &std::path::Path, opts: PassOptions, json: bool) -> anyhow::Result<u8> {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -135,14 +143,14 @@ async fn run_sync(path: &std::path::Path, dry_run: bool, json: bool) -> anyhow::
     let store = store::Store::open(&config.store_path)
         .with_context(|| format!("opening store {}", config.store_path.display()))?;
     let clients = Clients::new(&config, HttpSettings::default());
-    let report = run_one_pass(&config, &clients, &store, PassOptions { dry_run }).await?;
+    let report = run_one_pass(&config, &clients, &store, opts).await?;
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report::plan_json(&report.plan))?
         );
     } else {
-        if dry_run {
+        if opts.dry_run || report.outcome == PassOutcome::Held {
             print!("{}", report::plan_text(&report.plan));
         }
         print!("{}", report::pass_text(&report));
@@ -166,19 +174,40 @@ async fn run_sandbox() -> anyhow::Result<u8> {
     let clients = Clients::new(&config, HttpSettings::default());
 
     println!("== Plan (dry run) ==");
-    let dry = run_one_pass(&config, &clients, &store, PassOptions { dry_run: true }).await?;
+    let dry_run = PassOptions {
+        dry_run: true,
+        approve: false,
+    };
+    let dry = run_one_pass(&config, &clients, &store, dry_run).await?;
     print!("{}", report::plan_text(&dry.plan));
 
     println!("\n== Pass 1 ==");
     let first = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
     print!("{}", report::pass_text(&first));
 
-    let writes_before = writes(&sb);
-    println!("\n== Pass 2 ==");
+    println!("\n(Meanwhile someone edits Liam's department by hand in the TELUS portal.)");
+    if let Some(liam) = sb
+        .telus
+        .lock()
+        .extensions
+        .iter_mut()
+        .find(|e| e.extension_number == "112")
+    {
+        liam.contact
+            .insert("department".into(), serde_json::json!("Facilities"));
+    }
+
+    println!("\n== Pass 2: the edit is drift, reported and overwritten by Okta ==");
     let second = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    print!("{}", report::plan_text(&second.plan));
     print!("{}", report::pass_text(&second));
+
+    let writes_before = writes(&sb);
+    println!("\n== Pass 3 ==");
+    let third = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    print!("{}", report::pass_text(&third));
     println!(
-        "Write requests sent in pass 2: {}",
+        "Write requests sent in pass 3: {}",
         writes(&sb) - writes_before
     );
 

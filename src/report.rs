@@ -3,7 +3,7 @@
 
 use crate::daemon::pass::PassReport;
 use crate::model::System;
-use crate::reconcile::{Plan, ProblemKind};
+use crate::reconcile::{Action, Plan, ProblemKind};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -25,6 +25,16 @@ fn target(system: System) -> &'static str {
 /// decided it; then the users that could not be synced, then notes.
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
+    if !plan.held.is_empty() {
+        let _ = writeln!(
+            out,
+            "HELD by a safety limit: nothing will be written. Review, then run `sync --approve` to proceed once:"
+        );
+        for r in &plan.held {
+            let _ = writeln!(out, "  - {r}");
+        }
+        let _ = writeln!(out);
+    }
     let to_telus = plan
         .actions
         .iter()
@@ -33,11 +43,14 @@ pub fn plan_text(plan: &Plan) -> String {
     let to_okta = plan.actions.len() - to_telus;
     let _ = writeln!(
         out,
-        "Plan: {} change(s) for {} linked user(s): {} TELUS update(s), {} Okta update(s), {} new link(s), {} user(s) not synced",
+        "Plan: {} change(s) for {} linked user(s): {} to TELUS, {} to Okta ({} create, {} deactivate, {} reactivate), {} new link(s), {} user(s) not synced",
         plan.change_count(),
         plan.linked,
         to_telus,
         to_okta,
+        plan.count("create"),
+        plan.count("deactivate"),
+        plan.count("reactivate"),
         plan.new_links.len(),
         plan.failed_users()
     );
@@ -45,7 +58,13 @@ pub fn plan_text(plan: &Plan) -> String {
         let _ = writeln!(out, "\nNothing to change.");
     }
     for a in &plan.actions {
-        let _ = writeln!(out, "\n{} → update {}", a.user.email, target(a.system));
+        let what = match &a.action {
+            Action::Deactivate { reason, .. } => {
+                format!("deactivate in {} ({reason})", target(a.system))
+            }
+            other => format!("{} {}", other.as_str(), target(a.system)),
+        };
+        let _ = writeln!(out, "\n{} → {what}", a.user.email);
         for c in a.changes() {
             let _ = writeln!(
                 out,
@@ -106,6 +125,7 @@ pub fn plan_text(plan: &Plan) -> String {
 /// The plan as one JSON document.
 pub fn plan_json(plan: &Plan) -> Value {
     json!({
+        "held": plan.held,
         "linked": plan.linked,
         "changes": plan.change_count(),
         "failed_users": plan.failed_users(),
@@ -114,7 +134,7 @@ pub fn plan_json(plan: &Plan) -> Value {
             "okta_id": a.user.okta_id.as_ref().map(|i| i.0.clone()),
             "extension_id": a.user.ext_id.as_ref().map(|i| i.0.clone()),
             "system": a.system.as_str(),
-            "action": "update",
+            "action": a.action.as_str(),
             "changes": a.changes().iter().map(|c| json!({
                 "attribute": c.attr,
                 "field": c.field,
@@ -143,6 +163,12 @@ pub fn pass_text(r: &PassReport) -> String {
     let mut out = String::new();
     if let Some(err) = &r.system_error {
         let _ = writeln!(out, "Pass ended: a whole system failed: {err}");
+    }
+    if r.outcome == crate::daemon::pass::PassOutcome::Held {
+        let _ = writeln!(
+            out,
+            "Pass held by a safety limit: nothing was written (run `sync --approve` to proceed once)."
+        );
     }
     let unmatched_telus = r
         .plan

@@ -3,8 +3,8 @@
 //! a confirmed write. One user's failure never stops the others; a whole-system failure ends
 //! the apply cleanly.
 
-use crate::model::{ExtId, System, TelusUser};
-use crate::reconcile::{Agreed, Plan, PlannedAction, UserRef};
+use crate::model::{ExtId, Link, System, TelusStatus, TelusUser};
+use crate::reconcile::{Action, Agreed, Plan, PlannedAction, UserRef};
 use crate::store::{JournalEntry, Outcome, Store};
 use crate::{okta, telus};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,6 +20,8 @@ pub struct ApplyReport {
     pub failed_users: BTreeSet<UserRef>,
     /// Set when a whole system failed and the rest of the plan was not attempted.
     pub systemic: Option<String>,
+    /// TELUS users created (and linked) by this apply.
+    pub created: Vec<TelusUser>,
 }
 
 /// A write's failure, reduced to what the journal and the pass need.
@@ -67,7 +69,7 @@ pub async fn apply_plan(
             "action",
             user_key = %action.user.email,
             system = action.system.as_str(),
-            action = "update"
+            action = action.action.as_str()
         );
         let done = apply_action(
             action,
@@ -113,8 +115,35 @@ async fn apply_action(
             rule: c.rule.as_str(),
         })?);
     }
-    let result: Result<(), WriteError> = match action.system {
-        System::Okta => match &action.user.okta_id {
+    let mut created: Option<TelusUser> = None;
+    let result: Result<(), WriteError> = match (&action.action, action.system) {
+        (Action::Create { .. }, _) => {
+            let body: Vec<(String, Option<String>)> = changes
+                .iter()
+                .map(|c| (c.field.clone(), c.new.clone()))
+                .collect();
+            match telus.create_user(&body).await {
+                Ok(user) => {
+                    created = Some(user);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        (Action::Deactivate { .. }, _) | (Action::Reactivate { .. }, _) => {
+            let status = match action.action {
+                Action::Deactivate { .. } => TelusStatus::Disabled,
+                _ => TelusStatus::Enabled,
+            };
+            match &action.user.ext_id {
+                Some(id) => telus
+                    .set_status(id, &status)
+                    .await
+                    .map_err(WriteError::from),
+                None => Err(missing("the TELUS extension")),
+            }
+        }
+        (Action::Update { .. }, System::Okta) => match &action.user.okta_id {
             Some(id) => {
                 let body: BTreeMap<String, Option<String>> = changes
                     .iter()
@@ -127,7 +156,7 @@ async fn apply_action(
             }
             None => Err(missing("the Okta user id")),
         },
-        System::Telus => match action
+        (Action::Update { .. }, System::Telus) => match action
             .user
             .ext_id
             .as_ref()
@@ -160,6 +189,13 @@ async fn apply_action(
                 None => Vec::new(),
             };
             store.journal_outcome(&rows, Outcome::Applied, None, None, &baseline)?;
+            if let (Some(user), Some(okta_id)) = (created, &action.user.okta_id) {
+                store.add_links(&[Link {
+                    okta_id: okta_id.clone(),
+                    ext_id: user.id.clone(),
+                }])?;
+                report.created.push(user);
+            }
             report.applied += changes.len();
             tracing::debug!(changes = changes.len(), "applied");
             Ok(true)

@@ -4,7 +4,7 @@ use crate::apply::{ApplyReport, apply_plan};
 use crate::config::Config;
 use crate::http::HttpSettings;
 use crate::model::{ExtId, TelusUser};
-use crate::reconcile::{Plan, Snapshot, plan_pass};
+use crate::reconcile::{HoldContext, Plan, Snapshot, hold_reasons, plan_pass};
 use crate::store::{PassSummary, Store};
 use crate::{okta, telus};
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ impl Clients {
 pub struct PassOptions {
     /// Compute the plan, write nothing to either API or to the store.
     pub dry_run: bool,
+    /// Lift a safety hold for this pass.
+    pub approve: bool,
 }
 
 /// How a pass ended, mapped to `sync`'s exit code.
@@ -38,6 +40,8 @@ pub enum PassOutcome {
     Clean,
     /// Some users failed (duplicate email, rejected write, unsettled conflict).
     UsersFailed,
+    /// Held by a safety limit: nothing was written.
+    Held,
     /// A whole system failed (auth, unreachable, repeated 5xx).
     SystemFailed,
 }
@@ -47,6 +51,7 @@ impl PassOutcome {
         match self {
             PassOutcome::Clean => 0,
             PassOutcome::UsersFailed => 1,
+            PassOutcome::Held => 3,
             PassOutcome::SystemFailed => 4,
         }
     }
@@ -55,6 +60,7 @@ impl PassOutcome {
         match self {
             PassOutcome::Clean => "ok",
             PassOutcome::UsersFailed => "users-failed",
+            PassOutcome::Held => "held",
             PassOutcome::SystemFailed => "system-failed",
         }
     }
@@ -110,7 +116,9 @@ pub async fn run_one_pass(
                 applied: report.apply.applied,
                 failed: report.apply.failed,
                 failed_users: report.failed_users(),
-                message: report.system_error.clone(),
+                message: report.system_error.clone().or_else(|| {
+                    (!report.plan.held.is_empty()).then(|| report.plan.held.join("; "))
+                }),
             },
         )?;
     }
@@ -160,9 +168,10 @@ async fn pass_body(
 
     let links = store.links()?;
     let baseline = store.baseline()?;
+    let (known_okta, known_telus) = store.snapshot_counts()?;
     let plan = {
         let _g = tracing::info_span!("reconcile").entered();
-        plan_pass(
+        let mut plan = plan_pass(
             &Snapshot {
                 okta: &okta_users,
                 telus: &telus_users,
@@ -170,8 +179,28 @@ async fn pass_body(
                 baseline: &baseline,
             },
             &config.policy,
-        )
+        );
+        plan.held = hold_reasons(
+            &plan,
+            &config.safety,
+            &HoldContext {
+                known_okta,
+                known_telus,
+                okta_read: okta_users.len(),
+                telus_read: telus_users.len(),
+                has_baseline: !baseline.is_empty(),
+            },
+        );
+        plan
     };
+    let held = !plan.held.is_empty() && !opts.approve;
+    if !plan.held.is_empty() {
+        if opts.approve {
+            tracing::warn!(reasons = %plan.held.join("; "), "safety hold lifted by --approve");
+        } else {
+            tracing::error!(reasons = %plan.held.join("; "), "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
+        }
+    }
     for p in &plan.problems {
         if p.kind.fails_user() {
             tracing::warn!(user = %p.user.email, kind = p.kind.as_str(), attr = p.attr.as_deref().unwrap_or(""), problem = %p.message, "user not synced");
@@ -181,7 +210,7 @@ async fn pass_body(
     }
 
     let mut apply = ApplyReport::default();
-    if let Some(id) = pass_id {
+    if let (Some(id), false) = (pass_id, held) {
         store.save_snapshots(&okta_users, &telus_users)?;
         store.add_links(&plan.new_links)?;
         store.set_baseline(&plan.agreed)?;
@@ -192,10 +221,24 @@ async fn pass_body(
         apply = apply_plan(&plan, id, store, &clients.okta, &clients.telus, &by_id)
             .instrument(tracing::info_span!("apply"))
             .await?;
+        if !apply.created.is_empty() && apply.systemic.is_none() {
+            follow_up_creates(
+                config,
+                clients,
+                store,
+                id,
+                &okta_users,
+                telus_users.clone(),
+                &mut apply,
+            )
+            .await?;
+        }
     }
 
     let outcome = if apply.systemic.is_some() {
         PassOutcome::SystemFailed
+    } else if held {
+        PassOutcome::Held
     } else if plan.failed_users() > 0 || !apply.failed_users.is_empty() {
         PassOutcome::UsersFailed
     } else {
@@ -219,4 +262,54 @@ async fn pass_body(
         apply,
         outcome,
     })
+}
+
+/// A TELUS user just created has an extension number Okta's `primaryPhone` must learn: plan
+/// again for the created users only, with them in the snapshot, and apply that.
+async fn follow_up_creates(
+    config: &Config,
+    clients: &Clients,
+    store: &Store,
+    pass_id: i64,
+    okta_users: &[crate::model::OktaUser],
+    mut telus_users: Vec<TelusUser>,
+    apply: &mut ApplyReport,
+) -> anyhow::Result<()> {
+    let created: Vec<TelusUser> = std::mem::take(&mut apply.created);
+    let created_ids: std::collections::HashSet<ExtId> =
+        created.iter().map(|u| u.id.clone()).collect();
+    telus_users.extend(created.iter().cloned());
+    let links = store.links()?;
+    let baseline = store.baseline()?;
+    let mut plan = plan_pass(
+        &Snapshot {
+            okta: okta_users,
+            telus: &telus_users,
+            links: &links,
+            baseline: &baseline,
+        },
+        &config.policy,
+    );
+    plan.actions.retain(|a| {
+        a.user
+            .ext_id
+            .as_ref()
+            .is_some_and(|id| created_ids.contains(id))
+    });
+    let created_okta: std::collections::HashSet<_> = links
+        .iter()
+        .filter(|l| created_ids.contains(&l.ext_id))
+        .map(|l| l.okta_id.clone())
+        .collect();
+    plan.agreed.retain(|a| created_okta.contains(&a.okta_id));
+    store.set_baseline(&plan.agreed)?;
+    let by_id: HashMap<ExtId, TelusUser> =
+        created.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let more = apply_plan(&plan, pass_id, store, &clients.okta, &clients.telus, &by_id).await?;
+    apply.applied += more.applied;
+    apply.failed += more.failed;
+    apply.failed_users.extend(more.failed_users);
+    apply.systemic = apply.systemic.take().or(more.systemic);
+    apply.created = created;
+    Ok(())
 }

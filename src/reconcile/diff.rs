@@ -2,6 +2,7 @@
 //! side must receive. Pure: snapshots, links and baseline in, a sorted `Plan` out.
 
 use super::normalize::{Norm, normalize};
+use super::plan::STATUS_ATTR;
 use super::plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
 };
@@ -9,8 +10,8 @@ use super::policy::{
     AttrRule, Master, Normalize, OKTA_REQUIRED, OnConflict, Piece, Policy, TELUS_REQUIRED,
     TelusSide,
 };
-use crate::model::{Link, OktaUser, System, TelusUser};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::{Link, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The state a plan is computed from.
 pub struct Snapshot<'a> {
@@ -54,25 +55,47 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     let telus_by_id: HashMap<&str, &TelusUser> =
         snap.telus.iter().map(|u| (u.id.0.as_str(), u)).collect();
 
-    // Stored links first: both ends must still exist.
+    // Stored links first. A link whose TELUS end is gone is dropped (the Okta user may match
+    // again); a link whose Okta end is gone means the user left scope or was deleted.
     let mut pairs: Vec<(&OktaUser, &TelusUser)> = Vec::new();
-    let mut linked_okta = std::collections::HashSet::new();
-    let mut linked_telus = std::collections::HashSet::new();
+    let mut linked_okta = HashSet::new();
+    let mut linked_telus = HashSet::new();
     for link in snap.links {
-        if let (Some(o), Some(t)) = (
-            okta_by_id.get(link.okta_id.0.as_str()),
-            telus_by_id.get(link.ext_id.0.as_str()),
-        ) && linked_okta.insert(o.id.0.as_str())
-            && linked_telus.insert(t.id.0.as_str())
-        {
-            pairs.push((o, t));
+        let o = okta_by_id.get(link.okta_id.0.as_str());
+        let t = telus_by_id.get(link.ext_id.0.as_str());
+        match (o, t) {
+            (Some(o), Some(t)) => {
+                if linked_okta.insert(o.id.0.as_str()) && linked_telus.insert(t.id.0.as_str()) {
+                    pairs.push((o, t));
+                }
+            }
+            (None, Some(t)) => {
+                if linked_telus.insert(t.id.0.as_str()) {
+                    plan.linked += 1;
+                    let user = UserRef {
+                        email: email_key(t.email()).unwrap_or_default(),
+                        okta_id: Some(link.okta_id.clone()),
+                        ext_id: Some(t.id.clone()),
+                    };
+                    plan_deactivate(
+                        &user,
+                        t,
+                        "left scope or was deleted in Okta",
+                        policy,
+                        &mut plan,
+                    );
+                }
+            }
+            _ => {}
         }
     }
 
-    // Then email, case-insensitively, among the unlinked users. Only live Okta users match.
+    // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred;
+    // a suspended or deactivated one matches only when no live user has the email (and then
+    // its TELUS user is deactivated).
     let mut by_email: BTreeMap<String, (Vec<&OktaUser>, Vec<&TelusUser>)> = BTreeMap::new();
     for o in snap.okta {
-        if linked_okta.contains(o.id.0.as_str()) || !o.status.is_live() {
+        if linked_okta.contains(o.id.0.as_str()) {
             continue;
         }
         if let Some(key) = email_key(o.email()) {
@@ -98,7 +121,25 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
         }
     }
     for (email, (oktas, teluses)) in &by_email {
-        match (oktas.as_slice(), teluses.as_slice()) {
+        let live: Vec<&OktaUser> = oktas
+            .iter()
+            .copied()
+            .filter(|o| o.status.is_live())
+            .collect();
+        let candidates = if live.is_empty() { oktas.clone() } else { live };
+        let dup = |o: Option<&OktaUser>, t: Option<&TelusUser>| Problem {
+            user: UserRef {
+                email: email.clone(),
+                okta_id: o.map(|o| o.id.clone()),
+                ext_id: t.map(|t| t.id.clone()),
+            },
+            kind: ProblemKind::DuplicateEmail,
+            attr: None,
+            message: format!(
+                "More than one record found for Email: {email}. Email is the unique key: remove the duplicate."
+            ),
+        };
+        match (candidates.as_slice(), teluses.as_slice()) {
             ([o], [t]) => {
                 plan.new_links.push(Link {
                     okta_id: o.id.clone(),
@@ -120,36 +161,18 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                     });
                 }
             }
-            ([o], []) => plan.problems.push(Problem {
-                user: UserRef {
-                    email: email.clone(),
-                    okta_id: Some(o.id.clone()),
-                    ext_id: None,
-                },
-                kind: ProblemKind::UnmatchedOkta,
-                attr: None,
-                message: "Okta user with no TELUS counterpart".into(),
-            }),
+            ([o], []) => plan_create(o, email, policy, &mut plan),
+            // One Okta user, several TELUS users: nothing is written for it.
+            ([o], _) => plan.problems.push(dup(Some(o), None)),
             (os, _) => {
                 for o in os {
-                    plan.problems.push(Problem {
-                        user: UserRef {
-                            email: email.clone(),
-                            okta_id: Some(o.id.clone()),
-                            ext_id: None,
-                        },
-                        kind: ProblemKind::DuplicateEmail,
-                        attr: None,
-                        message: format!(
-                            "More than one record found for Email: {email}. Email is the unique key: remove the duplicate."
-                        ),
-                    });
+                    plan.problems.push(dup(Some(o), None));
                 }
             }
         }
     }
 
-    plan.linked = pairs.len();
+    plan.linked += pairs.len();
     for (o, t) in pairs {
         plan_user(o, t, snap.baseline, policy, &mut plan);
     }
@@ -159,6 +182,113 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     plan.agreed.sort();
     plan.problems.sort();
     plan
+}
+
+fn status_change(t: &TelusUser, new: &str, rule: Rule) -> AttrChange {
+    AttrChange {
+        attr: STATUS_ATTR.to_string(),
+        field: STATUS_ATTR.to_string(),
+        old: Some(t.status.as_str().to_string()),
+        new: Some(new.to_string()),
+        rule,
+    }
+}
+
+/// Disables a TELUS user that is still enabled (never deletes).
+fn plan_deactivate(user: &UserRef, t: &TelusUser, why: &str, policy: &Policy, plan: &mut Plan) {
+    if !policy.features.deactivate_users || t.status == TelusStatus::Disabled {
+        return;
+    }
+    if !matches!(t.status, TelusStatus::Enabled | TelusStatus::NotActivated) {
+        return;
+    }
+    plan.actions.push(PlannedAction {
+        user: user.clone(),
+        system: System::Telus,
+        action: Action::Deactivate {
+            change: status_change(t, TelusStatus::Disabled.as_str(), Rule::Deactivate),
+            reason: why.to_string(),
+        },
+    });
+}
+
+/// A TELUS user for an in-scope ACTIVE Okta user with no match, from the Okta-sourced rows.
+fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
+    let user = UserRef {
+        email: email.to_string(),
+        okta_id: Some(o.id.clone()),
+        ext_id: None,
+    };
+    if !policy.features.create_users || o.status != OktaStatus::Active {
+        if o.status.is_live() {
+            plan.problems.push(Problem {
+                user,
+                kind: ProblemKind::UnmatchedOkta,
+                attr: None,
+                message: if policy.features.create_users {
+                    format!(
+                        "Okta user ({}) with no TELUS counterpart",
+                        o.status.as_str()
+                    )
+                } else {
+                    "Okta user with no TELUS counterpart (create_users is off)".into()
+                },
+            });
+        }
+        return;
+    }
+    let mut changes = Vec::new();
+    for rule in &policy.rules {
+        let Some(path) = rule.telus.path() else {
+            continue;
+        };
+        let okta_sources = match &rule.master {
+            Master::Priority(list) => list.first() == Some(&System::Okta),
+            Master::Latest { .. } => true,
+        };
+        if !okta_sources || !rule.telus.writable() {
+            continue;
+        }
+        match normalize(
+            rule.normalize,
+            o.profile.get(&rule.okta_attr).map(String::as_str),
+        ) {
+            Norm::Value(v) => changes.push(AttrChange {
+                attr: rule.okta_attr.clone(),
+                field: path.to_string(),
+                old: None,
+                new: Some(v),
+                rule: Rule::Create,
+            }),
+            Norm::Invalid { trimmed, reason } => plan.problems.push(Problem {
+                user: user.clone(),
+                kind: ProblemKind::InvalidValue,
+                attr: Some(rule.okta_attr.clone()),
+                message: format!(
+                    "okta value {trimmed:?} of {} is {reason}: left empty on the new TELUS user",
+                    rule.okta_attr
+                ),
+            }),
+            Norm::Empty => {}
+        }
+    }
+    for required in TELUS_REQUIRED {
+        if !changes.iter().any(|c| c.field == *required) {
+            plan.problems.push(Problem {
+                user: user.clone(),
+                kind: ProblemKind::RequiredEmpty,
+                attr: None,
+                message: format!("cannot create the TELUS user: {required} would be empty"),
+            });
+            return;
+        }
+    }
+    changes.sort();
+    plan.actions.push(PlannedAction {
+        user,
+        system: System::Telus,
+        action: Action::Create { changes },
+    });
 }
 
 /// Decides every attribute of one linked pair.
@@ -171,9 +301,38 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         ext_id: Some(t.id.clone()),
     };
     if !o.status.is_live() {
-        // Lifecycle (deactivation) is decided elsewhere; a suspended or deprovisioned user's
-        // attributes are not synced.
+        // Suspended or deactivated in Okta: disable in TELUS; attributes are not synced.
+        if matches!(o.status, OktaStatus::Suspended | OktaStatus::Deprovisioned) {
+            let why = if o.status == OktaStatus::Suspended {
+                "suspended in Okta"
+            } else {
+                "deactivated in Okta"
+            };
+            plan_deactivate(&user, t, why, policy, plan);
+        }
         return;
+    }
+    if t.status == TelusStatus::Disabled {
+        let we_disabled = baseline
+            .get(&(o.id.clone(), STATUS_ATTR.to_string()))
+            .is_some_and(|s| s == TelusStatus::Disabled.as_str());
+        if we_disabled && policy.features.deactivate_users {
+            plan.actions.push(PlannedAction {
+                user: user.clone(),
+                system: System::Telus,
+                action: Action::Reactivate {
+                    change: status_change(t, TelusStatus::Enabled.as_str(), Rule::Reactivate),
+                },
+            });
+        } else {
+            plan.problems.push(Problem {
+                user: user.clone(),
+                kind: ProblemKind::DisabledElsewhere,
+                attr: None,
+                message: "disabled in TELUS outside this tool while active in Okta: left disabled"
+                    .into(),
+            });
+        }
     }
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
@@ -257,6 +416,19 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             }
             (k, _) => k,
         };
+        if rule_kind == Rule::Drift {
+            plan.problems.push(Problem {
+                user: user.clone(),
+                kind: ProblemKind::Drift,
+                attr: Some(rule.okta_attr.clone()),
+                message: format!(
+                    "{} was edited in {target} since the last sync ({:?} → {:?}); {source} masters it and overwrites the edit",
+                    rule.okta_attr,
+                    base.map(String::as_str).unwrap_or(""),
+                    tgt_norm.key().unwrap_or("")
+                ),
+            });
+        }
         let change = AttrChange {
             attr: rule.okta_attr.clone(),
             field,

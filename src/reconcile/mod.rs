@@ -5,8 +5,10 @@ pub mod diff;
 pub mod normalize;
 pub mod plan;
 pub mod policy;
+pub mod safety;
 
 pub use diff::{Snapshot, plan_pass, telus_value};
 pub use plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
 };
+pub use safety::{HoldContext, hold_reasons};

@@ -26,6 +26,12 @@ pub enum Rule {
     Latest,
     /// A `latest` row where both sides changed, settled by `on_conflict`.
     Conflict,
+    /// A field of a TELUS user created for an Okta user with no match.
+    Create,
+    /// A TELUS user disabled because its Okta user was suspended, deactivated or left scope.
+    Deactivate,
+    /// A TELUS user this tool disabled, enabled again because its Okta user is back.
+    Reactivate,
 }
 
 impl Rule {
@@ -35,6 +41,9 @@ impl Rule {
             Rule::Drift => "drift",
             Rule::Latest => "latest",
             Rule::Conflict => "conflict",
+            Rule::Create => "create",
+            Rule::Deactivate => "deactivate",
+            Rule::Reactivate => "reactivate",
         }
     }
 }
@@ -49,10 +58,38 @@ pub struct AttrChange {
     pub rule: Rule,
 }
 
-/// One decision for one user on one system.
+/// The baseline key under which the lifecycle status this tool set is remembered.
+pub const STATUS_ATTR: &str = "status";
+
+/// One decision for one user on one system. Lifecycle actions carry their status change as
+/// an `AttrChange` on `status`, so the journal records them like any other change.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
-    Update { changes: Vec<AttrChange> },
+    Update {
+        changes: Vec<AttrChange>,
+    },
+    /// Create a TELUS user with these fields (`old` is always `None`).
+    Create {
+        changes: Vec<AttrChange>,
+    },
+    Deactivate {
+        change: AttrChange,
+        reason: String,
+    },
+    Reactivate {
+        change: AttrChange,
+    },
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Update { .. } => "update",
+            Action::Create { .. } => "create",
+            Action::Deactivate { .. } => "deactivate",
+            Action::Reactivate { .. } => "reactivate",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,7 +102,10 @@ pub struct PlannedAction {
 impl PlannedAction {
     pub fn changes(&self) -> &[AttrChange] {
         match &self.action {
-            Action::Update { changes } => changes,
+            Action::Update { changes } | Action::Create { changes } => changes,
+            Action::Deactivate { change, .. } | Action::Reactivate { change } => {
+                std::slice::from_ref(change)
+            }
         }
     }
 }
@@ -87,6 +127,10 @@ pub enum ProblemKind {
     UnmatchedTelus,
     /// An Okta user with no TELUS counterpart (creation is off or not applicable).
     UnmatchedOkta,
+    /// A linked TELUS user disabled outside this tool while its Okta user is active: left so.
+    DisabledElsewhere,
+    /// A TELUS-side edit since the last sync, overwritten by the master.
+    Drift,
 }
 
 impl ProblemKind {
@@ -110,6 +154,8 @@ impl ProblemKind {
             ProblemKind::ConflictSettled => "conflict-settled",
             ProblemKind::UnmatchedTelus => "unmatched-telus",
             ProblemKind::UnmatchedOkta => "unmatched-okta",
+            ProblemKind::DisabledElsewhere => "disabled-elsewhere",
+            ProblemKind::Drift => "drift",
         }
     }
 }
@@ -139,11 +185,20 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// Linked pairs reconciled in this plan.
     pub linked: usize,
+    /// Why the plan is held by a safety limit; empty when it may proceed.
+    pub held: Vec<String>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.action.as_str() == kind)
+            .count()
     }
 
     pub fn change_count(&self) -> usize {

@@ -109,6 +109,22 @@ impl Default for Features {
     }
 }
 
+/// The `[safety]` limits: a pass beyond them is held before any write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Safety {
+    pub max_deactivations: u32,
+    pub max_changed_percent: u32,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_deactivations: 10,
+            max_changed_percent: 20,
+        }
+    }
+}
+
 /// Everything the planner needs to know about the admin's intent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

@@ -133,7 +133,7 @@ impl FakeTelus {
             .route("/restapi/oauth/token", post(token))
             .route(
                 "/restapi/v1.0/account/{account}/extension",
-                get(list_extensions),
+                get(list_extensions).post(create_extension),
             )
             .route(
                 "/restapi/v1.0/account/{account}/extension/{id}",
@@ -671,6 +671,110 @@ async fn update_extension(
     st.extensions[idx] = ext;
     let base = base_url(&headers);
     let mut resp = axum::Json(extension_json(&st.extensions[idx], &base)).into_response();
+    resp.headers_mut().extend(rate);
+    resp
+}
+
+/// `POST extension`: creates a `User` extension; the extension number is the next free one
+/// unless given (and then it must be free).
+async fn create_extension(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, &body, "Medium") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let parsed: Map<String, Value> = match serde_json::from_slice(&body) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-103",
+                "JSON can not be parsed",
+                None,
+            );
+        }
+    };
+    let Some(contact) = parsed.get("contact").and_then(Value::as_object).cloned() else {
+        return rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-102",
+            "Resource for parameter [contact] is not found",
+            Some("contact"),
+        );
+    };
+    let text = |k: &str| {
+        contact
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if text("firstName").trim().is_empty() {
+        return rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-101",
+            "Parameter [contact.firstName] value is invalid",
+            Some("contact.firstName"),
+        );
+    }
+    if !text("email").contains('@') {
+        return rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-101",
+            "Parameter [contact.email] value is invalid",
+            Some("contact.email"),
+        );
+    }
+    let number = match parsed.get("extensionNumber").and_then(Value::as_str) {
+        Some(n) if st.extensions.iter().any(|e| e.extension_number == n) => {
+            return rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-101",
+                &format!("Extension number [{n}] is already in use"),
+                Some("extensionNumber"),
+            );
+        }
+        Some(n) => n.to_string(),
+        None => {
+            let max = st
+                .extensions
+                .iter()
+                .filter_map(|e| e.extension_number.parse::<u64>().ok())
+                .max()
+                .unwrap_or(100);
+            (max + 1).to_string()
+        }
+    };
+    let id = st.extensions.iter().map(|e| e.id).max().unwrap_or(60_000) + 1;
+    let ext = FakeExtension {
+        id,
+        extension_number: number,
+        status: parsed
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("NotActivated")
+            .to_string(),
+        kind: parsed
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("User")
+            .to_string(),
+        contact,
+    };
+    st.extensions.push(ext);
+    let base = base_url(&headers);
+    let created = st
+        .extensions
+        .last()
+        .map(|e| extension_json(e, &base))
+        .unwrap_or_default();
+    let mut resp = axum::Json(created).into_response();
     resp.headers_mut().extend(rate);
     resp
 }

@@ -302,6 +302,19 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// How many users each stored snapshot holds (Okta, TELUS).
+    pub fn snapshot_counts(&self) -> Result<(usize, usize)> {
+        let count = |table: &str| {
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as usize)
+                .map_err(|e| self.err(e))
+        };
+        Ok((count("okta_users")?, count("telus_users")?))
+    }
+
     pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
         let mut stmt = self
             .conn

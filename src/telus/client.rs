@@ -214,22 +214,8 @@ impl Client {
             if e.kind.as_deref().is_some_and(|k| k != "User") {
                 continue;
             }
-            let mut flat = Vec::new();
-            if let Some(contact) = &e.contact {
-                flatten_contact(contact, &mut flat);
-            }
-            let mut fields: BTreeMap<String, String> = flat.into_iter().collect();
-            if let Some(n) = e.extension_number {
-                fields.insert(TELUS_EXTENSION_NUMBER.to_string(), n);
-            }
-            if let Some((_, number)) = direct.remove(&e.id) {
-                fields.insert(TELUS_DIRECT_NUMBER.to_string(), number);
-            }
-            users.push(TelusUser {
-                id: ExtId(e.id),
-                status: TelusStatus::parse(e.status.as_deref().unwrap_or("")),
-                fields,
-            });
+            let number = direct.remove(&e.id).map(|(_, n)| n);
+            users.push(to_user(e, number));
         }
         Ok(users)
     }
@@ -250,6 +236,40 @@ impl Client {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let body = contact_body(changes, &flat);
+        self.send("Medium", &endpoint, || {
+            self.http.put(url.clone()).json(&body)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `POST extension`: a new `User` extension, `Enabled`, with these contact fields; the
+    /// extension number is assigned by TELUS. Returns the created user.
+    pub async fn create_user(
+        &self,
+        changes: &[(String, Option<String>)],
+    ) -> Result<TelusUser, Error> {
+        let endpoint = "POST extension";
+        let mut url = self.base.clone();
+        url.set_path(LIST_EXTENSIONS);
+        let mut body = contact_body(changes, &[]);
+        body["type"] = serde_json::json!("User");
+        body["status"] = serde_json::json!("Enabled");
+        let resp = self
+            .send("Medium", endpoint, || {
+                self.http.post(url.clone()).json(&body)
+            })
+            .await?;
+        let e: ExtensionDto = decode(resp, endpoint).await?;
+        Ok(to_user(e, None))
+    }
+
+    /// `PUT extension/{id}` with `{"status": ...}`: `Disabled` never deletes the user.
+    pub async fn set_status(&self, id: &ExtId, status: &TelusStatus) -> Result<(), Error> {
+        let endpoint = format!("PUT extension/{id} status");
+        let mut url = self.base.clone();
+        url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
+        let body = serde_json::json!({ "status": status.as_str() });
         self.send("Medium", &endpoint, || {
             self.http.put(url.clone()).json(&body)
         })
@@ -565,6 +585,25 @@ impl Client {
             g.remove(group);
         }
         Ok(())
+    }
+}
+
+fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
+    let mut flat = Vec::new();
+    if let Some(contact) = &e.contact {
+        flatten_contact(contact, &mut flat);
+    }
+    let mut fields: BTreeMap<String, String> = flat.into_iter().collect();
+    if let Some(n) = e.extension_number {
+        fields.insert(TELUS_EXTENSION_NUMBER.to_string(), n);
+    }
+    if let Some(number) = direct_number {
+        fields.insert(TELUS_DIRECT_NUMBER.to_string(), number);
+    }
+    TelusUser {
+        id: ExtId(e.id),
+        status: TelusStatus::parse(e.status.as_deref().unwrap_or("")),
+        fields,
     }
 }
 

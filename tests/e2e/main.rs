@@ -62,8 +62,29 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
     assert_eq!(first.outcome, PassOutcome::UsersFailed);
     assert_eq!(first.outcome.exit_code(), 1);
     assert_eq!(first.apply.failed, 0);
-    assert_eq!(first.apply.applied, first.plan.change_count());
-    assert!(first.apply.applied >= 8, "{}", first.apply.applied);
+    // Every planned change, plus the created user's primaryPhone written back to Okta.
+    assert_eq!(first.apply.applied, first.plan.change_count() + 1);
+    assert_eq!(first.plan.count("create"), 1);
+    assert_eq!(first.plan.count("deactivate"), 1);
+
+    // Lifecycle: the Okta-only user now exists in TELUS, linked, and Okta knows its extension;
+    // the suspended user's extension is disabled, not deleted.
+    let isabelle = sb
+        .telus
+        .lock()
+        .extension_by_email("isabelle.cote@northwind.ca")
+        .cloned()
+        .expect("created");
+    assert_eq!(isabelle.status, "Enabled");
+    assert_eq!(
+        isabelle.contact["businessAddress"]["state"].as_str(),
+        Some("ON")
+    );
+    assert_eq!(
+        okta_field(&sb, "00u9isa", "primaryPhone"),
+        Some(format!("#{}", isabelle.extension_number))
+    );
+    assert_eq!(sb.telus.lock().extension(62010).unwrap().status, "Disabled");
 
     // Okta-mastered attributes reached TELUS.
     assert_eq!(
@@ -148,9 +169,17 @@ async fn dry_run_writes_nothing_anywhere() {
     let config = sb.config(default_policy(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    let report = run_one_pass(&config, &clients, &store, PassOptions { dry_run: true })
-        .await
-        .unwrap();
+    let report = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: true,
+            approve: false,
+        },
+    )
+    .await
+    .unwrap();
     assert!(report.plan.change_count() >= 8);
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
     assert!(store.recent_passes(10).unwrap().is_empty());
@@ -207,9 +236,17 @@ async fn paging_case(style: LinkStyle) {
     let config = sb.config(default_policy(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    let report = run_one_pass(&config, &clients, &store, PassOptions { dry_run: true })
-        .await
-        .unwrap();
+    let report = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: true,
+            approve: false,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.okta_read, 2_100);
     assert_eq!(report.telus_read, 2_100);
     assert_eq!(report.plan.linked, 2_100);
@@ -292,9 +329,17 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         Some("Toronto")
     );
     // The failed attribute has no baseline, so the next pass tries again.
-    let again = run_one_pass(&config, &clients, &store, PassOptions { dry_run: true })
-        .await
-        .unwrap();
+    let again = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: true,
+            approve: false,
+        },
+    )
+    .await
+    .unwrap();
     assert!(
         again.plan.actions.iter().any(|a| a
             .user
@@ -499,5 +544,151 @@ async fn cli_config_errors_exit_2_naming_the_key() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn too_many_deactivations_hold_the_pass_until_approved() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.safety.max_deactivations = 0;
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let held = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(held.outcome, PassOutcome::Held);
+    assert_eq!(held.outcome.exit_code(), 3);
+    assert!(
+        held.plan.held[0].contains("max_deactivations"),
+        "{:?}",
+        held.plan.held
+    );
+    assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
+    assert!(store.links().unwrap().is_empty());
+    assert_eq!(store.recent_passes(1).unwrap()[0].summary.outcome, "held");
+
+    let approved = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: false,
+            approve: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.outcome, PassOutcome::UsersFailed);
+    assert_eq!(sb.telus.lock().extension(62010).unwrap().status, "Disabled");
+}
+
+#[tokio::test]
+async fn an_empty_directory_where_users_were_known_holds_the_pass() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    // Okta suddenly answers with nobody (a token narrowed to an empty scope, say).
+    sb.okta.lock().users.clear();
+    let writes = telus_writes(&sb);
+    let held = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(held.outcome, PassOutcome::Held);
+    assert!(
+        held.plan
+            .held
+            .iter()
+            .any(|r| r.contains("Okta returned no users"))
+    );
+    assert_eq!(telus_writes(&sb), writes, "no mass deactivation");
+    // The empty read was not stored, so the hold persists on the next pass.
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, PassOutcome::Held);
+}
+
+#[tokio::test]
+async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alone() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sb.telus.lock().extension(62010).unwrap().status, "Disabled");
+    // Jack is unsuspended; Liam's extension is disabled by hand in the TELUS portal.
+    {
+        let mut st = sb.okta.lock();
+        st.users
+            .iter_mut()
+            .find(|u| u.id == "00uAjac")
+            .unwrap()
+            .status = "ACTIVE".into();
+    }
+    {
+        let mut st = sb.telus.lock();
+        st.extensions
+            .iter_mut()
+            .find(|e| e.id == 62012)
+            .unwrap()
+            .status = "Disabled".into();
+    }
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.plan.count("reactivate"), 1);
+    assert_eq!(sb.telus.lock().extension(62010).unwrap().status, "Enabled");
+    assert_eq!(sb.telus.lock().extension(62012).unwrap().status, "Disabled");
+    assert!(
+        report
+            .plan
+            .problems
+            .iter()
+            .any(|p| p.user.email == "liam.fraser@northwind.ca"
+                && p.kind == okta_telus_sync::reconcile::ProblemKind::DisabledElsewhere)
+    );
+}
+
+#[tokio::test]
+async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    {
+        let mut st = sb.telus.lock();
+        let liam = st.extensions.iter_mut().find(|e| e.id == 62012).unwrap();
+        liam.contact
+            .insert("department".into(), json!("Facilities"));
+    }
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    let change = report
+        .plan
+        .actions
+        .iter()
+        .flat_map(|a| a.changes())
+        .find(|c| c.attr == "department")
+        .unwrap();
+    assert_eq!(change.rule, okta_telus_sync::reconcile::Rule::Drift);
+    assert_eq!(change.old.as_deref(), Some("Facilities"));
+    assert_eq!(
+        contact_field(&sb, 62012, &["department"]).as_deref(),
+        Some("Operations")
     );
 }

@@ -1,0 +1,61 @@
+//! Safety holds, decided before any write: too many deactivations, too large a share of
+//! linked users changed, or an empty directory where the store knew users. Pure.
+
+use super::plan::{Action, Plan};
+use super::policy::Safety;
+use std::collections::HashSet;
+
+/// What the planner cannot see in the plan itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HoldContext {
+    /// Users in the previous stored snapshot of each side.
+    pub known_okta: usize,
+    pub known_telus: usize,
+    /// Users read this pass.
+    pub okta_read: usize,
+    pub telus_read: usize,
+    /// Whether any baseline exists yet (the change share applies only after the first pass).
+    pub has_baseline: bool,
+}
+
+/// The reasons to hold this plan; empty when it may proceed.
+pub fn hold_reasons(plan: &Plan, safety: &Safety, ctx: &HoldContext) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if ctx.okta_read == 0 && ctx.known_okta > 0 {
+        reasons.push(format!(
+            "Okta returned no users where the store knew {}: check the token's scope and okta.scope",
+            ctx.known_okta
+        ));
+    }
+    if ctx.telus_read == 0 && ctx.known_telus > 0 {
+        reasons.push(format!(
+            "TELUS returned no users where the store knew {}: check the account and the app's permissions",
+            ctx.known_telus
+        ));
+    }
+    let deactivations = plan.count("deactivate");
+    if deactivations > safety.max_deactivations as usize {
+        reasons.push(format!(
+            "{deactivations} deactivations exceed safety.max_deactivations = {}",
+            safety.max_deactivations
+        ));
+    }
+    if ctx.has_baseline && plan.linked > 0 {
+        let changed: HashSet<_> = plan
+            .actions
+            .iter()
+            .filter(|a| !matches!(a.action, Action::Create { .. }))
+            .map(|a| &a.user)
+            .collect();
+        let percent = changed.len() * 100 / plan.linked;
+        if changed.len() * 100 > safety.max_changed_percent as usize * plan.linked {
+            reasons.push(format!(
+                "{} of {} linked users ({percent}%) would change, over safety.max_changed_percent = {}",
+                changed.len(),
+                plan.linked,
+                safety.max_changed_percent
+            ));
+        }
+    }
+    reasons
+}
