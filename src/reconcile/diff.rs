@@ -63,28 +63,30 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     for link in snap.links {
         let o = okta_by_id.get(link.okta_id.0.as_str());
         let t = telus_by_id.get(link.ext_id.0.as_str());
+        // The store keeps links one-to-one; the sets guard against a corrupt store anyway.
         match (o, t) {
-            (Some(o), Some(t)) => {
-                if linked_okta.insert(o.id.0.as_str()) && linked_telus.insert(t.id.0.as_str()) {
-                    pairs.push((o, t));
-                }
+            (Some(o), Some(t))
+                if !linked_okta.contains(o.id.0.as_str())
+                    && !linked_telus.contains(t.id.0.as_str()) =>
+            {
+                linked_okta.insert(o.id.0.as_str());
+                linked_telus.insert(t.id.0.as_str());
+                pairs.push((o, t));
             }
-            (None, Some(t)) => {
-                if linked_telus.insert(t.id.0.as_str()) {
-                    plan.linked += 1;
-                    let user = UserRef {
-                        email: email_key(t.email()).unwrap_or_default(),
-                        okta_id: Some(link.okta_id.clone()),
-                        ext_id: Some(t.id.clone()),
-                    };
-                    plan_deactivate(
-                        &user,
-                        t,
-                        "left scope or was deleted in Okta",
-                        policy,
-                        &mut plan,
-                    );
-                }
+            (None, Some(t)) if linked_telus.insert(t.id.0.as_str()) => {
+                plan.linked += 1;
+                let user = UserRef {
+                    email: email_key(t.email()).unwrap_or_default(),
+                    okta_id: Some(link.okta_id.clone()),
+                    ext_id: Some(t.id.clone()),
+                };
+                plan_deactivate(
+                    &user,
+                    t,
+                    "left scope or was deleted in Okta",
+                    policy,
+                    &mut plan,
+                );
             }
             _ => {}
         }
