@@ -12,3 +12,6 @@ pub use plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
 };
 pub use safety::{HoldContext, hold_reasons};
+
+#[cfg(test)]
+mod tests;

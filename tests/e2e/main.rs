@@ -182,6 +182,10 @@ async fn dry_run_writes_nothing_anywhere() {
     .unwrap();
     assert!(report.plan.change_count() >= 8);
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
+    insta::assert_snapshot!(
+        "sandbox_dry_run_plan",
+        okta_telus_sync::report::plan_text(&report.plan)
+    );
     assert!(store.recent_passes(10).unwrap().is_empty());
     assert!(store.links().unwrap().is_empty());
 }

@@ -1,0 +1,986 @@
+//! Table tests, one per reconciliation rule, and properties of the planner (idempotence,
+//! determinism, convergence). Pure: no IO.
+
+use super::plan::STATUS_ATTR;
+use super::policy::{Master, OnConflict, Policy, Safety};
+use super::safety::{HoldContext, hold_reasons};
+use super::*;
+use crate::config::default_policy;
+use crate::model::*;
+use std::collections::BTreeMap;
+
+fn okta(id: &str, status: &str, attrs: &[(&str, &str)]) -> OktaUser {
+    OktaUser {
+        id: OktaId(id.into()),
+        status: OktaStatus::parse(status),
+        last_updated: None,
+        profile: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn telus(id: &str, status: &str, fields: &[(&str, &str)]) -> TelusUser {
+    TelusUser {
+        id: ExtId(id.into()),
+        status: TelusStatus::parse(status),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn link(o: &str, e: &str) -> Link {
+    Link {
+        okta_id: OktaId(o.into()),
+        ext_id: ExtId(e.into()),
+    }
+}
+
+/// Ana, agreeing on every default attribute.
+fn ana_okta() -> OktaUser {
+    okta(
+        "o1",
+        "ACTIVE",
+        &[
+            ("firstName", "Ana"),
+            ("lastName", "Silva"),
+            ("email", "ana@x.ca"),
+            ("mobilePhone", "+16045550101"),
+            ("city", "Vancouver"),
+            ("state", "BC"),
+            ("department", "Sales"),
+            ("primaryPhone", "+16045550201#101"),
+        ],
+    )
+}
+
+fn ana_telus() -> TelusUser {
+    telus(
+        "e1",
+        "Enabled",
+        &[
+            ("contact.firstName", "Ana"),
+            ("contact.lastName", "Silva"),
+            ("contact.email", "ana@x.ca"),
+            ("contact.mobilePhone", "+16045550101"),
+            ("contact.businessAddress.city", "Vancouver"),
+            ("contact.businessAddress.state", "BC"),
+            ("contact.department", "Sales"),
+            ("extensionNumber", "101"),
+            ("directNumber", "+16045550201"),
+        ],
+    )
+}
+
+fn set(u: &mut OktaUser, k: &str, v: &str) {
+    u.profile.insert(k.into(), v.into());
+}
+
+fn tset(u: &mut TelusUser, k: &str, v: &str) {
+    u.fields.insert(k.into(), v.into());
+}
+
+fn run(
+    okta: &[OktaUser],
+    telus: &[TelusUser],
+    links: &[Link],
+    baseline: &Baseline,
+    policy: &Policy,
+) -> Plan {
+    plan_pass(
+        &Snapshot {
+            okta,
+            telus,
+            links,
+            baseline,
+        },
+        policy,
+    )
+}
+
+fn plan1(o: OktaUser, t: TelusUser) -> Plan {
+    run(&[o], &[t], &[], &Baseline::new(), &default_policy())
+}
+
+fn only_change(plan: &Plan) -> (&PlannedAction, &AttrChange) {
+    assert_eq!(plan.actions.len(), 1, "{:#?}", plan.actions);
+    let a = &plan.actions[0];
+    assert_eq!(a.changes().len(), 1, "{:#?}", a);
+    (a, &a.changes()[0])
+}
+
+fn policy_with(attr: &str, master: Master) -> Policy {
+    let mut p = default_policy();
+    for r in &mut p.rules {
+        if r.okta_attr == attr {
+            r.master = master.clone();
+        }
+    }
+    p
+}
+
+#[test]
+fn agreeing_users_need_nothing_and_become_baseline() {
+    let plan = plan1(ana_okta(), ana_telus());
+    assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
+    assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+    assert!(
+        plan.agreed
+            .iter()
+            .any(|a| a.attr == "city" && a.value.as_deref() == Some("Vancouver"))
+    );
+}
+
+#[test]
+fn department_change_in_okta_updates_telus() {
+    let mut o = ana_okta();
+    set(&mut o, "department", "Marketing");
+    let plan = plan1(o, ana_telus());
+    let (a, c) = only_change(&plan);
+    assert_eq!(a.system, System::Telus);
+    assert_eq!(c.field, "contact.department");
+    assert_eq!(
+        (c.old.as_deref(), c.new.as_deref()),
+        (Some("Sales"), Some("Marketing"))
+    );
+    assert_eq!(c.rule, Rule::Master);
+}
+
+#[test]
+fn email_change_in_okta_keeps_its_link_and_updates_telus() {
+    let mut o = ana_okta();
+    set(&mut o, "email", "Ana.Silva@X.ca");
+    let plan = run(
+        &[o],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.new_links.is_empty());
+    let (_, c) = only_change(&plan);
+    assert_eq!(c.new.as_deref(), Some("ana.silva@x.ca"));
+}
+
+#[test]
+fn email_case_difference_is_not_a_change() {
+    let mut o = ana_okta();
+    set(&mut o, "email", "ANA@X.CA");
+    assert!(plan1(o, ana_telus()).actions.is_empty());
+}
+
+#[test]
+fn reformatted_phone_is_not_written() {
+    let mut o = ana_okta();
+    set(&mut o, "mobilePhone", "(604) 555-0101");
+    assert!(plan1(o, ana_telus()).actions.is_empty());
+}
+
+#[test]
+fn phone_is_written_in_e164() {
+    let mut o = ana_okta();
+    set(&mut o, "mobilePhone", "604.555.0199");
+    let plan = plan1(o, ana_telus());
+    assert_eq!(only_change(&plan).1.new.as_deref(), Some("+16045550199"));
+}
+
+#[test]
+fn province_name_equals_its_code() {
+    let mut o = ana_okta();
+    set(&mut o, "state", "British Columbia");
+    assert!(plan1(o, ana_telus()).actions.is_empty());
+}
+
+#[test]
+fn province_name_is_written_as_its_code() {
+    let mut o = ana_okta();
+    set(&mut o, "state", "Québec");
+    let plan = plan1(o, ana_telus());
+    assert_eq!(only_change(&plan).1.new.as_deref(), Some("QC"));
+}
+
+#[test]
+fn unknown_state_is_reported_not_written() {
+    let mut o = ana_okta();
+    set(&mut o, "state", "Narnia");
+    let plan = plan1(o, ana_telus());
+    assert!(plan.actions.is_empty());
+    let p = &plan.problems[0];
+    assert_eq!(p.kind, ProblemKind::InvalidValue);
+    assert_eq!(p.attr.as_deref(), Some("state"));
+    assert_eq!(plan.failed_users(), 1);
+}
+
+#[test]
+fn primary_phone_template_renders_a_missing_direct_number_as_empty() {
+    let mut t = ana_telus();
+    t.fields.remove("directNumber");
+    let plan = plan1(ana_okta(), t);
+    let (a, c) = only_change(&plan);
+    assert_eq!(a.system, System::Okta);
+    assert_eq!(c.field, "primaryPhone");
+    assert_eq!(c.new.as_deref(), Some("#101"));
+}
+
+#[test]
+fn telus_mastered_direct_number_is_written_back_to_okta() {
+    let mut t = ana_telus();
+    tset(&mut t, "directNumber", "+16045550999");
+    let plan = plan1(ana_okta(), t);
+    assert_eq!(
+        only_change(&plan).1.new.as_deref(),
+        Some("+16045550999#101")
+    );
+}
+
+#[test]
+fn write_back_off_writes_nothing_to_okta() {
+    let mut t = ana_telus();
+    tset(&mut t, "directNumber", "+16045550999");
+    let mut p = default_policy();
+    p.features.write_back = false;
+    assert!(
+        run(&[ana_okta()], &[t], &[], &Baseline::new(), &p)
+            .actions
+            .is_empty()
+    );
+}
+
+#[test]
+fn update_users_off_writes_nothing_to_telus() {
+    let mut o = ana_okta();
+    set(&mut o, "department", "Marketing");
+    let mut p = default_policy();
+    p.features.update_users = false;
+    assert!(
+        run(&[o], &[ana_telus()], &[], &Baseline::new(), &p)
+            .actions
+            .is_empty()
+    );
+}
+
+#[test]
+fn priority_list_gives_the_first_system_the_value() {
+    let mut t = ana_telus();
+    tset(&mut t, "contact.businessAddress.city", "Burnaby");
+    let p = policy_with("city", Master::Priority(vec![System::Telus, System::Okta]));
+    let plan = run(&[ana_okta()], &[t], &[], &Baseline::new(), &p);
+    let (a, c) = only_change(&plan);
+    assert_eq!(a.system, System::Okta);
+    assert_eq!(c.new.as_deref(), Some("Burnaby"));
+}
+
+fn base(pairs: &[(&str, &str, &str)]) -> Baseline {
+    pairs
+        .iter()
+        .map(|(o, a, v)| ((OktaId(o.to_string()), a.to_string()), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn latest_row_takes_the_side_that_changed() {
+    let p = policy_with(
+        "department",
+        Master::Latest {
+            on_conflict: OnConflict::Skip,
+        },
+    );
+    let b = base(&[("o1", "department", "Sales")]);
+    // TELUS changed: Okta gets it.
+    let mut t = ana_telus();
+    tset(&mut t, "contact.department", "Support");
+    let plan = run(&[ana_okta()], &[t], &[link("o1", "e1")], &b, &p);
+    let (a, c) = only_change(&plan);
+    assert_eq!(
+        (a.system, c.new.as_deref(), c.rule),
+        (System::Okta, Some("Support"), Rule::Latest)
+    );
+    // Okta changed: TELUS gets it.
+    let mut o = ana_okta();
+    set(&mut o, "department", "Legal");
+    let plan = run(&[o], &[ana_telus()], &[link("o1", "e1")], &b, &p);
+    let (a, c) = only_change(&plan);
+    assert_eq!((a.system, c.new.as_deref()), (System::Telus, Some("Legal")));
+}
+
+#[test]
+fn latest_conflict_settled_by_on_conflict_is_reported_not_failed() {
+    let p = policy_with(
+        "department",
+        Master::Latest {
+            on_conflict: OnConflict::Prefer(System::Telus),
+        },
+    );
+    let b = base(&[("o1", "department", "Sales")]);
+    let mut o = ana_okta();
+    set(&mut o, "department", "Legal");
+    let mut t = ana_telus();
+    tset(&mut t, "contact.department", "Support");
+    let plan = run(&[o], &[t], &[link("o1", "e1")], &b, &p);
+    let (a, c) = only_change(&plan);
+    assert_eq!(
+        (a.system, c.new.as_deref(), c.rule),
+        (System::Okta, Some("Support"), Rule::Conflict)
+    );
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::ConflictSettled)
+    );
+    assert_eq!(plan.failed_users(), 0);
+}
+
+#[test]
+fn latest_conflict_with_skip_writes_nothing_and_fails_the_user() {
+    let p = policy_with(
+        "department",
+        Master::Latest {
+            on_conflict: OnConflict::Skip,
+        },
+    );
+    let b = base(&[("o1", "department", "Sales")]);
+    let mut o = ana_okta();
+    set(&mut o, "department", "Legal");
+    let mut t = ana_telus();
+    tset(&mut t, "contact.department", "Support");
+    let plan = run(&[o], &[t], &[link("o1", "e1")], &b, &p);
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::ConflictSkipped);
+    assert_eq!(plan.failed_users(), 1);
+}
+
+#[test]
+fn drift_on_the_non_master_side_is_reported_then_overwritten() {
+    let b = base(&[("o1", "department", "Sales")]);
+    let mut t = ana_telus();
+    tset(&mut t, "contact.department", "Facilities");
+    let plan = run(
+        &[ana_okta()],
+        &[t],
+        &[link("o1", "e1")],
+        &b,
+        &default_policy(),
+    );
+    let (_, c) = only_change(&plan);
+    assert_eq!(
+        (c.rule, c.old.as_deref(), c.new.as_deref()),
+        (Rule::Drift, Some("Facilities"), Some("Sales"))
+    );
+    assert!(plan.problems.iter().any(|p| p.kind == ProblemKind::Drift));
+}
+
+#[test]
+fn empty_master_value_clears_the_target() {
+    let mut o = ana_okta();
+    o.profile.remove("department");
+    let plan = plan1(o, ana_telus());
+    let (_, c) = only_change(&plan);
+    assert_eq!((c.old.as_deref(), c.new.as_deref()), (Some("Sales"), None));
+}
+
+#[test]
+fn empty_master_value_never_clears_a_required_field() {
+    let mut o = ana_okta();
+    set(&mut o, "firstName", "  ");
+    let plan = run(
+        &[o],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::RequiredEmpty);
+}
+
+#[test]
+fn two_telus_users_with_one_email_link_nothing() {
+    let mut t2 = ana_telus();
+    t2.id = ExtId("e2".into());
+    tset(&mut t2, "contact.email", "ANA@x.ca");
+    let mut o = ana_okta();
+    set(&mut o, "department", "Marketing");
+    let plan = run(
+        &[o],
+        &[ana_telus(), t2],
+        &[],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.actions.is_empty() && plan.new_links.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::DuplicateEmail);
+    assert_eq!(
+        plan.problems[0].message,
+        "More than one record found for Email: ana@x.ca. Email is the unique key: remove the duplicate."
+    );
+    assert_eq!(plan.failed_users(), 1);
+}
+
+#[test]
+fn two_active_okta_users_with_one_email_link_nothing() {
+    let mut o2 = ana_okta();
+    o2.id = OktaId("o2".into());
+    let plan = run(
+        &[ana_okta(), o2],
+        &[ana_telus()],
+        &[],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.actions.is_empty() && plan.new_links.is_empty());
+    assert_eq!(plan.failed_users(), 2);
+}
+
+#[test]
+fn a_live_okta_user_wins_the_email_over_a_deactivated_one() {
+    let mut gone = ana_okta();
+    gone.id = OktaId("o0".into());
+    gone.status = OktaStatus::Deprovisioned;
+    let plan = run(
+        &[gone, ana_okta()],
+        &[ana_telus()],
+        &[],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+    assert!(plan.actions.is_empty());
+}
+
+#[test]
+fn stored_link_wins_over_email() {
+    let mut other = ana_telus();
+    other.id = ExtId("e9".into());
+    tset(&mut other, "contact.email", "someone@x.ca");
+    tset(&mut other, "contact.department", "Legal");
+    // Linked to e9 although e1 has the same email: e9 is updated, e1 is unmatched.
+    let plan = run(
+        &[ana_okta()],
+        &[ana_telus(), other],
+        &[link("o1", "e9")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| a.user.ext_id == Some(ExtId("e9".into())))
+    );
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::UnmatchedTelus)
+    );
+}
+
+#[test]
+fn unmatched_telus_user_is_reported_and_left_alone() {
+    let plan = run(
+        &[],
+        &[ana_telus()],
+        &[],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::UnmatchedTelus);
+    assert_eq!(plan.failed_users(), 0);
+}
+
+#[test]
+fn active_okta_user_without_match_is_created_in_telus() {
+    let plan = run(&[ana_okta()], &[], &[], &Baseline::new(), &default_policy());
+    let a = &plan.actions[0];
+    assert!(matches!(a.action, Action::Create { .. }));
+    let fields: BTreeMap<_, _> = a
+        .changes()
+        .iter()
+        .map(|c| (c.field.as_str(), c.new.as_deref()))
+        .collect();
+    assert_eq!(fields["contact.email"], Some("ana@x.ca"));
+    assert_eq!(fields["contact.businessAddress.state"], Some("BC"));
+    assert!(
+        !fields.contains_key("primaryPhone"),
+        "templates are never targets"
+    );
+    assert!(
+        a.changes()
+            .iter()
+            .all(|c| c.rule == Rule::Create && c.old.is_none())
+    );
+}
+
+#[test]
+fn staged_or_suspended_users_are_not_created_and_create_can_be_off() {
+    let mut staged = ana_okta();
+    staged.status = OktaStatus::Staged;
+    assert!(
+        run(&[staged], &[], &[], &Baseline::new(), &default_policy())
+            .actions
+            .is_empty()
+    );
+    let mut p = default_policy();
+    p.features.create_users = false;
+    let plan = run(&[ana_okta()], &[], &[], &Baseline::new(), &p);
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::UnmatchedOkta);
+}
+
+#[test]
+fn creating_without_an_email_is_refused() {
+    let mut o = ana_okta();
+    o.profile.remove("email");
+    o.profile.insert("login".into(), "ana".into());
+    // No email: nothing to match on, and nothing to create with.
+    assert!(
+        run(&[o], &[], &[], &Baseline::new(), &default_policy())
+            .actions
+            .is_empty()
+    );
+}
+
+#[test]
+fn suspended_okta_user_is_deactivated_never_deleted() {
+    let mut o = ana_okta();
+    o.status = OktaStatus::Suspended;
+    set(&mut o, "department", "Marketing");
+    let plan = run(
+        &[o],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    let (a, c) = only_change(&plan);
+    assert!(matches!(a.action, Action::Deactivate { .. }));
+    assert_eq!(
+        (c.field.as_str(), c.new.as_deref()),
+        (STATUS_ATTR, Some("Disabled"))
+    );
+}
+
+#[test]
+fn okta_user_leaving_scope_is_deactivated() {
+    let plan = run(
+        &[],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    let (a, _) = only_change(&plan);
+    assert!(
+        matches!(&a.action, Action::Deactivate { reason, .. } if reason.contains("left scope"))
+    );
+}
+
+#[test]
+fn deactivate_off_leaves_telus_enabled() {
+    let mut p = default_policy();
+    p.features.deactivate_users = false;
+    assert!(
+        run(
+            &[],
+            &[ana_telus()],
+            &[link("o1", "e1")],
+            &Baseline::new(),
+            &p
+        )
+        .actions
+        .is_empty()
+    );
+}
+
+#[test]
+fn already_disabled_user_is_not_deactivated_again() {
+    let mut o = ana_okta();
+    o.status = OktaStatus::Deprovisioned;
+    let mut t = ana_telus();
+    t.status = TelusStatus::Disabled;
+    assert!(
+        run(
+            &[o],
+            &[t],
+            &[link("o1", "e1")],
+            &Baseline::new(),
+            &default_policy()
+        )
+        .actions
+        .is_empty()
+    );
+}
+
+#[test]
+fn reactivation_only_for_users_this_tool_disabled() {
+    let mut t = ana_telus();
+    t.status = TelusStatus::Disabled;
+    let ours = base(&[("o1", STATUS_ATTR, "Disabled")]);
+    let plan = run(
+        &[ana_okta()],
+        std::slice::from_ref(&t),
+        &[link("o1", "e1")],
+        &ours,
+        &default_policy(),
+    );
+    assert!(matches!(
+        only_change(&plan).0.action,
+        Action::Reactivate { .. }
+    ));
+    let plan = run(
+        &[ana_okta()],
+        &[t],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &default_policy(),
+    );
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.problems[0].kind, ProblemKind::DisabledElsewhere);
+}
+
+// ---- safety holds ----
+
+fn ctx(has_baseline: bool) -> HoldContext {
+    HoldContext {
+        known_okta: 5,
+        known_telus: 5,
+        okta_read: 5,
+        telus_read: 5,
+        has_baseline,
+    }
+}
+
+#[test]
+fn more_deactivations_than_allowed_hold_the_plan() {
+    let telus: Vec<TelusUser> = (0..3)
+        .map(|i| {
+            let mut t = ana_telus();
+            t.id = ExtId(format!("e{i}"));
+            t
+        })
+        .collect();
+    let links: Vec<Link> = (0..3)
+        .map(|i| link(&format!("o{i}"), &format!("e{i}")))
+        .collect();
+    let plan = run(&[], &telus, &links, &Baseline::new(), &default_policy());
+    let safety = Safety {
+        max_deactivations: 2,
+        max_changed_percent: 100,
+    };
+    let reasons = hold_reasons(&plan, &safety, &ctx(true));
+    assert!(
+        reasons[0].contains("3 deactivations exceed safety.max_deactivations = 2"),
+        "{reasons:?}"
+    );
+    let safety = Safety {
+        max_deactivations: 3,
+        max_changed_percent: 100,
+    };
+    assert!(hold_reasons(&plan, &safety, &ctx(true)).is_empty());
+}
+
+#[test]
+fn changed_share_holds_only_once_a_baseline_exists() {
+    let mut o = ana_okta();
+    set(&mut o, "department", "Marketing");
+    let plan = plan1(o, ana_telus());
+    let safety = Safety {
+        max_deactivations: 10,
+        max_changed_percent: 20,
+    };
+    assert!(hold_reasons(&plan, &safety, &ctx(false)).is_empty());
+    let reasons = hold_reasons(&plan, &safety, &ctx(true));
+    assert!(
+        reasons[0].contains("1 of 1 linked users (100%)"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn an_empty_directory_where_users_were_known_holds() {
+    let plan = Plan::default();
+    let mut c = ctx(true);
+    c.telus_read = 0;
+    let reasons = hold_reasons(&plan, &Safety::default(), &c);
+    assert!(reasons[0].starts_with("TELUS returned no users where the store knew 5"));
+    c.known_telus = 0;
+    assert!(hold_reasons(&plan, &Safety::default(), &c).is_empty());
+}
+
+// ---- properties ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EMAILS: &[&str] = &["a@x.ca", "b@x.ca", "B@X.ca", "c@x.ca", "d@x.ca", ""];
+    const NAMES: &[&str] = &["Ana", " Ana ", "Bob", "Zoë", ""];
+    const PHONES: &[&str] = &[
+        "604-555-0142",
+        "+16045550142",
+        "(604) 555 0142",
+        "555-01",
+        "+442079460958",
+        "",
+    ];
+    const STATES: &[&str] = &[
+        "BC",
+        "British Columbia",
+        "b.c.",
+        "Québec",
+        "QC",
+        "Narnia",
+        "",
+    ];
+    const DEPTS: &[&str] = &["Sales", "sales", "Legal", ""];
+    const OKTA_STATUS: &[&str] = &[
+        "ACTIVE",
+        "ACTIVE",
+        "ACTIVE",
+        "SUSPENDED",
+        "DEPROVISIONED",
+        "STAGED",
+    ];
+    const TELUS_STATUS: &[&str] = &["Enabled", "Enabled", "Disabled", "NotActivated"];
+    const DIRECT: &[&str] = &["+16045550201", "+16045550202", ""];
+
+    fn pick(pool: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(pool)
+    }
+
+    fn okta_user(i: usize) -> impl Strategy<Value = OktaUser> {
+        (
+            pick(EMAILS),
+            pick(NAMES),
+            pick(NAMES),
+            pick(PHONES),
+            pick(STATES),
+            pick(DEPTS),
+            pick(OKTA_STATUS),
+            pick(DIRECT),
+        )
+            .prop_map(
+                move |(email, first, last, phone, state, dept, status, pp)| {
+                    let mut attrs = vec![
+                        ("email", email),
+                        ("firstName", first),
+                        ("lastName", last),
+                        ("mobilePhone", phone),
+                        ("state", state),
+                        ("department", dept),
+                        ("primaryPhone", pp),
+                    ];
+                    attrs.retain(|(_, v)| !v.is_empty());
+                    okta(&format!("o{i}"), status, &attrs)
+                },
+            )
+    }
+
+    fn telus_user(i: usize) -> impl Strategy<Value = TelusUser> {
+        (
+            pick(EMAILS),
+            pick(NAMES),
+            pick(NAMES),
+            pick(PHONES),
+            pick(STATES),
+            pick(DEPTS),
+            pick(TELUS_STATUS),
+            pick(DIRECT),
+        )
+            .prop_map(
+                move |(email, first, last, phone, state, dept, status, direct)| {
+                    let ext = format!("{}", 100 + i);
+                    let mut fields = vec![
+                        ("contact.email", email),
+                        ("contact.firstName", first),
+                        ("contact.lastName", last),
+                        ("contact.mobilePhone", phone),
+                        ("contact.businessAddress.state", state),
+                        ("contact.department", dept),
+                        ("extensionNumber", ext.as_str()),
+                        ("directNumber", direct),
+                    ];
+                    fields.retain(|(_, v)| !v.is_empty());
+                    telus(&format!("e{i}"), status, &fields)
+                },
+            )
+    }
+
+    fn directory() -> impl Strategy<Value = (Vec<OktaUser>, Vec<TelusUser>)> {
+        (0usize..6, 0usize..6).prop_flat_map(|(n, m)| {
+            (
+                (0..n).map(okta_user).collect::<Vec<_>>(),
+                (0..m).map(telus_user).collect::<Vec<_>>(),
+            )
+        })
+    }
+
+    fn latest_policy() -> Policy {
+        let mut p = default_policy();
+        for r in &mut p.rules {
+            if r.okta_attr == "department" {
+                r.master = Master::Latest {
+                    on_conflict: OnConflict::Prefer(System::Okta),
+                };
+            }
+            if r.okta_attr == "lastName" {
+                r.master = Master::Latest {
+                    on_conflict: OnConflict::Skip,
+                };
+            }
+            if r.okta_attr == "mobilePhone" {
+                r.master = Master::Priority(vec![System::Telus, System::Okta]);
+            }
+        }
+        p
+    }
+
+    /// State the fakes would hold after a plan is applied, with links and baseline as the
+    /// store would record them.
+    struct World {
+        okta: Vec<OktaUser>,
+        telus: Vec<TelusUser>,
+        links: Vec<Link>,
+        baseline: Baseline,
+    }
+
+    impl World {
+        fn plan(&self, p: &Policy) -> Plan {
+            run(&self.okta, &self.telus, &self.links, &self.baseline, p)
+        }
+
+        fn apply(&mut self, plan: &Plan) {
+            self.links.extend(plan.new_links.iter().cloned());
+            for a in &plan.agreed {
+                let key = (a.okta_id.clone(), a.attr.clone());
+                match &a.value {
+                    Some(v) => self.baseline.insert(key, v.clone()),
+                    None => self.baseline.remove(&key),
+                };
+            }
+            for action in &plan.actions {
+                let okta_id = action.user.okta_id.clone().unwrap();
+                let ext = match &action.action {
+                    Action::Create { changes } => {
+                        let n = self.telus.len() + 500;
+                        let mut t = telus(&format!("new{n}"), "Enabled", &[]);
+                        t.fields.insert("extensionNumber".into(), n.to_string());
+                        for c in changes {
+                            t.fields
+                                .insert(c.field.clone(), c.new.clone().unwrap_or_default());
+                        }
+                        self.links.push(Link {
+                            okta_id: okta_id.clone(),
+                            ext_id: t.id.clone(),
+                        });
+                        self.telus.push(t);
+                        None
+                    }
+                    _ => action.user.ext_id.clone(),
+                };
+                for c in action.changes() {
+                    match (&action.action, action.system) {
+                        (Action::Create { .. }, _) => {}
+                        (Action::Deactivate { .. } | Action::Reactivate { .. }, _) => {
+                            let t = self
+                                .telus
+                                .iter_mut()
+                                .find(|t| Some(&t.id) == ext.as_ref())
+                                .unwrap();
+                            t.status = TelusStatus::parse(c.new.as_deref().unwrap());
+                        }
+                        (_, System::Telus) => {
+                            let t = self
+                                .telus
+                                .iter_mut()
+                                .find(|t| Some(&t.id) == ext.as_ref())
+                                .unwrap();
+                            t.fields
+                                .insert(c.field.clone(), c.new.clone().unwrap_or_default());
+                        }
+                        (_, System::Okta) => {
+                            let o = self.okta.iter_mut().find(|o| o.id == okta_id).unwrap();
+                            match &c.new {
+                                Some(v) => o.profile.insert(c.field.clone(), v.clone()),
+                                None => o.profile.remove(&c.field),
+                            };
+                        }
+                    }
+                    let key = (okta_id.clone(), c.attr.clone());
+                    match &c.new {
+                        Some(v) => self.baseline.insert(key, v.clone()),
+                        None => self.baseline.remove(&key),
+                    };
+                }
+            }
+        }
+    }
+
+    fn converges(
+        okta: Vec<OktaUser>,
+        telus: Vec<TelusUser>,
+        policy: &Policy,
+    ) -> Result<(), TestCaseError> {
+        let mut w = World {
+            okta,
+            telus,
+            links: Vec::new(),
+            baseline: Baseline::new(),
+        };
+        // A create is followed by the write-back of its new extension number: two rounds.
+        for _ in 0..2 {
+            let plan = w.plan(policy);
+            w.apply(&plan);
+        }
+        let last = w.plan(policy);
+        prop_assert!(
+            last.actions.is_empty(),
+            "not converged: {:#?}",
+            last.actions
+        );
+        prop_assert!(last.new_links.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_converged_state_plans_nothing((okta, telus) in directory()) {
+            let mut w = World { okta, telus, links: Vec::new(), baseline: Baseline::new() };
+            for _ in 0..3 {
+                let plan = w.plan(&default_policy());
+                w.apply(&plan);
+            }
+            let plan = w.plan(&default_policy());
+            prop_assert!(plan.actions.is_empty());
+            prop_assert!(plan.agreed.is_empty(), "agreed values are already the baseline");
+        }
+
+        #[test]
+        fn the_plan_does_not_depend_on_input_order((okta, telus) in directory(), seed in any::<u64>()) {
+            let p = latest_policy();
+            let a = run(&okta, &telus, &[], &Baseline::new(), &p);
+            let mut okta2 = okta.clone();
+            let mut telus2 = telus.clone();
+            let mut rng = seed;
+            let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+            for i in (1..okta2.len()).rev() { let j = (next() as usize) % (i + 1); okta2.swap(i, j); }
+            for i in (1..telus2.len()).rev() { let j = (next() as usize) % (i + 1); telus2.swap(i, j); }
+            let b = run(&okta2, &telus2, &[], &Baseline::new(), &p);
+            prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn applying_the_plan_converges_with_default_rows((okta, telus) in directory()) {
+            converges(okta, telus, &default_policy())?;
+        }
+
+        #[test]
+        fn applying_the_plan_converges_with_latest_and_priority_rows((okta, telus) in directory()) {
+            converges(okta, telus, &latest_policy())?;
+        }
+    }
+}
