@@ -1,7 +1,7 @@
 //! Matching users across the two directories and deciding, attribute by attribute, what each
 //! side must receive. Pure: snapshots, links and baseline in, a sorted `Plan` out.
 
-use super::normalize::{Norm, normalize};
+use super::normalize::{Norm, normalize, normalize_in};
 use super::plan::STATUS_ATTR;
 use super::plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
@@ -336,14 +336,20 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             });
         }
     }
+    // The user's country reads phone numbers written without a country code.
+    let region = o
+        .profile
+        .get("countryCode")
+        .or_else(|| t.fields.get("contact.businessAddress.country"))
+        .map(String::as_str);
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
     for rule in &policy.rules {
         let base = baseline.get(&(o.id.clone(), rule.okta_attr.clone()));
         let okta_raw = o.profile.get(&rule.okta_attr).cloned();
         let telus_raw = telus_value(t, &rule.telus);
-        let on = normalize(rule.normalize, okta_raw.as_deref());
-        let tn = normalize(rule.normalize, telus_raw.as_deref());
+        let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);
+        let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);
         if on.key() == tn.key() {
             let value = on.key().map(str::to_string);
             if value.as_ref() != base {

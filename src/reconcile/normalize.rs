@@ -28,7 +28,15 @@ impl Norm {
     }
 }
 
+/// Normalizes with no region known: phone numbers without a country code are read as
+/// Canadian (North American numbering).
 pub fn normalize(kind: Normalize, raw: Option<&str>) -> Norm {
+    normalize_in(kind, raw, None)
+}
+
+/// Normalizes; `region` (an ISO 3166-1 alpha-2 code such as "CA" or "GB", from the user's
+/// country) is how a phone number without a country code is read.
+pub fn normalize_in(kind: Normalize, raw: Option<&str>, region: Option<&str>) -> Norm {
     let trimmed = match raw.map(str::trim) {
         None | Some("") => return Norm::Empty,
         Some(t) => t,
@@ -36,7 +44,7 @@ pub fn normalize(kind: Normalize, raw: Option<&str>) -> Norm {
     match kind {
         Normalize::None => Norm::Value(trimmed.to_string()),
         Normalize::Email => Norm::Value(trimmed.to_lowercase()),
-        Normalize::E164 => match e164(trimmed) {
+        Normalize::E164 => match e164_in(trimmed, region) {
             Some(v) => Norm::Value(v),
             None => Norm::Invalid {
                 trimmed: trimmed.to_string(),
@@ -53,47 +61,30 @@ pub fn normalize(kind: Normalize, raw: Option<&str>) -> Norm {
     }
 }
 
-/// Formats a phone number in E.164. Numbers without a `+` are read in the North American
-/// Numbering Plan (Canada and the US): ten digits, or eleven starting with 1. Extensions
-/// (`x123`, `ext. 123`) are not part of an E.164 number and make the value invalid.
+/// Formats a phone number in E.164, reading a number without a country code in Canada.
 pub fn e164(raw: &str) -> Option<String> {
-    let s = raw.trim();
-    let international = s.starts_with('+') || s.starts_with("00");
-    let mut digits = String::with_capacity(16);
-    for c in s.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            '+' | ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => return None,
-        }
-    }
-    if s.starts_with("00") {
-        digits.drain(..2);
-    }
-    if s.matches('+').count() > 1 || (s.contains('+') && !s.starts_with('+')) {
-        return None;
-    }
-    if international {
-        if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
-            return None;
-        }
-        if digits.starts_with('1') && !nanp_valid(&digits[1..]) {
-            return None;
-        }
-        return Some(format!("+{digits}"));
-    }
-    let national = match digits.len() {
-        10 => &digits[..],
-        11 if digits.starts_with('1') => &digits[1..],
-        _ => return None,
-    };
-    nanp_valid(national).then(|| format!("+1{national}"))
+    e164_in(raw, None)
 }
 
-/// NANP area codes and exchanges start with 2-9.
-fn nanp_valid(ten: &str) -> bool {
-    let b = ten.as_bytes();
-    b.len() == 10 && (b'2'..=b'9').contains(&b[0]) && (b'2'..=b'9').contains(&b[3])
+/// Formats a phone number in E.164 with libphonenumber's metadata (the `phonenumber` crate),
+/// reading a number without a country code in `region` (default "CA"). A number that is not
+/// valid for its region, or that carries an extension (`x123`), is refused: an extension has
+/// no place in E.164.
+pub fn e164_in(raw: &str, region: Option<&str>) -> Option<String> {
+    let region = region
+        .map(str::trim)
+        .filter(|r| r.len() == 2)
+        .and_then(|r| {
+            r.to_ascii_uppercase()
+                .parse::<phonenumber::country::Id>()
+                .ok()
+        })
+        .unwrap_or(phonenumber::country::Id::CA);
+    let number = phonenumber::parse(Some(region), raw.trim()).ok()?;
+    if number.extension().is_some() || !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 const SUBDIVISIONS: &[(&str, &[&str])] = &[
@@ -264,7 +255,6 @@ mod tests {
             "+1 604 555 0142",
             "1.604.555.0142",
             "6045550142",
-            "001 604 555 0142",
         ] {
             assert_eq!(e164(raw).as_deref(), Some("+16045550142"), "{raw}");
         }
@@ -273,6 +263,19 @@ mod tests {
     #[test]
     fn international_phone_is_kept() {
         assert_eq!(e164("+44 20 7946 0958").as_deref(), Some("+442079460958"));
+    }
+
+    #[test]
+    fn national_number_is_read_in_the_users_country() {
+        assert_eq!(
+            e164_in("020 7946 0958", Some("GB")).as_deref(),
+            Some("+442079460958")
+        );
+        assert_eq!(e164_in("020 7946 0958", Some("CA")), None);
+        assert_eq!(
+            e164_in("604 555 0142", Some("Canada")).as_deref(),
+            Some("+16045550142")
+        );
     }
 
     #[test]
