@@ -32,6 +32,8 @@ struct RawConfig {
     #[serde(default)]
     safety: RawSafety,
     #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
     attributes: BTreeMap<String, RawAttr>,
 }
 
@@ -75,6 +77,42 @@ fn default_brand() -> String {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<PathBuf>,
+    journal_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    quarantine_after: u32,
+    backoff_seconds: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        let r = Retry::default();
+        RawRetry {
+            quarantine_after: r.quarantine_after,
+            backoff_seconds: r.backoff.as_secs(),
+        }
+    }
+}
+
+/// How users whose writes fail are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Consecutive failed passes after which a user is quarantined.
+    pub quarantine_after: u32,
+    /// Wait before the first retry; doubled after each further failure.
+    pub backoff: std::time::Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            quarantine_after: 5,
+            backoff: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +213,9 @@ pub struct Config {
     pub okta: OktaConfig,
     pub telus: TelusConfig,
     pub store_path: PathBuf,
+    /// Days the journal is kept.
+    pub journal_days: u32,
+    pub retry: Retry,
     pub schedule: Schedule,
     pub safety: Safety,
     pub policy: Policy,
@@ -383,6 +424,12 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         ),
     };
 
+    if raw.store.journal_days == Some(0) {
+        p.push("store.journal_days", "must be at least 1");
+    }
+    if raw.retry.quarantine_after == 0 {
+        p.push("retry.quarantine_after", "must be at least 1");
+    }
     if raw.safety.max_changed_percent > 100 {
         p.push(
             "safety.max_changed_percent",
@@ -416,6 +463,11 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
                 jwt,
             },
             store_path,
+            journal_days: raw.store.journal_days.unwrap_or(400),
+            retry: Retry {
+                quarantine_after: raw.retry.quarantine_after,
+                backoff: std::time::Duration::from_secs(raw.retry.backoff_seconds),
+            },
             schedule,
             safety: Safety {
                 max_deactivations: raw.safety.max_deactivations,

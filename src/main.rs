@@ -36,6 +36,9 @@ enum Command {
         /// Lift a safety hold (too many deactivations or changes, an empty directory) for this pass.
         #[arg(long)]
         approve: bool,
+        /// Release quarantined users and try them again in this pass.
+        #[arg(long)]
+        retry_quarantined: bool,
     },
     /// Print what a pass would change; write nothing to either API or the store.
     Plan {
@@ -43,6 +46,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The journal of changes, old → new, oldest first.
+    History {
+        /// Only changes since WHEN: an RFC 3339 time, a date (2026-11-01), or an age (7d, 12h, 30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this user's changes (email, case-insensitive).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this attribute (the Okta attribute name, or `status`).
+        #[arg(long)]
+        attribute: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Last passes, held passes, quarantined users, token expiry, store size.
+    Status,
     /// Validate sync.toml; exit 2 naming each bad key.
     CheckConfig,
     /// Start built-in fake Okta and TELUS servers with demo data and run real passes against them.
@@ -80,18 +100,39 @@ fn main() -> ExitCode {
             telemetry::init("info");
             check_config(&cli.config)
         }
-        Command::Sync { dry_run, approve } => {
+        Command::Sync {
+            dry_run,
+            approve,
+            retry_quarantined,
+        } => {
             telemetry::init("info");
-            let opts = PassOptions { dry_run, approve };
+            let opts = PassOptions {
+                dry_run,
+                approve,
+                retry_quarantined,
+            };
             runtime.block_on(run_sync(&cli.config, opts, false))
         }
         Command::Plan { json } => {
             telemetry::init("warn");
             let opts = PassOptions {
                 dry_run: true,
-                approve: false,
+                ..PassOptions::default()
             };
             runtime.block_on(run_sync(&cli.config, opts, json))
+        }
+        Command::History {
+            since,
+            user,
+            attribute,
+            json,
+        } => {
+            telemetry::init("warn");
+            history(&cli.config, since, user, attribute, json)
+        }
+        Command::Status => {
+            telemetry::init("warn");
+            status(&cli.config)
         }
     };
     match result {
@@ -140,8 +181,7 @@ async fn run_sync(path: &std::path::Path, opts: PassOptions, json: bool) -> anyh
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let store = store::Store::open(&config.store_path)
-        .with_context(|| format!("opening store {}", config.store_path.display()))?;
+    let store = open_store(&config)?;
     let clients = Clients::new(&config, HttpSettings::default());
     let report = run_one_pass(&config, &clients, &store, opts).await?;
     if json {
@@ -156,6 +196,59 @@ async fn run_sync(path: &std::path::Path, opts: PassOptions, json: bool) -> anyh
         print!("{}", report::pass_text(&report));
     }
     Ok(report.outcome.exit_code() as u8)
+}
+
+fn open_store(config: &config::Config) -> anyhow::Result<store::Store> {
+    store::Store::open(&config.store_path)
+        .with_context(|| format!("opening store {}", config.store_path.display()))
+}
+
+fn history(
+    path: &std::path::Path,
+    since: Option<String>,
+    user: Option<String>,
+    attribute: Option<String>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let since = match since.map(|s| report::parse_since(&s, chrono::Utc::now())) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("error: --since: {e}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let store = open_store(&config)?;
+    let rows = store.history(&store::HistoryFilter {
+        since,
+        user_email: user,
+        attribute,
+    })?;
+    use std::io::{IsTerminal as _, Write as _};
+    let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            writeln!(out, "{}", report::history_json(r))?;
+        }
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        write!(out, "{}", report::history_text(&rows, color))?;
+    }
+    Ok(0)
+}
+
+fn status(path: &std::path::Path) -> anyhow::Result<u8> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    print!("{}", report::status_text(&config, &store)?);
+    Ok(0)
 }
 
 async fn run_sandbox() -> anyhow::Result<u8> {
@@ -176,7 +269,7 @@ async fn run_sandbox() -> anyhow::Result<u8> {
     println!("== Plan (dry run) ==");
     let dry_run = PassOptions {
         dry_run: true,
-        approve: false,
+        ..PassOptions::default()
     };
     let dry = run_one_pass(&config, &clients, &store, dry_run).await?;
     print!("{}", report::plan_text(&dry.plan));

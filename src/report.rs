@@ -190,3 +190,224 @@ pub fn pass_text(r: &PassReport) -> String {
     );
     out
 }
+
+/// Reads `--since`: an RFC 3339 time, a date (midnight UTC), or an age such as `7d`, `12h`,
+/// `30m`. Returns the RFC 3339 lower bound the journal is filtered with.
+pub fn parse_since(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
+    let s = s.trim();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(fmt(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(fmt(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        format!("{s:?} is not a time, a date (2026-11-01) or an age (7d, 12h, 30m)")
+    })?;
+    let age = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        "w" => chrono::Duration::weeks(n),
+        _ => return Err(format!("{s:?}: the unit must be w, d, h or m")),
+    };
+    Ok(fmt(now - age))
+}
+
+/// `old → new` with the changed characters highlighted (ANSI) when `color`.
+fn inline_diff(old: Option<&str>, new: Option<&str>, color: bool) -> String {
+    let quote = |v: Option<&str>| {
+        v.map(|s| format!("{s:?}"))
+            .unwrap_or_else(|| "(empty)".into())
+    };
+    let (Some(o), Some(n), true) = (old, new, color) else {
+        return format!("{} → {}", quote(old), quote(new));
+    };
+    let diff = similar::TextDiff::from_chars(o, n);
+    let (mut left, mut right) = (String::from("\""), String::from("\""));
+    for change in diff.iter_all_changes() {
+        let text = change.value();
+        match change.tag() {
+            similar::ChangeTag::Equal => {
+                left.push_str(text);
+                right.push_str(text);
+            }
+            similar::ChangeTag::Delete => {
+                let _ = write!(left, "\x1b[31;9m{text}\x1b[0m");
+            }
+            similar::ChangeTag::Insert => {
+                let _ = write!(right, "\x1b[32;1m{text}\x1b[0m");
+            }
+        }
+    }
+    left.push('"');
+    right.push('"');
+    format!("{left} → {right}")
+}
+
+/// The journal as an admin reads it, oldest first.
+pub fn history_text(rows: &[crate::store::JournalRow], color: bool) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("No changes recorded for this filter.\n");
+    }
+    for r in rows {
+        let outcome = match (r.outcome.as_str(), color) {
+            ("applied", true) => "\x1b[32mapplied\x1b[0m".to_string(),
+            ("failed", true) => "\x1b[31mfailed\x1b[0m".to_string(),
+            (o, _) => o.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  pass {}  {}  {}  {}: {}  {} [{}]",
+            r.time,
+            r.pass_id,
+            r.direction,
+            r.user_email,
+            r.attribute,
+            inline_diff(r.old.as_deref(), r.new.as_deref(), color),
+            outcome,
+            r.rule
+        );
+        if r.outcome != "applied" || r.error_code.is_some() {
+            if let Some(expl) = &r.explanation {
+                let code = r
+                    .error_code
+                    .as_deref()
+                    .map(|c| format!("{c}: "))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    {code}{expl}");
+            }
+        }
+    }
+    out
+}
+
+/// One journal row as a JSON object (one per line in `history --json`).
+pub fn history_json(r: &crate::store::JournalRow) -> Value {
+    json!({
+        "time": r.time,
+        "pass": r.pass_id,
+        "direction": r.direction,
+        "system": r.system,
+        "user": r.user_email,
+        "attribute": r.attribute,
+        "field": r.field,
+        "old": r.old,
+        "new": r.new,
+        "rule": r.rule,
+        "outcome": r.outcome,
+        "error_code": r.error_code,
+        "explanation": r.explanation,
+    })
+}
+
+fn duration(start: &str, end: Option<&str>) -> String {
+    match (
+        chrono::DateTime::parse_from_rfc3339(start),
+        end.map(chrono::DateTime::parse_from_rfc3339),
+    ) {
+        (Ok(s), Some(Ok(e))) => format!("{:.1}s", (e - s).num_milliseconds() as f64 / 1000.0),
+        _ => "unfinished".into(),
+    }
+}
+
+/// What `status` prints: the store, recent passes, a held pass, failing users, credentials.
+pub fn status_text(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+) -> Result<String, crate::store::Error> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Store: {} ({} KiB, schema v{})",
+        config.store_path.display(),
+        store.size_bytes()?.div_ceil(1024),
+        store.schema_version()?
+    );
+    let passes = store.recent_passes(10)?;
+    if passes.is_empty() {
+        let _ = writeln!(out, "\nNo passes yet: run `sync --dry-run`, then `sync`.");
+    } else {
+        let _ = writeln!(out, "\nLast passes (newest first):");
+        for p in &passes {
+            let s = &p.summary;
+            let _ = writeln!(
+                out,
+                "  #{:<5} {:<5} {}  {:>9}  {:<13} read {}/{}  planned {} applied {} failed {}  users failed {}",
+                p.id,
+                p.kind,
+                p.started_at,
+                duration(&p.started_at, p.finished_at.as_deref()),
+                if s.outcome.is_empty() {
+                    "unfinished"
+                } else {
+                    &s.outcome
+                },
+                s.okta_read,
+                s.telus_read,
+                s.planned,
+                s.applied,
+                s.failed,
+                s.failed_users
+            );
+        }
+        if let Some(last) = passes.first()
+            && last.summary.outcome == "held"
+        {
+            let _ = writeln!(
+                out,
+                "\nHELD: the last pass wrote nothing: {}\n  Review with `plan`, then run `sync --approve` to proceed once.",
+                last.summary.message.as_deref().unwrap_or("a safety limit")
+            );
+        }
+    }
+    let failures = store.failures()?;
+    let (quarantined, backing_off): (Vec<_>, Vec<_>) = failures.iter().partition(|f| f.quarantined);
+    if !quarantined.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nQuarantined users (release with `sync --retry-quarantined`, or fix their data):"
+        );
+        for f in quarantined {
+            let _ = writeln!(
+                out,
+                "  {}  {} failed passes, last {}: {} {}",
+                f.email,
+                f.consecutive,
+                f.last_failed_at,
+                f.last_code.as_deref().unwrap_or(""),
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !backing_off.is_empty() {
+        let _ = writeln!(out, "\nUsers retried with backoff:");
+        for f in backing_off {
+            let _ = writeln!(
+                out,
+                "  {}  {} failed pass(es), next retry after {}: {} {}",
+                f.email,
+                f.consecutive,
+                f.next_retry_at,
+                f.last_code.as_deref().unwrap_or(""),
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let unfinished = store.unfinished_count()?;
+    if unfinished > 0 {
+        let _ = writeln!(
+            out,
+            "\n{unfinished} change(s) were interrupted by a stopped run; the next pass settles them against a fresh read."
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTELUS credentials: JWT bearer grant (server-to-server): no refresh token to expire; access tokens are fetched as needed."
+    );
+    Ok(out)
+}

@@ -7,7 +7,7 @@ use crate::model::{ExtId, Link, System, TelusStatus, TelusUser};
 use crate::reconcile::{Action, Agreed, Plan, PlannedAction, UserRef};
 use crate::store::{JournalEntry, Outcome, Store};
 use crate::{okta, telus};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use tracing::Instrument;
 
 /// What applying a plan did.
@@ -17,7 +17,8 @@ pub struct ApplyReport {
     pub applied: usize,
     /// Attribute changes the target refused or that could not be sent.
     pub failed: usize,
-    pub failed_users: BTreeSet<UserRef>,
+    /// Users with a failed write, with the last error's code and explanation.
+    pub failed_users: BTreeMap<UserRef, (Option<String>, String)>,
     /// Set when a whole system failed and the rest of the plan was not attempted.
     pub systemic: Option<String>,
     /// TELUS users created (and linked) by this apply.
@@ -209,7 +210,9 @@ async fn apply_action(
                 &[],
             )?;
             report.failed += changes.len();
-            report.failed_users.insert(action.user.clone());
+            report
+                .failed_users
+                .insert(action.user.clone(), (e.code.clone(), e.explanation.clone()));
             if e.systemic {
                 tracing::error!(error = %e.message, "whole-system failure, stopping the apply");
                 report.systemic = Some(e.message);

@@ -2,9 +2,14 @@
 
 use crate::apply::{ApplyReport, apply_plan};
 use crate::config::Config;
+use crate::daemon::retry::{Gate, fingerprint, gate, record_failure, user_key};
 use crate::http::HttpSettings;
 use crate::model::{ExtId, TelusUser};
-use crate::reconcile::{HoldContext, Plan, Snapshot, hold_reasons, plan_pass};
+use crate::model::{OktaId, System};
+use crate::reconcile::{
+    HoldContext, Plan, PlannedAction, Snapshot, Unfinished, UserRef, hold_reasons, plan_pass,
+    settle,
+};
 use crate::store::{PassSummary, Store};
 use crate::{okta, telus};
 use std::collections::HashMap;
@@ -31,6 +36,8 @@ pub struct PassOptions {
     pub dry_run: bool,
     /// Lift a safety hold for this pass.
     pub approve: bool,
+    /// Release quarantined users before the pass.
+    pub retry_quarantined: bool,
 }
 
 /// How a pass ended, mapped to `sync`'s exit code.
@@ -76,12 +83,16 @@ pub struct PassReport {
     pub apply: ApplyReport,
     /// The whole-system failure that ended the pass, if any.
     pub system_error: Option<String>,
+    /// Users whose actions were not attempted: backing off after a failure, or quarantined.
+    pub deferred: Vec<(UserRef, String)>,
+    /// Interrupted changes from an earlier run settled at the start: (landed, not landed).
+    pub settled: (usize, usize),
     pub outcome: PassOutcome,
 }
 
 impl PassReport {
     pub fn failed_users(&self) -> usize {
-        self.plan.failed_users() + self.apply.failed_users.len()
+        self.plan.failed_users() + self.apply.failed_users.len() + self.deferred.len()
     }
 }
 
@@ -156,6 +167,8 @@ async fn pass_body(
                 plan: Plan::default(),
                 apply: ApplyReport::default(),
                 system_error: Some(message),
+                deferred: Vec::new(),
+                settled: (0, 0),
                 outcome: PassOutcome::SystemFailed,
             });
         }
@@ -165,6 +178,45 @@ async fn pass_body(
         telus = telus_users.len(),
         "directories read"
     );
+
+    // A run that stopped mid-apply left changes `planned`: settle them against what was just
+    // read before planning anything, so nothing is done twice and nothing is lost.
+    let mut settled = (0, 0);
+    if !opts.dry_run {
+        let rows: Vec<Unfinished> = store
+            .unfinished()?
+            .into_iter()
+            .map(|r| Unfinished {
+                row_id: r.id,
+                system: if r.system == "okta" {
+                    System::Okta
+                } else {
+                    System::Telus
+                },
+                okta_id: r.okta_id.map(OktaId),
+                ext_id: r.ext_id.map(ExtId),
+                attr: r.attribute,
+                field: r.field,
+                new: r.new,
+                rule: r.rule,
+            })
+            .collect();
+        if !rows.is_empty() {
+            let settlements = settle(&rows, &okta_users, &telus_users, &config.policy);
+            let landed = settlements.iter().filter(|s| s.landed).count();
+            settled = (landed, settlements.len() - landed);
+            store.settle(&settlements)?;
+            tracing::warn!(
+                landed,
+                not_landed = settlements.len() - landed,
+                "settled changes interrupted by an earlier run"
+            );
+        }
+        if opts.retry_quarantined {
+            let n = store.release_quarantined()?;
+            tracing::info!(released = n, "quarantined users released");
+        }
+    }
 
     let links = store.links()?;
     let baseline = store.baseline()?;
@@ -210,6 +262,7 @@ async fn pass_body(
     }
 
     let mut apply = ApplyReport::default();
+    let mut deferred = Vec::new();
     if let (Some(id), false) = (pass_id, held) {
         store.save_snapshots(&okta_users, &telus_users)?;
         store.add_links(&plan.new_links)?;
@@ -218,9 +271,12 @@ async fn pass_body(
             .iter()
             .map(|u| (u.id.clone(), u.clone()))
             .collect();
-        apply = apply_plan(&plan, id, store, &clients.okta, &clients.telus, &by_id)
+        let (to_apply, fingerprints) = gate_users(&plan, store, &mut deferred)?;
+        apply = apply_plan(&to_apply, id, store, &clients.okta, &clients.telus, &by_id)
             .instrument(tracing::info_span!("apply"))
             .await?;
+        record_outcomes(config, store, &to_apply, &fingerprints, &apply)?;
+        prune_if_due(config, store)?;
         if !apply.created.is_empty() && apply.systemic.is_none() {
             follow_up_creates(
                 config,
@@ -239,7 +295,7 @@ async fn pass_body(
         PassOutcome::SystemFailed
     } else if held {
         PassOutcome::Held
-    } else if plan.failed_users() > 0 || !apply.failed_users.is_empty() {
+    } else if plan.failed_users() > 0 || !apply.failed_users.is_empty() || !deferred.is_empty() {
         PassOutcome::UsersFailed
     } else {
         PassOutcome::Clean
@@ -258,6 +314,8 @@ async fn pass_body(
         okta_read: okta_users.len(),
         telus_read: telus_users.len(),
         system_error: apply.systemic.clone(),
+        deferred,
+        settled,
         plan,
         apply,
         outcome,
@@ -311,5 +369,120 @@ async fn follow_up_creates(
     apply.failed_users.extend(more.failed_users);
     apply.systemic = apply.systemic.take().or(more.systemic);
     apply.created = created;
+    Ok(())
+}
+
+/// Drops the actions of users still backing off after a failure or quarantined; returns the
+/// plan to apply and each attempted user's fingerprint.
+fn gate_users(
+    plan: &Plan,
+    store: &Store,
+    deferred: &mut Vec<(UserRef, String)>,
+) -> anyhow::Result<(Plan, HashMap<String, String>)> {
+    let failures: HashMap<String, crate::store::FailureRow> = store
+        .failures()?
+        .into_iter()
+        .map(|f| (f.user_key.clone(), f))
+        .collect();
+    let mut by_user: HashMap<String, Vec<&PlannedAction>> = HashMap::new();
+    for a in &plan.actions {
+        by_user.entry(user_key(a)).or_default().push(a);
+    }
+    let now = chrono::Utc::now();
+    let mut fingerprints = HashMap::new();
+    let mut skip = std::collections::HashSet::new();
+    for (key, actions) in &by_user {
+        let fp = fingerprint(actions.iter().copied());
+        match gate(failures.get(key), &fp, now) {
+            Gate::Go => {
+                fingerprints.insert(key.clone(), fp);
+            }
+            Gate::Backoff(until) => {
+                skip.insert(key.clone());
+                deferred.push((
+                    actions[0].user.clone(),
+                    format!("failed recently; next retry after {until}"),
+                ));
+            }
+            Gate::Quarantined => {
+                skip.insert(key.clone());
+                deferred.push((
+                    actions[0].user.clone(),
+                    "quarantined after repeated failures; fix the data or run `sync --retry-quarantined`".into(),
+                ));
+            }
+        }
+    }
+    deferred.sort();
+    let mut to_apply = plan.clone();
+    to_apply.actions.retain(|a| !skip.contains(&user_key(a)));
+    Ok((to_apply, fingerprints))
+}
+
+/// Records each attempted user's failure (backoff, quarantine) or clears it on success.
+fn record_outcomes(
+    config: &Config,
+    store: &Store,
+    applied: &Plan,
+    fingerprints: &HashMap<String, String>,
+    report: &ApplyReport,
+) -> anyhow::Result<()> {
+    let failures: HashMap<String, crate::store::FailureRow> = store
+        .failures()?
+        .into_iter()
+        .map(|f| (f.user_key.clone(), f))
+        .collect();
+    let now = chrono::Utc::now();
+    let mut seen = std::collections::HashSet::new();
+    for a in &applied.actions {
+        let key = user_key(a);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        match report.failed_users.get(&a.user) {
+            Some((code, explanation)) => {
+                let fp = fingerprints.get(&key).cloned().unwrap_or_default();
+                let row = record_failure(
+                    failures.get(&key),
+                    &key,
+                    &a.user.email,
+                    code.as_deref(),
+                    explanation,
+                    &fp,
+                    now,
+                    &config.retry,
+                );
+                if row.quarantined {
+                    tracing::error!(user = %a.user.email, failures = row.consecutive, "user quarantined after repeated failures");
+                }
+                store.put_failure(&row)?;
+            }
+            None if report.systemic.is_none() && failures.contains_key(&key) => {
+                store.clear_failure(&key)?;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Prunes journal rows older than `store.journal_days`, at most once a day.
+fn prune_if_due(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let due = match store.meta("last_prune")? {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+            .map(|t| now - t.with_timezone(&chrono::Utc) > chrono::Duration::hours(24))
+            .unwrap_or(true),
+        None => true,
+    };
+    if due {
+        let cutoff = now - chrono::Duration::days(i64::from(config.journal_days));
+        let n =
+            store.prune_journal(&cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))?;
+        store.set_meta("last_prune", &now.to_rfc3339())?;
+        if n > 0 {
+            tracing::info!(pruned = n, "old journal rows pruned");
+        }
+    }
     Ok(())
 }

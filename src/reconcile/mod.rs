@@ -6,12 +6,14 @@ pub mod normalize;
 pub mod plan;
 pub mod policy;
 pub mod safety;
+pub mod settle;
 
 pub use diff::{Snapshot, plan_pass, telus_value};
 pub use plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
 };
 pub use safety::{HoldContext, hold_reasons};
+pub use settle::{Settlement, Unfinished, settle};
 
 #[cfg(test)]
 mod tests;

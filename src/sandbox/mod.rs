@@ -69,6 +69,11 @@ impl Sandbox {
                 jwt: SecretString::from(TELUS_JWT),
             },
             store_path: store_path.to_path_buf(),
+            journal_days: 400,
+            retry: crate::config::Retry {
+                quarantine_after: 3,
+                backoff: std::time::Duration::ZERO,
+            },
             schedule: Schedule {
                 cron: "0 */15 * * * *".into(),
                 full_cron: "0 0 3 * * *".into(),

@@ -51,6 +51,8 @@ pub struct OktaState {
     pub requests: Vec<Request>,
     pub rate_limited: u64,
     clock: u64,
+    /// Delay before each write is handled (to catch a process mid-apply).
+    pub write_delay: std::time::Duration,
 }
 
 impl OktaState {
@@ -65,6 +67,7 @@ impl OktaState {
             requests: Vec::new(),
             rate_limited: 0,
             clock: 0,
+            write_delay: std::time::Duration::ZERO,
         }
     }
 
@@ -398,6 +401,10 @@ async fn update_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let delay = state.lock().map(|s| s.write_delay).unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let rate = match admit(&mut st, &method, &uri, &headers, &body, "users-update") {
         Ok(r) => r,

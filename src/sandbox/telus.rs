@@ -60,6 +60,8 @@ pub struct TelusState {
     pub rate_limited: u64,
     /// Requests that arrived while their group was in a penalty (each restarts it).
     pub sent_during_penalty: u64,
+    /// Delay before each write is handled (to catch a process mid-apply).
+    pub write_delay: Duration,
 }
 
 impl TelusState {
@@ -84,6 +86,7 @@ impl TelusState {
             requests: Vec::new(),
             rate_limited: 0,
             sent_during_penalty: 0,
+            write_delay: Duration::ZERO,
         }
     }
 
@@ -583,6 +586,10 @@ async fn update_extension(
     Path((_account, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let delay = state.lock().map(|s| s.write_delay).unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let rate = match admit(&mut st, &method, &uri, &headers, &body, "Medium") {
         Ok(h) => h,
@@ -684,6 +691,10 @@ async fn create_extension(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let delay = state.lock().map(|s| s.write_delay).unwrap_or_default();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let rate = match admit(&mut st, &method, &uri, &headers, &body, "Medium") {
         Ok(h) => h,

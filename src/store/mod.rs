@@ -4,7 +4,7 @@
 mod schema;
 
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
-use crate::reconcile::{Agreed, Baseline};
+use crate::reconcile::{Agreed, Baseline, Settlement};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,8 @@ pub struct JournalRow {
     pub time: String,
     pub direction: String,
     pub system: String,
+    pub okta_id: Option<String>,
+    pub ext_id: Option<String>,
     pub user_email: String,
     pub attribute: String,
     pub field: String,
@@ -106,6 +108,22 @@ pub struct PassRow {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub summary: PassSummary,
+}
+
+/// A user whose changes failed on recent passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// The Okta id, or `ext:<id>` for a TELUS-only action.
+    pub user_key: String,
+    pub email: String,
+    pub consecutive: u32,
+    pub last_code: Option<String>,
+    pub last_error: Option<String>,
+    pub last_failed_at: String,
+    pub next_retry_at: String,
+    pub quarantined: bool,
+    /// Fingerprint of the changes that failed: new data releases the quarantine.
+    pub data_hash: String,
 }
 
 /// Filters for `history`.
@@ -436,18 +454,7 @@ impl Store {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
         let ts = now();
         for a in values {
-            match &a.value {
-                Some(v) => tx.execute(
-                    "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    params![a.okta_id.0, a.attr, v, ts],
-                ),
-                None => tx.execute(
-                    "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
-                    params![a.okta_id.0, a.attr],
-                ),
-            }
-            .map_err(|e| self.err(e))?;
+            upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -501,18 +508,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         }
         for a in baseline {
-            match &a.value {
-                Some(v) => tx.execute(
-                    "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    params![a.okta_id.0, a.attr, v, ts],
-                ),
-                None => tx.execute(
-                    "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
-                    params![a.okta_id.0, a.attr],
-                ),
-            }
-            .map_err(|e| self.err(e))?;
+            upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -522,37 +518,183 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, pass_id, time, direction, system, user_email, attribute, field, old, new,
-                        rule, outcome, error_code, explanation
+                "SELECT id, pass_id, time, direction, system, okta_id, ext_id, user_email, attribute,
+                        field, old, new, rule, outcome, error_code, explanation
                  FROM journal
                  WHERE (?1 IS NULL OR time >= ?1)
                    AND (?2 IS NULL OR lower(user_email) = lower(?2))
                    AND (?3 IS NULL OR attribute = ?3)
+                   AND outcome != 'planned'
                  ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![f.since, f.user_email, f.attribute], |r| {
-                Ok(JournalRow {
-                    id: r.get(0)?,
-                    pass_id: r.get(1)?,
-                    time: r.get(2)?,
-                    direction: r.get(3)?,
-                    system: r.get(4)?,
-                    user_email: r.get(5)?,
-                    attribute: r.get(6)?,
-                    field: r.get(7)?,
-                    old: r.get(8)?,
-                    new: r.get(9)?,
-                    rule: r.get(10)?,
-                    outcome: r.get(11)?,
-                    error_code: r.get(12)?,
-                    explanation: r.get(13)?,
+            .query_map(params![f.since, f.user_email, f.attribute], journal_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Rows left `planned` by a run that stopped before recording their outcome.
+    pub fn unfinished(&self) -> Result<Vec<JournalRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, pass_id, time, direction, system, okta_id, ext_id, user_email, attribute,
+                        field, old, new, rule, outcome, error_code, explanation
+                 FROM journal WHERE outcome = 'planned' ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], journal_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records how interrupted changes ended (with their baseline and links), atomically.
+    pub fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let ts = now();
+        for s in settlements {
+            if s.landed {
+                tx.execute(
+                    "UPDATE journal SET outcome = 'applied', explanation = ?2, time = ?3 WHERE id = ?1",
+                    params![s.row_id, "confirmed after an interrupted run", ts],
+                )
+            } else {
+                tx.execute(
+                    "UPDATE journal SET outcome = 'failed', error_code = 'INTERRUPTED', explanation = ?2, time = ?3 WHERE id = ?1",
+                    params![s.row_id, "the run stopped before this change was confirmed; it did not land and is planned again", ts],
+                )
+            }
+            .map_err(|e| self.err(e))?;
+            if let Some(a) = &s.baseline {
+                upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
+            }
+            if let Some(l) = &s.link {
+                tx.execute(
+                    "DELETE FROM links WHERE okta_id = ?1 OR ext_id = ?2",
+                    params![l.okta_id.0, l.ext_id.0],
+                )
+                .map_err(|e| self.err(e))?;
+                tx.execute(
+                    "INSERT INTO links (okta_id, ext_id, linked_at) VALUES (?1, ?2, ?3)",
+                    params![l.okta_id.0, l.ext_id.0, ts],
+                )
+                .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Current failure records, by user key.
+    pub fn failures(&self) -> Result<Vec<FailureRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT user_key, email, consecutive, last_code, last_error, last_failed_at,
+                        next_retry_at, quarantined, data_hash
+                 FROM user_failures ORDER BY email",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(FailureRow {
+                    user_key: r.get(0)?,
+                    email: r.get(1)?,
+                    consecutive: r.get::<_, i64>(2)? as u32,
+                    last_code: r.get(3)?,
+                    last_error: r.get(4)?,
+                    last_failed_at: r.get(5)?,
+                    next_retry_at: r.get(6)?,
+                    quarantined: r.get::<_, i64>(7)? != 0,
+                    data_hash: r.get(8)?,
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
+    }
+
+    pub fn put_failure(&self, f: &FailureRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO user_failures (user_key, email, consecutive, last_code, last_error,
+                    last_failed_at, next_retry_at, quarantined, data_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (user_key) DO UPDATE SET email = excluded.email,
+                    consecutive = excluded.consecutive, last_code = excluded.last_code,
+                    last_error = excluded.last_error, last_failed_at = excluded.last_failed_at,
+                    next_retry_at = excluded.next_retry_at, quarantined = excluded.quarantined,
+                    data_hash = excluded.data_hash",
+                params![
+                    f.user_key,
+                    f.email,
+                    f.consecutive as i64,
+                    f.last_code,
+                    f.last_error,
+                    f.last_failed_at,
+                    f.next_retry_at,
+                    f.quarantined as i64,
+                    f.data_hash
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn clear_failure(&self, user_key: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM user_failures WHERE user_key = ?1", [user_key])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Releases every quarantined user (`sync --retry-quarantined`); returns how many.
+    pub fn release_quarantined(&self) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM user_failures WHERE quarantined = 1", [])
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Deletes finished journal rows older than `cutoff` (RFC 3339); returns how many.
+    pub fn prune_journal(&self, cutoff: &str) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM journal WHERE time < ?1 AND outcome != 'planned'",
+                [cutoff],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The database's size in bytes (pages in use).
+    pub fn size_bytes(&self) -> Result<u64> {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let size: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok((pages * size).max(0) as u64)
     }
 
     /// Changes journalled as planned whose outcome was never recorded (a crash mid-call).
@@ -574,6 +716,45 @@ impl Store {
             .map(Option::flatten)
             .map_err(|e| self.err(e))
     }
+}
+
+fn upsert_baseline(
+    tx: &rusqlite::Transaction<'_>,
+    a: &Agreed,
+    ts: &str,
+) -> rusqlite::Result<usize> {
+    match &a.value {
+        Some(v) => tx.execute(
+            "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![a.okta_id.0, a.attr, v, ts],
+        ),
+        None => tx.execute(
+            "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
+            params![a.okta_id.0, a.attr],
+        ),
+    }
+}
+
+fn journal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
+    Ok(JournalRow {
+        id: r.get(0)?,
+        pass_id: r.get(1)?,
+        time: r.get(2)?,
+        direction: r.get(3)?,
+        system: r.get(4)?,
+        okta_id: r.get(5)?,
+        ext_id: r.get(6)?,
+        user_email: r.get(7)?,
+        attribute: r.get(8)?,
+        field: r.get(9)?,
+        old: r.get(10)?,
+        new: r.get(11)?,
+        rule: r.get(12)?,
+        outcome: r.get(13)?,
+        error_code: r.get(14)?,
+        explanation: r.get(15)?,
+    })
 }
 
 #[cfg(test)]

@@ -63,4 +63,22 @@ CREATE INDEX journal_time ON journal(time);
 CREATE INDEX journal_user ON journal(user_email);
 CREATE INDEX journal_outcome ON journal(outcome) WHERE outcome = 'planned';
 "#,
+    // 2: per-user failure tracking (retry backoff, quarantine) and small key/value state.
+    r#"
+CREATE TABLE user_failures (
+    user_key        TEXT PRIMARY KEY,
+    email           TEXT NOT NULL,
+    consecutive     INTEGER NOT NULL,
+    last_code       TEXT,
+    last_error      TEXT,
+    last_failed_at  TEXT NOT NULL,
+    next_retry_at   TEXT NOT NULL,
+    quarantined     INTEGER NOT NULL DEFAULT 0,
+    data_hash       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE meta (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

@@ -175,7 +175,7 @@ async fn dry_run_writes_nothing_anywhere() {
         &store,
         PassOptions {
             dry_run: true,
-            approve: false,
+            ..Default::default()
         },
     )
     .await
@@ -246,7 +246,7 @@ async fn paging_case(style: LinkStyle) {
         &store,
         PassOptions {
             dry_run: true,
-            approve: false,
+            ..Default::default()
         },
     )
     .await
@@ -339,7 +339,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         &store,
         PassOptions {
             dry_run: true,
-            approve: false,
+            ..Default::default()
         },
     )
     .await
@@ -578,8 +578,8 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
         &clients,
         &store,
         PassOptions {
-            dry_run: false,
             approve: true,
+            ..Default::default()
         },
     )
     .await
