@@ -272,8 +272,9 @@ pub fn history_text(rows: &[crate::store::JournalRow], color: bool) -> String {
             outcome,
             r.rule
         );
-        if r.outcome != "applied" || r.error_code.is_some() {
-            if let Some(expl) = &r.explanation {
+        let noteworthy = r.outcome != "applied" || r.error_code.is_some();
+        if noteworthy && let Some(expl) = &r.explanation {
+            {
                 let code = r
                     .error_code
                     .as_deref()

@@ -440,14 +440,13 @@ fn record_outcomes(
             continue;
         }
         match report.failed_users.get(&a.user) {
-            Some((code, explanation)) => {
+            Some(failure) => {
                 let fp = fingerprints.get(&key).cloned().unwrap_or_default();
                 let row = record_failure(
                     failures.get(&key),
                     &key,
                     &a.user.email,
-                    code.as_deref(),
-                    explanation,
+                    failure,
                     &fp,
                     now,
                     &config.retry,

@@ -60,13 +60,12 @@ pub fn gate(record: Option<&FailureRow>, fingerprint: &str, now: DateTime<Utc>) 
     }
 }
 
-/// The record after another failed attempt.
+/// The record after another failed attempt; `failure` is the error's code and explanation.
 pub fn record_failure(
     prev: Option<&FailureRow>,
     key: &str,
     email: &str,
-    code: Option<&str>,
-    error: &str,
+    failure: &(Option<String>, String),
     fingerprint: &str,
     now: DateTime<Utc>,
     policy: &Retry,
@@ -80,8 +79,8 @@ pub fn record_failure(
         user_key: key.to_string(),
         email: email.to_string(),
         consecutive,
-        last_code: code.map(str::to_string),
-        last_error: Some(error.to_string()),
+        last_code: failure.0.clone(),
+        last_error: Some(failure.1.clone()),
         last_failed_at: ts(now),
         next_retry_at: ts(next),
         quarantined: consecutive >= policy.quarantine_after,
@@ -108,21 +107,30 @@ mod tests {
     #[test]
     fn backoff_doubles_and_quarantine_follows() {
         let now = t("2026-11-26T10:00:00Z");
-        let r1 = record_failure(
-            None,
+        let fail = (Some("CMN-101".to_string()), "bad".to_string());
+        let r1 = record_failure(None, "o1", "a@x.ca", &fail, "h", now, &policy());
+        assert_eq!(r1.last_code.as_deref(), Some("CMN-101"));
+        assert_eq!(r1.next_retry_at, "2026-11-26T10:01:00.000Z");
+        assert!(!r1.quarantined);
+        let r2 = record_failure(
+            Some(&r1),
             "o1",
             "a@x.ca",
-            Some("CMN-101"),
-            "bad",
+            &(None, "bad".into()),
             "h",
             now,
             &policy(),
         );
-        assert_eq!(r1.next_retry_at, "2026-11-26T10:01:00.000Z");
-        assert!(!r1.quarantined);
-        let r2 = record_failure(Some(&r1), "o1", "a@x.ca", None, "bad", "h", now, &policy());
         assert_eq!(r2.next_retry_at, "2026-11-26T10:02:00.000Z");
-        let r3 = record_failure(Some(&r2), "o1", "a@x.ca", None, "bad", "h", now, &policy());
+        let r3 = record_failure(
+            Some(&r2),
+            "o1",
+            "a@x.ca",
+            &(None, "bad".into()),
+            "h",
+            now,
+            &policy(),
+        );
         assert!(r3.quarantined);
         assert_eq!(r3.consecutive, 3);
     }
@@ -130,7 +138,15 @@ mod tests {
     #[test]
     fn gate_waits_for_backoff_and_holds_quarantine_until_data_changes() {
         let now = t("2026-11-26T10:00:00Z");
-        let r1 = record_failure(None, "o1", "a@x.ca", None, "bad", "h", now, &policy());
+        let r1 = record_failure(
+            None,
+            "o1",
+            "a@x.ca",
+            &(None, "bad".into()),
+            "h",
+            now,
+            &policy(),
+        );
         assert!(matches!(gate(Some(&r1), "h", now), Gate::Backoff(_)));
         assert_eq!(gate(Some(&r1), "h", t("2026-11-26T10:01:01Z")), Gate::Go);
         let mut q = r1.clone();
