@@ -110,6 +110,7 @@ fn main() -> ExitCode {
                 dry_run,
                 approve,
                 retry_quarantined,
+                progress_bar: true,
             };
             runtime.block_on(run_sync(&cli.config, opts, false))
         }

@@ -228,18 +228,34 @@ fn inline_diff(old: Option<&str>, new: Option<&str>, color: bool) -> String {
     };
     let diff = similar::TextDiff::from_chars(o, n);
     let (mut left, mut right) = (String::from("\""), String::from("\""));
-    for change in diff.iter_all_changes() {
-        let text = change.value();
-        match change.tag() {
-            similar::ChangeTag::Equal => {
-                left.push_str(text);
-                right.push_str(text);
+    const DEL: &str = "\x1b[31;9m";
+    const INS: &str = "\x1b[32;1m";
+    const END: &str = "\x1b[0m";
+    if diff.ratio() < 0.5 {
+        // Mostly different: mark the whole values rather than scattered letters.
+        let _ = write!(left, "{DEL}{o}{END}");
+        let _ = write!(right, "{INS}{n}{END}");
+    } else {
+        // Runs of the same kind share one escape sequence.
+        let mut runs: Vec<(similar::ChangeTag, String)> = Vec::new();
+        for change in diff.iter_all_changes() {
+            match runs.last_mut() {
+                Some((tag, text)) if *tag == change.tag() => text.push_str(change.value()),
+                _ => runs.push((change.tag(), change.value().to_string())),
             }
-            similar::ChangeTag::Delete => {
-                let _ = write!(left, "\x1b[31;9m{text}\x1b[0m");
-            }
-            similar::ChangeTag::Insert => {
-                let _ = write!(right, "\x1b[32;1m{text}\x1b[0m");
+        }
+        for (tag, text) in runs {
+            match tag {
+                similar::ChangeTag::Equal => {
+                    left.push_str(&text);
+                    right.push_str(&text);
+                }
+                similar::ChangeTag::Delete => {
+                    let _ = write!(left, "{DEL}{text}{END}");
+                }
+                similar::ChangeTag::Insert => {
+                    let _ = write!(right, "{INS}{text}{END}");
+                }
             }
         }
     }
@@ -411,4 +427,131 @@ pub fn status_text(
         "\nTELUS credentials: JWT bearer grant (server-to-server): no refresh token to expire; access tokens are fetched as needed."
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::JournalRow;
+
+    fn row(
+        id: i64,
+        user: &str,
+        attr: &str,
+        old: Option<&str>,
+        new: Option<&str>,
+        outcome: &str,
+    ) -> JournalRow {
+        JournalRow {
+            id,
+            pass_id: 3,
+            time: format!("2026-11-26T10:00:0{id}.000Z"),
+            direction: "okta->telus".into(),
+            system: "telus".into(),
+            okta_id: Some("00u1".into()),
+            ext_id: Some("62001".into()),
+            user_email: user.into(),
+            attribute: attr.into(),
+            field: format!("contact.{attr}"),
+            old: old.map(str::to_string),
+            new: new.map(str::to_string),
+            rule: "master".into(),
+            outcome: outcome.into(),
+            error_code: (outcome == "failed").then(|| "CMN-101".to_string()),
+            explanation: (outcome == "failed").then(|| {
+                "The [contact.email] is invalid. Please correct the value in Okta/Active Directory."
+                    .to_string()
+            }),
+        }
+    }
+
+    fn rows() -> Vec<JournalRow> {
+        vec![
+            row(
+                1,
+                "ana.silva@northwind.ca",
+                "department",
+                Some("Sales"),
+                Some("Marketing"),
+                "applied",
+            ),
+            row(
+                2,
+                "ana.silva@northwind.ca",
+                "mobilePhone",
+                None,
+                Some("+16045550101"),
+                "applied",
+            ),
+            row(
+                3,
+                "bad@northwind",
+                "email",
+                Some("bad@northwind.ca"),
+                Some("bad@northwind"),
+                "failed",
+            ),
+        ]
+    }
+
+    #[test]
+    fn history_text_plain() {
+        insta::assert_snapshot!(history_text(&rows(), false));
+    }
+
+    #[test]
+    fn history_text_coloured_marks_changed_characters() {
+        let mut close = rows();
+        close[1] = row(
+            2,
+            "ana.silva@northwind.ca",
+            "city",
+            Some("St John's"),
+            Some("St. John's"),
+            "applied",
+        );
+        let text = history_text(&close[..2], true);
+        insta::assert_snapshot!(text.replace('\x1b', "<ESC>"));
+    }
+
+    #[test]
+    fn history_json_lines() {
+        let lines: Vec<String> = rows().iter().map(|r| history_json(r).to_string()).collect();
+        insta::assert_snapshot!(lines.join("\n"));
+        let v = history_json(&rows()[2]);
+        for key in [
+            "time",
+            "pass",
+            "direction",
+            "system",
+            "user",
+            "attribute",
+            "old",
+            "new",
+            "outcome",
+            "error_code",
+            "explanation",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+    }
+
+    #[test]
+    fn since_accepts_times_dates_and_ages() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_since("7d", now).unwrap(), "2026-11-19T12:00:00.000Z");
+        assert_eq!(parse_since("90m", now).unwrap(), "2026-11-26T10:30:00.000Z");
+        assert_eq!(
+            parse_since("2026-11-01", now).unwrap(),
+            "2026-11-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-25T08:00:00-05:00", now).unwrap(),
+            "2026-11-25T13:00:00.000Z"
+        );
+        assert!(parse_since("last tuesday", now).is_err());
+        assert!(parse_since("7y", now).is_err());
+    }
 }

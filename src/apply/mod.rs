@@ -55,7 +55,8 @@ impl From<telus::Error> for WriteError {
     }
 }
 
-/// Applies every action of the plan in order. Errors only for the store itself.
+/// Applies every action of the plan in order, calling `progress(done, total)` (in changes)
+/// after each. Errors only for the store itself.
 pub async fn apply_plan(
     plan: &Plan,
     pass_id: i64,
@@ -63,8 +64,10 @@ pub async fn apply_plan(
     okta: &okta::Client,
     telus: &telus::Client,
     telus_users: &HashMap<ExtId, TelusUser>,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ApplyReport, crate::store::Error> {
     let mut report = ApplyReport::default();
+    let total = plan.change_count();
     for action in &plan.actions {
         let span = tracing::debug_span!(
             "action",
@@ -83,6 +86,7 @@ pub async fn apply_plan(
         )
         .instrument(span)
         .await?;
+        progress(report.applied + report.failed, total);
         if !done {
             break;
         }

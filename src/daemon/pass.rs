@@ -38,6 +38,8 @@ pub struct PassOptions {
     pub approve: bool,
     /// Release quarantined users before the pass.
     pub retry_quarantined: bool,
+    /// Draw a progress bar on stderr when it is a terminal.
+    pub progress_bar: bool,
 }
 
 /// How a pass ended, mapped to `sync`'s exit code.
@@ -272,9 +274,19 @@ async fn pass_body(
             .map(|u| (u.id.clone(), u.clone()))
             .collect();
         let (to_apply, fingerprints) = gate_users(&plan, store, &mut deferred)?;
-        apply = apply_plan(&to_apply, id, store, &clients.okta, &clients.telus, &by_id)
-            .instrument(tracing::info_span!("apply"))
-            .await?;
+        let mut progress = Progress::new(opts.progress_bar, to_apply.change_count());
+        apply = apply_plan(
+            &to_apply,
+            id,
+            store,
+            &clients.okta,
+            &clients.telus,
+            &by_id,
+            &mut |done, total| progress.update(done, total),
+        )
+        .instrument(tracing::info_span!("apply"))
+        .await?;
+        progress.finish();
         record_outcomes(config, store, &to_apply, &fingerprints, &apply)?;
         prune_if_due(config, store)?;
         if !apply.created.is_empty() && apply.systemic.is_none() {
@@ -363,7 +375,16 @@ async fn follow_up_creates(
     store.set_baseline(&plan.agreed)?;
     let by_id: HashMap<ExtId, TelusUser> =
         created.iter().map(|u| (u.id.clone(), u.clone())).collect();
-    let more = apply_plan(&plan, pass_id, store, &clients.okta, &clients.telus, &by_id).await?;
+    let more = apply_plan(
+        &plan,
+        pass_id,
+        store,
+        &clients.okta,
+        &clients.telus,
+        &by_id,
+        &mut |_, _| {},
+    )
+    .await?;
     apply.applied += more.applied;
     apply.failed += more.failed;
     apply.failed_users.extend(more.failed_users);
@@ -484,4 +505,46 @@ fn prune_if_due(config: &Config, store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Apply progress: an INFO line at least every 10 seconds, and a bar on a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_log: std::time::Instant,
+}
+
+impl Progress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new(want_bar: bool, total: usize) -> Progress {
+        use std::io::IsTerminal as _;
+        let bar = (want_bar && total > 0 && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} changes  {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            last_log: std::time::Instant::now(),
+        }
+    }
+
+    fn update(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+        if self.last_log.elapsed() >= Self::EVERY {
+            self.last_log = std::time::Instant::now();
+            tracing::info!(done, total, "applying changes");
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }

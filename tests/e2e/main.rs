@@ -696,3 +696,325 @@ async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
         Some("Operations")
     );
 }
+
+// ---- apply and audit ----
+
+#[tokio::test]
+async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut st = sb.okta.lock();
+        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile
+            .insert("email".into(), json!("ana.silva-at-northwind.ca"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    assert_eq!(config.retry.quarantine_after, 3);
+    let store = Store::open(&config.store_path).unwrap();
+    store
+        .add_links(&[okta_telus_sync::model::Link {
+            okta_id: okta_telus_sync::model::OktaId("00u1ana".into()),
+            ext_id: okta_telus_sync::model::ExtId("62001".into()),
+        }])
+        .unwrap();
+    let clients = Clients::new(&config, settings());
+    let ana_puts = |sb: &Sandbox| {
+        sb.telus
+            .lock()
+            .count("PUT", "/restapi/v1.0/account/~/extension/62001")
+    };
+    for pass in 1..=3 {
+        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, PassOutcome::UsersFailed, "pass {pass}");
+        assert_eq!(ana_puts(&sb), pass);
+    }
+    let failures = store.failures().unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].quarantined);
+    assert_eq!(failures[0].last_code.as_deref(), Some("CMN-101"));
+    // The others converged meanwhile.
+    assert_eq!(
+        contact_field(&sb, 62004, &["businessAddress", "city"]).as_deref(),
+        Some("Toronto")
+    );
+
+    // Quarantined: not tried again while its data is the same.
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(ana_puts(&sb), 3);
+    assert_eq!(r.deferred.len(), 1);
+    assert!(r.deferred[0].1.contains("quarantined"));
+
+    // status shows it.
+    let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+    assert!(status.contains("Quarantined users"), "{status}");
+    assert!(
+        status.contains("ana.silva-at-northwind.ca  3 failed passes"),
+        "{status}"
+    );
+    assert!(status.contains("no refresh token to expire"), "{status}");
+
+    // An admin fixes the email in Okta: the new data is tried at once and succeeds.
+    {
+        let mut st = sb.okta.lock();
+        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile
+            .insert("email".into(), json!("ana.silva2@northwind.ca"));
+    }
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(ana_puts(&sb), 4);
+    assert_eq!(
+        contact_field(&sb, 62001, &["email"]).as_deref(),
+        Some("ana.silva2@northwind.ca")
+    );
+    assert!(store.failures().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retry_quarantined_releases_the_user() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut st = sb.okta.lock();
+        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile
+            .insert("email".into(), json!("ana.silva-at-northwind.ca"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.retry.quarantine_after = 1;
+    let store = Store::open(&config.store_path).unwrap();
+    store
+        .add_links(&[okta_telus_sync::model::Link {
+            okta_id: okta_telus_sync::model::OktaId("00u1ana".into()),
+            ext_id: okta_telus_sync::model::ExtId("62001".into()),
+        }])
+        .unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert!(store.failures().unwrap()[0].quarantined);
+    let r = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            retry_quarantined: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(r.deferred.is_empty());
+    assert_eq!(
+        sb.telus
+            .lock()
+            .count("PUT", "/restapi/v1.0/account/~/extension/62001"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn status_shows_a_held_pass() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.safety.max_deactivations = 0;
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+    assert!(
+        status.contains(
+            "HELD: the last pass wrote nothing: 1 deactivations exceed safety.max_deactivations = 0"
+        ),
+        "{status}"
+    );
+    assert!(status.contains("sync --approve"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_history_filters_by_user_attribute_and_since() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    let out = run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let lines = |args: &[&str]| {
+        let mut v = vec![
+            "--config".to_string(),
+            cfg.clone(),
+            "history".into(),
+            "--json".into(),
+        ];
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
+    };
+    let all = run_bin(lines(&[])).await;
+    let all: Vec<Value> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(all.len() >= 20, "{}", all.len());
+    assert!(all.iter().all(|r| r["outcome"] == "applied"));
+    let ana = run_bin(lines(&["--user", "ANA.SILVA@northwind.ca"])).await;
+    let ana: Vec<Value> = String::from_utf8_lossy(&ana.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ana.len(), 1);
+    assert_eq!(ana[0]["attribute"], "department");
+    assert_eq!(ana[0]["direction"], "okta->telus");
+    assert_eq!(ana[0]["old"], "Sales");
+    assert_eq!(ana[0]["new"], "Marketing");
+    let phones = run_bin(lines(&["--attribute", "primaryPhone"])).await;
+    let phones = String::from_utf8_lossy(&phones.stdout).lines().count();
+    assert_eq!(phones, 4);
+    let future = run_bin(lines(&["--since", "2999-01-01"])).await;
+    assert!(future.stdout.is_empty());
+    let recent = run_bin(lines(&["--since", "1h"])).await;
+    assert_eq!(
+        String::from_utf8_lossy(&recent.stdout).lines().count(),
+        all.len()
+    );
+    let bad = run_bin(lines(&["--since", "yesterday-ish"])).await;
+    assert_eq!(bad.status.code(), Some(2));
+    // Text output, piped: plain, no escape codes.
+    let text = run_bin(vec![
+        "--config".into(),
+        cfg.clone(),
+        "history".into(),
+        "--user".into(),
+        "ana.silva@northwind.ca".into(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("department: \"Sales\" → \"Marketing\"  applied [master]"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'));
+}
+
+/// Kills the real binary with SIGKILL in the middle of applying creates and updates, reruns
+/// it, and checks every change landed exactly once and nobody was created twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_apply_then_rerun_applies_every_change_exactly_once() {
+    // 30 linked-by-email users each needing one TELUS update, and 6 Okta-only users to create.
+    let (mut okta, exts, nums) = many_users(30);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Sales"));
+    }
+    for i in 0..6 {
+        let email = format!("new{i}@northwind.ca");
+        okta.push(FakeOktaUser {
+            id: format!("00uNEW{i}"),
+            status: "ACTIVE".into(),
+            last_updated: "2026-11-01T09:00:00.000Z".into(),
+            profile: json!({"login": email, "email": email, "firstName": "New", "lastName": format!("Hire{i}")})
+                .as_object().unwrap().clone(),
+        });
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().write_delay = Duration::from_millis(60);
+    sb.okta.lock().write_delay = Duration::from_millis(60);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "[safety]\nmax_changed_percent = 100\n")
+        .display()
+        .to_string();
+
+    let mut child = bin()
+        .args(["--config", &cfg, "sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the apply is well under way, then kill it without warning.
+    let started = std::time::Instant::now();
+    loop {
+        let writes = telus_writes(&sb) + okta_writes(&sb);
+        if writes >= 12 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "apply never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    let interrupted = store.unfinished_count().unwrap();
+    assert!(interrupted >= 1, "the kill should catch a change in flight");
+    drop(store);
+
+    sb.telus.lock().write_delay = Duration::ZERO;
+    sb.okta.lock().write_delay = Duration::ZERO;
+    let out = run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let st = sb.telus.lock();
+    // Nobody created twice.
+    for i in 0..6 {
+        let n = st
+            .extensions
+            .iter()
+            .filter(|e| e.contact["email"] == json!(format!("new{i}@northwind.ca")))
+            .count();
+        assert_eq!(n, 1, "new{i} created {n} times");
+    }
+    assert_eq!(st.count("POST", "/restapi/v1.0/account/~/extension"), 6);
+    // Every update sent exactly once, and every value is right.
+    for e in st
+        .extensions
+        .iter()
+        .filter(|e| (100_000..100_030).contains(&e.id))
+    {
+        let path = format!("/restapi/v1.0/account/~/extension/{}", e.id);
+        let puts = st
+            .requests
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path == path)
+            .count();
+        assert_eq!(puts, 1, "extension {} updated {puts} times", e.id);
+        assert_eq!(e.contact["department"], json!("Sales"));
+    }
+    drop(st);
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(
+        store.unfinished_count().unwrap(),
+        0,
+        "the journal is settled"
+    );
+    let history = store.history(&HistoryFilter::default()).unwrap();
+    let interrupted_rows = history
+        .iter()
+        .filter(|h| {
+            h.error_code.as_deref() == Some("INTERRUPTED")
+                || h.explanation.as_deref() == Some("confirmed after an interrupted run")
+        })
+        .count();
+    assert_eq!(
+        interrupted_rows, interrupted,
+        "each interrupted row was settled"
+    );
+    // A third pass has nothing to do.
+    drop(store);
+    let before = telus_writes(&sb) + okta_writes(&sb);
+    let out = run_bin(vec!["--config".into(), cfg, "sync".into()]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(telus_writes(&sb) + okta_writes(&sb), before);
+}
