@@ -966,33 +966,34 @@ async fn sigkill_mid_apply_then_rerun_applies_every_change_exactly_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let st = sb.telus.lock();
-    // Nobody created twice.
-    for i in 0..6 {
-        let n = st
+    {
+        let st = sb.telus.lock();
+        // Nobody created twice.
+        for i in 0..6 {
+            let n = st
+                .extensions
+                .iter()
+                .filter(|e| e.contact["email"] == json!(format!("new{i}@northwind.ca")))
+                .count();
+            assert_eq!(n, 1, "new{i} created {n} times");
+        }
+        assert_eq!(st.count("POST", "/restapi/v1.0/account/~/extension"), 6);
+        // Every update sent exactly once, and every value is right.
+        for e in st
             .extensions
             .iter()
-            .filter(|e| e.contact["email"] == json!(format!("new{i}@northwind.ca")))
-            .count();
-        assert_eq!(n, 1, "new{i} created {n} times");
+            .filter(|e| (100_000..100_030).contains(&e.id))
+        {
+            let path = format!("/restapi/v1.0/account/~/extension/{}", e.id);
+            let puts = st
+                .requests
+                .iter()
+                .filter(|r| r.method == "PUT" && r.path == path)
+                .count();
+            assert_eq!(puts, 1, "extension {} updated {puts} times", e.id);
+            assert_eq!(e.contact["department"], json!("Sales"));
+        }
     }
-    assert_eq!(st.count("POST", "/restapi/v1.0/account/~/extension"), 6);
-    // Every update sent exactly once, and every value is right.
-    for e in st
-        .extensions
-        .iter()
-        .filter(|e| (100_000..100_030).contains(&e.id))
-    {
-        let path = format!("/restapi/v1.0/account/~/extension/{}", e.id);
-        let puts = st
-            .requests
-            .iter()
-            .filter(|r| r.method == "PUT" && r.path == path)
-            .count();
-        assert_eq!(puts, 1, "extension {} updated {puts} times", e.id);
-        assert_eq!(e.contact["department"], json!("Sales"));
-    }
-    drop(st);
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     assert_eq!(
         store.unfinished_count().unwrap(),
