@@ -63,6 +63,7 @@ struct RawTelus {
     client_secret_file: Option<PathBuf>,
     jwt: Option<String>,
     jwt_file: Option<PathBuf>,
+    redirect_uri: Option<String>,
 }
 
 fn default_telus_url() -> String {
@@ -198,7 +199,10 @@ pub struct TelusConfig {
     pub brand_id: String,
     pub client_id: String,
     pub client_secret: SecretString,
-    pub jwt: SecretString,
+    /// The JWT credential (server-to-server); without it, the session from `auth telus`.
+    pub jwt: Option<SecretString>,
+    /// Where `auth telus` receives the authorization code; must be registered with the app.
+    pub redirect_uri: Url,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,8 +406,25 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         raw.telus.jwt,
         raw.telus.jwt_file,
         "telus-jwt",
-        true,
+        false,
     );
+    let redirect_uri = match raw.telus.redirect_uri.as_deref() {
+        None => Url::parse("http://127.0.0.1:8765/callback").ok(),
+        Some(r) => match Url::parse(r) {
+            Ok(u) if u.scheme() == "http" && is_loopback(&u) && u.port().is_some() => Some(u),
+            Ok(_) => {
+                p.push(
+                    "telus.redirect_uri",
+                    format!("{r:?} must be http:// on a loopback host with a port, e.g. http://127.0.0.1:8765/callback"),
+                );
+                None
+            }
+            Err(e) => {
+                p.push("telus.redirect_uri", format!("{r:?} is not a URL: {e}"));
+                None
+            }
+        },
+    };
 
     let store_path = match raw.store.path {
         Some(path) if path.as_os_str().is_empty() => {
@@ -448,8 +469,15 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    match (okta_url, okta_token, scope, telus_url, client_secret, jwt) {
-        (Some(ou), Some(tok), Some(scope), Some(tu), Some(cs), Some(jwt)) => Ok(Config {
+    match (
+        okta_url,
+        okta_token,
+        scope,
+        telus_url,
+        client_secret,
+        redirect_uri,
+    ) {
+        (Some(ou), Some(tok), Some(scope), Some(tu), Some(cs), Some(redirect_uri)) => Ok(Config {
             okta: OktaConfig {
                 url: ou,
                 token: tok,
@@ -461,6 +489,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
                 client_id: raw.telus.client_id,
                 client_secret: cs,
                 jwt,
+                redirect_uri,
             },
             store_path,
             journal_days: raw.store.journal_days.unwrap_or(400),

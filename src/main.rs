@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 /// Exit code for usage and configuration errors.
 const EXIT_CONFIG: u8 = 2;
+/// Exit code when a whole system failed (auth, unreachable).
+const EXIT_SYSTEM: u8 = 4;
 
 #[derive(Parser)]
 #[command(
@@ -65,8 +67,24 @@ enum Command {
     Status,
     /// Validate sync.toml; exit 2 naming each bad key.
     CheckConfig,
+    /// Authorize this tool with TELUS (authorization code with PKCE) and store the session.
+    Auth {
+        #[command(subcommand)]
+        system: AuthSystem,
+    },
     /// Start built-in fake Okta and TELUS servers with demo data and run real passes against them.
     Sandbox,
+}
+
+#[derive(Subcommand)]
+enum AuthSystem {
+    /// Sign in to TELUS in a browser; the tokens are kept in the store and rotated by passes.
+    Telus {
+        /// Do not wait on the loopback redirect: paste the address the browser lands on
+        /// instead (for a server with no browser).
+        #[arg(long)]
+        no_browser: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -131,6 +149,12 @@ fn main() -> ExitCode {
             telemetry::init("warn");
             history(&cli.config, since, user, attribute, json)
         }
+        Command::Auth {
+            system: AuthSystem::Telus { no_browser },
+        } => {
+            telemetry::init("warn");
+            runtime.block_on(auth_telus(&cli.config, no_browser))
+        }
         Command::Status => {
             telemetry::init("warn");
             status(&cli.config)
@@ -183,7 +207,7 @@ async fn run_sync(path: &std::path::Path, opts: PassOptions, json: bool) -> anyh
         Err(code) => return Ok(code),
     };
     let store = open_store(&config)?;
-    let clients = Clients::new(&config, HttpSettings::default());
+    let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
     let report = run_one_pass(&config, &clients, &store, opts).await?;
     if json {
         println!(
@@ -250,6 +274,73 @@ fn status(path: &std::path::Path) -> anyhow::Result<u8> {
     let store = open_store(&config)?;
     print!("{}", report::status_text(&config, &store)?);
     Ok(0)
+}
+
+async fn auth_telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<u8> {
+    use okta_telus_sync::telus::auth;
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
+    let pkce = auth::Pkce::new();
+    let state = auth::new_state();
+    let redirect = &config.telus.redirect_uri;
+    let url = auth::authorize_url(
+        &config.telus.url,
+        &config.telus.client_id,
+        &config.telus.brand_id,
+        redirect,
+        &state,
+        &pkce,
+    );
+    println!(
+        "Open this address in a browser, sign in as a TELUS administrator and approve:\n\n  {url}\n"
+    );
+    let landed = if no_browser {
+        println!("Your browser then goes to {redirect}?code=... (it may show an error page).");
+        println!("Paste that whole address here and press Enter:");
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the pasted address")?;
+        line
+    } else {
+        println!("Waiting for the browser on {redirect} ...");
+        auth::receive_redirect(redirect, std::time::Duration::from_secs(600))
+            .await
+            .map_err(anyhow::Error::msg)?
+    };
+    let code = match auth::code_from_redirect(&landed, &state) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_SYSTEM);
+        }
+    };
+    match clients
+        .telus
+        .exchange_code(&code, &pkce.verifier, redirect)
+        .await
+    {
+        Ok(pair) => {
+            let until = pair
+                .refresh_expires_at
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "unknown".into());
+            println!(
+                "TELUS session stored in {}. The refresh token is valid until {until} and renews with every pass.",
+                config.store_path.display()
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n  {}", e.explanation());
+            Ok(EXIT_SYSTEM)
+        }
+    }
 }
 
 async fn run_sandbox() -> anyhow::Result<u8> {

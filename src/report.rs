@@ -422,10 +422,46 @@ pub fn status_text(
             "\n{unfinished} change(s) were interrupted by a stopped run; the next pass settles them against a fresh read."
         );
     }
-    let _ = writeln!(
-        out,
-        "\nTELUS credentials: JWT bearer grant (server-to-server): no refresh token to expire; access tokens are fetched as needed."
-    );
+    match store.credentials("telus")? {
+        Some(t) => {
+            let now = chrono::Utc::now().timestamp();
+            match t.refresh_expires_at {
+                Some(exp) => {
+                    let left = exp - now;
+                    let when = chrono::DateTime::from_timestamp(exp, 0)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default();
+                    let warn = if left <= 0 {
+                        "  EXPIRED: run `okta-telus-sync auth telus` again."
+                    } else if left < crate::telus::REFRESH_WARN.as_secs() as i64 {
+                        "  WARNING: under 7 days left; a pass renews it, or run `auth telus`."
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(
+                        out,
+                        "\nTELUS session (auth telus): refresh token valid until {when} ({} days left).{warn}",
+                        left.max(0) / 86_400
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "\nTELUS session (auth telus): no refresh token held.");
+                }
+            }
+        }
+        None if config.telus.jwt.is_some() => {
+            let _ = writeln!(
+                out,
+                "\nTELUS credentials: JWT bearer grant (server-to-server): no refresh token to expire; access tokens are fetched as needed."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\nTELUS credentials: none. Set telus.jwt, or run `okta-telus-sync auth telus`."
+            );
+        }
+    }
     Ok(out)
 }
 

@@ -31,6 +31,9 @@ struct WriteError {
     explanation: String,
     message: String,
     systemic: bool,
+    /// No answer came: the change stays `planned` and the next pass settles it against a
+    /// fresh read instead of sending it again.
+    unknown: bool,
 }
 
 impl From<okta::Error> for WriteError {
@@ -40,6 +43,7 @@ impl From<okta::Error> for WriteError {
             explanation: e.explanation(),
             message: e.to_string(),
             systemic: e.is_systemic(),
+            unknown: e.outcome_unknown(),
         }
     }
 }
@@ -51,6 +55,7 @@ impl From<telus::Error> for WriteError {
             explanation: e.explanation(),
             message: e.to_string(),
             systemic: e.is_systemic(),
+            unknown: e.outcome_unknown(),
         }
     }
 }
@@ -205,6 +210,18 @@ async fn apply_action(
             tracing::debug!(changes = changes.len(), "applied");
             Ok(true)
         }
+        Err(e) if e.unknown => {
+            tracing::warn!(user = %action.user.email, error = %e.message, "no answer: the outcome is settled on the next pass");
+            report.failed += changes.len();
+            report.failed_users.insert(
+                action.user.clone(),
+                (
+                    None,
+                    "no answer from the server; checked on the next pass".into(),
+                ),
+            );
+            Ok(true)
+        }
         Err(e) => {
             store.journal_outcome(
                 &rows,
@@ -240,5 +257,6 @@ fn missing(what: &str) -> WriteError {
         explanation: format!("{what} is not in this pass's snapshot"),
         message: format!("{what} is not in this pass's snapshot"),
         systemic: false,
+        unknown: false,
     }
 }

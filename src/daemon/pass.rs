@@ -22,11 +22,67 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// Clients that keep nothing across runs (tests, the sandbox's first look).
     pub fn new(config: &Config, settings: HttpSettings) -> Clients {
         Clients {
             okta: okta::Client::new(&config.okta, settings),
             telus: telus::Client::new(&config.telus, settings),
         }
+    }
+
+    /// Clients resuming from the store: the TELUS session from `auth telus` and rate-limit
+    /// penalties still running; rotated tokens and new penalties are written back to it.
+    pub fn from_store(
+        config: &Config,
+        settings: HttpSettings,
+        store: &Store,
+    ) -> anyhow::Result<Clients> {
+        let mut restored = telus::auth::Restored {
+            tokens: store.credentials("telus")?,
+            penalties: Vec::new(),
+        };
+        for group in ["Light", "Medium", "Heavy", "Auth"] {
+            if let Some(v) = store.meta(&format!("telus.penalty.{group}"))?
+                && let Ok(until) = v.parse::<i64>()
+            {
+                restored.penalties.push((group.to_string(), until));
+            }
+        }
+        Ok(Clients {
+            okta: okta::Client::new(&config.okta, settings),
+            telus: telus::Client::with_persistence(
+                &config.telus,
+                settings,
+                restored,
+                Box::new(StorePersist {
+                    path: config.store_path.clone(),
+                }),
+            ),
+        })
+    }
+}
+
+/// Persists TELUS client state through its own connection to the store file.
+struct StorePersist {
+    path: std::path::PathBuf,
+}
+
+impl telus::auth::Persist for StorePersist {
+    fn save_tokens(&self, tokens: &telus::auth::TokenPair) -> Result<(), String> {
+        Store::open(&self.path)
+            .and_then(|s| s.save_credentials("telus", tokens))
+            .map_err(|e| e.to_string())
+    }
+
+    fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String> {
+        Store::open(&self.path)
+            .and_then(|s| {
+                s.set_meta(
+                    &format!("telus.penalty.{group}"),
+                    &until_epoch_ms.to_string(),
+                )
+            })
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -19,6 +19,9 @@ pub const PAGE_LIMIT: u32 = 200;
 pub enum Error {
     #[error("okta {endpoint}: {message}")]
     Network { endpoint: String, message: String },
+    /// No answer in time: the request may or may not have been processed.
+    #[error("okta {endpoint}: timed out")]
+    Timeout { endpoint: String },
     #[error("okta {endpoint}: HTTP {status} {code}: {summary}")]
     Api {
         endpoint: String,
@@ -38,10 +41,15 @@ impl Error {
     /// Worth retrying later (network, 5xx, rate limit).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RateLimited { .. } => true,
+            Error::Network { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether the request may have been processed although no answer came back.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
     }
 
     /// The whole system is unusable this pass (bad token, unreachable, repeated 5xx).
@@ -50,6 +58,7 @@ impl Error {
             Error::Api { status, code, .. } => {
                 *status == 401 || code == "E0000011" || *status >= 500
             }
+            Error::Timeout { .. } => false,
             Error::Network { .. } | Error::RateLimited { .. } => true,
             Error::Decode { .. } | Error::Paging { .. } => true,
         }
@@ -250,9 +259,15 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = Error::Network {
-                        endpoint: endpoint.to_string(),
-                        message: describe_reqwest(&e),
+                    let err = if e.is_timeout() {
+                        Error::Timeout {
+                            endpoint: endpoint.to_string(),
+                        }
+                    } else {
+                        Error::Network {
+                            endpoint: endpoint.to_string(),
+                            message: describe_reqwest(&e),
+                        }
                     };
                     if attempt < self.settings.attempts {
                         tracing::warn!(endpoint, attempt, error = %err, "okta request failed, retrying");

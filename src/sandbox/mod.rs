@@ -2,6 +2,7 @@
 //! the real wire formats; the demo a new user runs first, and the peers of the end-to-end
 //! tests.
 
+pub mod faults;
 // Handlers return an early `Response` as their error; its size does not matter in a fake.
 #[allow(clippy::result_large_err)]
 pub mod okta;
@@ -66,7 +67,9 @@ impl Sandbox {
                 brand_id: "7310".into(),
                 client_id: TELUS_CLIENT_ID.into(),
                 client_secret: SecretString::from(TELUS_CLIENT_SECRET),
-                jwt: SecretString::from(TELUS_JWT),
+                jwt: Some(SecretString::from(TELUS_JWT)),
+                redirect_uri: url::Url::parse("http://127.0.0.1:8765/callback")
+                    .expect("loopback URL"),
             },
             store_path: store_path.to_path_buf(),
             journal_days: 400,

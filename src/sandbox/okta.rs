@@ -108,6 +108,8 @@ pub type Shared = Arc<Mutex<OktaState>>;
 pub struct FakeOkta {
     pub addr: SocketAddr,
     pub state: Shared,
+    /// Faults to inject, and the log of every request with the status it got.
+    pub faults: super::faults::Faults,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -119,16 +121,41 @@ impl FakeOkta {
             .route("/api/v1/groups/{gid}/users", get(list_users))
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
             .with_state(state.clone());
+        let faults = super::faults::new(super::faults::Dialect::Okta);
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            super::faults::layer,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeOkta { addr, state, task })
+        Ok(FakeOkta {
+            addr,
+            state,
+            faults,
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Injects a fault for the next `times` requests matching `method` and `path_prefix`.
+    pub fn inject(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        kind: super::faults::FaultKind,
+        times: u32,
+    ) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .faults
+            .push(super::faults::Fault::new(method, path_prefix, kind, times));
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, OktaState> {

@@ -62,6 +62,17 @@ pub struct TelusState {
     pub sent_during_penalty: u64,
     /// Delay before each write is handled (to catch a process mid-apply).
     pub write_delay: Duration,
+    /// Budgets per window by group, overriding RingCentral's published ones.
+    pub limits: HashMap<&'static str, u64>,
+    /// Life of a refresh token; renewed with each rotation.
+    pub refresh_ttl: Duration,
+    /// Refresh tokens: expiry, and whether already used (they are single-use).
+    refresh_tokens: HashMap<String, (Instant, bool)>,
+    /// Authorization codes issued: code → (redirect_uri, code_challenge).
+    codes: HashMap<String, (String, String)>,
+    /// Refresh tokens presented a second time: a client bug that ends a real session.
+    pub reused_refresh_tokens: u64,
+    pub refreshes: u64,
 }
 
 impl TelusState {
@@ -87,6 +98,12 @@ impl TelusState {
             rate_limited: 0,
             sent_during_penalty: 0,
             write_delay: Duration::ZERO,
+            limits: HashMap::new(),
+            refresh_ttl: Duration::from_secs(7 * 86_400),
+            refresh_tokens: HashMap::new(),
+            codes: HashMap::new(),
+            reused_refresh_tokens: 0,
+            refreshes: 0,
         }
     }
 
@@ -126,6 +143,8 @@ pub type Shared = Arc<Mutex<TelusState>>;
 pub struct FakeTelus {
     pub addr: SocketAddr,
     pub state: Shared,
+    /// Faults to inject, and the log of every request with the status it got.
+    pub faults: super::faults::Faults,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -134,6 +153,7 @@ impl FakeTelus {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route("/restapi/oauth/token", post(token))
+            .route("/restapi/oauth/authorize", get(authorize))
             .route(
                 "/restapi/v1.0/account/{account}/extension",
                 get(list_extensions).post(create_extension),
@@ -147,16 +167,41 @@ impl FakeTelus {
                 get(list_numbers),
             )
             .with_state(state.clone());
+        let faults = super::faults::new(super::faults::Dialect::RingCentral);
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            super::faults::layer,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeTelus { addr, state, task })
+        Ok(FakeTelus {
+            addr,
+            state,
+            faults,
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Injects a fault for the next `times` requests matching `method` and `path_prefix`.
+    pub fn inject(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        kind: super::faults::FaultKind,
+        times: u32,
+    ) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .faults
+            .push(super::faults::Fault::new(method, path_prefix, kind, times));
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, TelusState> {
@@ -192,8 +237,13 @@ fn log(st: &mut TelusState, method: &Method, uri: &Uri, body: &[u8]) {
 fn throttle(st: &mut TelusState, group: &'static str) -> Result<HeaderMap, Response> {
     let now = Instant::now();
     let window = st.window;
+    let limit = st
+        .limits
+        .get(group)
+        .copied()
+        .unwrap_or_else(|| group_limit(group));
     let g = st.groups.entry(group).or_insert(Group {
-        limit: group_limit(group),
+        limit,
         used: 0,
         window_start: now,
         penalty_until: None,
@@ -321,8 +371,80 @@ async fn token(
         );
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let mut with_refresh = false;
     match form.get("grant_type").map(String::as_str) {
-        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {}
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+            if form.get("assertion") != Some(&st.jwt) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "OAU-140",
+                    "Invalid assertion: JWT token is invalid",
+                );
+            }
+        }
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some((redirect, challenge)) = st.codes.remove(&code) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "OAU-109",
+                    "Authorization code is invalid or expired",
+                );
+            };
+            if form.get("redirect_uri") != Some(&redirect) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "OAU-110",
+                    "Redirect URI does not match",
+                );
+            }
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            if crate::telus::auth::challenge_for(&verifier) != challenge {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "OAU-111",
+                    "Code verifier does not match the challenge",
+                );
+            }
+            with_refresh = true;
+        }
+        Some("refresh_token") => {
+            let rt = form.get("refresh_token").cloned().unwrap_or_default();
+            match st.refresh_tokens.get_mut(&rt) {
+                Some((_, used)) if *used => {
+                    st.reused_refresh_tokens += 1;
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "OAU-211",
+                        "Token is revoked",
+                    );
+                }
+                Some((exp, _)) if *exp <= Instant::now() => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "OAU-213",
+                        "Token is expired",
+                    );
+                }
+                Some((_, used)) => *used = true,
+                None => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "OAU-210",
+                        "Token not found",
+                    );
+                }
+            }
+            st.refreshes += 1;
+            with_refresh = true;
+        }
         _ => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -332,27 +454,27 @@ async fn token(
             );
         }
     }
-    if form.get("assertion") != Some(&st.jwt) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "OAU-140",
-            "Invalid assertion: JWT token is invalid",
-        );
-    }
     st.issued += 1;
     let access = format!("fake-at-{}-{}", st.issued, std::process::id());
     let ttl = st.token_ttl;
     st.tokens.insert(access.clone(), Instant::now() + ttl);
-    let mut resp = axum::Json(json!({
+    let mut body = json!({
         "access_token": access,
         "token_type": "bearer",
         "expires_in": ttl.as_secs(),
         "scope": "ReadAccounts EditExtensions",
         "owner_id": "100",
         "endpoint_id": "fake-endpoint",
-    }))
-    .into_response();
+    });
+    if with_refresh {
+        let refresh = format!("fake-rt-{}-{}", st.issued, std::process::id());
+        let rttl = st.refresh_ttl;
+        st.refresh_tokens
+            .insert(refresh.clone(), (Instant::now() + rttl, false));
+        body["refresh_token"] = json!(refresh);
+        body["refresh_token_expires_in"] = json!(rttl.as_secs());
+    }
+    let mut resp = axum::Json(body).into_response();
     resp.headers_mut().extend(rate);
     resp
 }
@@ -788,4 +910,53 @@ async fn create_extension(
     let mut resp = axum::Json(created).into_response();
     resp.headers_mut().extend(rate);
     resp
+}
+
+/// `GET /restapi/oauth/authorize`: the fake approves at once and redirects with a code, as
+/// the real login page does once the admin signs in and accepts.
+async fn authorize(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    log(&mut st, &method, &uri, b"");
+    let bad = |msg: &str| (StatusCode::BAD_REQUEST, msg.to_string()).into_response();
+    if q.get("response_type").map(String::as_str) != Some("code") {
+        return bad("response_type must be code");
+    }
+    if q.get("client_id") != Some(&st.client_id) {
+        return bad("unknown client_id");
+    }
+    if q.get("brand_id").map(String::as_str) != Some("7310") {
+        return bad("brand_id 7310 (TELUS) expected");
+    }
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return bad("PKCE with S256 is required");
+    }
+    let (Some(redirect), Some(challenge), Some(state_param)) = (
+        q.get("redirect_uri"),
+        q.get("code_challenge"),
+        q.get("state"),
+    ) else {
+        return bad("redirect_uri, code_challenge and state are required");
+    };
+    st.issued += 1;
+    let code = format!("fake-code-{}", st.issued);
+    st.codes
+        .insert(code.clone(), (redirect.clone(), challenge.clone()));
+    let mut location = match url::Url::parse(redirect) {
+        Ok(u) => u,
+        Err(_) => return bad("redirect_uri is not a URL"),
+    };
+    location
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", state_param);
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header("location", location.as_str())
+        .body(axum::body::Body::empty())
+        .unwrap_or_default()
 }

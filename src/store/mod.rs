@@ -5,6 +5,7 @@ mod schema;
 
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
 use crate::reconcile::{Agreed, Baseline, Settlement};
+use crate::telus::auth::TokenPair;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,6 +158,7 @@ impl Store {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| store.err(e))?;
         store.init()?;
+        restrict_mode(path);
         Ok(store)
     }
 
@@ -684,6 +686,51 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Saves a token pair for `system` (replacing the previous one) in one statement.
+    pub fn save_credentials(&self, system: &str, t: &TokenPair) -> Result<()> {
+        use secrecy::ExposeSecret as _;
+        self.conn
+            .execute(
+                "INSERT INTO credentials (system, access_token, access_expires_at, refresh_token,
+                    refresh_expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (system) DO UPDATE SET access_token = excluded.access_token,
+                    access_expires_at = excluded.access_expires_at, refresh_token = excluded.refresh_token,
+                    refresh_expires_at = excluded.refresh_expires_at, updated_at = excluded.updated_at",
+                params![
+                    system,
+                    t.access_token.expose_secret(),
+                    t.access_expires_at,
+                    t.refresh_token.as_ref().map(|r| r.expose_secret().to_string()),
+                    t.refresh_expires_at,
+                    now()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        restrict_mode(Path::new(&self.path));
+        Ok(())
+    }
+
+    pub fn credentials(&self, system: &str) -> Result<Option<TokenPair>> {
+        self.conn
+            .query_row(
+                "SELECT access_token, access_expires_at, refresh_token, refresh_expires_at
+                 FROM credentials WHERE system = ?1",
+                [system],
+                |r| {
+                    Ok(TokenPair {
+                        access_token: secrecy::SecretString::from(r.get::<_, String>(0)?),
+                        access_expires_at: r.get(1)?,
+                        refresh_token: r
+                            .get::<_, Option<String>>(2)?
+                            .map(secrecy::SecretString::from),
+                        refresh_expires_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// The database's size in bytes (pages in use).
     pub fn size_bytes(&self) -> Result<u64> {
         let pages: i64 = self
@@ -715,6 +762,27 @@ impl Store {
             .optional()
             .map(Option::flatten)
             .map_err(|e| self.err(e))
+    }
+}
+
+/// The store holds tokens: only its owner may read it (and its WAL files).
+fn restrict_mode(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut names = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            names.push(PathBuf::from(p));
+        }
+        for name in names {
+            if let Ok(meta) = std::fs::metadata(&name)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+            }
+        }
     }
 }
 
@@ -794,6 +862,31 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.links().unwrap().len(), 1);
         assert_eq!(s.schema_version().unwrap(), schema::MIGRATIONS.len());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let s = Store::open(&path).unwrap();
+        s.save_credentials(
+            "telus",
+            &TokenPair {
+                access_token: secrecy::SecretString::from("at"),
+                access_expires_at: 10,
+                refresh_token: Some(secrecy::SecretString::from("rt")),
+                refresh_expires_at: Some(20),
+            },
+        )
+        .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = s.credentials("telus").unwrap().unwrap();
+        assert_eq!(back.refresh_expires_at, Some(20));
     }
 
     #[test]

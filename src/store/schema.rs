@@ -81,4 +81,15 @@ CREATE TABLE meta (
     value           TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 3: credentials that must survive restarts (the rotating TELUS refresh token).
+    r#"
+CREATE TABLE credentials (
+    system              TEXT PRIMARY KEY,
+    access_token        TEXT NOT NULL,
+    access_expires_at   INTEGER NOT NULL,
+    refresh_token       TEXT,
+    refresh_expires_at  INTEGER,
+    updated_at          TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

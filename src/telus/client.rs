@@ -2,6 +2,7 @@
 //! extension and direct-number listings, contact updates, rate-limit groups and typed errors.
 //! Returns `model` types; never decides, never stores.
 
+use super::auth::{Persist, Restored, TokenPair};
 use super::wire::{
     ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto, contact_body, flatten_contact,
 };
@@ -20,12 +21,31 @@ use url::Url;
 pub const PER_PAGE: u32 = 1000;
 
 /// Refresh an access token this long before it expires.
-const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+const TOKEN_MARGIN: Duration = Duration::from_secs(120);
+/// Warn when the refresh token has less than this left.
+pub const REFRESH_WARN: Duration = Duration::from_secs(7 * 86_400);
+
+fn epoch_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("telus {endpoint}: {message}")]
     Network { endpoint: String, message: String },
+    /// No answer in time: the request may or may not have been processed.
+    #[error("telus {endpoint}: timed out")]
+    Timeout { endpoint: String },
     #[error("telus {endpoint}: HTTP {status} {code}: {message}")]
     Api {
         endpoint: String,
@@ -51,16 +71,22 @@ pub enum Error {
 impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RateLimited { .. } => true,
+            Error::Network { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether the request may have been processed although no answer came back.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
     }
 
     /// The whole system is unusable this pass.
     pub fn is_systemic(&self) -> bool {
         match self {
             Error::Api { status, .. } => *status == 401 || *status >= 500,
+            Error::Timeout { .. } => false,
             Error::Network { .. }
             | Error::RateLimited { .. }
             | Error::Decode { .. }
@@ -138,22 +164,22 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
 }
 
-struct AccessToken {
-    value: SecretString,
-    expires_at: Instant,
-}
-
 pub struct Client {
     http: reqwest::Client,
     base: Url,
     client_id: String,
     client_secret: SecretString,
-    jwt: SecretString,
+    jwt: Option<SecretString>,
     settings: HttpSettings,
-    token: tokio::sync::Mutex<Option<AccessToken>>,
+    token: tokio::sync::Mutex<Option<TokenPair>>,
     groups: Mutex<HashMap<&'static str, GroupState>>,
+    persist: Option<Box<dyn Persist>>,
+    /// Seconds an access token lasts, as last issued (sets how early it is refreshed).
+    token_lifetime: std::sync::atomic::AtomicI64,
     pub counters: Counters,
 }
+
+const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
 
 const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
 const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
@@ -169,8 +195,42 @@ impl Client {
             settings,
             token: tokio::sync::Mutex::new(None),
             groups: Mutex::new(HashMap::new()),
+            persist: None,
+            token_lifetime: std::sync::atomic::AtomicI64::new(3600),
             counters: Counters::default(),
         }
+    }
+
+    /// A client that resumes from persisted state (a session from `auth telus`, penalties
+    /// still running) and persists rotated tokens and new penalties through `persist`.
+    pub fn with_persistence(
+        cfg: &TelusConfig,
+        settings: HttpSettings,
+        restored: Restored,
+        persist: Box<dyn Persist>,
+    ) -> Client {
+        let mut client = Client::new(cfg, settings);
+        client.token = tokio::sync::Mutex::new(restored.tokens);
+        let now_ms = epoch_ms();
+        let now = Instant::now();
+        let mut groups = HashMap::new();
+        for (group, until_ms) in restored.penalties {
+            let Some(group) = GROUPS.iter().find(|g| **g == group) else {
+                continue;
+            };
+            if until_ms > now_ms {
+                groups.insert(
+                    *group,
+                    GroupState {
+                        remaining: 0,
+                        until: now + Duration::from_millis((until_ms - now_ms) as u64),
+                    },
+                );
+            }
+        }
+        client.groups = Mutex::new(groups);
+        client.persist = Some(persist);
+        client
     }
 
     /// Reads every user extension and the account's direct numbers, and joins them.
@@ -236,7 +296,7 @@ impl Client {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let body = contact_body(changes, &flat);
-        self.send("Medium", &endpoint, || {
+        self.send("Medium", &endpoint, true, || {
             self.http.put(url.clone()).json(&body)
         })
         .await?;
@@ -256,7 +316,7 @@ impl Client {
         body["type"] = serde_json::json!("User");
         body["status"] = serde_json::json!("Enabled");
         let resp = self
-            .send("Medium", endpoint, || {
+            .send("Medium", endpoint, false, || {
                 self.http.post(url.clone()).json(&body)
             })
             .await?;
@@ -270,7 +330,7 @@ impl Client {
         let mut url = self.base.clone();
         url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
         let body = serde_json::json!({ "status": status.as_str() });
-        self.send("Medium", &endpoint, || {
+        self.send("Medium", &endpoint, true, || {
             self.http.put(url.clone()).json(&body)
         })
         .await?;
@@ -308,7 +368,7 @@ impl Client {
                 });
             }
             let resp = self
-                .send(group, endpoint, || self.http.get(url.clone()))
+                .send(group, endpoint, true, || self.http.get(url.clone()))
                 .await?;
             let page: ListDto<T> = decode(resp, endpoint).await?;
             pages += 1;
@@ -342,22 +402,121 @@ impl Client {
         }
     }
 
-    /// A valid access token, fetched with the jwt-bearer grant when missing or about to expire.
+    /// A valid access token. Refreshed shortly before it expires (the rotated pair persisted
+    /// before use), or fetched with the jwt-bearer grant; `force` after a 401.
     async fn access_token(&self, force: bool) -> Result<SecretString, Error> {
         let mut guard = self.token.lock().await;
+        let now = epoch_s();
+        // Refresh a little before expiry: two minutes, or a quarter of a short token's life.
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed);
+        let margin = (TOKEN_MARGIN.as_secs() as i64).min(lifetime / 4);
         if !force
             && let Some(t) = guard.as_ref()
-            && t.expires_at > Instant::now() + TOKEN_MARGIN
+            && t.access_expires_at > now + margin
         {
-            return Ok(t.value.clone());
+            return Ok(t.access_token.clone());
         }
+        let refresh = guard.as_ref().and_then(|t| {
+            let alive = t.refresh_expires_at.is_none_or(|e| e > now);
+            t.refresh_token.clone().filter(|_| alive)
+        });
+        let pair = match (refresh, &self.jwt) {
+            (Some(rt), _) => {
+                let pair = self
+                    .token_request(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", rt.expose_secret()),
+                    ])
+                    .await
+                    .map_err(|e| match e {
+                        Error::Auth { status, code, message } if status == 400 || status == 401 => Error::Auth {
+                            status,
+                            code,
+                            message: format!("{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"),
+                        },
+                        other => other,
+                    })?;
+                // The old refresh token is spent: the new pair must be saved before use.
+                self.persist_tokens(&pair)?;
+                pair
+            }
+            (None, Some(jwt)) => {
+                self.token_request(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                    ("assertion", jwt.expose_secret()),
+                ])
+                .await?
+            }
+            (None, None) => {
+                return Err(Error::Auth {
+                    status: 0,
+                    code: String::new(),
+                    message: "no TELUS session: set telus.jwt, or run `okta-telus-sync auth telus`"
+                        .into(),
+                });
+            }
+        };
+        if let Some(left) = pair.refresh_expires_at.map(|e| e - epoch_s())
+            && left < REFRESH_WARN.as_secs() as i64
+        {
+            tracing::warn!(
+                days_left = left / 86_400,
+                "the TELUS refresh token expires soon; passes renew it, but if none runs, run `auth telus` again"
+            );
+        }
+        let value = pair.access_token.clone();
+        self.token_lifetime
+            .store(pair.access_expires_at - epoch_s(), Ordering::Relaxed);
+        *guard = Some(pair);
+        Ok(value)
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) for a token pair, persists it
+    /// and keeps it for this client.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &SecretString,
+        redirect_uri: &Url,
+    ) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri.as_str()),
+                ("code_verifier", verifier.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair)?;
+        *self.token.lock().await = Some(pair.clone());
+        Ok(pair)
+    }
+
+    /// The refresh token's expiry (seconds since the epoch), when a session is held.
+    pub async fn refresh_expires_at(&self) -> Option<i64> {
+        self.token
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|t| t.refresh_expires_at)
+    }
+
+    fn persist_tokens(&self, pair: &TokenPair) -> Result<(), Error> {
+        match &self.persist {
+            Some(p) => p.save_tokens(pair).map_err(|e| Error::Auth {
+                status: 0,
+                code: String::new(),
+                message: format!("cannot save the rotated TELUS tokens: {e}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `POST /restapi/oauth/token` with HTTP Basic client auth.
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenPair, Error> {
         let mut url = self.base.clone();
         url.set_path("/restapi/oauth/token");
         let endpoint = "POST oauth/token";
-        let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", self.jwt.expose_secret()),
-        ];
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
@@ -367,23 +526,20 @@ impl Client {
                 .http
                 .post(url.clone())
                 .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-                .form(&form)
+                .form(form)
                 .send()
                 .await;
             match result {
                 Ok(r) => {
                     self.note_rate_headers("Auth", &r);
-                    if (r.status().is_server_error() || r.status().as_u16() == 429)
-                        && attempt < self.settings.attempts
-                    {
+                    let code = r.status().as_u16();
+                    // A refresh token is single-use: a token request is retried only when the
+                    // server surely did not process it (429, 503), never after a timeout.
+                    if (code == 429 || code == 503) && attempt < self.settings.attempts {
                         self.after_429_or_5xx("Auth", &r, attempt).await;
                         continue;
                     }
                     break r;
-                }
-                Err(e) if attempt < self.settings.attempts => {
-                    tracing::warn!(endpoint, attempt, error = %describe_reqwest(&e), "telus token request failed, retrying");
-                    tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
                 }
                 Err(e) => {
                     return Err(Error::Network {
@@ -411,13 +567,14 @@ impl Client {
             });
         }
         let tok: TokenDto = decode(resp, endpoint).await?;
-        let value = SecretString::from(tok.access_token);
-        *guard = Some(AccessToken {
-            value: value.clone(),
-            expires_at: Instant::now() + Duration::from_secs(tok.expires_in.unwrap_or(3600)),
-        });
+        let now = epoch_s();
         tracing::debug!(expires_in = tok.expires_in, "telus access token obtained");
-        Ok(value)
+        Ok(TokenPair {
+            access_token: SecretString::from(tok.access_token),
+            access_expires_at: now + tok.expires_in.unwrap_or(3600) as i64,
+            refresh_token: tok.refresh_token.map(SecretString::from),
+            refresh_expires_at: tok.refresh_token_expires_in.map(|s| now + s as i64),
+        })
     }
 
     /// Sends with a Bearer token; paces by rate-limit group; retries 5xx, network errors and
@@ -426,6 +583,7 @@ impl Client {
         &self,
         group: &'static str,
         endpoint: &str,
+        idempotent: bool,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Error> {
         let mut attempt = 0;
@@ -443,11 +601,19 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = Error::Network {
-                        endpoint: endpoint.to_string(),
-                        message: describe_reqwest(&e),
+                    let err = if e.is_timeout() {
+                        Error::Timeout {
+                            endpoint: endpoint.to_string(),
+                        }
+                    } else {
+                        Error::Network {
+                            endpoint: endpoint.to_string(),
+                            message: describe_reqwest(&e),
+                        }
                     };
-                    if attempt < self.settings.attempts {
+                    // A create that may have reached the server is not sent again: the next
+                    // pass finds the user by email if it was created.
+                    if attempt < self.settings.attempts && idempotent {
                         tracing::warn!(endpoint, attempt, error = %err, "telus request failed, retrying");
                         tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
                         continue;
@@ -514,6 +680,11 @@ impl Client {
                 .or_else(|| header("x-rate-limit-window"))
                 .unwrap_or(60);
             let until = Instant::now() + Duration::from_secs(secs);
+            if let Some(p) = &self.persist
+                && let Err(e) = p.save_penalty(group, epoch_ms() + secs as i64 * 1000)
+            {
+                tracing::warn!(group, error = %e, "cannot save the rate-limit penalty");
+            }
             if let Ok(mut g) = self.groups.lock() {
                 g.insert(
                     group,

@@ -1,7 +1,8 @@
 //! TELUS Business Connect (the RingCentral platform API): the only module that knows
 //! RingCentral's URLs, headers, JSON and paging.
 
+pub mod auth;
 mod client;
 mod wire;
 
-pub use client::{Client, Counters, Error, PER_PAGE, explain};
+pub use client::{Client, Counters, Error, PER_PAGE, REFRESH_WARN, explain};

@@ -94,6 +94,10 @@ pub(super) struct TokenDto {
     pub access_token: String,
     #[serde(default)]
     pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token_expires_in: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,6 +11,8 @@ use okta_telus_sync::store::{HistoryFilter, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+mod clients;
+
 fn settings() -> HttpSettings {
     HttpSettings {
         timeout: Duration::from_secs(5),

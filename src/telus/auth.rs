@@ -1,0 +1,234 @@
+//! TELUS OAuth: the token pair this tool holds, how it is persisted, and the pieces of the
+//! authorization-code flow with PKCE (`auth telus`).
+
+use base64::Engine as _;
+use secrecy::SecretString;
+use sha2::Digest as _;
+use url::Url;
+
+/// An access token and the single-use refresh token that replaces it, with expiry times in
+/// seconds since the epoch.
+#[derive(Clone)]
+pub struct TokenPair {
+    pub access_token: SecretString,
+    pub access_expires_at: i64,
+    pub refresh_token: Option<SecretString>,
+    pub refresh_expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the client keeps what must survive a restart: the rotated token pair (written
+/// before the new access token is used, since the old refresh token is spent) and rate-limit
+/// penalties still running. Implemented over the store by the daemon.
+pub trait Persist: Send + Sync {
+    fn save_tokens(&self, tokens: &TokenPair) -> Result<(), String>;
+    fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String>;
+}
+
+/// State restored at start-up.
+#[derive(Debug, Default, Clone)]
+pub struct Restored {
+    pub tokens: Option<TokenPair>,
+    /// Rate-limit group → penalty end (ms since the epoch).
+    pub penalties: Vec<(String, i64)>,
+}
+
+/// A PKCE verifier and its S256 challenge (RFC 7636).
+pub struct Pkce {
+    pub verifier: SecretString,
+    pub challenge: String,
+}
+
+fn random_urlsafe(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    for chunk in buf.chunks_mut(32) {
+        let r: [u8; 32] = rand::random();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl Pkce {
+    pub fn new() -> Pkce {
+        let verifier = random_urlsafe(48);
+        Pkce {
+            challenge: challenge_for(&verifier),
+            verifier: SecretString::from(verifier),
+        }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Pkce::new()
+    }
+}
+
+/// `BASE64URL(SHA256(verifier))`.
+pub fn challenge_for(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+/// A random `state` value for the authorization request.
+pub fn new_state() -> String {
+    random_urlsafe(16)
+}
+
+/// The URL the admin opens to authorize this tool (with `brand_id` for TELUS).
+pub fn authorize_url(
+    base: &Url,
+    client_id: &str,
+    brand_id: &str,
+    redirect_uri: &Url,
+    state: &str,
+    pkce: &Pkce,
+) -> Url {
+    let mut url = base.clone();
+    url.set_path("/restapi/oauth/authorize");
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri.as_str())
+        .append_pair("state", state)
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("brand_id", brand_id);
+    url
+}
+
+/// Reads the authorization code from the redirect the browser landed on (a full URL or a
+/// query string), checking `state`.
+pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String, String> {
+    let query = match Url::parse(redirect.trim()) {
+        Ok(u) => u.query().unwrap_or("").to_string(),
+        Err(_) => redirect.trim().trim_start_matches('?').to_string(),
+    };
+    let pairs: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    if let Some(err) = pairs.get("error") {
+        let desc = pairs.get("error_description").cloned().unwrap_or_default();
+        return Err(format!("TELUS refused the authorization: {err} {desc}"));
+    }
+    if pairs.get("state").map(String::as_str) != Some(expected_state) {
+        return Err(
+            "the redirect's state does not match this request: start `auth telus` again".into(),
+        );
+    }
+    pairs
+        .get("code")
+        .cloned()
+        .ok_or_else(|| "the redirect carries no authorization code".into())
+}
+
+/// Waits on the redirect URI's loopback address for the browser to arrive with the code;
+/// answers it with a short page. Returns the request target (path and query).
+pub async fn receive_redirect(
+    redirect_uri: &Url,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = redirect_uri.host_str().unwrap_or("127.0.0.1");
+    let port = redirect_uri.port().unwrap_or(80);
+    let listener = tokio::net::TcpListener::bind((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port} for the redirect: {e}"))?;
+    let wait = async {
+        loop {
+            let (mut sock, _) = listener.accept().await.map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            while len < buf.len() {
+                let n = sock
+                    .read(&mut buf[len..])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                len += n;
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+            let target = head
+                .lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_string();
+            let ours = target.split('?').next() == Some(redirect_uri.path());
+            let body = if ours {
+                "okta-telus-sync received the authorization. You can close this window."
+            } else {
+                "Not found"
+            };
+            let status = if ours { "200 OK" } else { "404 Not Found" };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(reply.as_bytes()).await;
+            if ours {
+                return Ok::<String, String>(target);
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.map_err(|_| {
+        "no browser came back to the redirect in time: run `auth telus` again".to_string()
+    })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_is_base64url_sha256_of_the_verifier() {
+        // Computed independently: base64.urlsafe_b64encode(hashlib.sha256(v).digest()) in Python.
+        assert_eq!(
+            challenge_for("dBjftJeZ4CVP-mJ92K9GOz0ywB6x5tt2YMfWNQyUZpY"),
+            "Sgo2EyBCSDaGZhHqxvGOWkYUlKgz93DsEcgvmz7mI1M"
+        );
+        let p = Pkce::new();
+        use secrecy::ExposeSecret;
+        assert!(p.verifier.expose_secret().len() >= 43);
+    }
+
+    #[test]
+    fn code_is_read_from_the_redirect_and_state_checked() {
+        let ok = code_from_redirect("http://127.0.0.1:8765/callback?code=abc&state=s1", "s1");
+        assert_eq!(ok.unwrap(), "abc");
+        assert!(
+            code_from_redirect("http://127.0.0.1:8765/callback?code=abc&state=zz", "s1").is_err()
+        );
+        assert!(
+            code_from_redirect("?error=access_denied&state=s1", "s1")
+                .unwrap_err()
+                .contains("access_denied")
+        );
+    }
+
+    #[test]
+    fn token_pair_debug_hides_tokens() {
+        let t = TokenPair {
+            access_token: SecretString::from("at-secret"),
+            access_expires_at: 1,
+            refresh_token: Some(SecretString::from("rt-secret")),
+            refresh_expires_at: Some(2),
+        };
+        let s = format!("{t:?}");
+        assert!(!s.contains("secret"), "{s}");
+    }
+}

@@ -1,0 +1,494 @@
+//! The API clients against the strict fakes: OAuth with PKCE and rotating refresh tokens,
+//! rate-limit pacing and penalties, retries without duplicate writes, error explanations.
+
+use crate::*;
+use okta_telus_sync::sandbox::faults::FaultKind;
+
+fn no_jwt(config: &mut okta_telus_sync::config::Config) {
+    config.telus.jwt = None;
+}
+
+/// Runs the authorization-code flow against the fake the way a browser would, in process.
+async fn authorize(sb: &Sandbox, config: &okta_telus_sync::config::Config, clients: &Clients) {
+    use okta_telus_sync::telus::auth;
+    let pkce = auth::Pkce::new();
+    let state = auth::new_state();
+    let url = auth::authorize_url(
+        &config.telus.url,
+        &config.telus.client_id,
+        "7310",
+        &config.telus.redirect_uri,
+        &state,
+        &pkce,
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let code = auth::code_from_redirect(&location, &state).unwrap();
+    clients
+        .telus
+        .exchange_code(&code, &pkce.verifier, &config.telus.redirect_uri)
+        .await
+        .unwrap();
+    assert_eq!(sb.telus.lock().count("GET", "/restapi/oauth/authorize"), 1);
+}
+
+#[tokio::test]
+async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never_reuses_one() {
+    let (mut okta, exts, nums) = many_users(24);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Sales"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    {
+        let mut st = sb.telus.lock();
+        st.token_ttl = Duration::from_secs(2);
+        st.write_delay = Duration::from_millis(200);
+        st.limits.insert("Auth", 100);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    no_jwt(&mut config);
+    config.safety.max_changed_percent = 100;
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    authorize(&sb, &config, &clients).await;
+    assert!(
+        store.credentials("telus").unwrap().is_some(),
+        "the session is persisted"
+    );
+
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        PassOutcome::Clean,
+        "{:?}",
+        report.system_error
+    );
+    assert_eq!(report.apply.failed, 0);
+    let (refreshes, reused) = {
+        let st = sb.telus.lock();
+        (st.refreshes, st.reused_refresh_tokens)
+    };
+    assert!(
+        refreshes >= 2,
+        "the pass outlived {refreshes} access tokens"
+    );
+    assert_eq!(reused, 0, "a spent refresh token was sent again");
+
+    // A new process resumes from the persisted (rotated) pair.
+    drop(clients);
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        PassOutcome::Clean,
+        "{:?}",
+        report.system_error
+    );
+    assert_eq!(sb.telus.lock().reused_refresh_tokens, 0);
+    let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+    assert!(
+        status.contains("TELUS session (auth telus): refresh token valid until"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_session_or_jwt_the_pass_is_an_auth_failure() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    no_jwt(&mut config);
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, PassOutcome::SystemFailed);
+    assert!(report.system_error.unwrap().contains("auth telus"));
+}
+
+#[tokio::test]
+async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
+    let (mut okta, exts, nums) = many_users(15);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Sales"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    {
+        let mut st = sb.telus.lock();
+        st.window = Duration::from_secs(1);
+        st.limits.insert("Medium", 5);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.safety.max_changed_percent = 100;
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    // 1 listing + 15 updates = 16 Medium requests against a budget of 5 per window.
+    assert_eq!(
+        report.apply.applied,
+        15 + 8,
+        "{:?}",
+        report.apply.failed_users
+    );
+    let st = sb.telus.lock();
+    assert_eq!(st.count("PUT", "/restapi/v1.0/account/~/extension/"), 15);
+    assert_eq!(st.rate_limited, 0, "no 429");
+    assert_eq!(st.sent_during_penalty, 0);
+    assert_eq!(
+        clients
+            .telus
+            .counters
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remembered() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.inject(
+        "PUT",
+        "/restapi/v1.0/account/~/extension/",
+        FaultKind::TooManyRequests { retry_after: 2 },
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.apply.failed, 0,
+        "the change was retried after the penalty"
+    );
+    let log = sb.telus.faults.lock().unwrap().log.clone();
+    let (i, hit) = log
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.2 == 429)
+        .map(|(i, l)| (i, l.3))
+        .expect("the 429 was served");
+    let next_medium = log[i + 1..]
+        .iter()
+        .find(|l| l.1.starts_with("/restapi/v1.0/account/~/extension"))
+        .expect("a later request to the group");
+    assert!(
+        next_medium.3.duration_since(hit) >= Duration::from_millis(1900),
+        "next request to the group after {:?}",
+        next_medium.3.duration_since(hit)
+    );
+    // The penalty is stored, so a restarted process would honour it too.
+    let until: i64 = store
+        .meta("telus.penalty.Medium")
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(until > chrono::Utc::now().timestamp_millis() - 5_000);
+}
+
+#[tokio::test]
+async fn a_stored_penalty_is_honoured_by_a_new_process() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let until = chrono::Utc::now().timestamp_millis() + 1_500;
+    store
+        .set_meta("telus.penalty.Medium", &until.to_string())
+        .unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let started = std::time::Instant::now();
+    run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_300),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sb.telus.lock().rate_limited, 0);
+}
+
+#[tokio::test]
+async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    // Ana's update meets a 503 then succeeds; David's is answered too late once.
+    sb.telus.inject(
+        "PUT",
+        "/restapi/v1.0/account/~/extension/62001",
+        FaultKind::Unavailable,
+        1,
+    );
+    sb.telus.inject(
+        "PUT",
+        "/restapi/v1.0/account/~/extension/62004",
+        FaultKind::Slow(Duration::from_millis(2500)),
+        1,
+    );
+    // The create is answered too late: it is not sent again, and the next pass links it.
+    sb.telus.inject(
+        "POST",
+        "/restapi/v1.0/account/~/extension",
+        FaultKind::Slow(Duration::from_millis(2500)),
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let mut s = settings();
+    s.timeout = Duration::from_secs(1);
+    let clients = Clients::new(&config, s);
+    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(
+        first.outcome,
+        PassOutcome::SystemFailed,
+        "{:?}",
+        first.system_error
+    );
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Marketing")
+    );
+    assert_eq!(
+        contact_field(&sb, 62004, &["businessAddress", "city"]).as_deref(),
+        Some("Toronto")
+    );
+    // Let the slow create land, then run the next pass.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(second.outcome, PassOutcome::SystemFailed);
+    let st = sb.telus.lock();
+    assert_eq!(
+        st.count("POST", "/restapi/v1.0/account/~/extension"),
+        1,
+        "the create was sent once"
+    );
+    assert_eq!(
+        st.extensions
+            .iter()
+            .filter(|e| e.contact["email"] == json!("isabelle.cote@northwind.ca"))
+            .count(),
+        1
+    );
+    drop(st);
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    let journal = store
+        .history(&HistoryFilter {
+            user_email: Some("isabelle.cote@northwind.ca".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        journal
+            .iter()
+            .filter(|h| h.rule == "create")
+            .all(|h| h.outcome == "applied"),
+        "{journal:#?}"
+    );
+    let ana = store
+        .history(&HistoryFilter {
+            user_email: Some("ana.silva@northwind.ca".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ana.len(), 1, "one journalled change for one change");
+}
+
+fn rc_error(code: &str, message: &str, param: Option<&str>) -> String {
+    let mut item = json!({"errorCode": code, "message": message});
+    if let Some(p) = param {
+        item["parameterName"] = json!(p);
+    }
+    json!({"errorCode": code, "message": message, "errors": [item]}).to_string()
+}
+
+#[tokio::test]
+async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
+    let cases: Vec<(u16, String, &str)> = vec![
+        (
+            400,
+            rc_error(
+                "CMN-101",
+                "Parameter [contact.department] value is invalid",
+                Some("contact.department"),
+            ),
+            "The [contact.department] is invalid. Please correct the value in Okta/Active Directory.",
+        ),
+        (
+            404,
+            rc_error(
+                "CMN-102",
+                "Resource for parameter [extensionId] is not found",
+                Some("extensionId"),
+            ),
+            "Resource for parameter [extensionId] is not found: the value is missing in Okta/Active Directory.",
+        ),
+        (
+            400,
+            rc_error("CMN-103", "JSON can not be parsed", None),
+            "JSON can not be parsed. Check the user's data in Okta/Active Directory.",
+        ),
+        (
+            400,
+            rc_error(
+                "CMN-101",
+                "Extension number is already in use",
+                Some("extensionNumber"),
+            ),
+            "Extension already in use: see which extensions are free in the TELUS portal.",
+        ),
+    ];
+    for (status, body, explanation) in cases {
+        let sb = Sandbox::start_seeded().await.unwrap();
+        sb.telus.inject(
+            "PUT",
+            "/restapi/v1.0/account/~/extension/62001",
+            FaultKind::Error { status, body },
+            1,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let config = sb.config(default_policy(), &dir.path().join("s.db"));
+        let store = Store::open(&config.store_path).unwrap();
+        let clients = Clients::new(&config, settings());
+        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, PassOutcome::UsersFailed);
+        let rows = store
+            .history(&HistoryFilter {
+                user_email: Some("ana.silva@northwind.ca".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(rows[0].outcome, "failed");
+        assert_eq!(rows[0].explanation.as_deref(), Some(explanation));
+        // Not retried within the pass: a 4xx is the data's fault.
+        assert_eq!(
+            sb.telus
+                .faults
+                .lock()
+                .unwrap()
+                .log
+                .iter()
+                .filter(|l| l.1.ends_with("/62001"))
+                .count(),
+            1
+        );
+    }
+    // 503 until the retries run out: the pass ends as a whole-system failure, explained.
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.inject(
+        "PUT",
+        "/restapi/v1.0/account/~/extension/",
+        FaultKind::Unavailable,
+        10,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    let failed: Vec<_> = store
+        .history(&HistoryFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.outcome == "failed")
+        .collect();
+    assert_eq!(failed[0].error_code.as_deref(), Some("CMN-201"));
+    assert_eq!(
+        failed[0].explanation.as_deref(),
+        Some("Service temporarily unavailable; will retry.")
+    );
+}
+
+#[tokio::test]
+async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.okta.inject(
+        "GET",
+        "/api/v1/users",
+        FaultKind::TooManyRequests { retry_after: 1 },
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let r = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.okta_read, 12);
+    let log = sb.okta.faults.lock().unwrap().log.clone();
+    assert_eq!(log[0].2, 429);
+    assert!(log[1].3.duration_since(log[0].3) >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn malformed_or_html_responses_are_typed_errors_not_panics() {
+    for kind in [FaultKind::Malformed, FaultKind::WrongContentType] {
+        let sb = Sandbox::start_seeded().await.unwrap();
+        sb.telus
+            .inject("GET", "/restapi/v1.0/account/~/extension", kind.clone(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let config = sb.config(default_policy(), &dir.path().join("s.db"));
+        let store = Store::open(&config.store_path).unwrap();
+        let clients = Clients::new(&config, settings());
+        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, PassOutcome::SystemFailed, "{kind:?}");
+        let err = r.system_error.unwrap();
+        assert!(
+            err.contains("GET extension") && err.contains("unreadable"),
+            "{err}"
+        );
+        // The next pass, with the server healthy again, converges.
+        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, PassOutcome::UsersFailed);
+        assert_eq!(r.apply.failed, 0);
+    }
+}
