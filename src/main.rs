@@ -41,6 +41,9 @@ enum Command {
         /// Release quarantined users and try them again in this pass.
         #[arg(long)]
         retry_quarantined: bool,
+        /// Read Okta whole (by default only users changed since the last pass are read).
+        #[arg(long)]
+        full: bool,
     },
     /// Print what a pass would change; write nothing to either API or the store.
     Plan {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             dry_run,
             approve,
             retry_quarantined,
+            full,
         } => {
             telemetry::init("info");
             let opts = PassOptions {
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
                 approve,
                 retry_quarantined,
                 progress_bar: true,
+                full,
             };
             runtime.block_on(run_sync(&cli.config, opts, false))
         }

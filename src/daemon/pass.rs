@@ -96,6 +96,39 @@ pub struct PassOptions {
     pub retry_quarantined: bool,
     /// Draw a progress bar on stderr when it is a terminal.
     pub progress_bar: bool,
+    /// Read Okta whole even when an incremental read would do.
+    pub full: bool,
+}
+
+/// How far back an incremental read reaches before the last good pass's start, so that
+/// clock skew and Okta's indexing delay lose nothing.
+const INCREMENTAL_MARGIN_MINUTES: i64 = 5;
+
+/// The `lastUpdated` bound for an incremental Okta read, or `None` for a full read: the
+/// first pass, `--full`, a scope Okta cannot filter, or a previous pass that failed.
+fn incremental_since(
+    config: &Config,
+    store: &Store,
+    opts: &PassOptions,
+) -> anyhow::Result<Option<String>> {
+    if opts.full || config.okta.scope != crate::config::OktaScope::All {
+        return Ok(None);
+    }
+    if store.snapshot_counts()?.0 == 0 {
+        return Ok(None);
+    }
+    let Some(last) = store.recent_passes(1)?.into_iter().next() else {
+        return Ok(None);
+    };
+    if !matches!(last.summary.outcome.as_str(), "ok" | "users-failed") {
+        return Ok(None);
+    }
+    let start = chrono::DateTime::parse_from_rfc3339(&last.started_at)?;
+    let since =
+        start.with_timezone(&chrono::Utc) - chrono::Duration::minutes(INCREMENTAL_MARGIN_MINUTES);
+    Ok(Some(
+        since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    ))
 }
 
 /// How a pass ended, mapped to `sync`'s exit code.
@@ -161,17 +194,24 @@ pub async fn run_one_pass(
     store: &Store,
     opts: PassOptions,
 ) -> anyhow::Result<PassReport> {
+    let since = incremental_since(config, store, &opts)?;
+    let kind = if since.is_some() {
+        "incremental"
+    } else {
+        "full"
+    };
     let pass_id = if opts.dry_run {
         None
     } else {
-        Some(store.begin_pass("full")?)
+        Some(store.begin_pass(kind)?)
     };
     let span = tracing::info_span!(
         "sync_pass",
         pass_id = pass_id.unwrap_or(0),
-        dry_run = opts.dry_run
+        dry_run = opts.dry_run,
+        kind
     );
-    let report = pass_body(config, clients, store, opts, pass_id)
+    let report = pass_body(config, clients, store, opts, pass_id, since)
         .instrument(span)
         .await?;
     if let Some(id) = pass_id {
@@ -200,12 +240,33 @@ async fn pass_body(
     store: &Store,
     opts: PassOptions,
     pass_id: Option<i64>,
+    since: Option<String>,
 ) -> anyhow::Result<PassReport> {
-    let fetched =
-        async { tokio::join!(clients.okta.fetch_users(None), clients.telus.fetch_users()) }
-            .instrument(tracing::info_span!("fetch"))
-            .await;
+    let fetched = async {
+        tokio::join!(
+            clients.okta.fetch_users(since.as_deref()),
+            clients.telus.fetch_users()
+        )
+    }
+    .instrument(tracing::info_span!("fetch"))
+    .await;
     let (okta_users, telus_users) = match fetched {
+        (Ok(changed), Ok(t)) if since.is_some() => {
+            // Incremental: the users changed since the last pass replace their stored copies.
+            let okta_changed = changed.len();
+            let mut merged: HashMap<OktaId, crate::model::OktaUser> = store
+                .load_okta()?
+                .into_iter()
+                .map(|u| (u.id.clone(), u))
+                .collect();
+            for u in changed {
+                merged.insert(u.id.clone(), u);
+            }
+            let mut merged: Vec<_> = merged.into_values().collect();
+            merged.sort_by(|a, b| a.id.cmp(&b.id));
+            tracing::info!(okta_changed, "incremental okta read merged");
+            (merged, t)
+        }
         (Ok(o), Ok(t)) => (o, t),
         (o, t) => {
             let mut errors = Vec::new();

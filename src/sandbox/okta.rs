@@ -92,6 +92,15 @@ impl OktaState {
         })
     }
 
+    /// Marks a user as just updated (as Okta does on any change), for tests that edit
+    /// profiles directly.
+    pub fn touch(&mut self, id: &str) {
+        let stamp = self.tick();
+        if let Some(u) = self.users.iter_mut().find(|u| u.id == id) {
+            u.last_updated = stamp;
+        }
+    }
+
     /// A monotonic `lastUpdated` so that each write is strictly later than the previous one.
     fn tick(&mut self) -> String {
         self.clock += 1;

@@ -492,3 +492,84 @@ async fn malformed_or_html_responses_are_typed_errors_not_panics() {
         assert_eq!(r.apply.failed, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
+    use std::io::{BufRead as _, Write as _};
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // No jwt: the session from `auth telus` is the only credential.
+    let cfg = crate::write_config(dir.path(), &sb, "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("jwt"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.display().to_string();
+
+    let mut child = crate::bin()
+        .args(["--config", &cfg, "auth", "telus", "--no-browser"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "no URL printed");
+            if let Some(u) = line.trim().strip_prefix("http") {
+                return (format!("http{u}"), reader);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (url, mut reader) = url;
+    assert!(
+        url.contains("brand_id=7310") && url.contains("code_challenge_method=S256"),
+        "{url}"
+    );
+    // The "browser": the fake approves and redirects.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http.get(&url).send().await.unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{location}").unwrap();
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        (child.wait().unwrap(), rest)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(status.1.contains("TELUS session stored"), "{}", status.1);
+
+    let out = crate::run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        sb.telus.lock().refreshes == 0,
+        "a fresh access token needs no refresh yet"
+    );
+    let out = crate::run_bin(vec!["--config".into(), cfg, "status".into()]).await;
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains("TELUS session (auth telus): refresh token valid until"),
+        "{status}"
+    );
+}

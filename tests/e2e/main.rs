@@ -600,12 +600,15 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
-    // Okta suddenly answers with nobody (a token narrowed to an empty scope, say).
+    // Okta suddenly answers with nobody (a token narrowed to an empty scope, say); a full
+    // read sees it (an incremental one only asks for changed users).
     sb.okta.lock().users.clear();
     let writes = telus_writes(&sb);
-    let held = run_one_pass(&config, &clients, &store, PassOptions::default())
-        .await
-        .unwrap();
+    let full = PassOptions {
+        full: true,
+        ..Default::default()
+    };
+    let held = run_one_pass(&config, &clients, &store, full).await.unwrap();
     assert_eq!(held.outcome, PassOutcome::Held);
     assert!(
         held.plan
@@ -615,9 +618,7 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
     );
     assert_eq!(telus_writes(&sb), writes, "no mass deactivation");
     // The empty read was not stored, so the hold persists on the next pass.
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
-        .await
-        .unwrap();
+    let again = run_one_pass(&config, &clients, &store, full).await.unwrap();
     assert_eq!(again.outcome, PassOutcome::Held);
 }
 
@@ -640,6 +641,7 @@ async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alon
             .find(|u| u.id == "00uAjac")
             .unwrap()
             .status = "ACTIVE".into();
+        st.touch("00uAjac");
     }
     {
         let mut st = sb.telus.lock();
@@ -766,6 +768,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
         let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
         ana.profile
             .insert("email".into(), json!("ana.silva2@northwind.ca"));
+        st.touch("00u1ana");
     }
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
@@ -1019,5 +1022,69 @@ async fn sigkill_mid_apply_then_rerun_applies_every_change_exactly_once() {
     let before = telus_writes(&sb) + okta_writes(&sb);
     let out = run_bin(vec!["--config".into(), cfg, "sync".into()]).await;
     assert_eq!(out.status.code(), Some(0));
+    assert_eq!(telus_writes(&sb) + okta_writes(&sb), before);
+}
+
+#[tokio::test]
+async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pass() {
+    // In agreement to begin with (no direct numbers, so no write-backs to echo).
+    let (mut okta, exts, _) = many_users(450);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Support"));
+    }
+    let sb = Sandbox::start(okta, exts, Vec::new()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        sb.okta.lock().count("GET", "/api/v1/users"),
+        3,
+        "full read: 3 pages"
+    );
+    {
+        let mut st = sb.okta.lock();
+        for i in 0..50 {
+            let id = format!("00u{i:07}");
+            let u = st.users.iter_mut().find(|u| u.id == id).unwrap();
+            u.profile.insert("department".into(), json!("Legal"));
+            st.touch(&id);
+        }
+    }
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.recent_passes(1).unwrap()[0].kind, "incremental");
+    let st = sb.okta.lock();
+    let last = st.requests.last().unwrap();
+    assert!(
+        last.query.contains("filter=lastUpdated+gt"),
+        "{}",
+        last.query
+    );
+    assert_eq!(
+        st.count("GET", "/api/v1/users"),
+        4,
+        "one page for 50 changed users"
+    );
+    drop(st);
+    assert_eq!(
+        report.okta_read, 450,
+        "changed users merged into the stored snapshot"
+    );
+    assert_eq!(report.plan.change_count(), 50);
+    assert_eq!(
+        contact_field(&sb, 100_007, &["department"]).as_deref(),
+        Some("Legal")
+    );
+    // A pass with nothing changed writes nothing.
+    let before = telus_writes(&sb) + okta_writes(&sb);
+    let quiet = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(quiet.plan.change_count(), 0);
     assert_eq!(telus_writes(&sb) + okta_writes(&sb), before);
 }
