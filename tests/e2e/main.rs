@@ -1058,19 +1058,20 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
         .await
         .unwrap();
     assert_eq!(store.recent_passes(1).unwrap()[0].kind, "incremental");
-    let st = sb.okta.lock();
-    let last = st.requests.last().unwrap();
-    assert!(
-        last.query.contains("filter=lastUpdated+gt"),
-        "{}",
-        last.query
-    );
-    assert_eq!(
-        st.count("GET", "/api/v1/users"),
-        4,
-        "one page for 50 changed users"
-    );
-    drop(st);
+    {
+        let st = sb.okta.lock();
+        let last = st.requests.last().unwrap();
+        assert!(
+            last.query.contains("filter=lastUpdated+gt"),
+            "{}",
+            last.query
+        );
+        assert_eq!(
+            st.count("GET", "/api/v1/users"),
+            4,
+            "one page for 50 changed users"
+        );
+    }
     assert_eq!(
         report.okta_read, 450,
         "changed users merged into the stored snapshot"
