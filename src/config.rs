@@ -45,6 +45,23 @@ struct RawOkta {
     token_file: Option<PathBuf>,
     #[serde(default = "default_scope")]
     scope: String,
+    oauth: Option<RawOktaOauth>,
+}
+
+/// OAuth 2.0 client credentials with `private_key_jwt` (an Okta API service app).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOktaOauth {
+    client_id: String,
+    private_key: Option<String>,
+    private_key_file: Option<PathBuf>,
+    key_id: Option<String>,
+    #[serde(default = "default_okta_scopes")]
+    scopes: String,
+}
+
+fn default_okta_scopes() -> String {
+    "okta.users.read okta.users.manage".to_string()
 }
 
 fn default_scope() -> String {
@@ -186,10 +203,25 @@ pub enum OktaScope {
     App(String),
 }
 
+/// How this tool authenticates to Okta.
+#[derive(Debug, Clone)]
+pub enum OktaAuth {
+    /// `Authorization: SSWS <api token>`.
+    Ssws(SecretString),
+    /// OAuth 2.0 client credentials, the client authenticated by a JWT signed with its
+    /// RS256 private key (PEM); Bearer tokens cached until shortly before they expire.
+    OAuth {
+        client_id: String,
+        private_key: SecretString,
+        key_id: Option<String>,
+        scopes: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct OktaConfig {
     pub url: Url,
-    pub token: SecretString,
+    pub auth: OktaAuth,
     pub scope: OktaScope,
 }
 
@@ -358,15 +390,53 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
     let mut p = Problems(Vec::new());
 
     let okta_url = check_url(&mut p, "okta.url", &raw.okta.url);
-    let okta_token = secret(
-        &mut p,
-        base_dir,
-        "okta.token",
-        raw.okta.token,
-        raw.okta.token_file,
-        "okta-token",
-        true,
-    );
+    let okta_token = match raw.okta.oauth {
+        None => secret(
+            &mut p,
+            base_dir,
+            "okta.token",
+            raw.okta.token,
+            raw.okta.token_file,
+            "okta-token",
+            true,
+        )
+        .map(OktaAuth::Ssws),
+        Some(oauth) => {
+            if raw.okta.token.is_some() || raw.okta.token_file.is_some() {
+                p.push(
+                    "okta.token",
+                    "set either okta.token or [okta.oauth], not both",
+                );
+            }
+            if oauth.client_id.trim().is_empty() {
+                p.push("okta.oauth.client_id", "is empty");
+            }
+            let key = secret(
+                &mut p,
+                base_dir,
+                "okta.oauth.private_key",
+                oauth.private_key,
+                oauth.private_key_file,
+                "okta-private-key",
+                true,
+            );
+            if let Some(k) = &key {
+                use secrecy::ExposeSecret as _;
+                if jsonwebtoken::EncodingKey::from_rsa_pem(k.expose_secret().as_bytes()).is_err() {
+                    p.push(
+                        "okta.oauth.private_key",
+                        "is not an RSA private key in PEM form",
+                    );
+                }
+            }
+            key.map(|private_key| OktaAuth::OAuth {
+                client_id: oauth.client_id,
+                private_key,
+                key_id: oauth.key_id,
+                scopes: oauth.scopes,
+            })
+        }
+    };
     let scope = match raw.okta.scope.split_once(':') {
         None if raw.okta.scope == "all" => Some(OktaScope::All),
         Some(("group", id)) if valid_id(id) => Some(OktaScope::Group(id.to_string())),
@@ -480,7 +550,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         (Some(ou), Some(tok), Some(scope), Some(tu), Some(cs), Some(redirect_uri)) => Ok(Config {
             okta: OktaConfig {
                 url: ou,
-                token: tok,
+                auth: tok,
                 scope,
             },
             telus: TelusConfig {
@@ -1015,7 +1085,10 @@ jwt = "jwt-credential"
         )];
         let c = from_toml_str(&text, env, Path::new("/tmp")).unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(c.okta.token.expose_secret(), "from-env");
+        let OktaAuth::Ssws(t) = &c.okta.auth else {
+            panic!()
+        };
+        assert_eq!(t.expose_secret(), "from-env");
     }
 
     #[test]
@@ -1025,10 +1098,32 @@ jwt = "jwt-credential"
         let text = MINIMAL.replace("token = \"okta-secret-token\"", "token_file = \"tok\"");
         let c = from_toml_str(&text, Vec::new(), dir.path()).unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(c.okta.token.expose_secret(), "file-token");
+        let OktaAuth::Ssws(t) = &c.okta.auth else {
+            panic!()
+        };
+        assert_eq!(t.expose_secret(), "file-token");
         let text = MINIMAL.replace("token = \"okta-secret-token\"", "token_file = \"nope\"");
         let errs = from_toml_str(&text, Vec::new(), dir.path()).unwrap_err();
         assert_eq!(errs[0].key, "okta.token_file");
+    }
+
+    #[test]
+    fn okta_oauth_needs_a_readable_rsa_key_and_excludes_a_token() {
+        let base = MINIMAL.replace("token = \"okta-secret-token\"\n", "");
+        let with = |extra: &str| format!("{base}\n[okta.oauth]\nclient_id = \"0oa1\"\n{extra}");
+        let errs = parse(&with("private_key = \"not a key\"")).unwrap_err();
+        assert_eq!(errs[0].key, "okta.oauth.private_key");
+        let errs = parse(&with("")).unwrap_err();
+        assert_eq!(errs[0].key, "okta.oauth.private_key");
+        let pem = include_str!("../tests/fixtures/okta-test-key.pem");
+        let c = parse(&with(&format!("private_key = \"\"\"{pem}\"\"\""))).unwrap();
+        assert!(
+            matches!(c.okta.auth, OktaAuth::OAuth { ref scopes, .. } if scopes == "okta.users.read okta.users.manage")
+        );
+        let both = format!(
+            "{MINIMAL}\n[okta.oauth]\nclient_id = \"0oa1\"\nprivate_key = \"\"\"{pem}\"\"\""
+        );
+        assert_eq!(parse(&both).unwrap_err()[0].key, "okta.token");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! rate-limit headers and typed errors. Returns `model` types; never decides, never stores.
 
 use super::wire::{ErrorDto, ListItemDto, UserDto, next_link, profile_text};
-use crate::config::{OktaConfig, OktaScope};
+use crate::config::{OktaAuth, OktaConfig, OktaScope};
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
 use crate::model::{OktaId, OktaStatus, OktaUser};
 use secrecy::{ExposeSecret, SecretString};
@@ -111,10 +111,30 @@ pub struct Counters {
     pub rate_limited: AtomicU64,
 }
 
+/// The credential in use: an API token, or an OAuth service app's signing key and the
+/// Bearer token it last obtained (with its expiry, in seconds since the epoch).
+enum Auth {
+    Ssws(SecretString),
+    OAuth {
+        client_id: String,
+        key: Box<jsonwebtoken::EncodingKey>,
+        key_id: Option<String>,
+        scopes: String,
+        token: tokio::sync::Mutex<Option<(SecretString, i64)>>,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct OktaTokenDto {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: SecretString,
+    auth: Auth,
     scope: OktaScope,
     settings: HttpSettings,
     buckets: Mutex<HashMap<&'static str, Bucket>>,
@@ -129,7 +149,27 @@ impl Client {
         Client {
             http: build_client(&settings),
             base: cfg.url.clone(),
-            token: cfg.token.clone(),
+            auth: match &cfg.auth {
+                OktaAuth::Ssws(t) => Auth::Ssws(t.clone()),
+                OktaAuth::OAuth {
+                    client_id,
+                    private_key,
+                    key_id,
+                    scopes,
+                } => Auth::OAuth {
+                    client_id: client_id.clone(),
+                    // Validated by config; an unreadable key fails the token request instead.
+                    key: Box::new(
+                        jsonwebtoken::EncodingKey::from_rsa_pem(
+                            private_key.expose_secret().as_bytes(),
+                        )
+                        .unwrap_or_else(|_| jsonwebtoken::EncodingKey::from_secret(b"")),
+                    ),
+                    key_id: key_id.clone(),
+                    scopes: scopes.clone(),
+                    token: tokio::sync::Mutex::new(None),
+                },
+            },
             scope: cfg.scope.clone(),
             settings,
             buckets: Mutex::new(HashMap::new()),
@@ -238,6 +278,98 @@ impl Client {
         Ok(to_model(dto))
     }
 
+    /// The Authorization header value: `SSWS <token>`, or `Bearer <token>` from the client
+    /// credentials grant (obtained again shortly before it expires, or when `force`).
+    async fn authorization(&self, force: bool) -> Result<String, Error> {
+        let Auth::OAuth {
+            client_id,
+            key,
+            key_id,
+            scopes,
+            token,
+        } = &self.auth
+        else {
+            let Auth::Ssws(t) = &self.auth else {
+                unreachable!("two variants")
+            };
+            return Ok(format!("SSWS {}", t.expose_secret()));
+        };
+        let mut guard = token.lock().await;
+        let now = now_epoch() as i64;
+        if !force
+            && let Some((t, exp)) = guard.as_ref()
+            && *exp > now + 120
+        {
+            return Ok(format!("Bearer {}", t.expose_secret()));
+        }
+        let endpoint = "POST oauth2/v1/token";
+        let mut url = self.base.clone();
+        url.set_path("/oauth2/v1/token");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = key_id.clone();
+        let jti: [u8; 16] = rand::random();
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": url.as_str(),
+            "iat": now,
+            "exp": now + 300,
+            "jti": jti.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        });
+        let assertion = jsonwebtoken::encode(&header, &claims, key).map_err(|e| Error::Api {
+            endpoint: endpoint.into(),
+            status: 0,
+            code: "E0000004".into(),
+            summary: format!("cannot sign the client assertion with okta.oauth.private_key: {e}"),
+        })?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scopes.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| Error::Network {
+                endpoint: endpoint.into(),
+                message: describe_reqwest(&e),
+            })?;
+        let status = resp.status();
+        let body = read_body(resp, endpoint).await?;
+        if !status.is_success() {
+            #[derive(serde::Deserialize, Default)]
+            struct OAuthErr {
+                #[serde(default)]
+                error: String,
+                #[serde(default)]
+                error_description: String,
+            }
+            let e: OAuthErr = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(Error::Api {
+                endpoint: endpoint.into(),
+                status: 401,
+                code: "E0000011".into(),
+                summary: format!("OAuth token refused: {} {}", e.error, e.error_description),
+            });
+        }
+        let dto: OktaTokenDto = serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            endpoint: endpoint.into(),
+            message: e.to_string(),
+        })?;
+        let exp = now + dto.expires_in.unwrap_or(3600);
+        let value = SecretString::from(dto.access_token);
+        let header = format!("Bearer {}", value.expose_secret());
+        *guard = Some((value, exp));
+        Ok(header)
+    }
+
     /// Sends with auth, waits out exhausted rate-limit buckets, retries transient failures.
     async fn send(
         &self,
@@ -246,11 +378,12 @@ impl Client {
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Error> {
         let mut attempt = 0;
+        let mut reauthorized = false;
         loop {
             attempt += 1;
             self.wait_for_bucket(bucket, endpoint).await?;
+            let auth = self.authorization(false).await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let auth = format!("SSWS {}", self.token.expose_secret());
             let result = build()
                 .header(reqwest::header::AUTHORIZATION, auth)
                 .header(reqwest::header::ACCEPT, "application/json")
@@ -279,8 +412,17 @@ impl Client {
             };
             self.note_rate_headers(bucket, &resp);
             let status = resp.status();
+            // Wire detail without headers (they carry the credentials) or bodies.
+            tracing::trace!(endpoint, attempt, status = status.as_u16(), "response");
             if status.is_success() {
                 return Ok(resp);
+            }
+            if status.as_u16() == 401 && matches!(self.auth, Auth::OAuth { .. }) && !reauthorized {
+                // The Bearer token was revoked or expired early: obtain a new one, once.
+                reauthorized = true;
+                attempt -= 1;
+                self.authorization(true).await?;
+                continue;
             }
             if status.as_u16() == 429 {
                 self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -59,7 +59,7 @@ impl Sandbox {
         Config {
             okta: OktaConfig {
                 url: url::Url::parse(&self.okta.url()).expect("loopback URL"),
-                token: SecretString::from(OKTA_TOKEN),
+                auth: crate::config::OktaAuth::Ssws(SecretString::from(OKTA_TOKEN)),
                 scope: OktaScope::All,
             },
             telus: TelusConfig {

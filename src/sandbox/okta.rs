@@ -53,6 +53,11 @@ pub struct OktaState {
     clock: u64,
     /// Delay before each write is handled (to catch a process mid-apply).
     pub write_delay: std::time::Duration,
+    /// An OAuth service app: its client id and RS256 public key (PEM).
+    pub oauth_client: Option<(String, String)>,
+    pub bearer_ttl: std::time::Duration,
+    bearer: HashMap<String, std::time::Instant>,
+    pub tokens_issued: u64,
 }
 
 impl OktaState {
@@ -68,6 +73,10 @@ impl OktaState {
             rate_limited: 0,
             clock: 0,
             write_delay: std::time::Duration::ZERO,
+            oauth_client: None,
+            bearer_ttl: std::time::Duration::from_secs(3600),
+            bearer: HashMap::new(),
+            tokens_issued: 0,
         }
     }
 
@@ -129,6 +138,7 @@ impl FakeOkta {
             .route("/api/v1/users", get(list_users))
             .route("/api/v1/groups/{gid}/users", get(list_users))
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
+            .route("/oauth2/v1/token", axum::routing::post(oauth_token))
             .with_state(state.clone());
         let faults = super::faults::new(super::faults::Dialect::Okta);
         let app = app.layer(axum::middleware::from_fn_with_state(
@@ -213,7 +223,12 @@ fn admit(
         body: String::from_utf8_lossy(body).into_owned(),
     });
     let expected = format!("SSWS {}", st.token);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let bearer_ok = given
+        .and_then(|g| g.strip_prefix("Bearer "))
+        .and_then(|t| st.bearer.get(t))
+        .is_some_and(|exp| *exp > std::time::Instant::now());
+    if given != Some(expected.as_str()) && !bearer_ok {
         return Err(error(
             StatusCode::UNAUTHORIZED,
             "E0000011",
@@ -512,4 +527,92 @@ async fn update_user(
     let mut resp = axum::Json(user_json(user, &base)).into_response();
     resp.headers_mut().extend(rate);
     resp
+}
+
+/// `POST /oauth2/v1/token`: client credentials with a `private_key_jwt` client assertion,
+/// verified against the service app's public key.
+async fn oauth_token(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.requests.push(Request {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: String::new(),
+        body: String::new(),
+    });
+    let refuse = |error: &str, desc: &str| {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": error, "error_description": desc})),
+        )
+            .into_response()
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return refuse(
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return refuse("invalid_client", "client_assertion_type is not jwt-bearer");
+    }
+    let Some((client_id, public_pem)) = st.oauth_client.clone() else {
+        return refuse("invalid_client", "no service app is registered");
+    };
+    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(public_pem.as_bytes()) else {
+        return refuse("invalid_client", "bad registered key");
+    };
+    let aud = format!(
+        "http://{}/oauth2/v1/token",
+        uri.authority().map(|a| a.as_str()).unwrap_or("")
+    );
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[client_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.validate_aud = false;
+    let assertion = form.get("client_assertion").cloned().unwrap_or_default();
+    let claims = match jsonwebtoken::decode::<serde_json::Value>(&assertion, &key, &validation) {
+        Ok(d) => d.claims,
+        Err(e) => {
+            return refuse(
+                "invalid_client",
+                &format!("The client_assertion is invalid: {e}"),
+            );
+        }
+    };
+    if claims["sub"] != json!(client_id) {
+        return refuse("invalid_client", "sub must be the client id");
+    }
+    let aud_ok = claims["aud"]
+        .as_str()
+        .is_some_and(|a| a.ends_with("/oauth2/v1/token"));
+    if !aud_ok {
+        return refuse(
+            "invalid_client",
+            &format!("aud must be the token endpoint ({aud})"),
+        );
+    }
+    let scopes = form.get("scope").cloned().unwrap_or_default();
+    if !scopes.split(' ').any(|s| s == "okta.users.manage") {
+        return refuse("invalid_scope", "okta.users.manage was not requested");
+    }
+    st.tokens_issued += 1;
+    let token = format!("okta-at-{}", st.tokens_issued);
+    let ttl = st.bearer_ttl;
+    st.bearer
+        .insert(token.clone(), std::time::Instant::now() + ttl);
+    axum::Json(json!({
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+        "access_token": token,
+        "scope": scopes,
+    }))
+    .into_response()
 }

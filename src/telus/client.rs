@@ -623,6 +623,8 @@ impl Client {
             };
             self.note_rate_headers(group, &resp);
             let status = resp.status();
+            // Wire detail without headers (they carry the credentials) or bodies.
+            tracing::trace!(endpoint, attempt, status = status.as_u16(), "response");
             if status.is_success() {
                 return Ok(resp);
             }

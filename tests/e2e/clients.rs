@@ -573,3 +573,57 @@ async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let public = std::fs::read_to_string("tests/fixtures/okta-test-key.pub.pem").unwrap();
+    let private = std::fs::read_to_string("tests/fixtures/okta-test-key.pem").unwrap();
+    sb.okta.lock().oauth_client = Some(("0oaservice".into(), public));
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.okta.auth = okta_telus_sync::config::OktaAuth::OAuth {
+        client_id: "0oaservice".into(),
+        private_key: secrecy::SecretString::from(private),
+        key_id: Some("k1".into()),
+        scopes: "okta.users.read okta.users.manage".into(),
+    };
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(
+        report.outcome,
+        PassOutcome::SystemFailed,
+        "{:?}",
+        report.system_error
+    );
+    assert!(
+        okta_writes(&sb) >= 3,
+        "write-backs went through with the Bearer token"
+    );
+    assert_eq!(
+        sb.okta.lock().tokens_issued,
+        1,
+        "one token for the whole pass"
+    );
+
+    // A wrong key is an auth failure of the whole system.
+    let mut bad = config.clone();
+    let other = okta_telus_sync::config::OktaAuth::OAuth {
+        client_id: "0oaother".into(),
+        private_key: secrecy::SecretString::from(
+            std::fs::read_to_string("tests/fixtures/okta-test-key.pem").unwrap(),
+        ),
+        key_id: None,
+        scopes: "okta.users.read okta.users.manage".into(),
+    };
+    bad.okta.auth = other;
+    let clients = Clients::new(&bad, settings());
+    let r = run_one_pass(&bad, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    assert!(r.system_error.unwrap().contains("OAuth token refused"));
+}
