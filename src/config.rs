@@ -33,6 +33,7 @@ struct RawConfig {
     safety: RawSafety,
     #[serde(default)]
     retry: RawRetry,
+    http: Option<RawHttp>,
     #[serde(default)]
     attributes: BTreeMap<String, RawAttr>,
 }
@@ -113,6 +114,21 @@ impl Default for RawRetry {
             backoff_seconds: r.backoff.as_secs(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+    max_pass_age_seconds: Option<u64>,
+}
+
+/// The optional `/metrics` and `/healthz` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// `/healthz` fails when the last successful pass is older than this.
+    pub max_pass_age: std::time::Duration,
 }
 
 /// How users whose writes fail are retried.
@@ -253,6 +269,7 @@ pub struct Config {
     pub journal_days: u32,
     pub retry: Retry,
     pub schedule: Schedule,
+    pub http: Option<HttpConfig>,
     pub safety: Safety,
     pub policy: Policy,
 }
@@ -515,6 +532,24 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         ),
     };
 
+    let http = match raw.http {
+        None => None,
+        Some(h) => match h.listen.parse::<std::net::SocketAddr>() {
+            Ok(listen) => Some(HttpConfig {
+                listen,
+                max_pass_age: std::time::Duration::from_secs(
+                    h.max_pass_age_seconds.unwrap_or(7200),
+                ),
+            }),
+            Err(e) => {
+                p.push(
+                    "http.listen",
+                    format!("{:?} is not an address like 127.0.0.1:9464: {e}", h.listen),
+                );
+                None
+            }
+        },
+    };
     if raw.store.journal_days == Some(0) {
         p.push("store.journal_days", "must be at least 1");
     }
@@ -568,6 +603,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
                 backoff: std::time::Duration::from_secs(raw.retry.backoff_seconds),
             },
             schedule,
+            http,
             safety: Safety {
                 max_deactivations: raw.safety.max_deactivations,
                 max_changed_percent: raw.safety.max_changed_percent,
@@ -714,11 +750,17 @@ fn check_cron(p: &mut Problems, key: &str, raw: Option<String>, default: &str) -
         return default.to_string();
     }
     // Five fields: minute-first; the scheduler wants seconds first.
-    if fields.len() == 5 {
+    let six = if fields.len() == 5 {
         format!("0 {}", fields.join(" "))
     } else {
         fields.join(" ")
+    };
+    // The scheduler's own parser decides: ranges, steps and names it cannot read are errors here.
+    if let Err(e) = tokio_cron_scheduler::Job::new(six.as_str(), |_, _| {}) {
+        p.push(key, format!("{expr:?} is not a valid cron expression: {e}"));
+        return default.to_string();
     }
+    six
 }
 
 /// The built-in mastering table (DESIGN.md) with every feature on.
@@ -1127,11 +1169,21 @@ jwt = "jwt-credential"
     }
 
     #[test]
+    fn http_listen_is_parsed_or_named() {
+        let c = parse(&format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9464\"\n")).unwrap();
+        assert_eq!(c.http.unwrap().listen.port(), 9464);
+        let text = format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n");
+        assert_eq!(keys(&text), vec!["http.listen"]);
+    }
+
+    #[test]
     fn bad_cron_is_named() {
         let text = format!("{MINIMAL}\n[schedule]\ncron = \"every 15 minutes\"\n");
         assert_eq!(keys(&text), vec!["schedule.cron"]);
         let text = format!("{MINIMAL}\n[schedule]\ncron = \"*/15 * * * *\"\n");
         assert_eq!(parse(&text).unwrap().schedule.cron, "0 */15 * * * *");
+        let text = format!("{MINIMAL}\n[schedule]\nfull_cron = \"0 99 * * *\"\n");
+        assert_eq!(keys(&text), vec!["schedule.full_cron"]);
     }
 
     #[test]

@@ -24,12 +24,18 @@ struct Cli {
     /// Path of the configuration file.
     #[arg(long, global = true, default_value = "sync.toml")]
     config: PathBuf,
+    /// Log lines as text (default) or JSON, on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The daemon: incremental passes on schedule.cron, full passes on schedule.full_cron.
+    /// SIGHUP reloads sync.toml, SIGUSR1 runs a pass now, SIGTERM/SIGINT stop cleanly.
+    Run,
     /// Run one pass now.
     Sync {
         /// Compute and print the plan; write nothing anywhere.
@@ -113,12 +119,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run => {
+            telemetry::init("info", cli.log_format);
+            run_daemon(&cli.config, &runtime)
+        }
         Command::Sandbox => {
-            telemetry::init("error");
+            telemetry::init("error", cli.log_format);
             runtime.block_on(run_sandbox())
         }
         Command::CheckConfig => {
-            telemetry::init("info");
+            telemetry::init("info", cli.log_format);
             check_config(&cli.config)
         }
         Command::Sync {
@@ -127,18 +137,19 @@ fn main() -> ExitCode {
             retry_quarantined,
             full,
         } => {
-            telemetry::init("info");
+            telemetry::init("info", cli.log_format);
             let opts = PassOptions {
                 dry_run,
                 approve,
                 retry_quarantined,
                 progress_bar: true,
                 full,
+                stop: None,
             };
             runtime.block_on(run_sync(&cli.config, opts, false))
         }
         Command::Plan { json } => {
-            telemetry::init("warn");
+            telemetry::init("warn", cli.log_format);
             let opts = PassOptions {
                 dry_run: true,
                 ..PassOptions::default()
@@ -151,17 +162,17 @@ fn main() -> ExitCode {
             attribute,
             json,
         } => {
-            telemetry::init("warn");
+            telemetry::init("warn", cli.log_format);
             history(&cli.config, since, user, attribute, json)
         }
         Command::Auth {
             system: AuthSystem::Telus { no_browser },
         } => {
-            telemetry::init("warn");
+            telemetry::init("warn", cli.log_format);
             runtime.block_on(auth_telus(&cli.config, no_browser))
         }
         Command::Status => {
-            telemetry::init("warn");
+            telemetry::init("warn", cli.log_format);
             status(&cli.config)
         }
     };
@@ -172,6 +183,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_daemon(path: &std::path::Path, runtime: &tokio::runtime::Runtime) -> anyhow::Result<u8> {
+    use okta_telus_sync::daemon::{self, Signal};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    // signal-hook's iterator runs on its own thread and forwards into the runtime.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        .context("installing signal handlers")?;
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let s = match sig {
+                SIGHUP => Signal::Reload,
+                SIGUSR1 => Signal::PassNow,
+                _ => Signal::Terminate,
+            };
+            if tx.blocking_send(s).is_err() {
+                break;
+            }
+        }
+    });
+    let result = runtime.block_on(daemon::run(path.to_path_buf(), config, rx));
+    handle.close();
+    result.map(|()| 0)
 }
 
 fn load_config(path: &std::path::Path) -> Result<config::Config, u8> {
@@ -206,7 +246,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<u8> {
     }
 }
 
-async fn run_sync(path: &std::path::Path, opts: PassOptions, json: bool) -> anyhow::Result<u8> {
+async fn run_sync(path: &std::path::Path, opts: PassOptions<'_>, json: bool) -> anyhow::Result<u8> {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),

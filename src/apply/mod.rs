@@ -23,6 +23,8 @@ pub struct ApplyReport {
     pub systemic: Option<String>,
     /// TELUS users created (and linked) by this apply.
     pub created: Vec<TelusUser>,
+    /// A shutdown stopped the apply between two changes.
+    pub stopped: bool,
 }
 
 /// A write's failure, reduced to what the journal and the pass need.
@@ -60,6 +62,7 @@ impl From<telus::Error> for WriteError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Applies every action of the plan in order, calling `progress(done, total)` (in changes)
 /// after each. Errors only for the store itself.
 pub async fn apply_plan(
@@ -70,10 +73,20 @@ pub async fn apply_plan(
     telus: &telus::Client,
     telus_users: &HashMap<ExtId, TelusUser>,
     progress: &mut dyn FnMut(usize, usize),
+    stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<ApplyReport, crate::store::Error> {
     let mut report = ApplyReport::default();
     let total = plan.change_count();
     for action in &plan.actions {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
+            tracing::info!(
+                done = report.applied + report.failed,
+                total,
+                "stopping: the rest of the plan is left for the next pass"
+            );
+            report.stopped = true;
+            break;
+        }
         let span = tracing::debug_span!(
             "action",
             user_key = %action.user.email,

@@ -1,4 +1,312 @@
-//! The daemon shell around passes. For now: one pass at a time on demand (`pass`).
+//! The daemon shell around passes (`run`): schedules, one pass at a time, backoff after a
+//! whole-system failure, signals (stop, reload, pass now), systemd notifications, metrics.
+//! It alone owns spawning, the scheduler, backoff and signals.
 
+pub mod metrics;
 pub mod pass;
 pub mod retry;
+
+use crate::config::{self, Config};
+use crate::http::HttpSettings;
+use crate::store::Store;
+use pass::{Clients, PassOptions, PassOutcome, PassReport, run_one_pass};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What the operator can ask of a running daemon (SIGTERM/SIGINT, SIGHUP, SIGUSR1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Terminate,
+    Reload,
+    PassNow,
+}
+
+/// Which kind of pass a tick asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tick {
+    Incremental,
+    Full,
+}
+
+/// Starts the cron jobs; each sends a tick and nothing else.
+async fn start_scheduler(
+    config: &Config,
+    ticks: mpsc::Sender<Tick>,
+) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let sched = JobScheduler::new().await?;
+    for (expr, tick) in [
+        (config.schedule.cron.clone(), Tick::Incremental),
+        (config.schedule.full_cron.clone(), Tick::Full),
+    ] {
+        let tx = ticks.clone();
+        let job = Job::new_async_tz(expr.as_str(), chrono::Local, move |_, _| {
+            let tx = tx.clone();
+            Box::pin(async move {
+                // A full channel means a pass is already due: the tick is coalesced.
+                let _ = tx.try_send(tick);
+            })
+        })?;
+        sched.add(job).await?;
+    }
+    sched.start().await?;
+    Ok(sched)
+}
+
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// What changed between two configs, by section, for the reload log (no values: secrets).
+fn config_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    if d(&old.okta) != d(&new.okta) {
+        changed.push("okta");
+    }
+    if d(&old.telus) != d(&new.telus) {
+        changed.push("telus");
+    }
+    if old.store_path != new.store_path || old.journal_days != new.journal_days {
+        changed.push("store");
+    }
+    if old.schedule != new.schedule {
+        changed.push("schedule");
+    }
+    if old.safety != new.safety {
+        changed.push("safety");
+    }
+    if old.retry != new.retry {
+        changed.push("retry");
+    }
+    if old.policy.features != new.policy.features {
+        changed.push("features");
+    }
+    if old.policy.rules != new.policy.rules {
+        changed.push("attributes");
+    }
+    if old.http != new.http {
+        changed.push("http");
+    }
+    changed
+}
+
+/// Records a finished pass in the metrics.
+fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &PassReport) {
+    let kind = report.kind;
+    let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
+    *f.passes
+        .entry((kind.to_string(), report.outcome.as_str().to_string()))
+        .or_default() += 1;
+    if let Some(id) = report.pass_id
+        && let Ok(counts) = store.pass_change_counts(id)
+    {
+        for (direction, outcome, n) in counts {
+            *f.changes.entry((direction, outcome)).or_default() += n;
+        }
+    }
+    f.requests.insert(
+        "okta".into(),
+        clients.okta.counters.requests.load(Ordering::Relaxed),
+    );
+    f.requests.insert(
+        "telus".into(),
+        clients.telus.counters.requests.load(Ordering::Relaxed),
+    );
+    f.rate_limited.insert(
+        "okta".into(),
+        clients.okta.counters.rate_limited.load(Ordering::Relaxed),
+    );
+    f.rate_limited.insert(
+        "telus".into(),
+        clients.telus.counters.rate_limited.load(Ordering::Relaxed),
+    );
+    if matches!(
+        report.outcome,
+        PassOutcome::Clean | PassOutcome::UsersFailed
+    ) {
+        f.last_success = Some(chrono::Utc::now().timestamp());
+    }
+    f.refresh_expires_at = store
+        .credentials("telus")
+        .ok()
+        .flatten()
+        .and_then(|t| t.refresh_expires_at);
+    f.quarantined = store
+        .failures()
+        .map(|v| v.iter().filter(|r| r.quarantined).count() as u64)
+        .unwrap_or(0);
+}
+
+/// Delay before passes resume after a whole-system failure: 1 min doubling to 1 h, jittered.
+fn failure_backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(60).saturating_mul(1 << failures.saturating_sub(1).min(6));
+    crate::http::backoff_delay(
+        &HttpSettings {
+            backoff: base.min(Duration::from_secs(3600)),
+            ..HttpSettings::default()
+        },
+        1,
+    )
+}
+
+/// Runs passes on the schedules until `Signal::Terminate`. `config_path` is re-read on
+/// `Signal::Reload`; a config that fails validation is logged with its keys and ignored.
+pub async fn run(
+    config_path: PathBuf,
+    mut config: Config,
+    mut signals: mpsc::Receiver<Signal>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_path)?;
+    let mut clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
+    let figures: metrics::Shared = Default::default();
+    let mut http = match &config.http {
+        Some(h) => Some(metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?),
+        None => None,
+    };
+    let (tick_tx, mut ticks) = mpsc::channel::<Tick>(1);
+    let mut sched = start_scheduler(&config, tick_tx.clone()).await?;
+    tracing::info!(cron = %config.schedule.cron, full_cron = %config.schedule.full_cron, "daemon started");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("waiting for the first scheduled pass"),
+    ]);
+    let mut watchdog = tokio::time::interval(
+        sd_notify::watchdog_enabled()
+            .map(|d| d / 2)
+            .unwrap_or(Duration::from_secs(3600)),
+    );
+
+    let stop = AtomicBool::new(false);
+    let mut system_failures = 0u32;
+    let mut resume_at: Option<tokio::time::Instant> = None;
+    let mut due: Option<Tick> = None;
+    let mut reload_pending = false;
+    loop {
+        if reload_pending {
+            reload_pending = false;
+            match config::load(&config_path) {
+                Ok(new) => {
+                    let changed = config_changes(&config, &new);
+                    if new.store_path != config.store_path {
+                        tracing::warn!("store.path changed: takes effect after a restart");
+                    }
+                    if changed.contains(&"okta") || changed.contains(&"telus") {
+                        clients = Clients::from_store(&new, HttpSettings::default(), &store)?;
+                    }
+                    if changed.contains(&"schedule") {
+                        let _ = sched.shutdown().await;
+                        sched = start_scheduler(&new, tick_tx.clone()).await?;
+                    }
+                    if changed.contains(&"http") {
+                        if let Some(h) = http.take() {
+                            h.abort();
+                        }
+                        if let Some(h) = &new.http {
+                            http = Some(
+                                metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?,
+                            );
+                        }
+                    }
+                    let store_path = config.store_path.clone();
+                    config = new;
+                    config.store_path = store_path;
+                    tracing::info!(changed = %changed.join(","), "config reloaded; takes effect from the next pass");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload rejected; the previous config stays in force");
+                }
+            }
+        }
+        if let Some(tick) = due.take() {
+            if resume_at.is_some_and(|t| t > tokio::time::Instant::now()) {
+                tracing::info!("pass skipped: backing off after a whole-system failure");
+            } else {
+                let kind = if tick == Tick::Full {
+                    "full"
+                } else {
+                    "incremental"
+                };
+                notify(&[sd_notify::NotifyState::Status(&format!(
+                    "running a {kind} pass"
+                ))]);
+                let opts = PassOptions {
+                    full: tick == Tick::Full,
+                    stop: Some(&stop),
+                    ..PassOptions::default()
+                };
+                let pass = run_one_pass(&config, &clients, &store, opts);
+                tokio::pin!(pass);
+                let report = loop {
+                    tokio::select! {
+                        r = &mut pass => break r,
+                        Some(sig) = signals.recv() => match sig {
+                            Signal::Terminate => {
+                                tracing::info!("stop requested: finishing the change in flight");
+                                notify(&[sd_notify::NotifyState::Stopping]);
+                                stop.store(true, Ordering::SeqCst);
+                            }
+                            Signal::Reload => reload_pending = true,
+                            Signal::PassNow => {}
+                        },
+                        Some(_) = ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
+                        _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                    }
+                };
+                match report {
+                    Ok(report) => {
+                        record(&figures, &store, &clients, &report);
+                        let summary = crate::report::pass_text(&report);
+                        notify(&[sd_notify::NotifyState::Status(summary.trim())]);
+                        if report.outcome == PassOutcome::SystemFailed {
+                            system_failures += 1;
+                            let wait = failure_backoff(system_failures);
+                            resume_at = Some(tokio::time::Instant::now() + wait);
+                            tracing::warn!(
+                                failures = system_failures,
+                                wait_s = wait.as_secs(),
+                                "whole-system failure: backing off"
+                            );
+                        } else {
+                            system_failures = 0;
+                            resume_at = None;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "pass failed: the store is unusable");
+                        system_failures += 1;
+                        resume_at =
+                            Some(tokio::time::Instant::now() + failure_backoff(system_failures));
+                    }
+                }
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::select! {
+            Some(sig) = signals.recv() => match sig {
+                Signal::Terminate => break,
+                Signal::Reload => reload_pending = true,
+                Signal::PassNow => {
+                    // An operator's request overrides a backoff.
+                    resume_at = None;
+                    due = Some(Tick::Incremental);
+                }
+            },
+            Some(tick) = ticks.recv() => due = Some(due.map_or(tick, |d| d.max(tick))),
+            _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = sched.shutdown().await;
+    if let Some(h) = http {
+        h.abort();
+    }
+    tracing::info!("daemon stopped");
+    Ok(())
+}

@@ -87,7 +87,7 @@ impl telus::auth::Persist for StorePersist {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PassOptions {
+pub struct PassOptions<'a> {
     /// Compute the plan, write nothing to either API or to the store.
     pub dry_run: bool,
     /// Lift a safety hold for this pass.
@@ -98,6 +98,8 @@ pub struct PassOptions {
     pub progress_bar: bool,
     /// Read Okta whole even when an incremental read would do.
     pub full: bool,
+    /// Set by a shutdown: the change in flight finishes, no further change starts.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// How far back an incremental read reaches before the last good pass's start, so that
@@ -109,7 +111,7 @@ const INCREMENTAL_MARGIN_MINUTES: i64 = 5;
 fn incremental_since(
     config: &Config,
     store: &Store,
-    opts: &PassOptions,
+    opts: &PassOptions<'_>,
 ) -> anyhow::Result<Option<String>> {
     if opts.full || config.okta.scope != crate::config::OktaScope::All {
         return Ok(None);
@@ -167,6 +169,8 @@ impl PassOutcome {
 #[derive(Debug)]
 pub struct PassReport {
     pub pass_id: Option<i64>,
+    /// "full" or "incremental".
+    pub kind: &'static str,
     pub dry_run: bool,
     pub okta_read: usize,
     pub telus_read: usize,
@@ -192,7 +196,7 @@ pub async fn run_one_pass(
     config: &Config,
     clients: &Clients,
     store: &Store,
-    opts: PassOptions,
+    opts: PassOptions<'_>,
 ) -> anyhow::Result<PassReport> {
     let since = incremental_since(config, store, &opts)?;
     let kind = if since.is_some() {
@@ -211,9 +215,10 @@ pub async fn run_one_pass(
         dry_run = opts.dry_run,
         kind
     );
-    let report = pass_body(config, clients, store, opts, pass_id, since)
+    let mut report = pass_body(config, clients, store, opts, pass_id, since)
         .instrument(span)
         .await?;
+    report.kind = kind;
     if let Some(id) = pass_id {
         store.finish_pass(
             id,
@@ -238,7 +243,7 @@ async fn pass_body(
     config: &Config,
     clients: &Clients,
     store: &Store,
-    opts: PassOptions,
+    opts: PassOptions<'_>,
     pass_id: Option<i64>,
     since: Option<String>,
 ) -> anyhow::Result<PassReport> {
@@ -280,6 +285,7 @@ async fn pass_body(
             tracing::error!(error = %message, "fetch failed, pass ended");
             return Ok(PassReport {
                 pass_id,
+                kind: "full",
                 dry_run: opts.dry_run,
                 okta_read: 0,
                 telus_read: 0,
@@ -400,6 +406,7 @@ async fn pass_body(
             &clients.telus,
             &by_id,
             &mut |done, total| progress.update(done, total),
+            opts.stop,
         )
         .instrument(tracing::info_span!("apply"))
         .await?;
@@ -439,6 +446,7 @@ async fn pass_body(
     );
     Ok(PassReport {
         pass_id,
+        kind: "full",
         dry_run: opts.dry_run,
         okta_read: okta_users.len(),
         telus_read: telus_users.len(),
@@ -500,6 +508,7 @@ async fn follow_up_creates(
         &clients.telus,
         &by_id,
         &mut |_, _| {},
+        None,
     )
     .await?;
     apply.applied += more.applied;

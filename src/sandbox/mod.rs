@@ -77,6 +77,7 @@ impl Sandbox {
                 quarantine_after: 3,
                 backoff: std::time::Duration::ZERO,
             },
+            http: None,
             schedule: Schedule {
                 cron: "0 */15 * * * *".into(),
                 full_cron: "0 0 3 * * *".into(),

@@ -731,6 +731,24 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Journalled changes of one pass, counted by direction and outcome.
+    pub fn pass_change_counts(&self, pass_id: i64) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT direction, outcome, count(*) FROM journal WHERE pass_id = ?1
+                 GROUP BY direction, outcome ORDER BY direction, outcome",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([pass_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// The database's size in bytes (pages in use).
     pub fn size_bytes(&self) -> Result<u64> {
         let pages: i64 = self

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 mod clients;
+mod daemon;
 
 fn settings() -> HttpSettings {
     HttpSettings {

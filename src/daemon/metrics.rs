@@ -1,0 +1,201 @@
+//! What the daemon exposes on `[http] listen`: counters in Prometheus text format at
+//! `/metrics`, and `/healthz`. The daemon updates the figures after each pass.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Passes by kind and outcome.
+    pub passes: BTreeMap<(String, String), u64>,
+    /// Changes by direction and outcome.
+    pub changes: BTreeMap<(String, String), u64>,
+    /// API requests and 429s received, by system (cumulative).
+    pub requests: BTreeMap<String, u64>,
+    pub rate_limited: BTreeMap<String, u64>,
+    /// Unix time of the last pass that ended `ok` or `users-failed`.
+    pub last_success: Option<i64>,
+    /// Unix time the TELUS refresh token expires, when a session is held.
+    pub refresh_expires_at: Option<i64>,
+    pub quarantined: u64,
+}
+
+pub type Shared = Arc<Mutex<Figures>>;
+
+/// Prometheus text exposition format (version 0.0.4).
+pub fn render(f: &Figures, now: i64) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        "okta_telus_sync_passes_total",
+        "counter",
+        "Passes run, by kind and outcome.",
+    );
+    for ((kind, outcome), n) in &f.passes {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_passes_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let mut family = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        "okta_telus_sync_changes_total",
+        "counter",
+        "Attribute and lifecycle changes, by direction and outcome.",
+    );
+    for ((direction, outcome), n) in &f.changes {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_changes_total{{direction=\"{direction}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_api_requests_total API requests sent, by system.\n# TYPE okta_telus_sync_api_requests_total counter"
+    );
+    for (system, n) in &f.requests {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_api_requests_total{{system=\"{system}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_api_rate_limited_total 429 responses received, by system.\n# TYPE okta_telus_sync_api_rate_limited_total counter"
+    );
+    for (system, n) in &f.rate_limited {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_api_rate_limited_total{{system=\"{system}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_last_success_timestamp_seconds When the last successful pass ended.\n# TYPE okta_telus_sync_last_success_timestamp_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "okta_telus_sync_last_success_timestamp_seconds {}",
+        f.last_success.unwrap_or(0)
+    );
+    if let Some(exp) = f.refresh_expires_at {
+        let _ = writeln!(
+            out,
+            "# HELP okta_telus_sync_telus_refresh_token_seconds_left Seconds until the TELUS refresh token expires.\n# TYPE okta_telus_sync_telus_refresh_token_seconds_left gauge"
+        );
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_telus_refresh_token_seconds_left {}",
+            exp - now
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_quarantined_users Users quarantined after repeated failures.\n# TYPE okta_telus_sync_quarantined_users gauge"
+    );
+    let _ = writeln!(out, "okta_telus_sync_quarantined_users {}", f.quarantined);
+    out
+}
+
+/// Healthy when the last successful pass is recent enough and the TELUS session is alive.
+pub fn health(f: &Figures, now: i64, max_age: std::time::Duration) -> Result<String, String> {
+    if let Some(exp) = f.refresh_expires_at
+        && exp <= now
+    {
+        return Err("the TELUS refresh token has expired: run `okta-telus-sync auth telus`".into());
+    }
+    match f.last_success {
+        Some(t) if now - t <= max_age.as_secs() as i64 => {
+            Ok(format!("ok: last successful pass {}s ago", now - t))
+        }
+        Some(t) => Err(format!("the last successful pass was {}s ago", now - t)),
+        None => Err("no successful pass yet".into()),
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    figures: Shared,
+    max_age: std::time::Duration,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let text = render(&s.figures.lock().unwrap_or_else(|e| e.into_inner()), now());
+    ([("content-type", "text/plain; version=0.0.4")], text)
+}
+
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match health(
+        &s.figures.lock().unwrap_or_else(|e| e.into_inner()),
+        now(),
+        s.max_age,
+    ) {
+        Ok(m) => (StatusCode::OK, m),
+        Err(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until the task is aborted.
+pub async fn serve(
+    listen: std::net::SocketAddr,
+    figures: Shared,
+    max_age: std::time::Duration,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(AppState { figures, max_age });
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_the_last_success_and_the_token() {
+        let mut f = Figures::default();
+        let max = std::time::Duration::from_secs(600);
+        assert!(health(&f, 1000, max).is_err());
+        f.last_success = Some(900);
+        assert!(health(&f, 1000, max).is_ok());
+        assert!(health(&f, 2000, max).is_err());
+        f.refresh_expires_at = Some(950);
+        assert!(health(&f, 1000, max).unwrap_err().contains("auth telus"));
+    }
+
+    #[test]
+    fn metrics_render_in_prometheus_text() {
+        let mut f = Figures::default();
+        f.passes.insert(("full".into(), "ok".into()), 2);
+        f.changes
+            .insert(("okta->telus".into(), "applied".into()), 7);
+        f.requests.insert("telus".into(), 12);
+        f.rate_limited.insert("telus".into(), 0);
+        f.last_success = Some(1_700_000_000);
+        let text = render(&f, 1_700_000_100);
+        assert!(text.contains("okta_telus_sync_passes_total{kind=\"full\",outcome=\"ok\"} 2"));
+        assert!(text.contains(
+            "okta_telus_sync_changes_total{direction=\"okta->telus\",outcome=\"applied\"} 7"
+        ));
+        assert!(text.contains("# TYPE okta_telus_sync_api_requests_total counter"));
+        assert!(text.contains("okta_telus_sync_last_success_timestamp_seconds 1700000000"));
+    }
+}

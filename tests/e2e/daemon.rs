@@ -1,0 +1,238 @@
+//! The real binary's `run` against the sandbox fakes: scheduled passes, SIGHUP reloads (good
+//! and broken), SIGUSR1, SIGTERM during a slow apply, and the metrics listener.
+
+use crate::*;
+use std::process::{Child, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(cfg: &str, dir: &std::path::Path) -> Daemon {
+        let log = dir.join("daemon.log");
+        let child = crate::bin()
+            .args(["--config", cfg, "run"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_for_log(&self, needle: &str, count: usize) {
+        let started = std::time::Instant::now();
+        while self.log().matches(needle).count() < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "waited for {count}× {needle:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_exit(mut self) -> std::process::ExitStatus {
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            loop {
+                if let Some(s) = self.child.try_wait().unwrap() {
+                    return s;
+                }
+                if started.elapsed() > Duration::from_secs(20) {
+                    let _ = self.child.kill();
+                    panic!("daemon did not stop");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+const EVERY_SECOND: &str = "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_passes_on_schedule_serves_metrics_and_stops_on_sigterm() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!("{EVERY_SECOND}[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = crate::write_config(dir.path(), &sb, &extra)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 2).await;
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Marketing")
+    );
+
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("okta_telus_sync_passes_total{kind=\"full\",outcome=\"users-failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "okta_telus_sync_changes_total{direction=\"okta->telus\",outcome=\"applied\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("okta_telus_sync_api_rate_limited_total{system=\"telus\"} 0"),
+        "{metrics}"
+    );
+    let health = http
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+
+    signal(&d.child, "-TERM");
+    let status = d.wait_exit().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_changed_master_and_rejects_a_broken_file() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = crate::write_config(dir.path(), &sb, EVERY_SECOND);
+    let cfg = cfg_path.display().to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 1).await;
+
+    // TELUS now masters the department: Liam's TELUS value must reach Okta.
+    {
+        let mut st = sb.telus.lock();
+        let liam = st.extensions.iter_mut().find(|e| e.id == 62012).unwrap();
+        liam.contact
+            .insert("department".into(), json!("Facilities"));
+    }
+    let good = std::fs::read_to_string(&cfg_path).unwrap()
+        + "\n[attributes.department]\nmaster = \"telus\"\n";
+    std::fs::write(&cfg_path, &good).unwrap();
+    signal(&d.child, "-HUP");
+    d.wait_for_log("config reloaded", 1).await;
+    let started = std::time::Instant::now();
+    while okta_field(&sb, "00uCliam", "department").as_deref() != Some("Facilities") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new master never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        d.log().contains("changed=\"attributes\"") || d.log().contains("changed=attributes"),
+        "{}",
+        d.log()
+    );
+
+    // A broken file is rejected with its key named; passes go on under the old config.
+    std::fs::write(
+        &cfg_path,
+        good.replace("master = \"telus\"", "master = \"nobody\""),
+    )
+    .unwrap();
+    signal(&d.child, "-HUP");
+    d.wait_for_log("config reload rejected", 1).await;
+    assert!(
+        d.log().contains("attributes.department.master"),
+        "{}",
+        d.log()
+    );
+    let passes = d.log().matches("pass complete").count();
+    d.wait_for_log("pass complete", passes + 2).await;
+
+    // SIGUSR1 asks for a pass now (the schedule would too; it must not break anything).
+    signal(&d.child, "-USR1");
+    signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_apply_finishes_the_change_in_flight_and_exits_0() {
+    let (mut okta, exts, nums) = many_users(40);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Sales"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().write_delay = Duration::from_millis(250);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("{EVERY_SECOND}[safety]\nmax_changed_percent = 100\n");
+    let cfg = crate::write_config(dir.path(), &sb, &extra)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    let started = std::time::Instant::now();
+    while telus_writes(&sb) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "apply never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&d.child, "-TERM");
+    let stopped_at = std::time::Instant::now();
+    let status = d.wait_exit().await;
+    assert_eq!(status.code(), Some(0));
+    assert!(stopped_at.elapsed() < Duration::from_secs(10));
+    let writes = telus_writes(&sb);
+    assert!(writes < 40, "stopped early ({writes} of 40 written)");
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(
+        store.unfinished_count().unwrap(),
+        0,
+        "the journal is consistent"
+    );
+    let applied = store
+        .history(&HistoryFilter::default())
+        .unwrap()
+        .iter()
+        .filter(|h| h.direction == "okta->telus" && h.outcome == "applied")
+        .count();
+    assert_eq!(
+        applied, writes,
+        "every write that was sent is journalled as applied"
+    );
+}
