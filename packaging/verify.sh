@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the .deb and checks it and the unit. Needs cargo-deb (`cargo install cargo-deb`),
+# and systemd-analyze where available. Run from the repo root: bash packaging/verify.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if command -v systemd-analyze >/dev/null; then
+  # The binary path in the unit must exist for verify; point it at the build.
+  tmp=$(mktemp -d)
+  cargo build --release --locked
+  sed "s|/usr/bin/okta-telus-sync|$PWD/target/release/okta-telus-sync|g" packaging/okta-telus-sync.service > "$tmp/okta-telus-sync.service"
+  systemd-analyze verify "$tmp/okta-telus-sync.service"
+  echo "unit ok"
+else
+  echo "systemd-analyze not found: unit not verified"
+fi
+cargo deb --locked
+deb=$(ls -t target/debian/okta-telus-sync_*.deb | head -n 1)
+dpkg-deb --contents "$deb"
+for f in ./usr/bin/okta-telus-sync ./lib/systemd/system/okta-telus-sync.service ./etc/okta-telus-sync/sync.toml ./usr/lib/sysusers.d/okta-telus-sync.conf ./usr/lib/tmpfiles.d/okta-telus-sync.conf; do
+  dpkg-deb --contents "$deb" | grep -q " $f\$" || { echo "missing in the package: $f"; exit 1; }
+done
+echo "package ok: $deb"
