@@ -19,6 +19,9 @@ pub struct Figures {
     /// API requests and 429s received, by system (cumulative).
     pub requests: BTreeMap<String, u64>,
     pub rate_limited: BTreeMap<String, u64>,
+    /// Waits for a rate-limit budget or penalty, and their total seconds, by system.
+    pub rate_waits: BTreeMap<String, u64>,
+    pub rate_wait_seconds: BTreeMap<String, f64>,
     /// Unix time of the last pass that ended `ok` or `users-failed`.
     pub last_success: Option<i64>,
     /// Unix time the TELUS refresh token expires, when a session is held.

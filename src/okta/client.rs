@@ -109,6 +109,9 @@ struct Bucket {
 pub struct Counters {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Waits for a rate-limit budget or penalty, and their total length in milliseconds.
+    pub rate_waits: AtomicU64,
+    pub rate_wait_ms: AtomicU64,
 }
 
 /// The credential in use: an API token, or an OAuth service app's signing key and the
@@ -521,6 +524,10 @@ impl Client {
             wait_ms = wait.as_millis() as u64,
             "okta rate limit spent, waiting for reset"
         );
+        self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .rate_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
         tokio::time::sleep(wait).await;
         if let Ok(mut b) = self.buckets.lock() {
             b.remove(bucket);

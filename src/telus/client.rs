@@ -162,6 +162,9 @@ struct GroupState {
 pub struct Counters {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Waits for a rate-limit budget or penalty, and their total length in milliseconds.
+    pub rate_waits: AtomicU64,
+    pub rate_wait_ms: AtomicU64,
 }
 
 pub struct Client {
@@ -753,6 +756,10 @@ impl Client {
             wait_ms = wait.as_millis() as u64,
             "telus rate-limit budget spent, waiting"
         );
+        self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .rate_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
         tokio::time::sleep(wait).await;
         if let Ok(mut g) = self.groups.lock() {
             g.remove(group);
