@@ -15,8 +15,9 @@ else
 fi
 cargo deb --locked
 deb=$(ls -t target/debian/okta-telus-sync_*.deb | head -n 1)
-dpkg-deb --contents "$deb"
+contents=$(dpkg-deb --contents "$deb")
+printf '%s\n' "$contents"
 for f in ./usr/bin/okta-telus-sync ./lib/systemd/system/okta-telus-sync.service ./etc/okta-telus-sync/sync.toml ./usr/lib/sysusers.d/okta-telus-sync.conf ./usr/lib/tmpfiles.d/okta-telus-sync.conf; do
-  dpkg-deb --contents "$deb" | grep -q " $f\$" || { echo "missing in the package: $f"; exit 1; }
+  printf '%s\n' "$contents" | grep -q " $f\$" || { echo "missing in the package: $f"; exit 1; }
 done
 echo "package ok: $deb"
