@@ -83,6 +83,19 @@ enum Command {
     },
     /// Start built-in fake Okta and TELUS servers with demo data and run real passes against them.
     Sandbox,
+    /// Serve generated fakes for the scale benchmark (reads commands on stdin).
+    #[command(hide = true)]
+    ServeFakes {
+        #[arg(long)]
+        users: usize,
+        #[arg(long, default_value_t = 50)]
+        changed_per_mille: usize,
+        /// TELUS Medium-group budget per window (default: effectively unlimited).
+        #[arg(long)]
+        medium_limit: Option<u64>,
+        #[arg(long, default_value_t = 60)]
+        window_secs: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +139,20 @@ fn main() -> ExitCode {
         Command::Sandbox => {
             telemetry::init("error", cli.log_format);
             runtime.block_on(run_sandbox())
+        }
+        Command::ServeFakes {
+            users,
+            changed_per_mille,
+            medium_limit,
+            window_secs,
+        } => {
+            telemetry::init("error", cli.log_format);
+            runtime.block_on(serve_fakes(
+                users,
+                changed_per_mille,
+                medium_limit,
+                window_secs,
+            ))
         }
         Command::CheckConfig => {
             telemetry::init("info", cli.log_format);
@@ -386,6 +413,74 @@ async fn auth_telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<
             Ok(EXIT_SYSTEM)
         }
     }
+}
+
+/// The benchmark's peer: generated fakes in their own process, so that the benchmark
+/// measures only the sync's own CPU and memory. Prints the URLs as one JSON line, then obeys
+/// stdin: `touch K` (K Okta users change department), `counts` (requests by endpoint), EOF.
+async fn serve_fakes(
+    users: usize,
+    changed_per_mille: usize,
+    medium_limit: Option<u64>,
+    window_secs: u64,
+) -> anyhow::Result<u8> {
+    use tokio::io::AsyncBufReadExt as _;
+    let (okta, exts, nums) = sandbox::scale::directory(users, changed_per_mille);
+    let sb = sandbox::Sandbox::start(okta, exts, nums).await?;
+    sb.okta.lock().rate_limit = u64::MAX / 2;
+    {
+        let mut st = sb.telus.lock();
+        st.window = std::time::Duration::from_secs(window_secs);
+        for g in ["Light", "Heavy", "Auth"] {
+            st.limits.insert(g, u64::MAX / 2);
+        }
+        st.limits
+            .insert("Medium", medium_limit.unwrap_or(u64::MAX / 2));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"okta": sb.okta.url(), "telus": sb.telus.url()})
+    );
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["touch", k] => {
+                let k: usize = k.parse().unwrap_or(0);
+                let mut st = sb.okta.lock();
+                let ids: Vec<String> = st.users.iter().take(k).map(|u| u.id.clone()).collect();
+                for id in ids {
+                    if let Some(u) = st.users.iter_mut().find(|u| u.id == id) {
+                        u.profile
+                            .insert("department".into(), serde_json::json!("Legal"));
+                    }
+                    st.touch(&id);
+                }
+                println!("{}", serde_json::json!({"touched": k}));
+            }
+            ["counts"] => {
+                let o = sb.okta.lock();
+                let t = sb.telus.lock();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "okta_list": o.count("GET", "/api/v1/users"),
+                        "okta_update": o.count("POST", "/api/v1/users/"),
+                        "telus_token": t.count("POST", "/restapi/oauth/token"),
+                        "telus_extension_list": t.count("GET", "/restapi/v1.0/account/~/extension"),
+                        "telus_number_list": t.count("GET", "/restapi/v1.0/account/~/phone-number"),
+                        "telus_update": t.count("PUT", "/restapi/v1.0/account/~/extension/"),
+                        "telus_create": t.count("POST", "/restapi/v1.0/account/~/extension"),
+                        "telus_429": t.rate_limited,
+                        "telus_during_penalty": t.sent_during_penalty,
+                        "okta_429": o.rate_limited,
+                    })
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(0)
 }
 
 async fn run_sandbox() -> anyhow::Result<u8> {

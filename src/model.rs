@@ -151,6 +151,10 @@ impl TelusStatus {
     }
 }
 
+/// Marks a profile value that is not text (an object or a list): it is kept, so that it is
+/// reported instead of being taken for an empty value that would clear the other side.
+pub const UNREADABLE: char = '\u{1}';
+
 /// An Okta user as the sync sees it: profile attributes by Okta name; absent or null means `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OktaUser {

@@ -71,7 +71,7 @@ pub async fn apply_plan(
     store: &Store,
     okta: &okta::Client,
     telus: &telus::Client,
-    telus_users: &HashMap<ExtId, TelusUser>,
+    telus_users: &HashMap<&ExtId, &TelusUser>,
     progress: &mut dyn FnMut(usize, usize),
     stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<ApplyReport, crate::store::Error> {
@@ -119,7 +119,7 @@ async fn apply_action(
     store: &Store,
     okta: &okta::Client,
     telus: &telus::Client,
-    telus_users: &HashMap<ExtId, TelusUser>,
+    telus_users: &HashMap<&ExtId, &TelusUser>,
     report: &mut ApplyReport,
 ) -> Result<bool, crate::store::Error> {
     let changes = action.changes();
@@ -183,7 +183,7 @@ async fn apply_action(
             .user
             .ext_id
             .as_ref()
-            .and_then(|id| telus_users.get(id))
+            .and_then(|id| telus_users.get(id).copied())
         {
             Some(current) => {
                 let body: Vec<(String, Option<String>)> = changes

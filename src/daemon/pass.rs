@@ -235,6 +235,7 @@ pub async fn run_one_pass(
                 }),
             },
         )?;
+        store.checkpoint()?;
     }
     Ok(report)
 }
@@ -392,10 +393,7 @@ async fn pass_body(
         store.save_snapshots(&okta_users, &telus_users)?;
         store.add_links(&plan.new_links)?;
         store.set_baseline(&plan.agreed)?;
-        let by_id: HashMap<ExtId, TelusUser> = telus_users
-            .iter()
-            .map(|u| (u.id.clone(), u.clone()))
-            .collect();
+        let by_id: HashMap<&ExtId, &TelusUser> = telus_users.iter().map(|u| (&u.id, u)).collect();
         let (to_apply, fingerprints) = gate_users(&plan, store, &mut deferred)?;
         let mut progress = Progress::new(opts.progress_bar, to_apply.change_count());
         apply = apply_plan(
@@ -498,8 +496,7 @@ async fn follow_up_creates(
         .collect();
     plan.agreed.retain(|a| created_okta.contains(&a.okta_id));
     store.set_baseline(&plan.agreed)?;
-    let by_id: HashMap<ExtId, TelusUser> =
-        created.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let by_id: HashMap<&ExtId, &TelusUser> = created.iter().map(|u| (&u.id, u)).collect();
     let more = apply_plan(
         &plan,
         pass_id,

@@ -82,13 +82,14 @@ pub fn next_link<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String
 }
 
 /// A profile value as text: strings as they are, numbers and booleans printed, null absent;
-/// arrays and objects are not mappable to a TELUS field and are left out.
+/// arrays and objects are kept marked `UNREADABLE`, so the planner reports them.
 pub(super) fn profile_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+        Value::Null => None,
+        other => Some(format!("{}{other}", crate::model::UNREADABLE)),
     }
 }
 

@@ -41,6 +41,12 @@ pub fn normalize_in(kind: Normalize, raw: Option<&str>, region: Option<&str>) ->
         None | Some("") => return Norm::Empty,
         Some(t) => t,
     };
+    if let Some(json) = trimmed.strip_prefix(crate::model::UNREADABLE) {
+        return Norm::Invalid {
+            trimmed: trimmed.to_string(),
+            reason: format!("not text but {json}"),
+        };
+    }
     match kind {
         Normalize::None => Norm::Value(trimmed.to_string()),
         Normalize::Email => Norm::Value(trimmed.to_lowercase()),

@@ -6,6 +6,7 @@ pub mod faults;
 // Handlers return an early `Response` as their error; its size does not matter in a fake.
 #[allow(clippy::result_large_err)]
 pub mod okta;
+pub mod scale;
 pub mod seed;
 #[allow(clippy::result_large_err)]
 pub mod telus;
@@ -56,14 +57,21 @@ impl Sandbox {
 
     /// A configuration pointing at the fakes, with the given policy and store file.
     pub fn config(&self, policy: Policy, store_path: &Path) -> Config {
+        config_for(&self.okta.url(), &self.telus.url(), policy, store_path)
+    }
+}
+
+/// A configuration pointing at fakes on these URLs (the sandbox's credentials).
+pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &Path) -> Config {
+    {
         Config {
             okta: OktaConfig {
-                url: url::Url::parse(&self.okta.url()).expect("loopback URL"),
+                url: url::Url::parse(okta_url).expect("loopback URL"),
                 auth: crate::config::OktaAuth::Ssws(SecretString::from(OKTA_TOKEN)),
                 scope: OktaScope::All,
             },
             telus: TelusConfig {
-                url: url::Url::parse(&self.telus.url()).expect("loopback URL"),
+                url: url::Url::parse(telus_url).expect("loopback URL"),
                 brand_id: "7310".into(),
                 client_id: TELUS_CLIENT_ID.into(),
                 client_secret: SecretString::from(TELUS_CLIENT_SECRET),

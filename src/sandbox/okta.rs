@@ -350,12 +350,11 @@ async fn list_users(
             })
         })
         .collect();
-    users.sort_by(|a, b| a.id.cmp(&b.id));
+    if !users.is_sorted_by(|a, b| a.id <= b.id) {
+        users.sort_by(|a, b| a.id.cmp(&b.id));
+    }
     let start = match q.get("after") {
-        Some(after) => users
-            .iter()
-            .position(|u| u.id > *after)
-            .unwrap_or(users.len()),
+        Some(after) => users.partition_point(|u| u.id <= *after),
         None => 0,
     };
     let page: Vec<&FakeOktaUser> = users.iter().skip(start).take(limit).copied().collect();

@@ -513,8 +513,9 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// Pages `items` the RingCentral way: `page` 1-based, `perPage` at most 1000.
-fn paged(
-    items: Vec<Value>,
+fn paged<T>(
+    items: &[T],
+    render: impl Fn(&T) -> Value,
     q: &HashMap<String, String>,
     base: &str,
     uri: &Uri,
@@ -546,7 +547,12 @@ fn paged(
     let total = items.len();
     let total_pages = total.div_ceil(per_page).max(1);
     let start = (page - 1) * per_page;
-    let records: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
+    let records: Vec<Value> = items
+        .iter()
+        .skip(start)
+        .take(per_page)
+        .map(render)
+        .collect();
     let page_uri = |n: usize| {
         let mut u = url::Url::parse(&format!("{base}{}", uri.path())).ok();
         if let Some(u) = u.as_mut() {
@@ -603,9 +609,10 @@ async fn list_extensions(
         .iter()
         .filter(|e| q.get("type").is_none_or(|t| *t == e.kind))
         .collect();
-    exts.sort_by_key(|e| e.id);
-    let items = exts.iter().map(|e| extension_json(e, &base)).collect();
-    match paged(items, &q, &base, &uri) {
+    if !exts.is_sorted_by_key(|e| e.id) {
+        exts.sort_by_key(|e| e.id);
+    }
+    match paged(&exts, |e| extension_json(e, &base), &q, &base, &uri) {
         Ok(body) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().extend(rate);
@@ -633,31 +640,31 @@ async fn list_numbers(
         .iter()
         .filter(|n| q.get("usageType").is_none_or(|t| *t == n.usage_type))
         .collect();
-    nums.sort_by_key(|n| n.id);
-    let items = nums
-        .iter()
-        .map(|n| {
-            let mut v = json!({
-                "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
-                "id": n.id,
-                "phoneNumber": n.phone_number,
-                "paymentType": "Local",
-                "type": "VoiceFax",
-                "usageType": n.usage_type,
-                "status": "Normal",
-                "primary": n.primary,
+    if !nums.is_sorted_by_key(|n| n.id) {
+        nums.sort_by_key(|n| n.id);
+    }
+    let by_id: HashMap<i64, &FakeExtension> = st.extensions.iter().map(|e| (e.id, e)).collect();
+    let render = |n: &&FakeNumber| {
+        let mut v = json!({
+            "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
+            "id": n.id,
+            "phoneNumber": n.phone_number,
+            "paymentType": "Local",
+            "type": "VoiceFax",
+            "usageType": n.usage_type,
+            "status": "Normal",
+            "primary": n.primary,
+        });
+        if let Some(ext) = n.extension_id.and_then(|id| by_id.get(&id)) {
+            v["extension"] = json!({
+                "uri": format!("{base}/restapi/v1.0/account/100/extension/{}", ext.id),
+                "id": ext.id,
+                "extensionNumber": ext.extension_number,
             });
-            if let Some(ext) = n.extension_id.and_then(|id| st.extension(id)) {
-                v["extension"] = json!({
-                    "uri": format!("{base}/restapi/v1.0/account/100/extension/{}", ext.id),
-                    "id": ext.id,
-                    "extensionNumber": ext.extension_number,
-                });
-            }
-            v
-        })
-        .collect();
-    match paged(items, &q, &base, &uri) {
+        }
+        v
+    };
+    match paged(&nums, render, &q, &base, &uri) {
         Ok(body) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().extend(rate);

@@ -749,6 +749,14 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Copies the write-ahead log into the database and truncates it, so the files on disk
+    /// stay the size of the data.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| self.err(e))
+    }
+
     /// The database's size in bytes (pages in use).
     pub fn size_bytes(&self) -> Result<u64> {
         let pages: i64 = self

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod clients;
 mod daemon;
+mod hostile;
 
 fn settings() -> HttpSettings {
     HttpSettings {
@@ -914,6 +915,26 @@ async fn cli_history_filters_by_user_attribute_and_since() {
 /// it, and checks every change landed exactly once and nobody was created twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_apply_then_rerun_applies_every_change_exactly_once() {
+    for kill_after in [2, 12, 40] {
+        sigkill_trial(kill_after).await;
+    }
+}
+
+/// The long run: 20 kill points drawn from a fixed seed.
+/// `cargo test --locked --test e2e -- --ignored sigkill_at_20_seeded_points`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 20 real-process kills"]
+async fn sigkill_at_20_seeded_points() {
+    let mut x: u64 = 0x5eed_1234;
+    for _ in 0..20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sigkill_trial(1 + (x % 50) as usize).await;
+    }
+}
+
+async fn sigkill_trial(kill_after: usize) {
     // 30 linked-by-email users each needing one TELUS update, and 6 Okta-only users to create.
     let (mut okta, exts, nums) = many_users(30);
     for u in okta.iter_mut() {
@@ -946,7 +967,7 @@ async fn sigkill_mid_apply_then_rerun_applies_every_change_exactly_once() {
     let started = std::time::Instant::now();
     loop {
         let writes = telus_writes(&sb) + okta_writes(&sb);
-        if writes >= 12 {
+        if writes >= kill_after {
             break;
         }
         assert!(

@@ -1,0 +1,336 @@
+//! Scale and speed benchmark (`cargo bench --bench scale`): the real client, store,
+//! reconcile and apply code against generated fakes served by a separate process
+//! (`okta-telus-sync serve-fakes`), so the figures are the sync's own. Prints:
+//! 1. rate-limit efficiency: 2,000 TELUS updates under a Medium budget with a 1 s window;
+//! 2. request economy of a full pass (5% changed), an incremental pass (50 changed) and a
+//!    no-change pass, against the minimum;
+//! 3. local cost (CPU, peak RSS, store size) at N = 1,000, 10,000 and 100,000 per side.
+//!
+//! Each N runs in a fresh child process of this benchmark so that peak RSS is its own.
+//! `SCALE_SIZES=1000,10000` overrides the sizes.
+
+use okta_telus_sync::config::default_policy;
+use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::store::Store;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Fakes {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+    okta: String,
+    telus: String,
+}
+
+impl Fakes {
+    fn start(args: &[String]) -> Fakes {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_okta-telus-sync"))
+            .arg("serve-fakes")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start serve-fakes");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("urls");
+        let v: Value = serde_json::from_str(&line).expect("urls json");
+        Fakes {
+            child,
+            stdin,
+            out,
+            okta: v["okta"].as_str().unwrap_or_default().to_string(),
+            telus: v["telus"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    fn ask(&mut self, cmd: &str) -> Value {
+        writeln!(self.stdin, "{cmd}").expect("command");
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time of this process (user + system), from /proc/self/schedstat.
+fn cpu() -> Duration {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// Peak resident set size of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn settings() -> HttpSettings {
+    HttpSettings {
+        timeout: Duration::from_secs(120),
+        max_rate_wait: Duration::from_secs(120),
+        ..HttpSettings::default()
+    }
+}
+
+fn delta(after: &Value, before: &Value, key: &str) -> u64 {
+    after[key].as_u64().unwrap_or(0) - before[key].as_u64().unwrap_or(0)
+}
+
+/// One size: a full pass, an incremental pass with 50 changed, a no-change pass.
+fn one(n: usize) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut fakes = Fakes::start(&[
+        "--users".into(),
+        n.to_string(),
+        "--changed-per-mille".into(),
+        "50".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = okta_telus_sync::sandbox::config_for(
+        &fakes.okta,
+        &fakes.telus,
+        default_policy(),
+        &dir.path().join("s.db"),
+    );
+    config.safety.max_changed_percent = 100;
+    let store = Store::open(&config.store_path).expect("store");
+    let clients = Clients::new(&config, settings());
+
+    let c0 = fakes.ask("counts");
+    let (cpu0, t0) = (cpu(), Instant::now());
+    let full = rt
+        .block_on(run_one_pass(
+            &config,
+            &clients,
+            &store,
+            PassOptions::default(),
+        ))
+        .expect("full pass");
+    let (full_cpu, full_wall) = (cpu() - cpu0, t0.elapsed());
+    let c1 = fakes.ask("counts");
+    let rss = peak_rss_mib();
+
+    fakes.ask("touch 50");
+    let (cpu0, t0) = (cpu(), Instant::now());
+    let inc = rt
+        .block_on(run_one_pass(
+            &config,
+            &clients,
+            &store,
+            PassOptions::default(),
+        ))
+        .expect("incremental pass");
+    let (inc_cpu, inc_wall) = (cpu() - cpu0, t0.elapsed());
+    let c2 = fakes.ask("counts");
+
+    let quiet = rt
+        .block_on(run_one_pass(
+            &config,
+            &clients,
+            &store,
+            PassOptions::default(),
+        ))
+        .expect("quiet pass");
+    let c3 = fakes.ask("counts");
+    let store_mib = std::fs::metadata(&config.store_path)
+        .map(|m| m.len())
+        .unwrap_or(0) as f64
+        / 1048576.0
+        + std::fs::metadata(dir.path().join("s.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0) as f64
+            / 1048576.0;
+
+    let numbers = n.div_ceil(2);
+    json!({
+        "n": n,
+        "full": {
+            "okta_list": delta(&c1, &c0, "okta_list"), "okta_list_min": n.div_ceil(200).max(1),
+            "telus_extension_list": delta(&c1, &c0, "telus_extension_list"), "telus_extension_list_min": n.div_ceil(1000).max(1),
+            "telus_number_list": delta(&c1, &c0, "telus_number_list"), "telus_number_list_min": numbers.div_ceil(1000).max(1),
+            "telus_update": delta(&c1, &c0, "telus_update"), "telus_update_min": full.plan.change_count(),
+            "okta_update": delta(&c1, &c0, "okta_update"),
+            "telus_token": delta(&c1, &c0, "telus_token"),
+            "changes": full.plan.change_count(),
+            "applied": full.apply.applied,
+            "cpu_s": full_cpu.as_secs_f64(), "wall_s": full_wall.as_secs_f64(),
+        },
+        "incremental": {
+            "okta_read": delta(&c2, &c1, "okta_list"), "changes": inc.plan.change_count(),
+            "cpu_s": inc_cpu.as_secs_f64(), "wall_s": inc_wall.as_secs_f64(),
+        },
+        "quiet": {
+            "writes": delta(&c3, &c2, "telus_update") + delta(&c3, &c2, "okta_update") + delta(&c3, &c2, "telus_create"),
+            "changes": quiet.plan.change_count(),
+        },
+        "peak_rss_mib": rss,
+        "store_mib": store_mib,
+        "429s": c3["telus_429"].as_u64().unwrap_or(0) + c3["okta_429"].as_u64().unwrap_or(0),
+    })
+}
+
+/// 2,000 TELUS updates under a Medium budget of `limit` per 1 s window.
+fn rate(limit: u64) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut fakes = Fakes::start(&[
+        "--users".into(),
+        "2000".into(),
+        "--changed-per-mille".into(),
+        "1000".into(),
+        "--medium-limit".into(),
+        limit.to_string(),
+        "--window-secs".into(),
+        "1".into(),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = okta_telus_sync::sandbox::config_for(
+        &fakes.okta,
+        &fakes.telus,
+        default_policy(),
+        &dir.path().join("s.db"),
+    );
+    config.safety.max_changed_percent = 100;
+    let store = Store::open(&config.store_path).expect("store");
+    let clients = Clients::new(&config, settings());
+    let t0 = Instant::now();
+    let report = rt
+        .block_on(run_one_pass(
+            &config,
+            &clients,
+            &store,
+            PassOptions::default(),
+        ))
+        .expect("pass");
+    let wall = t0.elapsed().as_secs_f64();
+    let c = fakes.ask("counts");
+    let writes = c["telus_update"].as_u64().unwrap_or(0);
+    // Medium requests: the listing plus the writes, over the windows the pass spanned.
+    let medium = writes + c["telus_extension_list"].as_u64().unwrap_or(0);
+    let per_window = medium as f64 / wall.max(1e-9);
+    json!({
+        "limit": limit, "writes": writes, "applied": report.apply.applied, "wall_s": wall,
+        "efficiency": per_window / limit as f64,
+        "429s": c["telus_429"], "sent_during_penalty": c["telus_during_penalty"],
+    })
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--one") {
+        let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1000);
+        println!("{}", one(n));
+        return;
+    }
+    if args.iter().any(|a| a == "--rate") {
+        println!("{}", rate(200));
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("SCALE_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let me = std::env::current_exe().expect("current exe");
+    let run = |extra: &[String]| -> Value {
+        let out = Command::new(&me).args(extra).output().expect("child run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().unwrap_or("null");
+        serde_json::from_str(last).unwrap_or(Value::Null)
+    };
+
+    println!(
+        "okta-telus-sync scale benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let r = run(&["--rate".into()]);
+    println!(
+        "\n1. Rate-limit efficiency: 2,000 TELUS updates, Medium budget {} per 1 s window",
+        r["limit"]
+    );
+    println!(
+        "   writes {}  in {:.1} s  efficiency {:.3} (target >= 0.9)  429s {}  sent during penalty {}",
+        r["writes"],
+        r["wall_s"].as_f64().unwrap_or(0.0),
+        r["efficiency"].as_f64().unwrap_or(0.0),
+        r["429s"],
+        r["sent_during_penalty"]
+    );
+
+    let results: Vec<Value> = sizes
+        .iter()
+        .map(|n| run(&["--one".into(), n.to_string()]))
+        .collect();
+    println!("\n2. Request economy (full pass, 5% changed): made / minimum");
+    println!(
+        "   {:>8} {:>12} {:>12} {:>12} {:>12} {:>8} | incr. okta pages (50 changed) | no-change writes",
+        "N", "okta pages", "ext pages", "num pages", "telus PUT", "token"
+    );
+    for r in &results {
+        let f = &r["full"];
+        println!(
+            "   {:>8} {:>5} / {:<5} {:>5} / {:<5} {:>5} / {:<5} {:>5} / {:<5} {:>8} | {:>29} | {:>16}",
+            u(&r["n"]),
+            u(&f["okta_list"]),
+            u(&f["okta_list_min"]),
+            u(&f["telus_extension_list"]),
+            u(&f["telus_extension_list_min"]),
+            u(&f["telus_number_list"]),
+            u(&f["telus_number_list_min"]),
+            u(&f["telus_update"]),
+            u(&f["telus_update_min"]),
+            u(&f["telus_token"]),
+            u(&r["incremental"]["okta_read"]),
+            u(&r["quiet"]["writes"])
+        );
+    }
+    println!("\n3-4. Local cost (the sync process only; fakes run in another process)");
+    println!(
+        "   {:>8} {:>14} {:>14} {:>14} {:>12} {:>10}",
+        "N", "full CPU s", "full wall s", "incr. CPU s", "peak RSS MiB", "store MiB"
+    );
+    for r in &results {
+        println!(
+            "   {:>8} {:>14.2} {:>14.2} {:>14.2} {:>12.1} {:>10.1}",
+            u(&r["n"]),
+            r["full"]["cpu_s"].as_f64().unwrap_or(0.0),
+            r["full"]["wall_s"].as_f64().unwrap_or(0.0),
+            r["incremental"]["cpu_s"].as_f64().unwrap_or(0.0),
+            r["peak_rss_mib"].as_f64().unwrap_or(0.0),
+            r["store_mib"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!("   targets at N = 100,000: CPU < 5 s, peak RSS < 300 MiB, store < 100 MiB");
+}

@@ -1,0 +1,222 @@
+//! Hostile input and secrets: odd values never panic or corrupt another user, and no
+//! credential reaches a log line or the journal, even at TRACE.
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_stdout_stderr_or_the_journal_at_trace() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.lock().token_ttl = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::write_config(dir.path(), &sb, "")
+        .display()
+        .to_string();
+    let mut all = String::new();
+    for args in [
+        vec!["sync"],
+        vec!["sync", "--full"],
+        vec!["plan", "--json"],
+        vec!["history", "--json"],
+        vec!["status"],
+        vec!["check-config"],
+    ] {
+        let out = tokio::task::spawn_blocking({
+            let cfg = cfg.clone();
+            move || {
+                crate::bin()
+                    .args(["--config", &cfg])
+                    .args(&args)
+                    .env("RUST_LOG", "trace")
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        all.push_str(&String::from_utf8_lossy(&out.stdout));
+        all.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        all.len() > 10_000,
+        "TRACE output was produced ({} bytes)",
+        all.len()
+    );
+    for secret in [
+        sandbox::OKTA_TOKEN,
+        sandbox::TELUS_CLIENT_SECRET,
+        sandbox::TELUS_JWT,
+        "fake-at-",
+        "fake-rt-",
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+    // Basic client auth, base64-encoded, would not contain the secret as text: look for it too.
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        sandbox::TELUS_CLIENT_ID,
+        sandbox::TELUS_CLIENT_SECRET
+    ));
+    assert!(!all.contains(&basic), "Basic credentials leaked");
+    let db = std::fs::read(dir.path().join("state.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    for secret in [
+        sandbox::OKTA_TOKEN,
+        sandbox::TELUS_CLIENT_SECRET,
+        sandbox::TELUS_JWT,
+    ] {
+        assert!(!db.contains(secret), "{secret} stored");
+    }
+}
+
+#[tokio::test]
+async fn hostile_values_sync_faithfully_or_fail_that_user_alone() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let long = "Ł".repeat(5_000);
+    {
+        let mut st = sb.okta.lock();
+        let set =
+            |st: &mut okta_telus_sync::sandbox::okta::OktaState, id: &str, k: &str, v: Value| {
+                st.users
+                    .iter_mut()
+                    .find(|u| u.id == id)
+                    .unwrap()
+                    .profile
+                    .insert(k.into(), v);
+            };
+        // Unicode, right-to-left marks and emoji: synced as they are.
+        set(
+            &mut st,
+            "00u1ana",
+            "department",
+            json!("Ventes \u{200F}مبيعات\u{200F} 🚀"),
+        );
+        // A very long value.
+        set(&mut st, "00u2ben", "streetAddress", json!(long.clone()));
+        // A number where a string belongs: Okta custom schemas allow it; it is text to TELUS.
+        set(&mut st, "00u3chl", "department", json!(42));
+        // Null: the attribute is empty, which clears the TELUS field.
+        set(&mut st, "00u4dav", "department", Value::Null);
+        // An object where a string belongs: not mappable, left out.
+        set(&mut st, "00uBkar", "city", json!({"nested": true}));
+        // Unknown extra fields anywhere are ignored.
+        set(&mut st, "00uCliam", "x-unknown", json!([1, 2, {"a": null}]));
+        // An empty first name: TELUS requires one, so that user is reported, not cleared.
+        set(&mut st, "00u6far", "firstName", json!(""));
+    }
+    {
+        let mut st = sb.telus.lock();
+        let ext = st.extensions.iter_mut().find(|e| e.id == 62005).unwrap();
+        ext.contact.insert("department".into(), json!(7));
+        ext.contact
+            .insert("unexpected".into(), json!({"deep": [1, 2]}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(
+        report.outcome,
+        PassOutcome::SystemFailed,
+        "{:?}",
+        report.system_error
+    );
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Ventes \u{200F}مبيعات\u{200F} 🚀")
+    );
+    assert_eq!(
+        contact_field(&sb, 62002, &["businessAddress", "street"]).map(|s| s.chars().count()),
+        Some(5_000)
+    );
+    assert_eq!(
+        contact_field(&sb, 62003, &["department"]).as_deref(),
+        Some("42")
+    );
+    assert_eq!(
+        contact_field(&sb, 62004, &["department"]).as_deref(),
+        Some("")
+    );
+    assert_eq!(
+        contact_field(&sb, 62011, &["businessAddress", "city"]).as_deref(),
+        Some("St. John's"),
+        "an unmappable value is left alone"
+    );
+    assert_eq!(
+        contact_field(&sb, 62005, &["department"]).as_deref(),
+        Some("Operations")
+    );
+    assert!(
+        report
+            .plan
+            .problems
+            .iter()
+            .any(|p| p.user.email == "farid.haddad@northwind.ca"
+                && p.kind == okta_telus_sync::reconcile::ProblemKind::RequiredEmpty)
+    );
+    // Okta itself refuses any write to Farid while his first name is blank: his write-back
+    // fails with Okta's explanation, and only he is tried again.
+    let farid = store
+        .history(&HistoryFilter {
+            user_email: Some("farid.haddad@northwind.ca".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(farid[0].outcome, "failed");
+    assert_eq!(farid[0].error_code.as_deref(), Some("E0000001"));
+    assert!(
+        farid[0]
+            .explanation
+            .as_deref()
+            .unwrap()
+            .contains("firstName"),
+        "{farid:?}"
+    );
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        again
+            .plan
+            .actions
+            .iter()
+            .all(|a| a.user.email == "farid.haddad@northwind.ca"),
+        "everyone else converged: {:#?}",
+        again.plan.actions
+    );
+}
+
+#[tokio::test]
+async fn a_paging_cursor_that_repeats_ends_the_listing_with_an_error_not_a_loop() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let page = json!({
+        "records": [], "paging": {"page": 1, "totalPages": 3},
+        "navigation": {"nextPage": {"uri": format!("{}/restapi/v1.0/account/~/extension?page=1&perPage=1000&type=User", server.uri())}}
+    });
+    Mock::given(method("POST"))
+        .and(path("/restapi/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "t", "expires_in": 3600})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/restapi/v1.0/account/~/extension"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .expect(1..=2)
+        .mount(&server)
+        .await;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    config.telus.url = url::Url::parse(&server.uri()).unwrap();
+    let client = okta_telus_sync::telus::Client::new(&config.telus, settings());
+    let err = client.fetch_users().await.unwrap_err();
+    assert!(err.to_string().contains("loops"), "{err}");
+}
