@@ -225,21 +225,25 @@ impl Client {
                 .filter_map(|v| v.to_str().ok().map(str::to_string))
                 .collect();
             let body = read_body(resp, &endpoint).await?;
-            let items: Vec<ListItemDto> =
-                serde_json::from_slice(&body).map_err(|e| Error::Decode {
-                    endpoint: endpoint.clone(),
-                    message: e.to_string(),
-                })?;
-            for item in items {
-                let value = match item.embedded.and_then(|e| e.user) {
-                    Some(user) => user,
-                    None => item.user,
-                };
-                let dto: UserDto = serde_json::from_value(value).map_err(|e| Error::Decode {
-                    endpoint: endpoint.clone(),
-                    message: e.to_string(),
-                })?;
-                users.push(to_model(dto));
+            let decode_err = |e: serde_json::Error| Error::Decode {
+                endpoint: endpoint.clone(),
+                message: e.to_string(),
+            };
+            if matches!(self.scope, OktaScope::App(_)) {
+                // App users carry the Okta user under `_embedded.user` (`expand=user`).
+                let items: Vec<ListItemDto> = serde_json::from_slice(&body).map_err(decode_err)?;
+                for item in items {
+                    let value = match item.embedded.and_then(|e| e.user) {
+                        Some(user) => user,
+                        None => item.user,
+                    };
+                    let dto: UserDto = serde_json::from_value(value).map_err(decode_err)?;
+                    users.push(to_model(dto));
+                }
+            } else {
+                // Users decode straight into their DTOs: no intermediate JSON tree.
+                let items: Vec<UserDto> = serde_json::from_slice(&body).map_err(decode_err)?;
+                users.extend(items.into_iter().map(to_model));
             }
             match next_link(links.iter().map(String::as_str)) {
                 Some(next) => {

@@ -316,7 +316,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     }
     if t.status == TelusStatus::Disabled {
         let we_disabled = baseline
-            .get(&(o.id.clone(), STATUS_ATTR.to_string()))
+            .get(&o.id, STATUS_ATTR)
             .is_some_and(|s| s == TelusStatus::Disabled.as_str());
         if we_disabled && policy.features.deactivate_users {
             plan.actions.push(PlannedAction {
@@ -345,7 +345,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
     for rule in &policy.rules {
-        let base = baseline.get(&(o.id.clone(), rule.okta_attr.clone()));
+        let base = baseline.get(&o.id, &rule.okta_attr);
         let okta_raw = o.profile.get(&rule.okta_attr).cloned();
         let telus_raw = telus_value(t, &rule.telus);
         let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);

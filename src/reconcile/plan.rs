@@ -2,10 +2,61 @@
 //! baseline values to record, and the problems to report. Pure data.
 
 use crate::model::{ExtId, Link, OktaId, System};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-/// The last synced value per (Okta user, attribute), in normalized form.
-pub type Baseline = BTreeMap<(OktaId, String), String>;
+/// The last synced value per (Okta user, attribute), in normalized form. Kept per user, so a
+/// user's id is held once rather than once per attribute.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Baseline(HashMap<OktaId, BTreeMap<String, String>>);
+
+impl Baseline {
+    pub fn new() -> Baseline {
+        Baseline::default()
+    }
+
+    pub fn get(&self, id: &OktaId, attr: &str) -> Option<&String> {
+        self.0.get(id)?.get(attr)
+    }
+
+    pub fn insert(&mut self, (id, attr): (OktaId, String), value: String) {
+        self.0.entry(id).or_default().insert(attr, value);
+    }
+
+    pub fn remove(&mut self, (id, attr): &(OktaId, String)) {
+        if let Some(m) = self.0.get_mut(id) {
+            m.remove(attr);
+            if m.is_empty() {
+                self.0.remove(id);
+            }
+        }
+    }
+
+    /// Sets all of one user's values at once (as the store loads them).
+    pub fn set_user(&mut self, id: OktaId, values: BTreeMap<String, String>) {
+        if !values.is_empty() {
+            self.0.insert(id, values);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Users with a baseline.
+    pub fn users(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl FromIterator<((OktaId, String), String)> for Baseline {
+    fn from_iter<I: IntoIterator<Item = ((OktaId, String), String)>>(iter: I) -> Self {
+        let mut b = Baseline::new();
+        for (k, v) in iter {
+            b.insert(k, v);
+        }
+        b
+    }
+}
 
 /// Who an action or problem is about. `email` is the display key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

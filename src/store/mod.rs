@@ -437,27 +437,28 @@ impl Store {
     pub fn baseline(&self) -> Result<Baseline> {
         let mut stmt = self
             .conn
-            .prepare("SELECT okta_id, attr, value FROM baseline")
+            .prepare("SELECT okta_id, attrs FROM baseline_users")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    (OktaId(r.get::<_, String>(0)?), r.get::<_, String>(1)?),
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Baseline>>()
-            .map_err(|e| self.err(e))
+        let mut out = Baseline::new();
+        for row in rows {
+            let (id, attrs) = row.map_err(|e| self.err(e))?;
+            let attrs: BTreeMap<String, String> =
+                serde_json::from_str(&attrs).map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("baseline of {id}: {e}"),
+                })?;
+            out.set_user(OktaId(id), attrs);
+        }
+        Ok(out)
     }
 
     /// Sets (or with `None`, forgets) baseline values, in one transaction.
     pub fn set_baseline(&self, values: &[Agreed]) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        let ts = now();
-        for a in values {
-            upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
-        }
+        apply_baseline(&tx, values).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -509,9 +510,7 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         }
-        for a in baseline {
-            upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
-        }
+        apply_baseline(&tx, baseline).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -570,7 +569,7 @@ impl Store {
             }
             .map_err(|e| self.err(e))?;
             if let Some(a) = &s.baseline {
-                upsert_baseline(&tx, a, &ts).map_err(|e| self.err(e))?;
+                apply_baseline(&tx, std::slice::from_ref(a)).map_err(|e| self.err(e))?;
             }
             if let Some(l) = &s.link {
                 tx.execute(
@@ -812,22 +811,37 @@ fn restrict_mode(path: &Path) {
     }
 }
 
-fn upsert_baseline(
-    tx: &rusqlite::Transaction<'_>,
-    a: &Agreed,
-    ts: &str,
-) -> rusqlite::Result<usize> {
-    match &a.value {
-        Some(v) => tx.execute(
-            "INSERT INTO baseline (okta_id, attr, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (okta_id, attr) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![a.okta_id.0, a.attr, v, ts],
-        ),
-        None => tx.execute(
-            "DELETE FROM baseline WHERE okta_id = ?1 AND attr = ?2",
-            params![a.okta_id.0, a.attr],
-        ),
+/// Applies baseline changes, one read-modify-write per user touched.
+fn apply_baseline(tx: &rusqlite::Transaction<'_>, values: &[Agreed]) -> rusqlite::Result<()> {
+    let mut by_user: BTreeMap<&str, Vec<&Agreed>> = BTreeMap::new();
+    for a in values {
+        by_user.entry(a.okta_id.0.as_str()).or_default().push(a);
     }
+    let mut read = tx.prepare_cached("SELECT attrs FROM baseline_users WHERE okta_id = ?1")?;
+    let mut write = tx.prepare_cached(
+        "INSERT INTO baseline_users (okta_id, attrs) VALUES (?1, ?2)
+         ON CONFLICT (okta_id) DO UPDATE SET attrs = excluded.attrs",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM baseline_users WHERE okta_id = ?1")?;
+    for (id, changes) in by_user {
+        let current: Option<String> = read.query_row([id], |r| r.get(0)).optional()?;
+        let mut attrs: BTreeMap<String, String> = current
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        for a in changes {
+            match &a.value {
+                Some(v) => attrs.insert(a.attr.clone(), v.clone()),
+                None => attrs.remove(&a.attr),
+            };
+        }
+        if attrs.is_empty() {
+            delete.execute([id])?;
+        } else {
+            let json = serde_json::to_string(&attrs).unwrap_or_default();
+            write.execute(params![id, json])?;
+        }
+    }
+    Ok(())
 }
 
 fn journal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JournalRow> {
@@ -916,6 +930,41 @@ mod tests {
     }
 
     #[test]
+    fn the_per_attribute_baseline_migrates_to_per_user_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &schema::MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3i64).unwrap();
+            conn.execute_batch(
+                "INSERT INTO baseline VALUES ('o1', 'city', 'Victoria', 'x'), ('o1', 'state', 'BC', 'x'), ('o2', 'city', 'Regina', 'x');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let b = s.baseline().unwrap();
+        assert_eq!(
+            b.get(&OktaId("o1".into()), "state").map(String::as_str),
+            Some("BC")
+        );
+        assert_eq!(
+            b.get(&OktaId("o2".into()), "city").map(String::as_str),
+            Some("Regina")
+        );
+        assert_eq!(b.users(), 2);
+        s.set_baseline(&[Agreed {
+            okta_id: OktaId("o2".into()),
+            attr: "city".into(),
+            value: None,
+        }])
+        .unwrap();
+        assert_eq!(s.baseline().unwrap().users(), 1);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
@@ -982,7 +1031,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.unfinished_count().unwrap(), 0);
         assert_eq!(
-            s.baseline().unwrap().get(&(id, "city".to_string())),
+            s.baseline().unwrap().get(&id, "city"),
             Some(&"Victoria".to_string())
         );
         let h = s
