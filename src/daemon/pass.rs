@@ -558,8 +558,17 @@ fn gate_users(
         }
     }
     deferred.sort();
-    let mut to_apply = plan.clone();
-    to_apply.actions.retain(|a| !skip.contains(&user_key(a)));
+    // Only the actions are applied: the rest of the plan (links, agreed values, problems) is
+    // recorded elsewhere, so it is not copied.
+    let to_apply = Plan {
+        actions: plan
+            .actions
+            .iter()
+            .filter(|a| !skip.contains(&user_key(a)))
+            .cloned()
+            .collect(),
+        ..Plan::default()
+    };
     Ok((to_apply, fingerprints))
 }
 
