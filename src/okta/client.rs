@@ -22,6 +22,10 @@ pub enum Error {
     /// No answer in time: the request may or may not have been processed.
     #[error("okta {endpoint}: timed out")]
     Timeout { endpoint: String },
+    /// The connection failed after the request was sent (reset, body cut short): the
+    /// request may or may not have been processed.
+    #[error("okta {endpoint}: connection lost after sending: {message}")]
+    Interrupted { endpoint: String, message: String },
     #[error("okta {endpoint}: HTTP {status} {code}: {summary}")]
     Api {
         endpoint: String,
@@ -41,15 +45,22 @@ impl Error {
     /// Worth retrying later (network, 5xx, rate limit).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
+            Error::Network { .. }
+            | Error::RateLimited { .. }
+            | Error::Timeout { .. }
+            | Error::Interrupted { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
     }
 
-    /// Whether the request may have been processed although no answer came back.
+    /// For a write: whether it may have been processed although no readable answer came
+    /// back (then it is settled against a fresh read, not sent again blindly).
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Timeout { .. } | Error::Interrupted { .. } | Error::Decode { .. }
+        )
     }
 
     /// The whole system is unusable this pass (bad token, unreachable, repeated 5xx).
@@ -59,6 +70,7 @@ impl Error {
                 *status == 401 || code == "E0000011" || *status >= 500
             }
             Error::Timeout { .. } => false,
+            Error::Interrupted { .. } => true,
             Error::Network { .. } | Error::RateLimited { .. } => true,
             Error::Decode { .. } | Error::Paging { .. } => true,
         }
@@ -403,8 +415,13 @@ impl Client {
                         Error::Timeout {
                             endpoint: endpoint.to_string(),
                         }
-                    } else {
+                    } else if e.is_connect() {
                         Error::Network {
+                            endpoint: endpoint.to_string(),
+                            message: describe_reqwest(&e),
+                        }
+                    } else {
+                        Error::Interrupted {
                             endpoint: endpoint.to_string(),
                             message: describe_reqwest(&e),
                         }
@@ -550,7 +567,7 @@ fn now_epoch() -> u64 {
 async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {
     match resp.bytes().await {
         Ok(b) => Ok(b.to_vec()),
-        Err(e) => Err(Error::Network {
+        Err(e) => Err(Error::Interrupted {
             endpoint: endpoint.to_string(),
             message: describe_reqwest(&e),
         }),

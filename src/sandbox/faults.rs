@@ -31,6 +31,9 @@ pub enum FaultKind {
     Slow(Duration),
     /// Answers with this status and JSON body (an API error of the test's choosing).
     Error { status: u16, body: String },
+    /// Handles the request, then sends a response whose body stops short of its declared
+    /// length: the connection closes mid-body, as with a reset or a dying proxy.
+    Truncated,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +146,20 @@ pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Re
             .header("content-type", "application/json")
             .body(Body::from("{\"records\": [ {\"id\": 1, \"contact\": "))
             .unwrap_or_default(),
+        Some((FaultKind::Truncated, _)) => {
+            let _ = next.run(req).await;
+            // The body's stream fails after its first chunk: the server drops the connection
+            // with the body unfinished.
+            let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+                Ok(axum::body::Bytes::from_static(b"{\"records\": [")),
+                Err(std::io::Error::other("connection reset by the fake")),
+            ];
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                .unwrap_or_default()
+        }
         Some((FaultKind::Error { status, body }, _)) => Response::builder()
             .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
             .header("content-type", "application/json")

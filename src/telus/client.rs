@@ -46,6 +46,10 @@ pub enum Error {
     /// No answer in time: the request may or may not have been processed.
     #[error("telus {endpoint}: timed out")]
     Timeout { endpoint: String },
+    /// The connection failed after the request was sent (reset, body cut short): the
+    /// request may or may not have been processed.
+    #[error("telus {endpoint}: connection lost after sending: {message}")]
+    Interrupted { endpoint: String, message: String },
     #[error("telus {endpoint}: HTTP {status} {code}: {message}")]
     Api {
         endpoint: String,
@@ -71,15 +75,22 @@ pub enum Error {
 impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Network { .. } | Error::RateLimited { .. } | Error::Timeout { .. } => true,
+            Error::Network { .. }
+            | Error::RateLimited { .. }
+            | Error::Timeout { .. }
+            | Error::Interrupted { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
     }
 
-    /// Whether the request may have been processed although no answer came back.
+    /// For a write: whether it may have been processed although no readable answer came
+    /// back (then it is settled against a fresh read, not sent again blindly).
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Timeout { .. } | Error::Interrupted { .. } | Error::Decode { .. }
+        )
     }
 
     /// The whole system is unusable this pass.
@@ -87,6 +98,7 @@ impl Error {
         match self {
             Error::Api { status, .. } => *status == 401 || *status >= 500,
             Error::Timeout { .. } => false,
+            Error::Interrupted { .. } => true,
             Error::Network { .. }
             | Error::RateLimited { .. }
             | Error::Decode { .. }
@@ -299,10 +311,13 @@ impl Client {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let body = contact_body(changes, &flat);
-        self.send("Medium", &endpoint, true, || {
-            self.http.put(url.clone()).json(&body)
-        })
-        .await?;
+        let resp = self
+            .send("Medium", &endpoint, true, || {
+                self.http.put(url.clone()).json(&body)
+            })
+            .await?;
+        // The answer is the updated extension; one that cannot be read leaves the write unconfirmed.
+        let _: ExtensionDto = decode(resp, &endpoint).await?;
         Ok(())
     }
 
@@ -333,10 +348,12 @@ impl Client {
         let mut url = self.base.clone();
         url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
         let body = serde_json::json!({ "status": status.as_str() });
-        self.send("Medium", &endpoint, true, || {
-            self.http.put(url.clone()).json(&body)
-        })
-        .await?;
+        let resp = self
+            .send("Medium", &endpoint, true, || {
+                self.http.put(url.clone()).json(&body)
+            })
+            .await?;
+        let _: ExtensionDto = decode(resp, &endpoint).await?;
         Ok(())
     }
 
@@ -608,8 +625,13 @@ impl Client {
                         Error::Timeout {
                             endpoint: endpoint.to_string(),
                         }
-                    } else {
+                    } else if e.is_connect() {
                         Error::Network {
+                            endpoint: endpoint.to_string(),
+                            message: describe_reqwest(&e),
+                        }
+                    } else {
+                        Error::Interrupted {
                             endpoint: endpoint.to_string(),
                             message: describe_reqwest(&e),
                         }
@@ -788,7 +810,7 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) -> Result<T, Error> {
-    let bytes = resp.bytes().await.map_err(|e| Error::Network {
+    let bytes = resp.bytes().await.map_err(|e| Error::Interrupted {
         endpoint: endpoint.to_string(),
         message: describe_reqwest(&e),
     })?;

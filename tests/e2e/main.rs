@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod clients;
 mod daemon;
+mod faults;
 mod hostile;
 
 fn settings() -> HttpSettings {
