@@ -241,22 +241,8 @@ impl Client {
                 endpoint: endpoint.clone(),
                 message: e.to_string(),
             };
-            if matches!(self.scope, OktaScope::App(_)) {
-                // App users carry the Okta user under `_embedded.user` (`expand=user`).
-                let items: Vec<ListItemDto> = serde_json::from_slice(&body).map_err(decode_err)?;
-                for item in items {
-                    let value = match item.embedded.and_then(|e| e.user) {
-                        Some(user) => user,
-                        None => item.user,
-                    };
-                    let dto: UserDto = serde_json::from_value(value).map_err(decode_err)?;
-                    users.push(to_model(dto));
-                }
-            } else {
-                // Users decode straight into their DTOs: no intermediate JSON tree.
-                let items: Vec<UserDto> = serde_json::from_slice(&body).map_err(decode_err)?;
-                users.extend(items.into_iter().map(to_model));
-            }
+            let app = matches!(self.scope, OktaScope::App(_));
+            users.extend(decode_users(&body, app).map_err(decode_err)?);
             match next_link(links.iter().map(String::as_str)) {
                 Some(next) => {
                     url = same_origin_link(&self.base, &next).map_err(|message| Error::Paging {
@@ -571,6 +557,27 @@ async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, E
             endpoint: endpoint.to_string(),
             message: describe_reqwest(&e),
         }),
+    }
+}
+
+/// Decodes one page of users (`/users`, `/groups/{id}/users`, or with `app` the
+/// `_embedded.user` of `/apps/{id}/users?expand=user`). Public for the fuzz targets.
+pub fn decode_users(body: &[u8], app: bool) -> Result<Vec<OktaUser>, serde_json::Error> {
+    if app {
+        let items: Vec<ListItemDto> = serde_json::from_slice(body)?;
+        let mut users = Vec::with_capacity(items.len());
+        for item in items {
+            let value = match item.embedded.and_then(|e| e.user) {
+                Some(user) => user,
+                None => item.user,
+            };
+            users.push(to_model(serde_json::from_value(value)?));
+        }
+        Ok(users)
+    } else {
+        // Users decode straight into their DTOs: no intermediate JSON tree.
+        let items: Vec<UserDto> = serde_json::from_slice(body)?;
+        Ok(items.into_iter().map(to_model).collect())
     }
 }
 

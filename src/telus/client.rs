@@ -790,6 +790,29 @@ impl Client {
     }
 }
 
+/// Decodes one page of the extension listing into users (without direct numbers), and the
+/// next page's link. Public for the fuzz targets.
+pub fn decode_extension_page(
+    body: &[u8],
+) -> Result<(Vec<TelusUser>, Option<String>), serde_json::Error> {
+    let page: ListDto<ExtensionDto> = serde_json::from_slice(body)?;
+    let next = page.navigation.and_then(|n| n.next_page).map(|p| p.uri);
+    Ok((
+        page.records.into_iter().map(|e| to_user(e, None)).collect(),
+        next,
+    ))
+}
+
+/// Decodes one page of the phone-number listing: (extension id, number, primary).
+pub fn decode_number_page(body: &[u8]) -> Result<Vec<(String, String, bool)>, serde_json::Error> {
+    let page: ListDto<PhoneNumberDto> = serde_json::from_slice(body)?;
+    Ok(page
+        .records
+        .into_iter()
+        .filter_map(|n| Some((n.extension?.id, n.phone_number?, n.primary.unwrap_or(false))))
+        .collect())
+}
+
 fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
     let mut flat = Vec::new();
     if let Some(contact) = &e.contact {

@@ -5,4 +5,7 @@ pub mod auth;
 mod client;
 mod wire;
 
-pub use client::{Client, Counters, Error, PER_PAGE, REFRESH_WARN, explain};
+pub use client::{
+    Client, Counters, Error, PER_PAGE, REFRESH_WARN, decode_extension_page, decode_number_page,
+    explain,
+};
