@@ -155,6 +155,108 @@ impl TelusStatus {
 /// reported instead of being taken for an empty value that would clear the other side.
 pub const UNREADABLE: char = '\u{1}';
 
+/// Attribute or field name → value for one user. Names are interned (one allocation per
+/// distinct name for the whole process) and entries kept in a sorted vector: a directory of
+/// 100,000 users holds a million of these, so a map per user would cost several times more.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(std::sync::Arc<str>, String)>);
+
+/// The one shared copy of a field name.
+fn intern(name: &str) -> std::sync::Arc<str> {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    names.insert(n.clone());
+    n
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    pub fn insert(&mut self, name: &str, value: String) -> Option<String> {
+        match self.find(name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (intern(name), value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        self.find(name).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &String)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>> FromIterator<(K, String)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (K, String)>>(iter: I) -> Self {
+        let mut f = Fields::new();
+        for (k, v) in iter {
+            f.insert(k.as_ref(), v);
+        }
+        f
+    }
+}
+
+impl<K: AsRef<str>, const N: usize> From<[(K, String); N]> for Fields {
+    fn from(items: [(K, String); N]) -> Self {
+        items.into_iter().collect()
+    }
+}
+
+impl serde::Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = <BTreeMap<String, String>>::deserialize(d)?;
+        Ok(map.into_iter().collect())
+    }
+}
+
 /// An Okta user as the sync sees it: profile attributes by Okta name; absent or null means `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OktaUser {
@@ -162,7 +264,7 @@ pub struct OktaUser {
     pub status: OktaStatus,
     /// `lastUpdated` as Okta sent it (RFC 3339), used for incremental reads.
     pub last_updated: Option<String>,
-    pub profile: BTreeMap<String, String>,
+    pub profile: Fields,
 }
 
 impl OktaUser {
@@ -177,7 +279,7 @@ impl OktaUser {
 pub struct TelusUser {
     pub id: ExtId,
     pub status: TelusStatus,
-    pub fields: BTreeMap<String, String>,
+    pub fields: Fields,
 }
 
 impl TelusUser {
@@ -221,4 +323,27 @@ pub fn telus_field_writable(path: &str) -> Option<bool> {
 pub struct Link {
     pub okta_id: OktaId,
     pub ext_id: ExtId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_behave_as_a_sorted_map_and_share_names() {
+        let mut a: Fields = [("b", "2".to_string()), ("a", "1".to_string())].into();
+        assert_eq!(a.get("a").map(String::as_str), Some("1"));
+        assert_eq!(a.insert("a", "one".into()).as_deref(), Some("1"));
+        assert_eq!(a.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(a.remove("b").as_deref(), Some("2"));
+        assert!(!a.contains_key("b") && a.len() == 1);
+        let b: Fields = [("a", "x".to_string())].into();
+        assert!(
+            std::sync::Arc::ptr_eq(&a.0[0].0, &b.0[0].0),
+            "names are interned"
+        );
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, r#"{"a":"one"}"#);
+        assert_eq!(serde_json::from_str::<Fields>(&json).unwrap(), a);
+    }
 }

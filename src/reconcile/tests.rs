@@ -76,11 +76,11 @@ fn ana_telus() -> TelusUser {
 }
 
 fn set(u: &mut OktaUser, k: &str, v: &str) {
-    u.profile.insert(k.into(), v.into());
+    u.profile.insert(k, v.into());
 }
 
 fn tset(u: &mut TelusUser, k: &str, v: &str) {
-    u.fields.insert(k.into(), v.into());
+    u.fields.insert(k, v.into());
 }
 
 fn run(
@@ -533,7 +533,7 @@ fn staged_or_suspended_users_are_not_created_and_create_can_be_off() {
 fn creating_without_an_email_is_refused() {
     let mut o = ana_okta();
     o.profile.remove("email");
-    o.profile.insert("login".into(), "ana".into());
+    o.profile.insert("login", "ana".into());
     // No email: nothing to match on, and nothing to create with.
     assert!(
         run(&[o], &[], &[], &Baseline::new(), &default_policy())
@@ -866,10 +866,9 @@ mod props {
                     Action::Create { changes } => {
                         let n = self.telus.len() + 500;
                         let mut t = telus(&format!("new{n}"), "Enabled", &[]);
-                        t.fields.insert("extensionNumber".into(), n.to_string());
+                        t.fields.insert("extensionNumber", n.to_string());
                         for c in changes {
-                            t.fields
-                                .insert(c.field.clone(), c.new.clone().unwrap_or_default());
+                            t.fields.insert(&c.field, c.new.clone().unwrap_or_default());
                         }
                         self.links.push(Link {
                             okta_id: okta_id.clone(),
@@ -897,13 +896,12 @@ mod props {
                                 .iter_mut()
                                 .find(|t| Some(&t.id) == ext.as_ref())
                                 .unwrap();
-                            t.fields
-                                .insert(c.field.clone(), c.new.clone().unwrap_or_default());
+                            t.fields.insert(&c.field, c.new.clone().unwrap_or_default());
                         }
                         (_, System::Okta) => {
                             let o = self.okta.iter_mut().find(|o| o.id == okta_id).unwrap();
                             match &c.new {
-                                Some(v) => o.profile.insert(c.field.clone(), v.clone()),
+                                Some(v) => o.profile.insert(&c.field, v.clone()),
                                 None => o.profile.remove(&c.field),
                             };
                         }

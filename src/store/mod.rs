@@ -353,7 +353,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, last_updated, profile) = row.map_err(|e| self.err(e))?;
-            let profile: BTreeMap<String, String> =
+            let profile: crate::model::Fields =
                 serde_json::from_str(&profile).map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("okta user {id}: {e}"),
@@ -385,7 +385,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, fields) = row.map_err(|e| self.err(e))?;
-            let fields: BTreeMap<String, String> =
+            let fields: crate::model::Fields =
                 serde_json::from_str(&fields).map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("telus user {id}: {e}"),

@@ -11,7 +11,7 @@ use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, s
 use crate::model::{ExtId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusStatus, TelusUser};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -308,7 +308,7 @@ impl Client {
         let flat: Vec<(String, String)> = current
             .fields
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let body = contact_body(changes, &flat);
         let resp = self
@@ -818,12 +818,12 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
     if let Some(contact) = &e.contact {
         flatten_contact(contact, &mut flat);
     }
-    let mut fields: BTreeMap<String, String> = flat.into_iter().collect();
+    let mut fields: crate::model::Fields = flat.into_iter().collect();
     if let Some(n) = e.extension_number {
-        fields.insert(TELUS_EXTENSION_NUMBER.to_string(), n);
+        fields.insert(TELUS_EXTENSION_NUMBER, n);
     }
     if let Some(number) = direct_number {
-        fields.insert(TELUS_DIRECT_NUMBER.to_string(), number);
+        fields.insert(TELUS_DIRECT_NUMBER, number);
     }
     TelusUser {
         id: ExtId(e.id),
