@@ -162,7 +162,7 @@ pub const UNREADABLE: char = '\u{1}';
 pub struct Fields(Vec<(std::sync::Arc<str>, String)>);
 
 /// The one shared copy of a field name.
-fn intern(name: &str) -> std::sync::Arc<str> {
+pub fn intern(name: &str) -> std::sync::Arc<str> {
     use std::collections::HashSet;
     use std::sync::{Arc, Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();

@@ -201,14 +201,13 @@ async fn apply_action(
     match result {
         Ok(()) => {
             let baseline: Vec<Agreed> = match &action.user.okta_id {
-                Some(okta_id) => changes
-                    .iter()
-                    .map(|c| Agreed {
-                        okta_id: okta_id.clone(),
-                        attr: c.attr.clone(),
-                        value: c.new.clone(),
-                    })
-                    .collect(),
+                Some(okta_id) => vec![Agreed {
+                    okta_id: okta_id.clone(),
+                    values: changes
+                        .iter()
+                        .map(|c| (crate::model::intern(&c.attr), c.new.clone()))
+                        .collect(),
+                }],
                 None => Vec::new(),
             };
             store.journal_outcome(&rows, Outcome::Applied, None, None, &baseline)?;

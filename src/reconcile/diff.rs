@@ -344,6 +344,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         .map(String::as_str);
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
+    let mut agreed = Vec::new();
     for rule in &policy.rules {
         let base = baseline.get(&o.id, &rule.okta_attr);
         let okta_raw = o.profile.get(&rule.okta_attr).cloned();
@@ -353,11 +354,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         if on.key() == tn.key() {
             let value = on.key().map(str::to_string);
             if value.as_ref() != base {
-                plan.agreed.push(Agreed {
-                    okta_id: o.id.clone(),
-                    attr: rule.okta_attr.clone(),
-                    value,
-                });
+                agreed.push((crate::model::intern(&rule.okta_attr), value));
             }
             continue;
         }
@@ -448,6 +445,12 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             System::Okta => to_okta.push(change),
             System::Telus => to_telus.push(change),
         }
+    }
+    if !agreed.is_empty() {
+        plan.agreed.push(Agreed {
+            okta_id: o.id.clone(),
+            values: agreed,
+        });
     }
     for (system, mut changes) in [(System::Okta, to_okta), (System::Telus, to_telus)] {
         if changes.is_empty() {

@@ -219,12 +219,30 @@ pub struct Problem {
     pub message: String,
 }
 
-/// A baseline value to record because both sides already agree on it (`None` forgets it).
+/// Baseline values to record for one user, because both sides agree on them or a write was
+/// confirmed (`None` forgets one). Grouped per user: a first pass records every attribute of
+/// every user, so the user's id is held once and attribute names are shared.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Agreed {
     pub okta_id: OktaId,
-    pub attr: String,
-    pub value: Option<String>,
+    pub values: Vec<(std::sync::Arc<str>, Option<String>)>,
+}
+
+impl Agreed {
+    /// One attribute of one user.
+    pub fn one(okta_id: OktaId, attr: &str, value: Option<String>) -> Agreed {
+        Agreed {
+            okta_id,
+            values: vec![(crate::model::intern(attr), value)],
+        }
+    }
+
+    pub fn get(&self, attr: &str) -> Option<&Option<String>> {
+        self.values
+            .iter()
+            .find(|(k, _)| &**k == attr)
+            .map(|(_, v)| v)
+    }
 }
 
 /// Everything one pass would do. All vectors are sorted: the same input gives the same plan.

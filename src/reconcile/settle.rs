@@ -118,11 +118,11 @@ pub fn settle(
                 _ => None,
             };
         let baseline = match (landed, &r.okta_id) {
-            (true, Some(okta_id)) => Some(Agreed {
-                okta_id: okta_id.clone(),
-                attr: r.attr.clone(),
-                value: normalize(kind, r.new.as_deref()).key().map(str::to_string),
-            }),
+            (true, Some(okta_id)) => Some(Agreed::one(
+                okta_id.clone(),
+                &r.attr,
+                normalize(kind, r.new.as_deref()).key().map(str::to_string),
+            )),
             _ => None,
         };
         out.push(Settlement {

@@ -130,7 +130,7 @@ fn agreeing_users_need_nothing_and_become_baseline() {
     assert!(
         plan.agreed
             .iter()
-            .any(|a| a.attr == "city" && a.value.as_deref() == Some("Vancouver"))
+            .any(|a| a.get("city").and_then(|v| v.as_deref()) == Some("Vancouver"))
     );
 }
 
@@ -854,11 +854,13 @@ mod props {
         fn apply(&mut self, plan: &Plan) {
             self.links.extend(plan.new_links.iter().cloned());
             for a in &plan.agreed {
-                let key = (a.okta_id.clone(), a.attr.clone());
-                match &a.value {
-                    Some(v) => self.baseline.insert(key, v.clone()),
-                    None => self.baseline.remove(&key),
-                };
+                for (attr, value) in &a.values {
+                    let key = (a.okta_id.clone(), attr.to_string());
+                    match value {
+                        Some(v) => self.baseline.insert(key, v.clone()),
+                        None => self.baseline.remove(&key),
+                    };
+                }
             }
             for action in &plan.actions {
                 let okta_id = action.user.okta_id.clone().unwrap();

@@ -829,10 +829,12 @@ fn apply_baseline(tx: &rusqlite::Transaction<'_>, values: &[Agreed]) -> rusqlite
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default();
         for a in changes {
-            match &a.value {
-                Some(v) => attrs.insert(a.attr.clone(), v.clone()),
-                None => attrs.remove(&a.attr),
-            };
+            for (attr, value) in &a.values {
+                match value {
+                    Some(v) => attrs.insert(attr.to_string(), v.clone()),
+                    None => attrs.remove(&**attr),
+                };
+            }
         }
         if attrs.is_empty() {
             delete.execute([id])?;
@@ -955,12 +957,8 @@ mod tests {
             Some("Regina")
         );
         assert_eq!(b.users(), 2);
-        s.set_baseline(&[Agreed {
-            okta_id: OktaId("o2".into()),
-            attr: "city".into(),
-            value: None,
-        }])
-        .unwrap();
+        s.set_baseline(&[Agreed::one(OktaId("o2".into()), "city", None)])
+            .unwrap();
         assert_eq!(s.baseline().unwrap().users(), 1);
     }
 
@@ -1022,11 +1020,7 @@ mod tests {
             Outcome::Applied,
             None,
             None,
-            &[Agreed {
-                okta_id: id.clone(),
-                attr: "city".into(),
-                value: Some("Victoria".into()),
-            }],
+            &[Agreed::one(id.clone(), "city", Some("Victoria".into()))],
         )
         .unwrap();
         assert_eq!(s.unfinished_count().unwrap(), 0);
