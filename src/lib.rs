@@ -11,6 +11,7 @@ pub mod okta;
 pub mod reconcile;
 pub mod report;
 pub mod sandbox;
+pub mod schema;
 pub mod store;
 pub mod telemetry;
 pub mod telus;

@@ -75,7 +75,16 @@ enum Command {
     /// Last passes, held passes, quarantined users, token expiry, store size.
     Status,
     /// Validate sync.toml; exit 2 naming each bad key.
-    CheckConfig,
+    CheckConfig {
+        /// Also authenticate to both APIs and check every row against their live schemas.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// List the attributes both sides offer (type, writable, mapped), from their live schemas.
+    Schema {
+        #[arg(long)]
+        json: bool,
+    },
     /// Authorize this tool with TELUS (authorization code with PKCE) and store the session.
     Auth {
         #[command(subcommand)]
@@ -154,9 +163,22 @@ fn main() -> ExitCode {
                 window_secs,
             ))
         }
-        Command::CheckConfig => {
-            telemetry::init("info", cli.log_format);
-            check_config(&cli.config)
+        Command::CheckConfig { connect } => {
+            telemetry::init("warn", cli.log_format);
+            if connect {
+                runtime.block_on(schema_cmd(&cli.config, SchemaOut::Check))
+            } else {
+                check_config(&cli.config)
+            }
+        }
+        Command::Schema { json } => {
+            telemetry::init("warn", cli.log_format);
+            let out = if json {
+                SchemaOut::Json
+            } else {
+                SchemaOut::Text
+            };
+            runtime.block_on(schema_cmd(&cli.config, out))
         }
         Command::Sync {
             dry_run,
@@ -271,6 +293,69 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<u8> {
         }
         Err(code) => Ok(code),
     }
+}
+
+enum SchemaOut {
+    Text,
+    Json,
+    Check,
+}
+
+/// `schema` and `check-config --connect`: authenticate to both APIs, fetch their schemas and
+/// check the mastering table against them. Exit 2 for a row problem, 4 if a side fails.
+async fn schema_cmd(path: &std::path::Path, out: SchemaOut) -> anyhow::Result<u8> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
+    let (okta, telus) = tokio::join!(
+        clients.okta.fetch_schema(),
+        clients.telus.fetch_custom_fields()
+    );
+    let (okta, telus) = match (okta, telus) {
+        (Ok(o), Ok(t)) => (o, t),
+        (o, t) => {
+            if let Err(e) = o {
+                eprintln!("error: Okta: {e}\n  {}", e.explanation());
+            }
+            if let Err(e) = t {
+                eprintln!("error: TELUS: {e}\n  {}", e.explanation());
+            }
+            return Ok(EXIT_SYSTEM);
+        }
+    };
+    let problems = okta_telus_sync::schema::check_policy(&config.policy, &okta, &telus);
+    match out {
+        SchemaOut::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&okta_telus_sync::schema::schema_json(
+                &config.policy,
+                &okta,
+                &telus
+            ))?
+        ),
+        SchemaOut::Text => print!(
+            "{}",
+            okta_telus_sync::schema::schema_text(&config.policy, &okta, &telus)
+        ),
+        SchemaOut::Check => {
+            if problems.is_empty() {
+                println!(
+                    "{}: ok; authenticated to Okta and TELUS; all {} rows match both live schemas",
+                    path.display(),
+                    config.policy.rules.len()
+                );
+            } else {
+                eprintln!("error: {} does not match the live schemas:", path.display());
+                for p in &problems {
+                    eprintln!("  {p}");
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() { 0 } else { EXIT_CONFIG })
 }
 
 async fn run_sync(path: &std::path::Path, opts: PassOptions<'_>, json: bool) -> anyhow::Result<u8> {

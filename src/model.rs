@@ -311,11 +311,66 @@ pub const TELUS_FIELDS: &[(&str, bool)] = &[
     (TELUS_DIRECT_NUMBER, false),
 ];
 
+/// Prefix of a TELUS custom user field: `customFields.<displayName>`.
+pub const TELUS_CUSTOM_PREFIX: &str = "customFields.";
+
+/// Whether a TELUS field path is known and writable; custom fields are writable (whether the
+/// account has one by that name is checked against the live schema by `check-config --connect`).
 pub fn telus_field_writable(path: &str) -> Option<bool> {
+    if let Some(name) = path.strip_prefix(TELUS_CUSTOM_PREFIX) {
+        return (!name.trim().is_empty()).then_some(true);
+    }
     TELUS_FIELDS
         .iter()
         .find(|(p, _)| *p == path)
         .map(|(_, writable)| *writable)
+}
+
+/// How Okta masters a profile attribute (`master.type` in its profile schema).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OktaMaster {
+    /// Okta itself: API writes are accepted.
+    Okta,
+    /// Another profile source (an app or directory) masters it.
+    ProfileMaster,
+    /// A priority list of sources; `first` is the first entry's type (`OKTA`, `APP`, ...).
+    Override { first: Option<String> },
+}
+
+/// One attribute of Okta's user profile schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OktaSchemaAttr {
+    pub name: String,
+    pub title: String,
+    /// JSON schema type: `string`, `boolean`, `integer`, `number`, `array`.
+    pub kind: String,
+    pub custom: bool,
+    /// `READ_WRITE`, `READ_ONLY`, `IMMUTABLE`, `WRITE_ONLY`.
+    pub mutability: String,
+    pub master: OktaMaster,
+}
+
+impl OktaSchemaAttr {
+    /// Whether Okta accepts this tool's API writes to the attribute.
+    pub fn writable(&self) -> bool {
+        self.mutability == "READ_WRITE"
+    }
+
+    /// Whether another source masters it, so a write would be refused with E0000023.
+    pub fn mastered_elsewhere(&self) -> bool {
+        match &self.master {
+            OktaMaster::Okta => false,
+            OktaMaster::ProfileMaster => true,
+            OktaMaster::Override { first } => first.as_deref().is_some_and(|f| f != "OKTA"),
+        }
+    }
+}
+
+/// A custom user field defined in the TELUS account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelusCustomField {
+    pub id: String,
+    pub display_name: String,
 }
 
 /// A stored link between an Okta user and a TELUS extension.

@@ -251,7 +251,9 @@ async fn pass_body(
     let fetched = async {
         tokio::join!(
             clients.okta.fetch_users(since.as_deref()),
-            clients.telus.fetch_users()
+            clients
+                .telus
+                .fetch_users_with(config.policy.names_custom_fields())
         )
     }
     .instrument(tracing::info_span!("fetch"))

@@ -1,10 +1,10 @@
 //! The Okta Management API client: SSWS auth, `Link`-header paging, partial profile updates,
 //! rate-limit headers and typed errors. Returns `model` types; never decides, never stores.
 
-use super::wire::{ErrorDto, ListItemDto, UserDto, next_link, profile_text};
+use super::wire::{ErrorDto, ListItemDto, SchemaDto, UserDto, next_link, profile_text};
 use crate::config::{OktaAuth, OktaConfig, OktaScope};
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
-use crate::model::{OktaId, OktaStatus, OktaUser};
+use crate::model::{OktaId, OktaMaster, OktaSchemaAttr, OktaStatus, OktaUser};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -158,6 +158,7 @@ pub struct Client {
 
 const BUCKET_LIST: &str = "users-list";
 const BUCKET_UPDATE: &str = "users-update";
+const BUCKET_SCHEMA: &str = "schemas";
 
 impl Client {
     pub fn new(cfg: &OktaConfig, settings: HttpSettings) -> Client {
@@ -253,6 +254,49 @@ impl Client {
                 None => return Ok(users),
             }
         }
+    }
+
+    /// The user profile schema: base and custom attributes with type, mutability and master.
+    pub async fn fetch_schema(&self) -> Result<Vec<OktaSchemaAttr>, Error> {
+        let endpoint = "GET meta/schemas/user/default".to_string();
+        let mut url = self.base.clone();
+        url.set_path("/api/v1/meta/schemas/user/default");
+        let resp = self
+            .send(BUCKET_SCHEMA, &endpoint, || self.http.get(url.clone()))
+            .await?;
+        let body = read_body(resp, &endpoint).await?;
+        let dto: SchemaDto = serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            endpoint: endpoint.clone(),
+            message: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for (custom, group) in [
+            (false, dto.definitions.base),
+            (true, dto.definitions.custom),
+        ] {
+            for (name, p) in group.properties {
+                let master = match p.master.as_ref().and_then(|m| m.kind.as_deref()) {
+                    Some("PROFILE_MASTER") => OktaMaster::ProfileMaster,
+                    Some("OVERRIDE") => OktaMaster::Override {
+                        first: p
+                            .master
+                            .as_ref()
+                            .and_then(|m| m.priority.first())
+                            .and_then(|f| f.kind.clone()),
+                    },
+                    _ => OktaMaster::Okta,
+                };
+                out.push(OktaSchemaAttr {
+                    title: p.title.unwrap_or_else(|| name.clone()),
+                    name,
+                    kind: p.kind.unwrap_or_else(|| "string".into()),
+                    custom,
+                    mutability: p.mutability.unwrap_or_else(|| "READ_WRITE".into()),
+                    master,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// `POST /api/v1/users/{id}` with only the given attributes (`None` clears one).

@@ -29,6 +29,53 @@ pub(super) struct EmbeddedDto {
     pub user: Option<Value>,
 }
 
+/// `GET /api/v1/meta/schemas/user/default`.
+#[derive(Debug, Deserialize)]
+pub(super) struct SchemaDto {
+    #[serde(default)]
+    pub definitions: SchemaDefinitionsDto,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SchemaDefinitionsDto {
+    #[serde(default)]
+    pub base: SchemaGroupDto,
+    #[serde(default)]
+    pub custom: SchemaGroupDto,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SchemaGroupDto {
+    #[serde(default)]
+    pub properties: BTreeMap<String, SchemaPropertyDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SchemaPropertyDto {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub mutability: Option<String>,
+    #[serde(default)]
+    pub master: Option<SchemaMasterDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SchemaMasterDto {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub priority: Vec<SchemaPriorityDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SchemaPriorityDto {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ErrorDto {

@@ -137,6 +137,18 @@ impl Policy {
         self.rules.iter().find(|r| r.okta_attr == okta_attr)
     }
 
+    /// Whether any row reads or writes a TELUS custom user field.
+    pub fn names_custom_fields(&self) -> bool {
+        self.rules.iter().any(|r| {
+            match &r.telus {
+            TelusSide::Field { path, .. } => path.starts_with(crate::model::TELUS_CUSTOM_PREFIX),
+            TelusSide::Template(p) => p.iter().any(|x| {
+                matches!(x, Piece::Field(f) if f.starts_with(crate::model::TELUS_CUSTOM_PREFIX))
+            }),
+        }
+        })
+    }
+
     /// Whether the planner may write this attribute to this system at all.
     pub fn can_write(&self, rule: &AttrRule, system: System) -> bool {
         match system {

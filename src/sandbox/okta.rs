@@ -58,6 +58,10 @@ pub struct OktaState {
     pub bearer_ttl: std::time::Duration,
     bearer: HashMap<String, std::time::Instant>,
     pub tokens_issued: u64,
+    /// Custom profile attributes in the schema: (name, JSON type).
+    pub custom_attrs: Vec<(String, String)>,
+    /// Attributes mastered elsewhere: name → `PROFILE_MASTER` or an `OVERRIDE` led by `APP`.
+    pub masters: HashMap<String, String>,
 }
 
 impl OktaState {
@@ -77,6 +81,8 @@ impl OktaState {
             bearer_ttl: std::time::Duration::from_secs(3600),
             bearer: HashMap::new(),
             tokens_issued: 0,
+            custom_attrs: vec![("costCenter".into(), "string".into())],
+            masters: HashMap::new(),
         }
     }
 
@@ -139,6 +145,7 @@ impl FakeOkta {
             .route("/api/v1/groups/{gid}/users", get(list_users))
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
             .route("/oauth2/v1/token", axum::routing::post(oauth_token))
+            .route("/api/v1/meta/schemas/user/default", get(schema))
             .with_state(state.clone());
         let faults = super::faults::new(super::faults::Dialect::Okta);
         let app = app.layer(axum::middleware::from_fn_with_state(
@@ -482,6 +489,14 @@ async fn update_user(
     let Some(idx) = st.users.iter().position(|u| u.id == id) else {
         return not_found(&id);
     };
+    if let Some(name) = changes.keys().find(|k| st.masters.contains_key(*k)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "E0000023",
+            "Operation failed because user profile is mastered under another system",
+            &[format!("{name}: mastered by another profile source")],
+        );
+    }
     let mut profile = st.users[idx].profile.clone();
     let mut causes = Vec::new();
     for (k, v) in changes {
@@ -614,4 +629,65 @@ async fn oauth_token(
         "scope": scopes,
     }))
     .into_response()
+}
+
+const BASE_ATTRS: &[&str] = &[
+    "login",
+    "email",
+    "firstName",
+    "lastName",
+    "mobilePhone",
+    "primaryPhone",
+    "streetAddress",
+    "city",
+    "state",
+    "zipCode",
+    "countryCode",
+    "department",
+    "title",
+];
+
+/// `GET /api/v1/meta/schemas/user/default`: the base attributes and the custom ones.
+async fn schema(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "schemas") {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let prop = |st: &OktaState, name: &str, kind: &str| {
+        let master = match st.masters.get(name).map(String::as_str) {
+            Some("OVERRIDE") => {
+                json!({"type": "OVERRIDE", "priority": [{"type": "APP", "value": "0oaad"}, {"type": "OKTA"}]})
+            }
+            Some(t) => json!({"type": t}),
+            None => json!({"type": "OKTA"}),
+        };
+        json!({"title": name, "type": kind, "mutability": "READ_WRITE", "scope": "NONE", "master": master,
+               "permissions": [{"principal": "SELF", "action": "READ_WRITE"}]})
+    };
+    let base: Map<String, Value> = BASE_ATTRS
+        .iter()
+        .map(|n| (n.to_string(), prop(&st, n, "string")))
+        .collect();
+    let custom: Map<String, Value> = st
+        .custom_attrs
+        .iter()
+        .map(|(n, k)| (n.clone(), prop(&st, n, k)))
+        .collect();
+    let mut resp = axum::Json(json!({
+        "id": "https://example.okta.com/meta/schemas/user/default",
+        "name": "user",
+        "definitions": {
+            "base": {"id": "#base", "type": "object", "properties": base, "required": ["login", "firstName", "lastName", "email"]},
+            "custom": {"id": "#custom", "type": "object", "properties": custom, "required": []},
+        },
+    }))
+    .into_response();
+    resp.headers_mut().extend(rate);
+    resp
 }

@@ -73,6 +73,13 @@ pub struct TelusState {
     /// Refresh tokens presented a second time: a client bug that ends a real session.
     pub reused_refresh_tokens: u64,
     pub refreshes: u64,
+    /// The account's custom user fields: (id, displayName).
+    pub custom_field_defs: Vec<(String, String)>,
+    /// Custom field values: extension id → field id → value.
+    pub custom_values: HashMap<i64, std::collections::BTreeMap<String, String>>,
+    /// Whether listings carry `customFields` (the official spec documents them on the
+    /// single-extension GET only; off by default).
+    pub list_custom_fields: bool,
 }
 
 impl TelusState {
@@ -104,6 +111,9 @@ impl TelusState {
             codes: HashMap::new(),
             reused_refresh_tokens: 0,
             refreshes: 0,
+            custom_field_defs: vec![("cf1".into(), "Cost Center".into())],
+            custom_values: HashMap::new(),
+            list_custom_fields: false,
         }
     }
 
@@ -165,6 +175,10 @@ impl FakeTelus {
             .route(
                 "/restapi/v1.0/account/{account}/phone-number",
                 get(list_numbers),
+            )
+            .route(
+                "/restapi/v1.0/account/{account}/custom-fields",
+                get(custom_fields),
             )
             .with_state(state.clone());
         let faults = super::faults::new(super::faults::Dialect::RingCentral);
@@ -504,6 +518,20 @@ fn extension_json(e: &FakeExtension, base: &str) -> Value {
     })
 }
 
+/// `customFields` of an extension as RingCentral shows them.
+fn custom_json(st: &TelusState, ext: i64) -> Value {
+    let values = st.custom_values.get(&ext);
+    Value::Array(
+        st.custom_field_defs
+            .iter()
+            .filter_map(|(id, name)| {
+                let v = values?.get(id)?;
+                Some(json!({"id": id, "displayName": name, "value": v}))
+            })
+            .collect(),
+    )
+}
+
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
@@ -612,7 +640,15 @@ async fn list_extensions(
     if !exts.is_sorted_by_key(|e| e.id) {
         exts.sort_by_key(|e| e.id);
     }
-    match paged(&exts, |e| extension_json(e, &base), &q, &base, &uri) {
+    let with_custom = st.list_custom_fields;
+    let render = |e: &&FakeExtension| {
+        let mut v = extension_json(e, &base);
+        if with_custom {
+            v["customFields"] = custom_json(&st, e.id);
+        }
+        v
+    };
+    match paged(&exts, render, &q, &base, &uri) {
         Ok(body) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().extend(rate);
@@ -698,7 +734,9 @@ async fn get_extension(
     let base = base_url(&headers);
     match id.parse::<i64>().ok().and_then(|n| st.extension(n)) {
         Some(e) => {
-            let mut resp = axum::Json(extension_json(e, &base)).into_response();
+            let mut v = extension_json(e, &base);
+            v["customFields"] = custom_json(&st, e.id);
+            let mut resp = axum::Json(v).into_response();
             resp.headers_mut().extend(rate);
             resp
         }
@@ -771,6 +809,26 @@ async fn update_extension(
             }
         }
     }
+    let mut custom_updates = Vec::new();
+    if let Some(custom) = parsed.get("customFields") {
+        for item in custom.as_array().into_iter().flatten() {
+            let id = item.get("id").and_then(Value::as_str).unwrap_or("");
+            if !st.custom_field_defs.iter().any(|(d, _)| d == id) {
+                return rc_error(
+                    StatusCode::BAD_REQUEST,
+                    "CMN-101",
+                    "Parameter [customFields.id] value is invalid",
+                    Some("customFields.id"),
+                );
+            }
+            let value = item
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            custom_updates.push((id.to_string(), value));
+        }
+    }
     if let Some(status) = parsed.get("status") {
         match status.as_str() {
             Some(s @ ("Enabled" | "Disabled" | "NotActivated" | "Frozen")) => {
@@ -804,7 +862,14 @@ async fn update_extension(
             Some("contact.email"),
         );
     }
+    let ext_id = ext.id;
     st.extensions[idx] = ext;
+    for (id, value) in custom_updates {
+        st.custom_values
+            .entry(ext_id)
+            .or_default()
+            .insert(id, value);
+    }
     let base = base_url(&headers);
     let mut resp = axum::Json(extension_json(&st.extensions[idx], &base)).into_response();
     resp.headers_mut().extend(rate);
@@ -966,4 +1031,26 @@ async fn authorize(
         .header("location", location.as_str())
         .body(axum::body::Body::empty())
         .unwrap_or_default()
+}
+
+/// `GET /restapi/v1.0/account/~/custom-fields`.
+async fn custom_fields(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Light") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let records: Vec<Value> = st
+        .custom_field_defs
+        .iter()
+        .map(|(id, name)| json!({"id": id, "category": "User", "displayName": name}))
+        .collect();
+    let mut resp = axum::Json(json!({"records": records})).into_response();
+    resp.headers_mut().extend(rate);
+    resp
 }

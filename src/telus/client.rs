@@ -4,11 +4,14 @@
 
 use super::auth::{Persist, Restored, TokenPair};
 use super::wire::{
-    ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto, contact_body, flatten_contact,
+    CustomFieldDefDto, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto, contact_body,
+    flatten_contact,
 };
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
-use crate::model::{ExtId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusStatus, TelusUser};
+use crate::model::{
+    ExtId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusCustomField, TelusStatus, TelusUser,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
@@ -191,6 +194,8 @@ pub struct Client {
     persist: Option<Box<dyn Persist>>,
     /// Seconds an access token lasts, as last issued (sets how early it is refreshed).
     token_lifetime: std::sync::atomic::AtomicI64,
+    /// Custom user fields seen so far: display name → id (writes send ids).
+    custom_ids: Mutex<HashMap<String, String>>,
     pub counters: Counters,
 }
 
@@ -212,6 +217,7 @@ impl Client {
             groups: Mutex::new(HashMap::new()),
             persist: None,
             token_lifetime: std::sync::atomic::AtomicI64::new(3600),
+            custom_ids: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }
@@ -246,6 +252,92 @@ impl Client {
         client.groups = Mutex::new(groups);
         client.persist = Some(persist);
         client
+    }
+
+    /// The account's custom user fields (`GET /restapi/v1.0/account/~/custom-fields`).
+    pub async fn fetch_custom_fields(&self) -> Result<Vec<TelusCustomField>, Error> {
+        let endpoint = "GET custom-fields";
+        let mut url = self.base.clone();
+        url.set_path("/restapi/v1.0/account/~/custom-fields");
+        let resp = self
+            .send("Light", endpoint, true, || self.http.get(url.clone()))
+            .await?;
+        let list: ListDto<CustomFieldDefDto> = decode(resp, endpoint).await?;
+        let fields: Vec<TelusCustomField> = list
+            .records
+            .into_iter()
+            .filter(|f| f.category.as_deref().is_none_or(|c| c == "User"))
+            .filter_map(|f| {
+                Some(TelusCustomField {
+                    id: f.id,
+                    display_name: f.display_name?,
+                })
+            })
+            .collect();
+        if let Ok(mut ids) = self.custom_ids.lock() {
+            for f in &fields {
+                ids.insert(f.display_name.clone(), f.id.clone());
+            }
+        }
+        Ok(fields)
+    }
+
+    /// Reads every user extension and the account's direct numbers, and joins them. With
+    /// `custom_fields`, users whose listing record lacks `customFields` are read one by one
+    /// (`GET extension/{id}`, Light group) for them.
+    pub async fn fetch_users_with(&self, custom_fields: bool) -> Result<Vec<TelusUser>, Error> {
+        let mut users = self.fetch_users().await?;
+        if !custom_fields {
+            return Ok(users);
+        }
+        if self.custom_ids.lock().map(|m| m.is_empty()).unwrap_or(true) {
+            self.fetch_custom_fields().await?;
+        }
+        for u in users.iter_mut() {
+            if u.fields
+                .iter()
+                .any(|(k, _)| k.starts_with(crate::model::TELUS_CUSTOM_PREFIX))
+            {
+                continue;
+            }
+            let endpoint = format!("GET extension/{}", u.id);
+            let mut url = self.base.clone();
+            url.set_path(&format!("{LIST_EXTENSIONS}/{}", u.id));
+            let resp = self
+                .send("Light", &endpoint, true, || self.http.get(url.clone()))
+                .await?;
+            let e: ExtensionDto = decode(resp, &endpoint).await?;
+            for (k, v) in self.custom_values(e.custom_fields) {
+                u.fields.insert(&k, v);
+            }
+        }
+        Ok(users)
+    }
+
+    /// `customFields` of a record as `customFields.<name>` fields, learning their ids.
+    fn custom_values(
+        &self,
+        fields: Option<Vec<super::wire::CustomFieldValueDto>>,
+    ) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Ok(mut ids) = self.custom_ids.lock() else {
+            return out;
+        };
+        for f in fields.unwrap_or_default() {
+            let name = match f.display_name {
+                Some(n) => n,
+                None => match ids.iter().find(|(_, id)| **id == f.id) {
+                    Some((n, _)) => n.clone(),
+                    None => continue,
+                },
+            };
+            ids.insert(name.clone(), f.id.clone());
+            out.push((
+                format!("{}{name}", crate::model::TELUS_CUSTOM_PREFIX),
+                f.value.unwrap_or_default(),
+            ));
+        }
+        out
     }
 
     /// Reads every user extension and the account's direct numbers, and joins them.
@@ -285,12 +377,17 @@ impl Client {
             }
         }
         let mut users = Vec::with_capacity(extensions.len());
-        for e in extensions {
+        for mut e in extensions {
             if e.kind.as_deref().is_some_and(|k| k != "User") {
                 continue;
             }
             let number = direct.remove(&e.id).map(|(_, n)| n);
-            users.push(to_user(e, number));
+            let custom = self.custom_values(e.custom_fields.take());
+            let mut user = to_user(e, number);
+            for (k, v) in custom {
+                user.fields.insert(&k, v);
+            }
+            users.push(user);
         }
         Ok(users)
     }
@@ -310,7 +407,18 @@ impl Client {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let body = contact_body(changes, &flat);
+        let ids = self
+            .custom_ids
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let body = contact_body(changes, &flat, &ids).map_err(|message| Error::Api {
+            endpoint: endpoint.clone(),
+            status: 0,
+            code: "CMN-102".into(),
+            message,
+            parameter: Some("customFields".into()),
+        })?;
         let resp = self
             .send("Medium", &endpoint, true, || {
                 self.http.put(url.clone()).json(&body)
@@ -330,7 +438,18 @@ impl Client {
         let endpoint = "POST extension";
         let mut url = self.base.clone();
         url.set_path(LIST_EXTENSIONS);
-        let mut body = contact_body(changes, &[]);
+        let ids = self
+            .custom_ids
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let mut body = contact_body(changes, &[], &ids).map_err(|message| Error::Api {
+            endpoint: endpoint.to_string(),
+            status: 0,
+            code: "CMN-102".into(),
+            message,
+            parameter: Some("customFields".into()),
+        })?;
         body["type"] = serde_json::json!("User");
         body["status"] = serde_json::json!("Enabled");
         let resp = self

@@ -68,6 +68,32 @@ pub(super) struct ExtensionDto {
     pub kind: Option<String>,
     #[serde(default)]
     pub contact: Option<Map<String, Value>>,
+    /// Present on the single-extension GET (and on listings of some accounts).
+    #[serde(default)]
+    pub custom_fields: Option<Vec<CustomFieldValueDto>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CustomFieldValueDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub value: Option<String>,
+}
+
+/// An item of `GET /restapi/v1.0/account/~/custom-fields`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CustomFieldDefDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub category: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,13 +182,33 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-/// Builds `{"contact": {...}}` for a set of `contact.*` paths. RingCentral replaces
-/// `businessAddress` as a whole, so an address change sends every address field, taking the
-/// unchanged ones from `current`. A cleared value is sent as the empty string.
+/// Builds `{"contact": {...}, "customFields": [...]}` for a set of `contact.*` and
+/// `customFields.<name>` paths. RingCentral replaces `businessAddress` as a whole, so an
+/// address change sends every address field, taking the unchanged ones from `current`. A
+/// cleared value is sent as the empty string. Custom fields are sent by id (`custom_ids` maps
+/// display names to ids); an unknown name is an error naming it.
 pub(super) fn contact_body(
     changes: &[(String, Option<String>)],
     current: &[(String, String)],
-) -> Value {
+    custom_ids: &std::collections::HashMap<String, String>,
+) -> Result<Value, String> {
+    let mut custom = Vec::new();
+    for (path, value) in changes {
+        if let Some(name) = path.strip_prefix(crate::model::TELUS_CUSTOM_PREFIX) {
+            let id = custom_ids.get(name).ok_or_else(|| {
+                format!("the TELUS account has no custom user field named {name:?}")
+            })?;
+            custom.push(serde_json::json!({"id": id, "value": value.clone().unwrap_or_default()}));
+        }
+    }
+    let mut body = contact_only(changes, current);
+    if !custom.is_empty() {
+        body["customFields"] = Value::Array(custom);
+    }
+    Ok(body)
+}
+
+fn contact_only(changes: &[(String, Option<String>)], current: &[(String, String)]) -> Value {
     let mut contact = Map::new();
     let mut address: Option<Map<String, Value>> = None;
     for (path, value) in changes {
@@ -214,7 +260,9 @@ mod tests {
                 ("contact.department".into(), None),
             ],
             &current,
-        );
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             body,
             serde_json::json!({"contact": {
@@ -222,6 +270,23 @@ mod tests {
                 "businessAddress": {"city": "Victoria", "zip": "V6B 1A1"}
             }})
         );
+    }
+
+    #[test]
+    fn custom_fields_are_sent_by_id_and_unknown_names_refused() {
+        let ids = [("Cost Center".to_string(), "cf1".to_string())].into();
+        let body = contact_body(
+            &[("customFields.Cost Center".into(), Some("4410".into()))],
+            &[],
+            &ids,
+        )
+        .unwrap();
+        assert_eq!(
+            body["customFields"],
+            serde_json::json!([{"id": "cf1", "value": "4410"}])
+        );
+        let err = contact_body(&[("customFields.Nope".into(), None)], &[], &ids).unwrap_err();
+        assert!(err.contains("Nope"));
     }
 
     #[test]
