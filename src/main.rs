@@ -573,7 +573,10 @@ async fn run_sandbox() -> anyhow::Result<u8> {
         .await
         .context("starting the sandbox servers")?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let config = sb.config(config::default_policy(), &dir.path().join("sandbox.db"));
+    let config = sb.config(
+        sandbox::Sandbox::demo_policy(),
+        &dir.path().join("sandbox.db"),
+    );
     println!(
         "Sandbox: fake Okta at {}, fake TELUS at {}",
         sb.okta.url(),
@@ -640,14 +643,21 @@ async fn run_sandbox() -> anyhow::Result<u8> {
                 .and_then(|a| a.get("city"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
+            let cost = st
+                .custom_values
+                .get(&e.id)
+                .and_then(|m| m.get("cf1"))
+                .cloned()
+                .unwrap_or_default();
             println!(
-                "  ext {:<4} {:<9} {:<30} {:<12} {:<13} {}",
+                "  ext {:<4} {:<9} {:<30} {:<12} {:<13} {:<12} cost center {}",
                 e.extension_number,
                 e.status,
                 c("email"),
                 c("department"),
                 c("mobilePhone"),
-                city
+                city,
+                cost
             );
         }
     }

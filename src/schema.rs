@@ -111,7 +111,7 @@ pub fn check_policy(
     out
 }
 
-fn mapped_by<'a>(policy: &'a Policy, pred: impl Fn(&AttrRule) -> bool) -> Option<&'a str> {
+fn mapped_by(policy: &Policy, pred: impl Fn(&AttrRule) -> bool) -> Option<&str> {
     policy
         .rules
         .iter()

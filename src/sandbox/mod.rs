@@ -30,12 +30,38 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts both fakes with the demo directory.
     pub async fn start_seeded() -> std::io::Result<Sandbox> {
-        Sandbox::start(
+        let sb = Sandbox::start(
             seed::with_known_primary_phones(seed::okta_users()),
             seed::telus_extensions(),
             seed::telus_numbers(),
         )
-        .await
+        .await?;
+        {
+            let mut st = sb.telus.lock();
+            for (ext, cc) in seed::TELUS_COST_CENTERS {
+                st.custom_values
+                    .entry(*ext)
+                    .or_default()
+                    .insert("cf1".into(), cc.to_string());
+            }
+        }
+        Ok(sb)
+    }
+
+    /// The demo's policy: the default table plus the cost-center custom field row shipped
+    /// (commented out) in `sync.toml`.
+    pub fn demo_policy() -> Policy {
+        let mut p = crate::config::default_policy();
+        p.rules.push(crate::reconcile::policy::AttrRule {
+            okta_attr: "costCenter".into(),
+            telus: crate::reconcile::policy::TelusSide::Field {
+                path: "customFields.Cost Center".into(),
+                writable: true,
+            },
+            master: crate::reconcile::policy::Master::Priority(vec![crate::model::System::Okta]),
+            normalize: crate::reconcile::policy::Normalize::None,
+        });
+        p
     }
 
     pub async fn start(

@@ -521,6 +521,16 @@ pub fn telus_numbers() -> Vec<FakeNumber> {
     ]
 }
 
+/// Cost centers: an Okta custom attribute and a TELUS custom user field ("Cost Center", id
+/// `cf1`), mapped by the sandbox's extra row. Okta → TELUS: (okta id, value).
+pub const OKTA_COST_CENTERS: &[(&str, &str)] = &[
+    ("00u1ana", "4410"),
+    ("00u2ben", "5520"),
+    ("00u4dav", "6630"),
+];
+/// TELUS values already set: (extension id, value). Ben's agrees; David's is stale.
+pub const TELUS_COST_CENTERS: &[(i64, &str)] = &[(62002, "5520"), (62004, "6000")];
+
 /// Okta profiles already carrying the primaryPhone TELUS would give them, so the demo shows
 /// writes back only where something really changed.
 pub fn with_known_primary_phones(mut users: Vec<FakeOktaUser>) -> Vec<FakeOktaUser> {
@@ -535,6 +545,11 @@ pub fn with_known_primary_phones(mut users: Vec<FakeOktaUser>) -> Vec<FakeOktaUs
             _ => continue,
         };
         u.profile.insert("primaryPhone".into(), json!(phone));
+    }
+    for u in &mut users {
+        if let Some((_, cc)) = OKTA_COST_CENTERS.iter().find(|(id, _)| *id == u.id) {
+            u.profile.insert("costCenter".into(), json!(cc));
+        }
     }
     users
 }

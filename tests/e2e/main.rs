@@ -15,6 +15,7 @@ mod clients;
 mod daemon;
 mod faults;
 mod hostile;
+mod schema;
 
 fn settings() -> HttpSettings {
     HttpSettings {

@@ -1,0 +1,259 @@
+//! Schema discovery against the fakes: `schema`, custom fields synced both ways, and
+//! `check-config --connect` catching rows that cannot work before any write.
+
+use crate::*;
+
+const COST_ROW: &str =
+    "[attributes.costCenter]\ntelus = \"customFields.Cost Center\"\nmaster = \"okta\"\n";
+
+fn seed_cost_centers(sb: &Sandbox) {
+    {
+        let mut st = sb.okta.lock();
+        for (id, cc) in [
+            ("00u1ana", "4410"),
+            ("00u2ben", "5520"),
+            ("00u3chl", "6630"),
+        ] {
+            st.users
+                .iter_mut()
+                .find(|u| u.id == id)
+                .unwrap()
+                .profile
+                .insert("costCenter".into(), json!(cc));
+        }
+    }
+    let mut st = sb.telus.lock();
+    // Ben's matches already; Chloé's differs; Ana has none in TELUS.
+    st.custom_values
+        .entry(62002)
+        .or_default()
+        .insert("cf1".into(), "5520".into());
+    st.custom_values
+        .entry(62003)
+        .or_default()
+        .insert("cf1".into(), "9999".into());
+}
+
+fn custom(sb: &Sandbox, ext: i64) -> Option<String> {
+    sb.telus
+        .lock()
+        .custom_values
+        .get(&ext)
+        .and_then(|m| m.get("cf1").cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_lists_base_and_custom_attributes_of_both_sides() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::write_config(dir.path(), &sb, COST_ROW)
+        .display()
+        .to_string();
+    let out = crate::run_bin(vec![
+        "--config".into(),
+        cfg.clone(),
+        "schema".into(),
+        "--json".into(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let okta = doc["okta"].as_array().unwrap();
+    let find = |list: &[Value], name: &str| {
+        list.iter()
+            .find(|a| a["name"] == json!(name))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find(okta, "firstName")["custom"], json!(false));
+    assert_eq!(find(okta, "costCenter")["custom"], json!(true));
+    assert_eq!(find(okta, "costCenter")["mapped"], json!(true));
+    assert_eq!(find(okta, "title")["mapped"], json!(false));
+    let telus = doc["telus"].as_array().unwrap();
+    assert_eq!(
+        find(telus, "contact.department")["mapped_by"],
+        json!("department")
+    );
+    let cc = find(telus, "customFields.Cost Center");
+    assert_eq!(
+        (
+            cc["custom"].clone(),
+            cc["id"].clone(),
+            cc["mapped_by"].clone()
+        ),
+        (json!(true), json!("cf1"), json!("costCenter"))
+    );
+    assert_eq!(find(telus, "extensionNumber")["writable"], json!(false));
+    let text = crate::run_bin(vec!["--config".into(), cfg, "schema".into()]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("* costCenter"), "{text}");
+    assert!(
+        text.contains("customFields.Cost Center") && text.contains("(by attributes.costCenter)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_field_row_syncs_both_ways_and_converges() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    seed_cost_centers(&sb);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = crate::write_config(dir.path(), &sb, COST_ROW);
+    let config = okta_telus_sync::config::load_with_env(&cfg_path, Vec::new()).unwrap();
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    // Okta masters it: pushed to TELUS by id.
+    assert_eq!(custom(&sb, 62001).as_deref(), Some("4410"));
+    assert_eq!(custom(&sb, 62003).as_deref(), Some("6630"));
+    // The listing lacks customFields, so each user extension was read once (Light group).
+    let singles = sb
+        .telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.starts_with("/restapi/v1.0/account/~/extension/"))
+        .count();
+    assert!(singles >= 12, "{singles}");
+    let writes = telus_writes(&sb) + okta_writes(&sb);
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.plan.change_count(), 0, "{:#?}", again.plan.actions);
+    assert_eq!(telus_writes(&sb) + okta_writes(&sb), writes);
+
+    // Now TELUS masters it: a value set in the TELUS portal flows back to Okta.
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("master = \"okta\"\n", "master = \"telus\"\n");
+    std::fs::write(&cfg_path, text).unwrap();
+    let config = okta_telus_sync::config::load_with_env(&cfg_path, Vec::new()).unwrap();
+    sb.telus
+        .lock()
+        .custom_values
+        .entry(62012)
+        .or_default()
+        .insert("cf1".into(), "7777".into());
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        okta_field(&sb, "00uCliam", "costCenter").as_deref(),
+        Some("7777")
+    );
+    let last = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(last.plan.change_count(), 0, "{:#?}", last.plan.actions);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_names_a_row_whose_attribute_is_missing() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra =
+        "[attributes.costCentre]\ntelus = \"customFields.Cost Centre\"\nmaster = \"okta\"\n";
+    let cfg = crate::write_config(dir.path(), &sb, extra)
+        .display()
+        .to_string();
+    let out = crate::run_bin(vec!["--config".into(), cfg.clone(), "check-config".into()]).await;
+    assert_eq!(out.status.code(), Some(0), "offline, the row looks fine");
+    let out = crate::run_bin(vec![
+        "--config".into(),
+        cfg,
+        "check-config".into(),
+        "--connect".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("attributes.costCentre: Okta's user profile has no attribute \"costCentre\""),
+        "{err}"
+    );
+    assert!(err.contains("attributes.costCentre.telus: the TELUS account has no custom user field named \"Cost Centre\""), "{err}");
+    // And a good config passes, having authenticated to both.
+    let dir2 = tempfile::tempdir().unwrap();
+    let good = crate::write_config(dir2.path(), &sb, COST_ROW)
+        .display()
+        .to_string();
+    let out = crate::run_bin(vec![
+        "--config".into(),
+        good,
+        "check-config".into(),
+        "--connect".into(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.okta
+        .lock()
+        .masters
+        .insert("primaryPhone".into(), "PROFILE_MASTER".into());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::write_config(dir.path(), &sb, "")
+        .display()
+        .to_string();
+    let out = crate::run_bin(vec![
+        "--config".into(),
+        cfg,
+        "check-config".into(),
+        "--connect".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("attributes.primaryPhone"), "{err}");
+    assert!(
+        err.contains("E0000023") && err.contains("Inherit from Okta"),
+        "{err}"
+    );
+    assert_eq!(
+        okta_writes(&sb) + telus_writes(&sb),
+        0,
+        "nothing was written"
+    );
+    // The fake enforces it as Okta does: a write would be refused with E0000023.
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    let rows = store
+        .history(&HistoryFilter {
+            attribute: Some("primaryPhone".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.outcome == "failed" && r.error_code.as_deref() == Some("E0000023")),
+        "{rows:#?}"
+    );
+    assert!(
+        rows[0]
+            .explanation
+            .as_deref()
+            .unwrap()
+            .contains("Inherit from Okta")
+    );
+}
