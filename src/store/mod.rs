@@ -1,6 +1,7 @@
 //! The SQLite store: the only module with SQL. Holds passes, the latest snapshot of each
 //! side, links, baseline values and the journal of every change (planned → applied | failed).
 
+mod names;
 mod schema;
 
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
@@ -138,6 +139,8 @@ pub struct HistoryFilter {
 pub struct Store {
     conn: Connection,
     path: String,
+    /// Field-name numbering for the compact encoding of stored field maps.
+    names: std::cell::RefCell<names::Names>,
 }
 
 pub fn now() -> String {
@@ -152,7 +155,11 @@ impl Store {
             path: label.clone(),
             source,
         })?;
-        let store = Store { conn, path: label };
+        let store = Store {
+            conn,
+            path: label,
+            names: Default::default(),
+        };
         store
             .conn
             .pragma_update(None, "journal_mode", "WAL")
@@ -170,6 +177,7 @@ impl Store {
         let store = Store {
             conn,
             path: ":memory:".into(),
+            names: Default::default(),
         };
         store.init()?;
         Ok(store)
@@ -196,7 +204,10 @@ impl Store {
         self.conn
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
-        self.migrate()
+        self.migrate()?;
+        let names = names::Names::load(&self.conn).map_err(|e| self.err(e))?;
+        *self.names.borrow_mut() = names;
+        Ok(())
     }
 
     /// Applies the migrations newer than `user_version`, each in its own transaction.
@@ -305,8 +316,11 @@ impl Store {
                     "INSERT INTO okta_users (id, status, last_updated, profile) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(|e| self.err(e))?;
+            let mut names = self.names.borrow_mut();
             for u in okta {
-                let profile = serde_json::to_string(&u.profile).unwrap_or_default();
+                let profile = names
+                    .encode(&tx, u.profile.iter().map(|(k, v)| (k, v.as_str())))
+                    .map_err(|e| self.err(e))?;
                 ins.execute(params![u.id.0, u.status.as_str(), u.last_updated, profile])
                     .map_err(|e| self.err(e))?;
             }
@@ -314,7 +328,9 @@ impl Store {
                 .prepare("INSERT INTO telus_users (id, status, fields) VALUES (?1, ?2, ?3)")
                 .map_err(|e| self.err(e))?;
             for u in telus {
-                let fields = serde_json::to_string(&u.fields).unwrap_or_default();
+                let fields = names
+                    .encode(&tx, u.fields.iter().map(|(k, v)| (k, v.as_str())))
+                    .map_err(|e| self.err(e))?;
                 ins.execute(params![u.id.0, u.status.as_str(), fields])
                     .map_err(|e| self.err(e))?;
             }
@@ -353,8 +369,12 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, last_updated, profile) = row.map_err(|e| self.err(e))?;
-            let profile: crate::model::Fields =
-                serde_json::from_str(&profile).map_err(|e| Error::Corrupt {
+            let profile: crate::model::Fields = self
+                .names
+                .borrow()
+                .decode(&profile)
+                .map(|v| v.into_iter().collect())
+                .map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("okta user {id}: {e}"),
                 })?;
@@ -385,8 +405,12 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, fields) = row.map_err(|e| self.err(e))?;
-            let fields: crate::model::Fields =
-                serde_json::from_str(&fields).map_err(|e| Error::Corrupt {
+            let fields: crate::model::Fields = self
+                .names
+                .borrow()
+                .decode(&fields)
+                .map(|v| v.into_iter().collect())
+                .map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("telus user {id}: {e}"),
                 })?;
@@ -445,8 +469,12 @@ impl Store {
         let mut out = Baseline::new();
         for row in rows {
             let (id, attrs) = row.map_err(|e| self.err(e))?;
-            let attrs: BTreeMap<String, String> =
-                serde_json::from_str(&attrs).map_err(|e| Error::Corrupt {
+            let attrs: BTreeMap<String, String> = self
+                .names
+                .borrow()
+                .decode(&attrs)
+                .map(|v| v.into_iter().collect())
+                .map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("baseline of {id}: {e}"),
                 })?;
@@ -458,7 +486,7 @@ impl Store {
     /// Sets (or with `None`, forgets) baseline values, in one transaction.
     pub fn set_baseline(&self, values: &[Agreed]) -> Result<()> {
         let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        apply_baseline(&tx, values).map_err(|e| self.err(e))?;
+        apply_baseline(&tx, &mut self.names.borrow_mut(), values).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -510,7 +538,7 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         }
-        apply_baseline(&tx, baseline).map_err(|e| self.err(e))?;
+        apply_baseline(&tx, &mut self.names.borrow_mut(), baseline).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -569,7 +597,8 @@ impl Store {
             }
             .map_err(|e| self.err(e))?;
             if let Some(a) = &s.baseline {
-                apply_baseline(&tx, std::slice::from_ref(a)).map_err(|e| self.err(e))?;
+                apply_baseline(&tx, &mut self.names.borrow_mut(), std::slice::from_ref(a))
+                    .map_err(|e| self.err(e))?;
             }
             if let Some(l) = &s.link {
                 tx.execute(
@@ -812,7 +841,11 @@ fn restrict_mode(path: &Path) {
 }
 
 /// Applies baseline changes, one read-modify-write per user touched.
-fn apply_baseline(tx: &rusqlite::Transaction<'_>, values: &[Agreed]) -> rusqlite::Result<()> {
+fn apply_baseline(
+    tx: &rusqlite::Transaction<'_>,
+    names: &mut names::Names,
+    values: &[Agreed],
+) -> rusqlite::Result<()> {
     let mut by_user: BTreeMap<&str, Vec<&Agreed>> = BTreeMap::new();
     for a in values {
         by_user.entry(a.okta_id.0.as_str()).or_default().push(a);
@@ -826,7 +859,8 @@ fn apply_baseline(tx: &rusqlite::Transaction<'_>, values: &[Agreed]) -> rusqlite
     for (id, changes) in by_user {
         let current: Option<String> = read.query_row([id], |r| r.get(0)).optional()?;
         let mut attrs: BTreeMap<String, String> = current
-            .and_then(|c| serde_json::from_str(&c).ok())
+            .and_then(|c| names.decode(&c).ok())
+            .map(|v| v.into_iter().collect())
             .unwrap_or_default();
         for a in changes {
             for (attr, value) in &a.values {
@@ -839,8 +873,8 @@ fn apply_baseline(tx: &rusqlite::Transaction<'_>, values: &[Agreed]) -> rusqlite
         if attrs.is_empty() {
             delete.execute([id])?;
         } else {
-            let json = serde_json::to_string(&attrs).unwrap_or_default();
-            write.execute(params![id, json])?;
+            let encoded = names.encode(tx, attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+            write.execute(params![id, encoded])?;
         }
     }
     Ok(())
@@ -960,6 +994,45 @@ mod tests {
         s.set_baseline(&[Agreed::one(OktaId("o2".into()), "city", None)])
             .unwrap();
         assert_eq!(s.baseline().unwrap().users(), 1);
+    }
+
+    #[test]
+    fn field_names_are_stored_once_and_snapshots_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut u = okta("a", "a@x.ca");
+        u.profile.insert("department", "Ventes \"Est\" 🚀".into());
+        {
+            let s = Store::open(&path).unwrap();
+            s.save_snapshots(&[u.clone(), okta("b", "b@x.ca")], &[])
+                .unwrap();
+            let raw: String = s
+                .conn
+                .query_row("SELECT profile FROM okta_users WHERE id = 'a'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert!(
+                !raw.contains("department") && raw.starts_with("[["),
+                "{raw}"
+            );
+            let n: i64 = s
+                .conn
+                .query_row("SELECT count(*) FROM field_names", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 2, "email and department, once each");
+        }
+        // A new connection reads the numbering back.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.load_okta().unwrap()[0], u);
+        // Rows written by older versions (JSON objects) still read.
+        s.conn
+            .execute(
+                "UPDATE okta_users SET profile = '{\"email\":\"old@x.ca\"}' WHERE id = 'b'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(s.load_okta().unwrap()[1].email(), Some("old@x.ca"));
     }
 
     #[test]

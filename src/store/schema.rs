@@ -103,4 +103,11 @@ INSERT INTO baseline_users (okta_id, attrs)
     SELECT okta_id, json_group_object(attr, value) FROM baseline GROUP BY okta_id;
 DROP TABLE baseline;
 "#,
+    // 5: field names numbered once; snapshots and baselines store `[[id, value], ...]`.
+    r#"
+CREATE TABLE field_names (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE
+);
+"#,
 ];
