@@ -9,6 +9,11 @@ use okta_telus_sync::{config, report, sandbox, store, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc returns freed memory to the system more readily than glibc's malloc, which keeps
+/// the daemon's resident size close to what a pass really holds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for usage and configuration errors.
 const EXIT_CONFIG: u8 = 2;
 /// Exit code when a whole system failed (auth, unreachable).

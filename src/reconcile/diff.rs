@@ -174,6 +174,8 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
         }
     }
 
+    // The email index is large on a first pass: free it before planning attributes.
+    drop(by_email);
     plan.linked += pairs.len();
     for (o, t) in pairs {
         plan_user(o, t, snap.baseline, policy, &mut plan);

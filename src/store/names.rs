@@ -51,15 +51,33 @@ impl Names {
         conn: &Connection,
         fields: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> rusqlite::Result<String> {
-        let mut items = Vec::new();
-        for (name, value) in fields {
-            items.push(serde_json::json!([self.id(conn, name)?, value]));
+        let mut out = String::from("[");
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let id = self.id(conn, name)?;
+            let quoted = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+            out.push_str(&format!("[{id},{quoted}]"));
         }
-        Ok(serde_json::Value::Array(items).to_string())
+        out.push(']');
+        Ok(out)
     }
 
     /// Reads either form: `[[id, "value"], ...]` or an object of name → value.
     pub(super) fn decode(&self, text: &str) -> Result<Vec<(String, String)>, String> {
+        if text.starts_with('[') {
+            // The compact form, decoded without an intermediate JSON tree.
+            let items: Vec<(i64, String)> =
+                serde_json::from_str(text).map_err(|e| e.to_string())?;
+            return items
+                .into_iter()
+                .map(|(id, v)| match self.by_id.get(&id) {
+                    Some(name) => Ok((name.clone(), v)),
+                    None => Err(format!("unknown field name id {id}")),
+                })
+                .collect();
+        }
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         match value {
             serde_json::Value::Object(map) => Ok(map
