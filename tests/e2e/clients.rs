@@ -377,10 +377,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
             FaultKind::Error { status, body },
             1,
         );
-        let dir = tempfile::tempdir().unwrap();
-        let config = sb.config(default_policy(), &dir.path().join("s.db"));
-        let store = Store::open(&config.store_path).unwrap();
-        let clients = Clients::new(&config, settings());
+        let (_dir, config, store, clients) = setup(&sb);
         let r = run_one_pass(&config, &clients, &store, PassOptions::default())
             .await
             .unwrap();
@@ -414,10 +411,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
         FaultKind::Unavailable,
         10,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let r = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
@@ -444,10 +438,7 @@ async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
         FaultKind::TooManyRequests { retry_after: 1 },
         1,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let r = run_one_pass(
         &config,
         &clients,
@@ -471,10 +462,7 @@ async fn malformed_or_html_responses_are_typed_errors_not_panics() {
         let sb = Sandbox::start_seeded().await.unwrap();
         sb.telus
             .inject("GET", "/restapi/v1.0/account/~/extension", kind.clone(), 1);
-        let dir = tempfile::tempdir().unwrap();
-        let config = sb.config(default_policy(), &dir.path().join("s.db"));
-        let store = Store::open(&config.store_path).unwrap();
-        let clients = Clients::new(&config, settings());
+        let (_dir, config, store, clients) = setup(&sb);
         let r = run_one_pass(&config, &clients, &store, PassOptions::default())
             .await
             .unwrap();

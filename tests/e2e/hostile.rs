@@ -111,10 +111,7 @@ async fn hostile_values_sync_faithfully_or_fail_that_user_alone() {
         ext.contact
             .insert("unexpected".into(), json!({"deep": [1, 2]}));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();

@@ -26,6 +26,23 @@ fn settings() -> HttpSettings {
     }
 }
 
+/// A temporary store and fresh clients for these fakes, with the default mastering table.
+/// The directory is returned so the store outlives the test's use of it.
+fn setup(
+    sb: &Sandbox,
+) -> (
+    tempfile::TempDir,
+    okta_telus_sync::config::Config,
+    Store,
+    Clients,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, settings());
+    (dir, config, store, clients)
+}
+
 fn okta_writes(sb: &Sandbox) -> usize {
     sb.okta.lock().count("POST", "/api/v1/users/")
 }
@@ -56,10 +73,7 @@ fn okta_field(sb: &Sandbox, id: &str, attr: &str) -> Option<String> {
 #[tokio::test]
 async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
 
     let first = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
@@ -171,10 +185,7 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
 #[tokio::test]
 async fn dry_run_writes_nothing_anywhere() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let report = run_one_pass(
         &config,
         &clients,
@@ -242,10 +253,7 @@ async fn paging_case(style: LinkStyle) {
     let (okta, exts, nums) = many_users(2_100);
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.okta.lock().link_style = style;
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let report = run_one_pass(
         &config,
         &clients,
@@ -363,10 +371,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
 async fn a_bad_okta_token_ends_the_pass_as_a_system_failure() {
     let sb = Sandbox::start_seeded().await.unwrap();
     sb.okta.lock().token = "rotated".into();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
@@ -597,10 +602,7 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
 #[tokio::test]
 async fn an_empty_directory_where_users_were_known_holds_the_pass() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
@@ -629,10 +631,7 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
 #[tokio::test]
 async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alone() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
@@ -674,10 +673,7 @@ async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alon
 #[tokio::test]
 async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
@@ -1064,10 +1060,7 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
         u.profile.insert("department".into(), json!("Support"));
     }
     let sb = Sandbox::start(okta, exts, Vec::new()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();

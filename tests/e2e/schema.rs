@@ -231,10 +231,7 @@ async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
         "nothing was written"
     );
     // The fake enforces it as Okta does: a write would be refused with E0000023.
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let (_dir, config, store, clients) = setup(&sb);
     run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
