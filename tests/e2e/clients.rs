@@ -217,17 +217,7 @@ async fn a_stored_penalty_is_honoured_by_a_new_process() {
         .unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     let started = std::time::Instant::now();
-    run_one_pass(
-        &config,
-        &clients,
-        &store,
-        PassOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    run_one_pass(&config, &clients, &store, DRY).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(1_300),
         "waited {:?}",
@@ -439,17 +429,7 @@ async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
         1,
     );
     let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(
-        &config,
-        &clients,
-        &store,
-        PassOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
     assert_eq!(r.okta_read, 12);
     let log = sb.okta.faults.lock().unwrap().log.clone();
     assert_eq!(log[0].2, 429);

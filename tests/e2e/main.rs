@@ -26,6 +26,16 @@ fn settings() -> HttpSettings {
     }
 }
 
+/// Options of a dry run: plan, write nothing.
+const DRY: PassOptions<'static> = PassOptions {
+    dry_run: true,
+    approve: false,
+    retry_quarantined: false,
+    progress_bar: false,
+    full: false,
+    stop: None,
+};
+
 /// A temporary store and fresh clients for these fakes, with the default mastering table.
 /// The directory is returned so the store outlives the test's use of it.
 fn setup(
@@ -186,17 +196,7 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
 async fn dry_run_writes_nothing_anywhere() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(
-        &config,
-        &clients,
-        &store,
-        PassOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let report = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
     assert!(report.plan.change_count() >= 8);
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
     insta::assert_snapshot!(
@@ -254,17 +254,7 @@ async fn paging_case(style: LinkStyle) {
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.okta.lock().link_style = style;
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(
-        &config,
-        &clients,
-        &store,
-        PassOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let report = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
     assert_eq!(report.okta_read, 2_100);
     assert_eq!(report.telus_read, 2_100);
     assert_eq!(report.plan.linked, 2_100);
@@ -347,17 +337,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         Some("Toronto")
     );
     // The failed attribute has no baseline, so the next pass tries again.
-    let again = run_one_pass(
-        &config,
-        &clients,
-        &store,
-        PassOptions {
-            dry_run: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let again = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
     assert!(
         again.plan.actions.iter().any(|a| a
             .user
