@@ -102,28 +102,60 @@ fn delta(after: &Value, before: &Value, key: &str) -> u64 {
     after[key].as_u64().unwrap_or(0) - before[key].as_u64().unwrap_or(0)
 }
 
+/// A runtime, the fakes, and a sync configured against them with its own store.
+struct Bench {
+    rt: tokio::runtime::Runtime,
+    fakes: Fakes,
+    dir: tempfile::TempDir,
+    config: okta_telus_sync::config::Config,
+    store: Store,
+    clients: Clients,
+}
+
+impl Bench {
+    fn start(args: &[String]) -> Bench {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let fakes = Fakes::start(args);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = okta_telus_sync::sandbox::config_for(
+            &fakes.okta,
+            &fakes.telus,
+            default_policy(),
+            &dir.path().join("s.db"),
+        );
+        // Every user may change in these runs: no safety hold.
+        config.safety.max_changed_percent = 100;
+        let store = Store::open(&config.store_path).expect("store");
+        let clients = Clients::new(&config, settings());
+        Bench {
+            rt,
+            fakes,
+            dir,
+            config,
+            store,
+            clients,
+        }
+    }
+}
+
 /// One size: a full pass, an incremental pass with 50 changed, a no-change pass.
 fn one(n: usize) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut fakes = Fakes::start(&[
+    let Bench {
+        rt,
+        mut fakes,
+        dir,
+        config,
+        store,
+        clients,
+    } = Bench::start(&[
         "--users".into(),
         n.to_string(),
         "--changed-per-mille".into(),
         "50".into(),
     ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = okta_telus_sync::sandbox::config_for(
-        &fakes.okta,
-        &fakes.telus,
-        default_policy(),
-        &dir.path().join("s.db"),
-    );
-    config.safety.max_changed_percent = 100;
-    let store = Store::open(&config.store_path).expect("store");
-    let clients = Clients::new(&config, settings());
 
     let c0 = fakes.ask("counts");
     let (cpu0, t0) = (cpu(), Instant::now());
@@ -200,11 +232,14 @@ fn one(n: usize) -> Value {
 
 /// 2,000 TELUS updates under a Medium budget of `limit` per 1 s window.
 fn rate(limit: u64) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut fakes = Fakes::start(&[
+    let Bench {
+        rt,
+        mut fakes,
+        dir: _dir,
+        config,
+        store,
+        clients,
+    } = Bench::start(&[
         "--users".into(),
         "2000".into(),
         "--changed-per-mille".into(),
@@ -214,16 +249,6 @@ fn rate(limit: u64) -> Value {
         "--window-secs".into(),
         "1".into(),
     ]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = okta_telus_sync::sandbox::config_for(
-        &fakes.okta,
-        &fakes.telus,
-        default_policy(),
-        &dir.path().join("s.db"),
-    );
-    config.safety.max_changed_percent = 100;
-    let store = Store::open(&config.store_path).expect("store");
-    let clients = Clients::new(&config, settings());
     let t0 = Instant::now();
     let report = rt
         .block_on(run_one_pass(

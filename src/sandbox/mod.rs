@@ -8,6 +8,7 @@ pub mod faults;
 pub mod okta;
 pub mod scale;
 pub mod seed;
+pub mod served;
 #[allow(clippy::result_large_err)]
 pub mod telus;
 

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -129,16 +128,11 @@ impl OktaState {
 
 pub type Shared = Arc<Mutex<OktaState>>;
 
-pub struct FakeOkta {
-    pub addr: SocketAddr,
-    pub state: Shared,
-    /// Faults to inject, and the log of every request with the status it got.
-    pub faults: super::faults::Faults,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The fake, served on loopback.
+pub type FakeOkta = super::served::Served<OktaState>;
 
 impl FakeOkta {
-    pub async fn start(state: OktaState) -> std::io::Result<FakeOkta> {
+    pub async fn start(state: OktaState) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route("/api/v1/users", get(list_users))
@@ -147,51 +141,7 @@ impl FakeOkta {
             .route("/oauth2/v1/token", axum::routing::post(oauth_token))
             .route("/api/v1/meta/schemas/user/default", get(schema))
             .with_state(state.clone());
-        let faults = super::faults::new(super::faults::Dialect::Okta);
-        let app = app.layer(axum::middleware::from_fn_with_state(
-            faults.clone(),
-            super::faults::layer,
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeOkta {
-            addr,
-            state,
-            faults,
-            task,
-        })
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Injects a fault for the next `times` requests matching `method` and `path_prefix`.
-    pub fn inject(
-        &self,
-        method: &str,
-        path_prefix: &str,
-        kind: super::faults::FaultKind,
-        times: u32,
-    ) {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .faults
-            .push(super::faults::Fault::new(method, path_prefix, kind, times));
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, OktaState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for FakeOkta {
-    fn drop(&mut self) {
-        self.task.abort();
+        Self::serve(state, app, super::faults::Dialect::Okta).await
     }
 }
 

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,16 +149,11 @@ fn group_limit(group: &str) -> u64 {
 
 pub type Shared = Arc<Mutex<TelusState>>;
 
-pub struct FakeTelus {
-    pub addr: SocketAddr,
-    pub state: Shared,
-    /// Faults to inject, and the log of every request with the status it got.
-    pub faults: super::faults::Faults,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The fake, served on loopback.
+pub type FakeTelus = super::served::Served<TelusState>;
 
 impl FakeTelus {
-    pub async fn start(state: TelusState) -> std::io::Result<FakeTelus> {
+    pub async fn start(state: TelusState) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route("/restapi/oauth/token", post(token))
@@ -181,51 +175,7 @@ impl FakeTelus {
                 get(custom_fields),
             )
             .with_state(state.clone());
-        let faults = super::faults::new(super::faults::Dialect::RingCentral);
-        let app = app.layer(axum::middleware::from_fn_with_state(
-            faults.clone(),
-            super::faults::layer,
-        ));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(FakeTelus {
-            addr,
-            state,
-            faults,
-            task,
-        })
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Injects a fault for the next `times` requests matching `method` and `path_prefix`.
-    pub fn inject(
-        &self,
-        method: &str,
-        path_prefix: &str,
-        kind: super::faults::FaultKind,
-        times: u32,
-    ) {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .faults
-            .push(super::faults::Fault::new(method, path_prefix, kind, times));
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, TelusState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for FakeTelus {
-    fn drop(&mut self) {
-        self.task.abort();
+        Self::serve(state, app, super::faults::Dialect::RingCentral).await
     }
 }
 

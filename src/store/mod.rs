@@ -351,6 +351,23 @@ impl Store {
         Ok((count("okta_users")?, count("telus_users")?))
     }
 
+    /// A stored field list (either encoding) as any collection of name → value; a row that
+    /// cannot be read is reported as corrupt, naming `what`.
+    fn decode_fields<T: FromIterator<(String, String)>>(
+        &self,
+        text: &str,
+        what: impl FnOnce() -> String,
+    ) -> Result<T> {
+        self.names
+            .borrow()
+            .decode(text)
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| Error::Corrupt {
+                path: self.path.clone(),
+                message: format!("{}: {e}", what()),
+            })
+    }
+
     pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
         let mut stmt = self
             .conn
@@ -369,15 +386,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, last_updated, profile) = row.map_err(|e| self.err(e))?;
-            let profile: crate::model::Fields = self
-                .names
-                .borrow()
-                .decode(&profile)
-                .map(|v| v.into_iter().collect())
-                .map_err(|e| Error::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("okta user {id}: {e}"),
-                })?;
+            let profile = self.decode_fields(&profile, || format!("okta user {id}"))?;
             out.push(OktaUser {
                 id: OktaId(id),
                 status: OktaStatus::parse(&status),
@@ -405,15 +414,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, status, fields) = row.map_err(|e| self.err(e))?;
-            let fields: crate::model::Fields = self
-                .names
-                .borrow()
-                .decode(&fields)
-                .map(|v| v.into_iter().collect())
-                .map_err(|e| Error::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("telus user {id}: {e}"),
-                })?;
+            let fields = self.decode_fields(&fields, || format!("telus user {id}"))?;
             out.push(TelusUser {
                 id: ExtId(id),
                 status: TelusStatus::parse(&status),
@@ -469,15 +470,8 @@ impl Store {
         let mut out = Baseline::new();
         for row in rows {
             let (id, attrs) = row.map_err(|e| self.err(e))?;
-            let attrs: BTreeMap<String, String> = self
-                .names
-                .borrow()
-                .decode(&attrs)
-                .map(|v| v.into_iter().collect())
-                .map_err(|e| Error::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("baseline of {id}: {e}"),
-                })?;
+            let attrs: BTreeMap<String, String> =
+                self.decode_fields(&attrs, || format!("baseline of {id}"))?;
             out.set_user(OktaId(id), attrs);
         }
         Ok(out)
