@@ -155,11 +155,58 @@ impl TelusStatus {
 /// reported instead of being taken for an empty value that would clear the other side.
 pub const UNREADABLE: char = '\u{1}';
 
-/// Attribute or field name → value for one user. Names are interned (one allocation per
-/// distinct name for the whole process) and entries kept in a sorted vector: a directory of
-/// 100,000 users holds a million of these, so a map per user would cost several times more.
+/// Attribute or field name → value for one user, in two allocations: the values end to end
+/// in one string, and a sorted index of (name number, end of value). A directory of 100,000
+/// users holds over a million values; a `String` per value and a name pointer per entry cost
+/// three times the text itself. Names are numbered once for the whole process ([`intern`]).
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Fields(Vec<(std::sync::Arc<str>, String)>);
+pub struct Fields {
+    /// (name number, end of its value in `text`), sorted by name.
+    index: Box<[(u16, u32)]>,
+    text: Box<str>,
+}
+
+/// The most distinct field names one process numbers; past it a name is refused (and its
+/// values dropped with an error in the log) rather than letting a hostile server grow memory.
+const MAX_NAMES: usize = u16::MAX as usize;
+
+/// Name by number: written once per name, read without a lock.
+static NAME_BY_NUMBER: [std::sync::OnceLock<&'static str>; MAX_NAMES] =
+    [const { std::sync::OnceLock::new() }; MAX_NAMES];
+
+fn name_of(number: u16) -> &'static str {
+    NAME_BY_NUMBER[number as usize].get().copied().unwrap_or("")
+}
+
+/// The number of a field name, numbering it on first sight; `None` once [`MAX_NAMES`] are taken.
+fn number_of(name: &str) -> Option<u16> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NUMBERS: OnceLock<Mutex<HashMap<&'static str, u16>>> = OnceLock::new();
+    let mut numbers = NUMBERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = numbers.get(name) {
+        return Some(*n);
+    }
+    let n = numbers.len();
+    if n >= MAX_NAMES {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::error!(
+                max = MAX_NAMES,
+                "too many distinct attribute names; values of further names are ignored"
+            )
+        });
+        return None;
+    }
+    // Leaked once per distinct name: the set is bounded by MAX_NAMES.
+    let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    let _ = NAME_BY_NUMBER[n].set(name);
+    numbers.insert(name, n as u16);
+    Some(n as u16)
+}
 
 /// The one shared copy of a field name.
 pub fn intern(name: &str) -> std::sync::Arc<str> {
@@ -183,42 +230,100 @@ impl Fields {
         Fields::default()
     }
 
-    fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    /// Builds from (name number, value) pairs sorted by name with no repeated name.
+    fn build<'a>(entries: impl ExactSizeIterator<Item = (u16, &'a str)> + Clone) -> Fields {
+        let len: usize = entries.clone().map(|(_, v)| v.len()).sum();
+        let mut text = String::with_capacity(len);
+        let mut index = Vec::with_capacity(entries.len());
+        for (n, v) in entries {
+            text.push_str(v);
+            index.push((n, text.len() as u32));
+        }
+        Fields {
+            index: index.into_boxed_slice(),
+            text: text.into_boxed_str(),
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<&String> {
-        self.find(name).ok().map(|i| &self.0[i].1)
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.index.binary_search_by(|(n, _)| name_of(*n).cmp(name))
+    }
+
+    fn value(&self, i: usize) -> &str {
+        let start = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].1 as usize
+        };
+        &self.text[start..self.index[i].1 as usize]
+    }
+
+    fn entries(&self) -> impl ExactSizeIterator<Item = (u16, &str)> + Clone {
+        (0..self.index.len()).map(|i| (self.index[i].0, self.value(i)))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.find(name).ok().map(|i| self.value(i))
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
         self.find(name).is_ok()
     }
 
+    /// Sets a value, returning the one it replaces. Rebuilds the user's fields: cheap for the
+    /// dozen a user has, and rare (decoding builds them whole through `collect`).
     pub fn insert(&mut self, name: &str, value: String) -> Option<String> {
-        match self.find(name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
-            Err(i) => {
-                self.0.insert(i, (intern(name), value));
-                None
-            }
-        }
+        // A refused name (past MAX_NAMES) stores nothing; the log says so once.
+        let number = number_of(name)?;
+        let (old, at) = match self.find(name) {
+            Ok(i) => (Some(self.value(i).to_string()), i),
+            Err(i) => (None, i),
+        };
+        let skip = usize::from(old.is_some());
+        let entries: Vec<(u16, &str)> = self
+            .entries()
+            .take(at)
+            .chain(std::iter::once((number, value.as_str())))
+            .chain(self.entries().skip(at + skip))
+            .collect();
+        *self = Fields::build(entries.into_iter());
+        old
     }
 
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        self.find(name).ok().map(|i| self.0.remove(i).1)
+        let i = self.find(name).ok()?;
+        let old = self.value(i).to_string();
+        let entries: Vec<(u16, &str)> = self
+            .entries()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, e)| e)
+            .collect();
+        *self = Fields::build(entries.into_iter());
+        Some(old)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &String)> {
-        self.0.iter().map(|(k, v)| (&**k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries().map(|(n, v)| (name_of(n), v))
+    }
+
+    /// Keeps only the entries for which `keep(name, value)` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        let entries: Vec<(u16, &str)> = self
+            .entries()
+            .filter(|(n, v)| keep(name_of(*n), v))
+            .collect();
+        if entries.len() != self.index.len() {
+            *self = Fields::build(entries.into_iter());
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -229,12 +334,22 @@ impl std::fmt::Debug for Fields {
 }
 
 impl<K: AsRef<str>> FromIterator<(K, String)> for Fields {
+    /// A later value for the same name replaces an earlier one.
     fn from_iter<I: IntoIterator<Item = (K, String)>>(iter: I) -> Self {
-        let mut f = Fields::new();
-        for (k, v) in iter {
-            f.insert(k.as_ref(), v);
+        let mut items: Vec<(u16, String)> = iter
+            .into_iter()
+            .filter_map(|(k, v)| number_of(k.as_ref()).map(|n| (n, v)))
+            .collect();
+        // Stable: among equal names the later stays last, and is the one kept.
+        items.sort_by(|a, b| name_of(a.0).cmp(name_of(b.0)));
+        let mut kept: Vec<(u16, &str)> = Vec::with_capacity(items.len());
+        for (n, v) in &items {
+            match kept.last_mut() {
+                Some(last) if last.0 == *n => last.1 = v,
+                _ => kept.push((*n, v)),
+            }
         }
-        f
+        Fields::build(kept.into_iter())
     }
 }
 
@@ -269,7 +384,7 @@ pub struct OktaUser {
 
 impl OktaUser {
     pub fn email(&self) -> Option<&str> {
-        self.profile.get("email").map(String::as_str)
+        self.profile.get("email")
     }
 }
 
@@ -284,7 +399,7 @@ pub struct TelusUser {
 
 impl TelusUser {
     pub fn email(&self) -> Option<&str> {
-        self.fields.get(TELUS_EMAIL).map(String::as_str)
+        self.fields.get(TELUS_EMAIL)
     }
 }
 
@@ -387,18 +502,52 @@ mod tests {
     #[test]
     fn fields_behave_as_a_sorted_map_and_share_names() {
         let mut a: Fields = [("b", "2".to_string()), ("a", "1".to_string())].into();
-        assert_eq!(a.get("a").map(String::as_str), Some("1"));
+        assert_eq!(a.get("a"), Some("1"));
         assert_eq!(a.insert("a", "one".into()).as_deref(), Some("1"));
         assert_eq!(a.iter().map(|(k, _)| k).collect::<Vec<_>>(), vec!["a", "b"]);
         assert_eq!(a.remove("b").as_deref(), Some("2"));
         assert!(!a.contains_key("b") && a.len() == 1);
         let b: Fields = [("a", "x".to_string())].into();
-        assert!(
-            std::sync::Arc::ptr_eq(&a.0[0].0, &b.0[0].0),
-            "names are interned"
-        );
+        assert_eq!(a.index[0].0, b.index[0].0, "names are numbered once");
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(json, r#"{"a":"one"}"#);
         assert_eq!(serde_json::from_str::<Fields>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn a_later_value_for_the_same_name_wins_when_collected() {
+        let f: Fields = [
+            ("b", "1".to_string()),
+            ("a", "".to_string()),
+            ("b", "2".to_string()),
+        ]
+        .into();
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![("a", ""), ("b", "2")]);
+    }
+
+    proptest::proptest! {
+        /// Any sequence of inserts, removes and retains leaves the same entries as a BTreeMap.
+        #[test]
+        fn fields_match_a_btreemap(ops in proptest::collection::vec(
+            (0u8..3, "[a-e]{1,2}", "\\PC{0,6}"), 0..40)
+        ) {
+            let mut f = Fields::new();
+            let mut m = BTreeMap::new();
+            for (op, k, v) in ops {
+                match op {
+                    0 => proptest::prop_assert_eq!(f.insert(&k, v.clone()), m.insert(k, v)),
+                    1 => proptest::prop_assert_eq!(f.remove(&k), m.remove(&k)),
+                    _ => {
+                        f.retain(|name, _| name != k);
+                        m.retain(|name, _| *name != k);
+                    }
+                }
+                let got: Vec<(String, String)> =
+                    f.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+                let want: Vec<(String, String)> = m.clone().into_iter().collect();
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(f.len(), m.len());
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ pub struct Snapshot<'a> {
 /// missing field renders as the empty string.
 pub fn telus_value(user: &TelusUser, side: &TelusSide) -> Option<String> {
     match side {
-        TelusSide::Field { path, .. } => user.fields.get(path).cloned(),
+        TelusSide::Field { path, .. } => user.fields.get(path).map(str::to_string),
         TelusSide::Template(pieces) => {
             let mut out = String::new();
             for piece in pieces {
@@ -253,10 +253,7 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
         if !okta_sources || !rule.telus.writable() {
             continue;
         }
-        match normalize(
-            rule.normalize,
-            o.profile.get(&rule.okta_attr).map(String::as_str),
-        ) {
+        match normalize(rule.normalize, o.profile.get(&rule.okta_attr)) {
             Norm::Value(v) => changes.push(AttrChange {
                 attr: rule.okta_attr.clone(),
                 field: path.to_string(),
@@ -342,14 +339,13 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     let region = o
         .profile
         .get("countryCode")
-        .or_else(|| t.fields.get("contact.businessAddress.country"))
-        .map(String::as_str);
+        .or_else(|| t.fields.get("contact.businessAddress.country"));
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
     let mut agreed = Vec::new();
     for rule in &policy.rules {
         let base = baseline.get(&o.id, &rule.okta_attr);
-        let okta_raw = o.profile.get(&rule.okta_attr).cloned();
+        let okta_raw = o.profile.get(&rule.okta_attr).map(str::to_string);
         let telus_raw = telus_value(t, &rule.telus);
         let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);
         let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);

@@ -73,7 +73,7 @@ pub fn settle(
             r.okta_id
                 .as_ref()
                 .and_then(|id| created_by_okta.get(id).copied().flatten())
-                .map(|t| t.fields.get(&r.field).cloned())
+                .map(|t| t.fields.get(&r.field).map(str::to_string))
         } else if r.field == STATUS_ATTR {
             r.ext_id
                 .as_ref()
@@ -89,13 +89,13 @@ pub fn settle(
                         policy
                             .rule(&r.attr)
                             .and_then(|rule| telus_value(t, &rule.telus))
-                            .or_else(|| t.fields.get(&r.field).cloned())
+                            .or_else(|| t.fields.get(&r.field).map(str::to_string))
                     }),
                 System::Okta => r
                     .okta_id
                     .as_ref()
                     .and_then(|id| okta_by_id.get(id))
-                    .map(|o| o.profile.get(&r.field).cloned()),
+                    .map(|o| o.profile.get(&r.field).map(str::to_string)),
             }
         };
         let kind = kind_of(&r.attr);

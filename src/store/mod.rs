@@ -319,7 +319,7 @@ impl Store {
             let mut names = self.names.borrow_mut();
             for u in okta {
                 let profile = names
-                    .encode(&tx, u.profile.iter().map(|(k, v)| (k, v.as_str())))
+                    .encode(&tx, u.profile.iter())
                     .map_err(|e| self.err(e))?;
                 ins.execute(params![u.id.0, u.status.as_str(), u.last_updated, profile])
                     .map_err(|e| self.err(e))?;
@@ -329,7 +329,7 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             for u in telus {
                 let fields = names
-                    .encode(&tx, u.fields.iter().map(|(k, v)| (k, v.as_str())))
+                    .encode(&tx, u.fields.iter())
                     .map_err(|e| self.err(e))?;
                 ins.execute(params![u.id.0, u.status.as_str(), fields])
                     .map_err(|e| self.err(e))?;

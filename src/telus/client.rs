@@ -340,54 +340,59 @@ impl Client {
         out
     }
 
-    /// Reads every user extension and the account's direct numbers, and joins them.
+    /// Reads every user extension and the account's direct numbers, and joins them. The two
+    /// listings are in different rate groups (Medium, Heavy) and are read at the same time;
+    /// each extension page becomes users as it arrives, so no page's JSON outlives its page.
     pub async fn fetch_users(&self) -> Result<Vec<TelusUser>, Error> {
-        let extensions: Vec<ExtensionDto> = self
-            .fetch_all(
-                LIST_EXTENSIONS,
-                &[("type", "User")],
-                "Medium",
-                "GET extension",
-            )
-            .await?;
-        let numbers: Vec<PhoneNumberDto> = self
-            .fetch_all(
-                LIST_NUMBERS,
-                &[("usageType", "DirectNumber")],
-                "Heavy",
-                "GET phone-number",
-            )
-            .await?;
+        let extensions = self.fetch_all(
+            LIST_EXTENSIONS,
+            &[("type", "User")],
+            "Medium",
+            "GET extension",
+            |mut e: ExtensionDto| {
+                if e.kind.as_deref().is_some_and(|k| k != "User") {
+                    return None;
+                }
+                let custom = self.custom_values(e.custom_fields.take());
+                let mut user = to_user(e, None);
+                for (k, v) in custom {
+                    user.fields.insert(&k, v);
+                }
+                Some(user)
+            },
+        );
+        let numbers = self.fetch_all(
+            LIST_NUMBERS,
+            &[("usageType", "DirectNumber")],
+            "Heavy",
+            "GET phone-number",
+            |n: PhoneNumberDto| {
+                let (Some(number), Some(ext)) = (n.phone_number, n.extension) else {
+                    return None;
+                };
+                if n.usage_type.as_deref().is_some_and(|u| u != "DirectNumber") {
+                    return None;
+                }
+                Some((ext.id, n.primary.unwrap_or(false), number))
+            },
+        );
+        let (users, numbers) = tokio::join!(extensions, numbers);
+        let (mut users, numbers) = (users?, numbers?);
         // A user's direct number: its primary DirectNumber, else the lowest by number.
         let mut direct: HashMap<String, (bool, String)> = HashMap::new();
-        for n in numbers {
-            let (Some(number), Some(ext)) = (n.phone_number, n.extension) else {
-                continue;
-            };
-            if n.usage_type.as_deref().is_some_and(|u| u != "DirectNumber") {
-                continue;
-            }
-            let primary = n.primary.unwrap_or(false);
-            let better = match direct.get(&ext.id) {
+        for (ext, primary, number) in numbers {
+            let better = match direct.get(&ext) {
                 None => true,
                 Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
             };
             if better {
-                direct.insert(ext.id, (primary, number));
+                direct.insert(ext, (primary, number));
             }
         }
-        let mut users = Vec::with_capacity(extensions.len());
-        for mut e in extensions {
-            if e.kind.as_deref().is_some_and(|k| k != "User") {
-                continue;
+        for user in &mut users {
+            if let Some((_, number)) = direct.remove(&user.id.0) {
+                user.fields.insert(TELUS_DIRECT_NUMBER, number);
             }
-            let number = direct.remove(&e.id).map(|(_, n)| n);
-            let custom = self.custom_values(e.custom_fields.take());
-            let mut user = to_user(e, number);
-            for (k, v) in custom {
-                user.fields.insert(&k, v);
-            }
-            users.push(user);
         }
         Ok(users)
     }
@@ -405,7 +410,7 @@ impl Client {
         let flat: Vec<(String, String)> = current
             .fields
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let ids = self
             .custom_ids
@@ -478,13 +483,15 @@ impl Client {
 
     /// Follows `navigation.nextPage.uri` from the first page; refuses loops, other origins and
     /// paging past `totalPages`.
-    async fn fetch_all<T: DeserializeOwned>(
+    /// Reads every page of a listing, keeping what `keep` makes of each record.
+    async fn fetch_all<T: DeserializeOwned, U>(
         &self,
         path: &str,
         params: &[(&str, &str)],
         group: &'static str,
         endpoint: &str,
-    ) -> Result<Vec<T>, Error> {
+        mut keep: impl FnMut(T) -> Option<U>,
+    ) -> Result<Vec<U>, Error> {
         let mut url = self.base.clone();
         url.set_path(path);
         {
@@ -519,7 +526,7 @@ impl Client {
                     message: format!("page {n} was served twice: the listing loops"),
                 });
             }
-            out.extend(page.records);
+            out.extend(page.records.into_iter().filter_map(&mut keep));
             if let Some(total) = page.paging.as_ref().and_then(|p| p.total_pages)
                 && pages > total.max(1)
             {
