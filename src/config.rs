@@ -47,7 +47,17 @@ struct RawOkta {
     #[serde(default = "default_scope")]
     scope: String,
     oauth: Option<RawOktaOauth>,
+    #[serde(default = "default_write_concurrency")]
+    write_concurrency: u64,
 }
+
+fn default_write_concurrency() -> u64 {
+    4
+}
+
+/// Okta counts simultaneous requests per org (75 on Workforce and Customer Identity orgs,
+/// 35 on the Integrator Free plan) for all API clients together; this tool keeps well under.
+const MAX_WRITE_CONCURRENCY: u64 = 16;
 
 /// OAuth 2.0 client credentials with `private_key_jwt` (an Okta API service app).
 #[derive(Debug, Deserialize)]
@@ -239,6 +249,8 @@ pub struct OktaConfig {
     pub url: Url,
     pub auth: OktaAuth,
     pub scope: OktaScope,
+    /// Okta profile updates in flight at once (each still within the bucket's budget).
+    pub write_concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -470,6 +482,16 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         }
     };
 
+    if !(1..=MAX_WRITE_CONCURRENCY).contains(&raw.okta.write_concurrency) {
+        p.push(
+            "okta.write_concurrency",
+            format!(
+                "{} is not between 1 and {MAX_WRITE_CONCURRENCY} (Okta limits simultaneous requests per org, shared by every client)",
+                raw.okta.write_concurrency
+            ),
+        );
+    }
+
     let telus_url = check_url(&mut p, "telus.url", &raw.telus.url);
     if raw.telus.client_id.trim().is_empty() {
         p.push("telus.client_id", "is empty");
@@ -587,6 +609,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
                 url: ou,
                 auth: tok,
                 scope,
+                write_concurrency: raw.okta.write_concurrency as usize,
             },
             telus: TelusConfig {
                 url: tu,
@@ -1054,6 +1077,23 @@ jwt = "jwt-credential"
     fn url_with_path_is_refused() {
         let text = MINIMAL.replace("https://example.okta.com", "https://example.okta.com/api");
         assert_eq!(keys(&text), vec!["okta.url"]);
+    }
+
+    #[test]
+    fn okta_write_concurrency_is_bounded() {
+        assert_eq!(parse(MINIMAL).unwrap().okta.write_concurrency, 4);
+        for bad in [0, 17] {
+            let text = MINIMAL.replace(
+                "token = \"okta-secret-token\"",
+                &format!("token = \"okta-secret-token\"\nwrite_concurrency = {bad}"),
+            );
+            assert_eq!(keys(&text), vec!["okta.write_concurrency"], "{bad}");
+        }
+        let text = MINIMAL.replace(
+            "token = \"okta-secret-token\"",
+            "token = \"okta-secret-token\"\nwrite_concurrency = 1",
+        );
+        assert_eq!(parse(&text).unwrap().okta.write_concurrency, 1);
     }
 
     #[test]

@@ -62,9 +62,37 @@ impl From<telus::Error> for WriteError {
     }
 }
 
+/// What one action's attempt did, merged into the report between awaits.
+#[derive(Default)]
+struct Attempt {
+    applied: usize,
+    failed: usize,
+    failed_user: Option<(UserRef, (Option<String>, String))>,
+    systemic: Option<String>,
+    created: Option<TelusUser>,
+}
+
+impl ApplyReport {
+    fn merge(&mut self, a: Attempt) {
+        self.applied += a.applied;
+        self.failed += a.failed;
+        if let Some((user, failure)) = a.failed_user {
+            self.failed_users.insert(user, failure);
+        }
+        if self.systemic.is_none() {
+            self.systemic = a.systemic;
+        }
+        self.created.extend(a.created);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-/// Applies every action of the plan in order, calling `progress(done, total)` (in changes)
-/// after each. Errors only for the store itself.
+/// Applies every action of the plan, calling `progress(done, total)` (in changes) after
+/// each. Okta profile updates go `okta_concurrency` users at a time, within the budget Okta
+/// reports (the client claims it per request); TELUS writes go one at a time, paced by their
+/// rate group; the two run side by side. A user's own actions stay in plan order. A stop or
+/// a whole-system failure starts nothing new; changes in flight finish and are recorded.
+/// Errors only for the store itself.
 pub async fn apply_plan(
     plan: &Plan,
     pass_id: i64,
@@ -74,45 +102,122 @@ pub async fn apply_plan(
     telus_users: &HashMap<&ExtId, &TelusUser>,
     progress: &mut dyn FnMut(usize, usize),
     stop: Option<&std::sync::atomic::AtomicBool>,
+    okta_concurrency: usize,
 ) -> Result<ApplyReport, crate::store::Error> {
-    let mut report = ApplyReport::default();
-    let total = plan.change_count();
-    for action in &plan.actions {
-        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst)) {
-            tracing::info!(
-                done = report.applied + report.failed,
-                total,
-                "stopping: the rest of the plan is left for the next pass"
-            );
-            report.stopped = true;
-            break;
+    use futures_util::TryStreamExt as _;
+    let run = Run {
+        pass_id,
+        store,
+        okta,
+        telus,
+        telus_users,
+        stop,
+        total: plan.change_count(),
+        report: std::cell::RefCell::new(ApplyReport::default()),
+        progress: std::cell::RefCell::new(progress),
+    };
+    // Each user's actions in order, users in plan order.
+    let by_user = |okta_side: bool| {
+        let mut users: Vec<Vec<&PlannedAction>> = Vec::new();
+        let mut at: HashMap<&UserRef, usize> = HashMap::new();
+        for a in plan
+            .actions
+            .iter()
+            .filter(|a| is_okta_write(a) == okta_side)
+        {
+            match at.get(&a.user) {
+                Some(&i) => users[i].push(a),
+                None => {
+                    at.insert(&a.user, users.len());
+                    users.push(vec![a]);
+                }
+            }
         }
-        let span = tracing::debug_span!(
-            "action",
-            user_key = %action.user.email,
-            system = action.system.as_str(),
-            action = action.action.as_str()
-        );
-        let done = apply_action(
-            action,
-            pass_id,
-            store,
-            okta,
-            telus,
-            telus_users,
-            &mut report,
-        )
-        .instrument(span)
-        .await?;
-        progress(report.applied + report.failed, total);
-        if !done {
-            break;
-        }
-    }
-    Ok(report)
+        futures_util::stream::iter(users.into_iter().map(Ok))
+    };
+    futures_util::future::try_join(
+        by_user(true).try_for_each_concurrent(okta_concurrency.max(1), |actions| run.user(actions)),
+        by_user(false).try_for_each_concurrent(1, |actions| run.user(actions)),
+    )
+    .await?;
+    Ok(run.report.into_inner())
 }
 
-/// Returns false when a whole system failed and the apply must stop.
+/// One apply's shared state: its concurrent parts run on one task, so plain cells do.
+struct Run<'a, 'p> {
+    pass_id: i64,
+    store: &'a Store,
+    okta: &'a okta::Client,
+    telus: &'a telus::Client,
+    telus_users: &'a HashMap<&'a ExtId, &'a TelusUser>,
+    stop: Option<&'a std::sync::atomic::AtomicBool>,
+    total: usize,
+    report: std::cell::RefCell<ApplyReport>,
+    progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize)>,
+}
+
+impl Run<'_, '_> {
+    /// Whether to start another action: not after a stop or a whole-system failure.
+    fn go_on(&self) -> bool {
+        let mut r = self.report.borrow_mut();
+        if r.systemic.is_some() || r.stopped {
+            return false;
+        }
+        if self
+            .stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            tracing::info!(
+                done = r.applied + r.failed,
+                total = self.total,
+                "stopping: the rest of the plan is left for the next pass"
+            );
+            r.stopped = true;
+            return false;
+        }
+        true
+    }
+
+    /// One user's actions, in order.
+    async fn user(&self, actions: Vec<&PlannedAction>) -> Result<(), crate::store::Error> {
+        for action in actions {
+            if !self.go_on() {
+                break;
+            }
+            let span = tracing::debug_span!(
+                "action",
+                user_key = %action.user.email,
+                system = action.system.as_str(),
+                action = action.action.as_str()
+            );
+            let attempt = apply_action(
+                action,
+                self.pass_id,
+                self.store,
+                self.okta,
+                self.telus,
+                self.telus_users,
+            )
+            .instrument(span)
+            .await?;
+            let done = {
+                let mut r = self.report.borrow_mut();
+                r.merge(attempt);
+                r.applied + r.failed
+            };
+            (self.progress.borrow_mut())(done, self.total);
+        }
+        Ok(())
+    }
+}
+
+/// Okta profile updates: the only writes that go to Okta.
+fn is_okta_write(a: &PlannedAction) -> bool {
+    matches!(a.action, Action::Update { .. }) && a.system == System::Okta
+}
+
+/// Journals, sends and records one action; a whole-system failure is in the attempt's
+/// `systemic`.
 async fn apply_action(
     action: &PlannedAction,
     pass_id: i64,
@@ -120,8 +225,8 @@ async fn apply_action(
     okta: &okta::Client,
     telus: &telus::Client,
     telus_users: &HashMap<&ExtId, &TelusUser>,
-    report: &mut ApplyReport,
-) -> Result<bool, crate::store::Error> {
+) -> Result<Attempt, crate::store::Error> {
+    let mut report = Attempt::default();
     let changes = action.changes();
     let mut rows = Vec::with_capacity(changes.len());
     for c in changes {
@@ -216,23 +321,23 @@ async fn apply_action(
                     okta_id: okta_id.clone(),
                     ext_id: user.id.clone(),
                 }])?;
-                report.created.push(user);
+                report.created = Some(user);
             }
             report.applied += changes.len();
             tracing::debug!(changes = changes.len(), "applied");
-            Ok(true)
+            Ok(report)
         }
         Err(e) if e.unknown => {
             tracing::warn!(user = %action.user.email, error = %e.message, "no answer: the outcome is settled on the next pass");
             report.failed += changes.len();
-            report.failed_users.insert(
+            report.failed_user = Some((
                 action.user.clone(),
                 (
                     None,
                     "no answer from the server; checked on the next pass".into(),
                 ),
-            );
-            Ok(true)
+            ));
+            Ok(report)
         }
         Err(e) => {
             store.journal_outcome(
@@ -243,13 +348,12 @@ async fn apply_action(
                 &[],
             )?;
             report.failed += changes.len();
-            report
-                .failed_users
-                .insert(action.user.clone(), (e.code.clone(), e.explanation.clone()));
+            report.failed_user =
+                Some((action.user.clone(), (e.code.clone(), e.explanation.clone())));
             if e.systemic {
                 tracing::error!(error = %e.message, "whole-system failure, stopping the apply");
                 report.systemic = Some(e.message);
-                Ok(false)
+                Ok(report)
             } else {
                 tracing::warn!(
                     user = %action.user.email,
@@ -257,7 +361,7 @@ async fn apply_action(
                     explanation = %e.explanation,
                     "change failed"
                 );
-                Ok(true)
+                Ok(report)
             }
         }
     }

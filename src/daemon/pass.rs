@@ -407,6 +407,7 @@ async fn pass_body(
             &by_id,
             &mut |done, total| progress.update(done, total),
             opts.stop,
+            config.okta.write_concurrency,
         )
         .instrument(tracing::info_span!("apply"))
         .await?;
@@ -508,6 +509,7 @@ async fn follow_up_creates(
         &by_id,
         &mut |_, _| {},
         None,
+        config.okta.write_concurrency,
     )
     .await?;
     apply.applied += more.applied;

@@ -110,10 +110,31 @@ impl Error {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// What Okta last said of a bucket, and how many of our requests to it are unanswered.
+#[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    remaining: u64,
+    /// `X-Rate-Limit-Remaining` of the latest answer; `None` before any (or after a reset).
+    remaining: Option<u64>,
     reset_epoch: u64,
+    in_flight: u64,
+}
+
+/// A request's claim on one unit of a bucket's budget, released when its answer is noted
+/// (or it fails): concurrent writers never send more than the budget Okta reported.
+struct Slot<'a> {
+    client: &'a Client,
+    bucket: &'static str,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.client.buckets.lock()
+            && let Some(state) = b.get_mut(self.bucket)
+        {
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
+        self.client.freed.notify_waiters();
+    }
 }
 
 /// Requests sent, by endpoint bucket (for tests and metrics).
@@ -153,6 +174,8 @@ pub struct Client {
     scope: OktaScope,
     settings: HttpSettings,
     buckets: Mutex<HashMap<&'static str, Bucket>>,
+    /// Woken when a request's slot is released.
+    freed: tokio::sync::Notify,
     pub counters: Counters,
 }
 
@@ -189,6 +212,7 @@ impl Client {
             scope: cfg.scope.clone(),
             settings,
             buckets: Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
             counters: Counters::default(),
         }
     }
@@ -430,7 +454,7 @@ impl Client {
         let mut reauthorized = false;
         loop {
             attempt += 1;
-            self.wait_for_bucket(bucket, endpoint).await?;
+            let _slot = self.wait_for_bucket(bucket, endpoint).await?;
             let auth = self.authorization(false).await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let result = build()
@@ -531,59 +555,86 @@ impl Client {
             header("x-rate-limit-reset"),
         ) && let Ok(mut b) = self.buckets.lock()
         {
-            b.insert(
-                bucket,
-                Bucket {
-                    remaining,
-                    reset_epoch,
-                },
-            );
+            let state = b.entry(bucket).or_default();
+            state.remaining = Some(remaining);
+            state.reset_epoch = reset_epoch;
         }
     }
 
     fn mark_exhausted(&self, bucket: &'static str) {
         if let Ok(mut b) = self.buckets.lock() {
             let entry = b.entry(bucket).or_insert(Bucket {
-                remaining: 0,
+                remaining: Some(0),
                 reset_epoch: now_epoch() + 1,
+                in_flight: 0,
             });
-            entry.remaining = 0;
+            entry.remaining = Some(0);
         }
     }
 
-    /// When the bucket is spent, sleeps until its reset; refuses waits longer than allowed.
-    async fn wait_for_bucket(&self, bucket: &'static str, endpoint: &str) -> Result<(), Error> {
-        let state = self
-            .buckets
-            .lock()
-            .ok()
-            .and_then(|b| b.get(bucket).copied());
-        let Some(state) = state else { return Ok(()) };
-        if state.remaining > 0 {
-            return Ok(());
+    /// Claims one unit of the bucket's budget: at once while the budget Okta last reported
+    /// exceeds the requests still unanswered; after one of those is answered when it does
+    /// not; after the bucket's reset when it is spent. Refuses waits longer than allowed.
+    async fn wait_for_bucket(
+        &self,
+        bucket: &'static str,
+        endpoint: &str,
+    ) -> Result<Slot<'_>, Error> {
+        loop {
+            // Created before the check, so a release between the check and the wait is seen.
+            let freed = self.freed.notified();
+            let wait_for = {
+                let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+                let state = b.entry(bucket).or_default();
+                match state.remaining {
+                    Some(0) => Some(Some(state.reset_epoch)),
+                    // Budget left, but all of it claimed by requests not yet answered.
+                    Some(r) if r <= state.in_flight => Some(None),
+                    _ => {
+                        state.in_flight += 1;
+                        None
+                    }
+                }
+            };
+            let reset_epoch = match wait_for {
+                None => {
+                    return Ok(Slot {
+                        client: self,
+                        bucket,
+                    });
+                }
+                Some(None) => {
+                    freed.await;
+                    continue;
+                }
+                Some(Some(reset)) => reset,
+            };
+            let now = now_epoch();
+            // The reset is whole seconds; wait one second past it so the new window has begun.
+            let wait = Duration::from_secs(reset_epoch.saturating_sub(now) + 1);
+            if wait > self.settings.max_rate_wait {
+                return Err(Error::RateLimited {
+                    endpoint: endpoint.to_string(),
+                });
+            }
+            tracing::info!(
+                endpoint,
+                wait_ms = wait.as_millis() as u64,
+                "okta rate limit spent, waiting for reset"
+            );
+            self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .rate_wait_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            if let Ok(mut b) = self.buckets.lock()
+                && let Some(state) = b.get_mut(bucket)
+                && state.reset_epoch == reset_epoch
+            {
+                // A new window: its budget is learnt from the next answer.
+                state.remaining = None;
+            }
         }
-        let now = now_epoch();
-        // The reset is whole seconds; wait one second past it so the new window has begun.
-        let wait = Duration::from_secs(state.reset_epoch.saturating_sub(now) + 1);
-        if wait > self.settings.max_rate_wait {
-            return Err(Error::RateLimited {
-                endpoint: endpoint.to_string(),
-            });
-        }
-        tracing::info!(
-            endpoint,
-            wait_ms = wait.as_millis() as u64,
-            "okta rate limit spent, waiting for reset"
-        );
-        self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .rate_wait_ms
-            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tokio::time::sleep(wait).await;
-        if let Ok(mut b) = self.buckets.lock() {
-            b.remove(bucket);
-        }
-        Ok(())
     }
 }
 

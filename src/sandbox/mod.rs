@@ -96,6 +96,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
                 url: url::Url::parse(okta_url).expect("loopback URL"),
                 auth: crate::config::OktaAuth::Ssws(SecretString::from(OKTA_TOKEN)),
                 scope: OktaScope::All,
+                write_concurrency: 4,
             },
             telus: TelusConfig {
                 url: url::Url::parse(telus_url).expect("loopback URL"),

@@ -50,8 +50,12 @@ pub struct OktaState {
     pub requests: Vec<Request>,
     pub rate_limited: u64,
     clock: u64,
-    /// Delay before each write is handled (to catch a process mid-apply).
+    /// Delay before each write is handled (to catch a process mid-apply, or to stand for
+    /// a real network's round trip).
     pub write_delay: std::time::Duration,
+    /// Profile updates being handled now, and the most seen at once.
+    pub writes_in_flight: u64,
+    pub peak_writes_in_flight: u64,
     /// An OAuth service app: its client id and RS256 public key (PEM).
     pub oauth_client: Option<(String, String)>,
     pub bearer_ttl: std::time::Duration,
@@ -76,6 +80,8 @@ impl OktaState {
             rate_limited: 0,
             clock: 0,
             write_delay: std::time::Duration::ZERO,
+            writes_in_flight: 0,
+            peak_writes_in_flight: 0,
             oauth_client: None,
             bearer_ttl: std::time::Duration::from_secs(3600),
             bearer: HashMap::new(),
@@ -408,7 +414,21 @@ async fn update_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let delay = state.lock().map(|s| s.write_delay).unwrap_or_default();
+    /// Counts the update as in flight until its answer is built.
+    struct InFlight(Shared);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            st.writes_in_flight -= 1;
+        }
+    }
+    let delay = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.writes_in_flight += 1;
+        st.peak_writes_in_flight = st.peak_writes_in_flight.max(st.writes_in_flight);
+        st.write_delay
+    };
+    let _in_flight = InFlight(state.clone());
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

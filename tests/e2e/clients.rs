@@ -595,3 +595,59 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     assert_eq!(r.outcome, PassOutcome::SystemFailed);
     assert!(r.system_error.unwrap().contains("OAuth token refused"));
 }
+
+#[tokio::test]
+async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
+    let (mut okta, exts, nums) = many_users(40);
+    for u in okta.iter_mut() {
+        // TELUS masters primaryPhone: every user gets one Okta profile update.
+        u.profile.insert("primaryPhone".into(), json!("stale"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    {
+        let mut st = sb.okta.lock();
+        // Over two windows of updates (a budget that is no multiple of the concurrency, so
+        // a client that forgets its unanswered requests overshoots); 50 ms round trips.
+        st.rate_limit = 18;
+        st.window_secs = 1;
+        st.write_delay = Duration::from_millis(50);
+    }
+    let (_dir, mut config, store, clients) = setup(&sb);
+    config.safety.max_changed_percent = 100;
+    assert_eq!(config.okta.write_concurrency, 4);
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        PassOutcome::Clean,
+        "{:?}",
+        report.system_error
+    );
+    let okta_updates = report
+        .plan
+        .actions
+        .iter()
+        .filter(|a| a.system == okta_telus_sync::model::System::Okta)
+        .count();
+    assert_eq!(okta_updates, 40);
+    assert!(
+        report.apply.failed_users.is_empty(),
+        "{:?}",
+        report.apply.failed_users
+    );
+    let st = sb.okta.lock();
+    assert_eq!(st.count("POST", "/api/v1/users/"), 40, "one write per user");
+    assert_eq!(st.peak_writes_in_flight, 4, "as many at once as configured");
+    assert_eq!(st.rate_limited, 0, "never past the budget: no 429");
+    assert_eq!(
+        clients
+            .okta
+            .counters
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    drop(st);
+    assert!(okta_field(&sb, "00u0000003", "primaryPhone").is_some_and(|p| p == "#1003"));
+}
