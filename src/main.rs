@@ -109,7 +109,25 @@ enum Command {
         medium_limit: Option<u64>,
         #[arg(long, default_value_t = 60)]
         window_secs: u64,
+        #[command(flatten)]
+        okta: OktaFakeArgs,
     },
+}
+
+/// The fake Okta's budget and speed for the scale benchmark.
+#[derive(clap::Args, Clone, Copy)]
+struct OktaFakeArgs {
+    /// Okta budget per bucket per window (default: effectively unlimited).
+    #[arg(long)]
+    okta_limit: Option<u64>,
+    #[arg(long, default_value_t = 60)]
+    okta_window_secs: u64,
+    /// Time the fake takes to answer a profile update, standing for a network round trip.
+    #[arg(long, default_value_t = 0)]
+    okta_write_ms: u64,
+    /// Every Okta user's `primaryPhone` is stale: one Okta write per user.
+    #[arg(long)]
+    okta_stale: bool,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +177,7 @@ fn main() -> ExitCode {
             changed_per_mille,
             medium_limit,
             window_secs,
+            okta,
         } => {
             telemetry::init("error", cli.log_format);
             runtime.block_on(serve_fakes(
@@ -166,6 +185,7 @@ fn main() -> ExitCode {
                 changed_per_mille,
                 medium_limit,
                 window_secs,
+                okta,
             ))
         }
         Command::CheckConfig { connect } => {
@@ -513,11 +533,23 @@ async fn serve_fakes(
     changed_per_mille: usize,
     medium_limit: Option<u64>,
     window_secs: u64,
+    okta_args: OktaFakeArgs,
 ) -> anyhow::Result<u8> {
     use tokio::io::AsyncBufReadExt as _;
-    let (okta, exts, nums) = sandbox::scale::directory(users, changed_per_mille);
+    let (mut okta, exts, nums) = sandbox::scale::directory(users, changed_per_mille);
+    if okta_args.okta_stale {
+        for u in &mut okta {
+            u.profile
+                .insert("primaryPhone".into(), serde_json::json!("stale"));
+        }
+    }
     let sb = sandbox::Sandbox::start(okta, exts, nums).await?;
-    sb.okta.lock().rate_limit = u64::MAX / 2;
+    {
+        let mut st = sb.okta.lock();
+        st.rate_limit = okta_args.okta_limit.unwrap_or(u64::MAX / 2);
+        st.window_secs = okta_args.okta_window_secs;
+        st.write_delay = std::time::Duration::from_millis(okta_args.okta_write_ms);
+    }
     {
         let mut st = sb.telus.lock();
         st.window = std::time::Duration::from_secs(window_secs);
@@ -564,6 +596,8 @@ async fn serve_fakes(
                         "telus_429": t.rate_limited,
                         "telus_during_penalty": t.sent_during_penalty,
                         "okta_429": o.rate_limited,
+                        "okta_peak_writes_in_flight": o.peak_writes_in_flight,
+                        "okta_update_windows": o.admitted_per_window("users-update"),
                     })
                 );
             }

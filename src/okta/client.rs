@@ -609,9 +609,12 @@ impl Client {
                 }
                 Some(Some(reset)) => reset,
             };
-            let now = now_epoch();
-            // The reset is whole seconds; wait one second past it so the new window has begun.
-            let wait = Duration::from_secs(reset_epoch.saturating_sub(now) + 1);
+            // Until the reset (whole seconds since the epoch, by Okta's clock) and a margin for
+            // the two clocks' difference; a host clock that is further off costs a 429, after
+            // which the client waits for the reset again.
+            let wait = Duration::from_millis(
+                (reset_epoch * 1000).saturating_sub(now_epoch_ms()) + RESET_MARGIN_MS,
+            );
             if wait > self.settings.max_rate_wait {
                 return Err(Error::RateLimited {
                     endpoint: endpoint.to_string(),
@@ -636,6 +639,16 @@ impl Client {
             }
         }
     }
+}
+
+/// How long past a bucket's reset the next request waits.
+const RESET_MARGIN_MS: u64 = 100;
+
+fn now_epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn now_epoch() -> u64 {

@@ -47,6 +47,8 @@ pub struct OktaState {
     pub rate_limit: u64,
     pub window_secs: u64,
     buckets: HashMap<&'static str, (u64, u64)>,
+    /// Requests admitted in each finished window, by bucket, oldest first.
+    pub finished_windows: Vec<(&'static str, u64)>,
     pub requests: Vec<Request>,
     pub rate_limited: u64,
     clock: u64,
@@ -76,6 +78,7 @@ impl OktaState {
             rate_limit: 600,
             window_secs: 60,
             buckets: HashMap::new(),
+            finished_windows: Vec::new(),
             requests: Vec::new(),
             rate_limited: 0,
             clock: 0,
@@ -97,6 +100,20 @@ impl OktaState {
             .iter()
             .filter(|r| r.method == method && r.path.starts_with(prefix))
             .count()
+    }
+
+    /// Requests admitted in each window of a bucket so far, the current one last.
+    pub fn admitted_per_window(&self, bucket: &str) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .finished_windows
+            .iter()
+            .filter(|(b, _)| *b == bucket)
+            .map(|(_, n)| *n)
+            .collect();
+        if let Some((remaining, _)) = self.buckets.get(bucket) {
+            out.push(self.rate_limit - remaining);
+        }
+        out
     }
 
     pub fn user(&self, id: &str) -> Option<&FakeOktaUser> {
@@ -203,6 +220,7 @@ fn admit(
     let (limit, window) = (st.rate_limit, st.window_secs.max(1));
     let entry = st.buckets.entry(bucket).or_insert((limit, now + window));
     if entry.1 <= now {
+        st.finished_windows.push((bucket, limit - entry.0));
         *entry = (limit, now + window);
     }
     let mut rate = HeaderMap::new();
