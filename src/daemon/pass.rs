@@ -262,15 +262,17 @@ async fn pass_body(
         (Ok(changed), Ok(t)) if since.is_some() => {
             // Incremental: the users changed since the last pass replace their stored copies.
             let okta_changed = changed.len();
-            let mut merged: HashMap<OktaId, crate::model::OktaUser> = store
-                .load_okta()?
-                .into_iter()
-                .map(|u| (u.id.clone(), u))
-                .collect();
-            for u in changed {
-                merged.insert(u.id.clone(), u);
+            // The few changed users replace their stored copies in place: the stored list is
+            // not copied into a map.
+            let mut changed: HashMap<OktaId, crate::model::OktaUser> =
+                changed.into_iter().map(|u| (u.id.clone(), u)).collect();
+            let mut merged = store.load_okta()?;
+            for u in merged.iter_mut() {
+                if let Some(newer) = changed.remove(&u.id) {
+                    *u = newer;
+                }
             }
-            let mut merged: Vec<_> = merged.into_values().collect();
+            merged.extend(changed.into_values());
             merged.sort_by(|a, b| a.id.cmp(&b.id));
             tracing::info!(okta_changed, "incremental okta read merged");
             (merged, t)

@@ -351,7 +351,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);
         if on.key() == tn.key() {
             let value = on.key().map(str::to_string);
-            if value.as_ref() != base {
+            if value.as_deref() != base {
                 agreed.push((crate::model::intern(&rule.okta_attr), value));
             }
             continue;
@@ -410,8 +410,8 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         };
         let rule_kind = match (rule_kind, base) {
             // The target moved away from the last synced value while the source kept it.
-            (Rule::Master, Some(b)) if src_norm.key() == Some(b.as_str()) => {
-                if tgt_norm.key() != Some(b.as_str()) {
+            (Rule::Master, Some(b)) if src_norm.key() == Some(b) => {
+                if tgt_norm.key() != Some(b) {
                     Rule::Drift
                 } else {
                     Rule::Master
@@ -427,7 +427,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
                 message: format!(
                     "{} was edited in {target} since the last sync ({:?} → {:?}); {source} masters it and overwrites the edit",
                     rule.okta_attr,
-                    base.map(String::as_str).unwrap_or(""),
+                    base.unwrap_or(""),
                     tgt_norm.key().unwrap_or("")
                 ),
             });
@@ -468,14 +468,13 @@ fn decide_source(
     rule: &AttrRule,
     on: &Norm,
     tn: &Norm,
-    base: Option<&String>,
+    base: Option<&str>,
     user: &UserRef,
     plan: &mut Plan,
 ) -> Option<(System, Rule)> {
     match &rule.master {
         Master::Priority(list) => list.first().map(|s| (*s, Rule::Master)),
         Master::Latest { on_conflict } => {
-            let base = base.map(String::as_str);
             let okta_changed = on.key() != base;
             let telus_changed = tn.key() != base;
             match (okta_changed, telus_changed) {

@@ -1,25 +1,25 @@
 //! The planner's output: a sorted list of actions per user and system, the links and
 //! baseline values to record, and the problems to report. Pure data.
 
-use crate::model::{ExtId, Link, OktaId, System};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::{ExtId, Fields, Link, OktaId, System};
+use std::collections::HashMap;
 
 /// The last synced value per (Okta user, attribute), in normalized form. Kept per user, so a
 /// user's id is held once rather than once per attribute.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Baseline(HashMap<OktaId, BTreeMap<String, String>>);
+pub struct Baseline(HashMap<OktaId, Fields>);
 
 impl Baseline {
     pub fn new() -> Baseline {
         Baseline::default()
     }
 
-    pub fn get(&self, id: &OktaId, attr: &str) -> Option<&String> {
+    pub fn get(&self, id: &OktaId, attr: &str) -> Option<&str> {
         self.0.get(id)?.get(attr)
     }
 
     pub fn insert(&mut self, (id, attr): (OktaId, String), value: String) {
-        self.0.entry(id).or_default().insert(attr, value);
+        self.0.entry(id).or_default().insert(&attr, value);
     }
 
     pub fn remove(&mut self, (id, attr): &(OktaId, String)) {
@@ -32,7 +32,7 @@ impl Baseline {
     }
 
     /// Sets all of one user's values at once (as the store loads them).
-    pub fn set_user(&mut self, id: OktaId, values: BTreeMap<String, String>) {
+    pub fn set_user(&mut self, id: OktaId, values: Fields) {
         if !values.is_empty() {
             self.0.insert(id, values);
         }

@@ -470,7 +470,7 @@ impl Store {
         let mut out = Baseline::new();
         for row in rows {
             let (id, attrs) = row.map_err(|e| self.err(e))?;
-            let attrs: BTreeMap<String, String> =
+            let attrs: crate::model::Fields =
                 self.decode_fields(&attrs, || format!("baseline of {id}"))?;
             out.set_user(OktaId(id), attrs);
         }
@@ -976,14 +976,8 @@ mod tests {
         }
         let s = Store::open(&path).unwrap();
         let b = s.baseline().unwrap();
-        assert_eq!(
-            b.get(&OktaId("o1".into()), "state").map(String::as_str),
-            Some("BC")
-        );
-        assert_eq!(
-            b.get(&OktaId("o2".into()), "city").map(String::as_str),
-            Some("Regina")
-        );
+        assert_eq!(b.get(&OktaId("o1".into()), "state"), Some("BC"));
+        assert_eq!(b.get(&OktaId("o2".into()), "city"), Some("Regina"));
         assert_eq!(b.users(), 2);
         s.set_baseline(&[Agreed::one(OktaId("o2".into()), "city", None)])
             .unwrap();
@@ -1091,10 +1085,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.unfinished_count().unwrap(), 0);
-        assert_eq!(
-            s.baseline().unwrap().get(&id, "city"),
-            Some(&"Victoria".to_string())
-        );
+        assert_eq!(s.baseline().unwrap().get(&id, "city"), Some("Victoria"));
         let h = s
             .history(&HistoryFilter {
                 user_email: Some("A@X.CA".into()),

@@ -425,7 +425,7 @@ async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
     sb.okta.inject(
         "GET",
         "/api/v1/users",
-        FaultKind::TooManyRequests { retry_after: 1 },
+        FaultKind::TooManyRequests { retry_after: 2 },
         1,
     );
     let (_dir, config, store, clients) = setup(&sb);
@@ -433,7 +433,8 @@ async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
     assert_eq!(r.okta_read, 12);
     let log = sb.okta.faults.lock().unwrap().log.clone();
     assert_eq!(log[0].2, 429);
-    assert!(log[1].3.duration_since(log[0].3) >= Duration::from_millis(900));
+    // X-Rate-Limit-Reset is two whole seconds past the 429's second: over one second later.
+    assert!(log[1].3.duration_since(log[0].3) >= Duration::from_secs(1));
 }
 
 #[tokio::test]
