@@ -35,6 +35,16 @@ pub fn plan_text(plan: &Plan) -> String {
         }
         let _ = writeln!(out);
     }
+    if !plan.left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "LEFT OUT of Okta writes: Okta refuses these attributes from this tool, so sending one would fail each user's whole update:"
+        );
+        for r in &plan.left_out {
+            let _ = writeln!(out, "  - {r}");
+        }
+        let _ = writeln!(out);
+    }
     let to_telus = plan
         .actions
         .iter()
@@ -126,6 +136,7 @@ pub fn plan_text(plan: &Plan) -> String {
 pub fn plan_json(plan: &Plan) -> Value {
     json!({
         "held": plan.held,
+        "left_out": plan.left_out,
         "linked": plan.linked,
         "changes": plan.change_count(),
         "failed_users": plan.failed_users(),

@@ -16,6 +16,70 @@ fn writes_okta(rule: &AttrRule) -> bool {
     }
 }
 
+/// Whether any row writes to Okta in this configuration (so a pass needs Okta's schema).
+pub fn policy_writes_okta(policy: &Policy) -> bool {
+    policy.features.write_back && policy.rules.iter().any(writes_okta)
+}
+
+/// Why Okta refuses this tool's writes to an attribute, with the suffix of the row key to
+/// name: read-only (`.master`, TELUS cannot master it) or mastered by another profile source
+/// (E0000023). `None` when Okta accepts them.
+fn okta_refusal(attr: &OktaSchemaAttr) -> Option<(&'static str, String)> {
+    if !attr.writable() {
+        return Some((
+            ".master",
+            format!(
+                "Okta's {} is {}: it cannot be written, so TELUS cannot master it",
+                attr.name, attr.mutability
+            ),
+        ));
+    }
+    if !attr.mastered_elsewhere() {
+        return None;
+    }
+    let how = match &attr.master {
+        crate::model::OktaMaster::ProfileMaster => {
+            "by another profile source (PROFILE_MASTER)".to_string()
+        }
+        crate::model::OktaMaster::Override { first } => format!(
+            "by a priority list led by {}",
+            first.as_deref().unwrap_or("another source")
+        ),
+        crate::model::OktaMaster::Okta => String::new(),
+    };
+    Some((
+        "",
+        format!(
+            "Okta's {} is mastered {how}: writes would be refused with E0000023. In Okta's Profile Editor set the attribute to \"Inherit from Okta\", or add this source to its priority",
+            attr.name
+        ),
+    ))
+}
+
+/// The Okta attributes the mastering table writes that Okta refuses from this tool, each
+/// with its row key and why: a pass leaves them out of its Okta writes instead of having
+/// every user's update refused.
+pub fn okta_refused_writes(
+    policy: &Policy,
+    okta: &[OktaSchemaAttr],
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    if !policy.features.write_back {
+        return out;
+    }
+    for rule in policy.rules.iter().filter(|r| writes_okta(r)) {
+        if let Some(attr) = okta.iter().find(|a| a.name == rule.okta_attr)
+            && let Some((suffix, why)) = okta_refusal(attr)
+        {
+            out.insert(
+                rule.okta_attr.clone(),
+                format!("attributes.{}{suffix}: {why}", rule.okta_attr),
+            );
+        }
+    }
+    out
+}
+
 fn telus_paths(rule: &AttrRule) -> Vec<&str> {
     match &rule.telus {
         TelusSide::Field { path, .. } => vec![path.as_str()],
@@ -49,32 +113,8 @@ pub fn check_policy(
             ),
             Some(attr) => {
                 if writes_okta(rule) && policy.features.write_back {
-                    if !attr.writable() {
-                        push(
-                            format!("{key}.master"),
-                            format!(
-                                "Okta's {} is {}: it cannot be written, so TELUS cannot master it",
-                                attr.name, attr.mutability
-                            ),
-                        );
-                    } else if attr.mastered_elsewhere() {
-                        let how = match &attr.master {
-                            crate::model::OktaMaster::ProfileMaster => {
-                                "by another profile source (PROFILE_MASTER)".to_string()
-                            }
-                            crate::model::OktaMaster::Override { first } => format!(
-                                "by a priority list led by {}",
-                                first.as_deref().unwrap_or("another source")
-                            ),
-                            crate::model::OktaMaster::Okta => String::new(),
-                        };
-                        push(
-                            key.clone(),
-                            format!(
-                                "Okta's {} is mastered {how}: writes would be refused with E0000023. In Okta's Profile Editor set the attribute to \"Inherit from Okta\", or add this source to its priority",
-                                attr.name
-                            ),
-                        );
+                    if let Some((suffix, why)) = okta_refusal(attr) {
+                        push(format!("{key}{suffix}"), why);
                     }
                     if matches!(attr.kind.as_str(), "integer" | "number" | "boolean") {
                         push(

@@ -230,9 +230,14 @@ pub async fn run_one_pass(
                 applied: report.apply.applied,
                 failed: report.apply.failed,
                 failed_users: report.failed_users(),
-                message: report.system_error.clone().or_else(|| {
-                    (!report.plan.held.is_empty()).then(|| report.plan.held.join("; "))
-                }),
+                message: report
+                    .system_error
+                    .clone()
+                    .or_else(|| (!report.plan.held.is_empty()).then(|| report.plan.held.join("; ")))
+                    .or_else(|| {
+                        (!report.plan.left_out.is_empty())
+                            .then(|| format!("left out: {}", report.plan.left_out.join("; ")))
+                    }),
             },
         )?;
         store.checkpoint()?;
@@ -248,13 +253,15 @@ async fn pass_body(
     pass_id: Option<i64>,
     since: Option<String>,
 ) -> anyhow::Result<PassReport> {
-    let fetched = async {
-        tokio::join!(
+    let (fetched, refused) = async {
+        let (okta, telus, refused) = tokio::join!(
             clients.okta.fetch_users(since.as_deref()),
             clients
                 .telus
-                .fetch_users_with(config.policy.names_custom_fields())
-        )
+                .fetch_users_with(config.policy.names_custom_fields()),
+            okta_refused_writes(config, clients)
+        );
+        ((okta, telus), refused)
     }
     .instrument(tracing::info_span!("fetch"))
     .await;
@@ -362,6 +369,7 @@ async fn pass_body(
             },
             &config.policy,
         );
+        plan.leave_out_okta_writes(&refused);
         plan.held = hold_reasons(
             &plan,
             &config.safety,
@@ -382,6 +390,9 @@ async fn pass_body(
         } else {
             tracing::error!(reasons = %plan.held.join("; "), "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
         }
+    }
+    for line in &plan.left_out {
+        tracing::error!(problem = %line, "okta writes left out: fix the row or Okta's profile mastering");
     }
     for p in &plan.problems {
         if p.kind.fails_user() {
@@ -424,6 +435,7 @@ async fn pass_body(
                 id,
                 &okta_users,
                 telus_users.clone(),
+                &refused,
                 &mut apply,
             )
             .await?;
@@ -462,8 +474,29 @@ async fn pass_body(
     })
 }
 
+/// The Okta attributes the mastering table writes that Okta refuses from this tool (from its
+/// profile schema, read once per pass when a row writes to Okta). A schema that cannot be
+/// read (an OAuth app without `okta.schemas.read`, say) leaves out nothing: Okta then
+/// refuses such updates user by user, as the journal shows.
+async fn okta_refused_writes(
+    config: &Config,
+    clients: &Clients,
+) -> std::collections::BTreeMap<String, String> {
+    if !crate::schema::policy_writes_okta(&config.policy) {
+        return Default::default();
+    }
+    match clients.okta.fetch_schema().await {
+        Ok(schema) => crate::schema::okta_refused_writes(&config.policy, &schema),
+        Err(e) => {
+            tracing::warn!(error = %e, "okta profile schema unreadable: attributes mastered elsewhere cannot be left out of Okta writes");
+            Default::default()
+        }
+    }
+}
+
 /// A TELUS user just created has an extension number Okta's `primaryPhone` must learn: plan
 /// again for the created users only, with them in the snapshot, and apply that.
+#[allow(clippy::too_many_arguments)]
 async fn follow_up_creates(
     config: &Config,
     clients: &Clients,
@@ -471,6 +504,7 @@ async fn follow_up_creates(
     pass_id: i64,
     okta_users: &[crate::model::OktaUser],
     mut telus_users: Vec<TelusUser>,
+    refused: &std::collections::BTreeMap<String, String>,
     apply: &mut ApplyReport,
 ) -> anyhow::Result<()> {
     let created: Vec<TelusUser> = std::mem::take(&mut apply.created);
@@ -488,6 +522,7 @@ async fn follow_up_creates(
         },
         &config.policy,
     );
+    plan.leave_out_okta_writes(refused);
     plan.actions.retain(|a| {
         a.user
             .ext_id

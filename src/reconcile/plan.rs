@@ -2,7 +2,7 @@
 //! baseline values to record, and the problems to report. Pure data.
 
 use crate::model::{ExtId, Fields, Link, OktaId, System};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The last synced value per (Okta user, attribute), in normalized form. Kept per user, so a
 /// user's id is held once rather than once per attribute.
@@ -256,9 +256,38 @@ pub struct Plan {
     pub linked: usize,
     /// Why the plan is held by a safety limit; empty when it may proceed.
     pub held: Vec<String>,
+    /// Okta writes left out because Okta refuses them from this tool (read-only attribute,
+    /// or mastered by another source), one line per mastering row.
+    pub left_out: Vec<String>,
 }
 
 impl Plan {
+    /// Leaves out the Okta writes to the attributes in `refused` (Okta name → why, naming the
+    /// row): Okta would refuse each such update whole (E0000023), so the user's other
+    /// attributes would not sync either. Each attribute becomes one line of `left_out`.
+    pub fn leave_out_okta_writes(&mut self, refused: &BTreeMap<String, String>) {
+        if refused.is_empty() {
+            return;
+        }
+        let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &mut self.actions {
+            if let (System::Okta, Action::Update { changes }) = (a.system, &mut a.action) {
+                changes.retain(|c| match refused.get_key_value(&c.attr) {
+                    Some((name, _)) => {
+                        *users.entry(name.as_str()).or_default() += 1;
+                        false
+                    }
+                    None => true,
+                });
+            }
+        }
+        self.actions.retain(|a| !a.changes().is_empty());
+        for (name, n) in users {
+            self.left_out
+                .push(format!("{} (left out for {n} user(s))", refused[name]));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }

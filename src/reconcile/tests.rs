@@ -21,6 +21,71 @@ fn okta(id: &str, status: &str, attrs: &[(&str, &str)]) -> OktaUser {
     }
 }
 
+#[test]
+fn okta_writes_okta_refuses_are_left_out_and_named_once() {
+    let update = |email: &str, attrs: &[&str], system: System| PlannedAction {
+        user: UserRef {
+            email: email.into(),
+            okta_id: Some(OktaId(format!("id-{email}"))),
+            ext_id: None,
+        },
+        system,
+        action: Action::Update {
+            changes: attrs
+                .iter()
+                .map(|a| AttrChange {
+                    attr: a.to_string(),
+                    field: a.to_string(),
+                    old: None,
+                    new: Some("x".into()),
+                    rule: Rule::Master,
+                })
+                .collect(),
+        },
+    };
+    let mut plan = Plan {
+        actions: vec![
+            update("a@x", &["department", "primaryPhone"], System::Okta),
+            update("b@x", &["primaryPhone"], System::Okta),
+            // The same attribute name on a TELUS write is not Okta's to refuse.
+            update("c@x", &["primaryPhone"], System::Telus),
+        ],
+        ..Plan::default()
+    };
+    let refused: BTreeMap<String, String> = [(
+        "primaryPhone".to_string(),
+        "attributes.primaryPhone: mastered elsewhere".to_string(),
+    )]
+    .into();
+    plan.leave_out_okta_writes(&refused);
+    let left: Vec<(&str, System, Vec<&str>)> = plan
+        .actions
+        .iter()
+        .map(|a| {
+            (
+                a.user.email.as_str(),
+                a.system,
+                a.changes().iter().map(|c| c.attr.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            ("a@x", System::Okta, vec!["department"]),
+            ("c@x", System::Telus, vec!["primaryPhone"]),
+        ]
+    );
+    assert_eq!(
+        plan.left_out,
+        vec!["attributes.primaryPhone: mastered elsewhere (left out for 2 user(s))"]
+    );
+    // Nothing refused: the plan is untouched.
+    let before = plan.clone();
+    plan.leave_out_okta_writes(&BTreeMap::new());
+    assert_eq!(plan, before);
+}
+
 fn telus(id: &str, status: &str, fields: &[(&str, &str)]) -> TelusUser {
     TelusUser {
         id: ExtId(id.into()),

@@ -1064,7 +1064,11 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
     assert_eq!(store.recent_passes(1).unwrap()[0].kind, "incremental");
     {
         let st = sb.okta.lock();
-        let last = st.requests.last().unwrap();
+        let last = st
+            .requests
+            .iter()
+            .rfind(|r| r.path == "/api/v1/users")
+            .unwrap();
         assert!(
             last.query.contains("filter=lastUpdated+gt"),
             "{}",

@@ -230,27 +230,38 @@ async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
         0,
         "nothing was written"
     );
-    // The fake enforces it as Okta does: a write would be refused with E0000023.
+    // A pass reads the schema too and leaves the attribute out of its Okta writes (Okta
+    // would refuse each user's whole update with E0000023), naming the row once.
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
+    assert_eq!(report.plan.left_out.len(), 1, "{:?}", report.plan.left_out);
+    let line = &report.plan.left_out[0];
+    assert!(
+        line.starts_with("attributes.primaryPhone: ") && line.contains("E0000023"),
+        "{line}"
+    );
+    let refused = sb.okta.lock().requests.iter().any(|r| {
+        r.method == "POST"
+            && r.path.starts_with("/api/v1/users/")
+            && r.body.contains("primaryPhone")
+    });
+    assert!(!refused, "primaryPhone was never sent");
     let rows = store
         .history(&HistoryFilter {
             attribute: Some("primaryPhone".into()),
             ..Default::default()
         })
         .unwrap();
+    assert!(rows.is_empty(), "{rows:#?}");
     assert!(
-        rows.iter()
-            .all(|r| r.outcome == "failed" && r.error_code.as_deref() == Some("E0000023")),
-        "{rows:#?}"
+        report.apply.failed_users.is_empty(),
+        "{:?}",
+        report.apply.failed_users
     );
-    assert!(
-        rows[0]
-            .explanation
-            .as_deref()
-            .unwrap()
-            .contains("Inherit from Okta")
-    );
+    let text = okta_telus_sync::report::plan_text(&report.plan);
+    assert!(text.contains("LEFT OUT of Okta writes"), "{text}");
+    let recorded = store.recent_passes(1).unwrap()[0].summary.message.clone();
+    assert!(recorded.is_some_and(|m| m.contains("attributes.primaryPhone")));
 }
