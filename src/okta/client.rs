@@ -672,14 +672,18 @@ async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, E
 /// `_embedded.user` of `/apps/{id}/users?expand=user`). Public for the fuzz targets.
 pub fn decode_users(body: &[u8], app: bool) -> Result<Vec<OktaUser>, serde_json::Error> {
     if app {
+        // App users: the assignment carries the app's own profile, never to be taken for the
+        // Okta profile; the Okta user is embedded (`expand=user`) or the page is refused.
         let items: Vec<ListItemDto> = serde_json::from_slice(body)?;
         let mut users = Vec::with_capacity(items.len());
         for item in items {
-            let value = match item.embedded.and_then(|e| e.user) {
-                Some(user) => user,
-                None => item.user,
+            let Some(user) = item.embedded.and_then(|e| e.user) else {
+                let id = item.user.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+                return Err(serde::de::Error::custom(format!(
+                    "app user {id} came without _embedded.user (the expand=user the request asked for)"
+                )));
             };
-            users.push(to_model(serde_json::from_value(value)?));
+            users.push(to_model(serde_json::from_value(user)?));
         }
         Ok(users)
     } else {

@@ -67,6 +67,11 @@ pub struct OktaState {
     pub custom_attrs: Vec<(String, String)>,
     /// Attributes mastered elsewhere: name → `PROFILE_MASTER` or an `OVERRIDE` led by `APP`.
     pub masters: HashMap<String, String>,
+    /// Groups and their member user ids; a group not here is answered 404.
+    pub groups: HashMap<String, Vec<String>>,
+    /// Apps and their assigned user ids, each with its app-specific profile (which differs
+    /// from the Okta profile: a client must read the embedded user, never the app profile).
+    pub apps: HashMap<String, Vec<(String, Map<String, Value>)>>,
 }
 
 impl OktaState {
@@ -91,6 +96,8 @@ impl OktaState {
             tokens_issued: 0,
             custom_attrs: vec![("costCenter".into(), "string".into())],
             masters: HashMap::new(),
+            groups: HashMap::new(),
+            apps: HashMap::new(),
         }
     }
 
@@ -159,7 +166,8 @@ impl FakeOkta {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route("/api/v1/users", get(list_users))
-            .route("/api/v1/groups/{gid}/users", get(list_users))
+            .route("/api/v1/groups/{gid}/users", get(list_group_users))
+            .route("/api/v1/apps/{aid}/users", get(list_app_users))
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
             .route("/oauth2/v1/token", axum::routing::post(oauth_token))
             .route("/api/v1/meta/schemas/user/default", get(schema))
@@ -243,6 +251,25 @@ fn admit(
     Ok(rate)
 }
 
+/// An `AppUser`: the assignment's own status and app profile; the Okta user under
+/// `_embedded.user` when expanded.
+fn app_user_json(u: &FakeOktaUser, profile: Map<String, Value>, expand: bool, base: &str) -> Value {
+    let mut v = json!({
+        "id": u.id,
+        "scope": "USER",
+        "status": "PROVISIONED",
+        "syncState": "SYNCHRONIZED",
+        "created": "2026-01-05T10:00:00.000Z",
+        "lastUpdated": u.last_updated,
+        "credentials": {"userName": u.profile.get("login").cloned().unwrap_or(Value::Null)},
+        "profile": profile,
+    });
+    if expand {
+        v["_embedded"] = json!({ "user": user_json(u, base) });
+    }
+    v
+}
+
 fn user_json(u: &FakeOktaUser, base: &str) -> Value {
     json!({
         "id": u.id,
@@ -276,20 +303,83 @@ fn parse_filter(filter: &str) -> Option<String> {
     Some(value.to_string())
 }
 
+/// Whose users a listing returns.
+enum Listing {
+    All,
+    Group(String),
+    App(String),
+}
+
 async fn list_users(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    gid: Option<Path<String>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    list(state, method, uri, headers, q, Listing::All)
+}
+
+/// `GET /api/v1/groups/{groupId}/users`: the group's members.
+async fn list_group_users(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(gid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list(state, method, uri, headers, q, Listing::Group(gid))
+}
+
+/// `GET /api/v1/apps/{appId}/users`: app users (`AppUser`), the Okta user embedded under
+/// `_embedded.user` only with `expand=user`.
+async fn list_app_users(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(aid): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    list(state, method, uri, headers, q, Listing::App(aid))
+}
+
+fn list(
+    state: Shared,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    q: HashMap<String, String>,
+    listing: Listing,
+) -> Response {
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-    let rate = match admit(&mut st, &method, &uri, &headers, b"", "users-list") {
+    let bucket = match listing {
+        Listing::App(_) => "apps",
+        Listing::Group(_) => "groups",
+        Listing::All => "users-list",
+    };
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", bucket) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let _ = gid;
+    // Members of the group or app, with each app user's own profile; `None`: everyone.
+    let members: Option<HashMap<String, Option<Map<String, Value>>>> = match &listing {
+        Listing::All => None,
+        Listing::Group(gid) => match st.groups.get(gid) {
+            Some(ids) => Some(ids.iter().map(|id| (id.clone(), None)).collect()),
+            None => return not_found_resource(gid, "UserGroup"),
+        },
+        Listing::App(aid) => match st.apps.get(aid) {
+            Some(assigned) => Some(
+                assigned
+                    .iter()
+                    .map(|(id, p)| (id.clone(), Some(p.clone())))
+                    .collect(),
+            ),
+            None => return not_found_resource(aid, "AppInstance"),
+        },
+    };
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 200,
         Some(Ok(n)) if n >= 1 => n.min(200),
@@ -319,6 +409,7 @@ async fn list_users(
     let mut users: Vec<&FakeOktaUser> = st
         .users
         .iter()
+        .filter(|u| members.as_ref().is_none_or(|m| m.contains_key(&u.id)))
         .filter(|u| {
             since.as_deref().is_none_or(|s| {
                 match (
@@ -340,7 +431,19 @@ async fn list_users(
     };
     let page: Vec<&FakeOktaUser> = users.iter().skip(start).take(limit).copied().collect();
     let base = base_url(&headers);
-    let body: Vec<Value> = page.iter().map(|u| user_json(u, &base)).collect();
+    let expand = q.get("expand").is_some_and(|e| e == "user");
+    let body: Vec<Value> = page
+        .iter()
+        .map(|u| {
+            match members
+                .as_ref()
+                .and_then(|m| m.get(&u.id).cloned().flatten())
+            {
+                Some(app_profile) => app_user_json(u, app_profile, expand, &base),
+                None => user_json(u, &base),
+            }
+        })
+        .collect();
     let self_link = format!("<{base}{uri}>; rel=\"self\"");
     let next_link = if start + page.len() < users.len() {
         page.last().map(|last| {
@@ -415,10 +518,14 @@ async fn get_user(
 }
 
 fn not_found(id: &str) -> Response {
+    not_found_resource(id, "User")
+}
+
+fn not_found_resource(id: &str, kind: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         "E0000007",
-        &format!("Not found: Resource not found: {id} (User)"),
+        &format!("Not found: Resource not found: {id} ({kind})"),
         &[],
     )
 }

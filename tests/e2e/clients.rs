@@ -655,3 +655,72 @@ async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
     drop(st);
     assert!(okta_field(&sb, "00u0000003", "primaryPhone").is_some_and(|p| p == "#1003"));
 }
+
+/// The first `n` seeded Okta user ids.
+fn first_ids(sb: &Sandbox, n: usize) -> Vec<String> {
+    sb.okta
+        .lock()
+        .users
+        .iter()
+        .take(n)
+        .map(|u| u.id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn app_scope_reads_the_apps_users_from_their_embedded_okta_profiles() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let ids = first_ids(&sb, 5);
+    // Each assignment's app profile says something else: it must never be read as Okta's.
+    let app_profile = json!({"department": "APP PROFILE", "email": "app@elsewhere.example"});
+    sb.okta.lock().apps.insert(
+        "0oaTelusApp".into(),
+        ids.iter()
+            .map(|id| (id.clone(), app_profile.as_object().unwrap().clone()))
+            .collect(),
+    );
+    let (_dir, mut config, store, _) = setup(&sb);
+    config.okta.scope = okta_telus_sync::config::OktaScope::App("0oaTelusApp".into());
+    let clients = Clients::new(&config, settings());
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    assert_eq!(r.okta_read, 5, "{:?}", r.system_error);
+    let listed = sb
+        .okta
+        .lock()
+        .requests
+        .iter()
+        .any(|q| q.path == "/api/v1/apps/0oaTelusApp/users" && q.query.contains("expand=user"));
+    assert!(listed);
+    let text = format!("{:?}", r.plan);
+    assert!(
+        !text.contains("APP PROFILE") && !text.contains("app@elsewhere"),
+        "{text}"
+    );
+    // The five are matched by their Okta emails, as with scope "all".
+    assert!(r.plan.linked + r.plan.new_links.len() >= 5, "{:?}", r.plan);
+
+    // An app the org does not have: Okta's 404, the pass a whole-system failure.
+    config.okta.scope = okta_telus_sync::config::OktaScope::App("0oaGone".into());
+    let clients = Clients::new(&config, settings());
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    assert!(r.system_error.unwrap().contains("E0000007"));
+}
+
+#[tokio::test]
+async fn group_scope_reads_only_the_groups_members() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let ids = first_ids(&sb, 3);
+    sb.okta.lock().groups.insert("00gTelusUsers".into(), ids);
+    let (_dir, mut config, store, _) = setup(&sb);
+    config.okta.scope = okta_telus_sync::config::OktaScope::Group("00gTelusUsers".into());
+    let clients = Clients::new(&config, settings());
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    assert_eq!(r.okta_read, 3, "{:?}", r.system_error);
+    assert_eq!(
+        sb.okta
+            .lock()
+            .count("GET", "/api/v1/groups/00gTelusUsers/users"),
+        1
+    );
+}

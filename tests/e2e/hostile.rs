@@ -217,3 +217,19 @@ async fn a_paging_cursor_that_repeats_ends_the_listing_with_an_error_not_a_loop(
     let err = client.fetch_users().await.unwrap_err();
     assert!(err.to_string().contains("loops"), "{err}");
 }
+
+#[test]
+fn an_app_user_page_without_the_embedded_okta_user_is_refused_not_misread() {
+    let page =
+        br#"[{"id":"00u1","status":"PROVISIONED","profile":{"email":"app@elsewhere.example"}}]"#;
+    let err = okta_telus_sync::okta::decode_users(page, true).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("app user 00u1 came without _embedded.user"),
+        "{err}"
+    );
+    let ok = br#"[{"id":"00u1","status":"PROVISIONED","profile":{"email":"app@x"},
+        "_embedded":{"user":{"id":"00u1","status":"ACTIVE","profile":{"email":"ana@northwind.ca"}}}}]"#;
+    let users = okta_telus_sync::okta::decode_users(ok, true).unwrap();
+    assert_eq!(users[0].email(), Some("ana@northwind.ca"));
+}
