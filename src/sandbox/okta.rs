@@ -29,6 +29,9 @@ pub struct FakeOktaUser {
     pub profile: Map<String, Value>,
 }
 
+/// An app's assigned users: (Okta user id, the app-specific profile).
+pub type Assignments = Vec<(String, Map<String, Value>)>;
+
 /// One request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -71,7 +74,7 @@ pub struct OktaState {
     pub groups: HashMap<String, Vec<String>>,
     /// Apps and their assigned user ids, each with its app-specific profile (which differs
     /// from the Okta profile: a client must read the embedded user, never the app profile).
-    pub apps: HashMap<String, Vec<(String, Map<String, Value>)>>,
+    pub apps: HashMap<String, Assignments>,
 }
 
 impl OktaState {
