@@ -49,6 +49,12 @@ struct RawOkta {
     oauth: Option<RawOktaOauth>,
     #[serde(default = "default_write_concurrency")]
     write_concurrency: u64,
+    #[serde(default = "default_rate_limit_percent")]
+    rate_limit_percent: u64,
+}
+
+fn default_rate_limit_percent() -> u64 {
+    50
 }
 
 fn default_write_concurrency() -> u64 {
@@ -251,6 +257,9 @@ pub struct OktaConfig {
     pub scope: OktaScope,
     /// Okta profile updates in flight at once (each still within the bucket's budget).
     pub write_concurrency: usize,
+    /// The share of each Okta rate-limit bucket this tool may spend per window, in percent:
+    /// Okta's limits are org-wide, shared with every other integration and admin.
+    pub rate_limit_percent: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -492,6 +501,16 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
         );
     }
 
+    if !(1..=100).contains(&raw.okta.rate_limit_percent) {
+        p.push(
+            "okta.rate_limit_percent",
+            format!(
+                "{} is not between 1 and 100 (the share of each Okta rate limit this tool may use)",
+                raw.okta.rate_limit_percent
+            ),
+        );
+    }
+
     let telus_url = check_url(&mut p, "telus.url", &raw.telus.url);
     if raw.telus.client_id.trim().is_empty() {
         p.push("telus.client_id", "is empty");
@@ -610,6 +629,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
                 auth: tok,
                 scope,
                 write_concurrency: raw.okta.write_concurrency as usize,
+                rate_limit_percent: raw.okta.rate_limit_percent as u8,
             },
             telus: TelusConfig {
                 url: tu,
@@ -1094,6 +1114,18 @@ jwt = "jwt-credential"
             "token = \"okta-secret-token\"\nwrite_concurrency = 1",
         );
         assert_eq!(parse(&text).unwrap().okta.write_concurrency, 1);
+    }
+
+    #[test]
+    fn okta_rate_limit_percent_is_a_share() {
+        assert_eq!(parse(MINIMAL).unwrap().okta.rate_limit_percent, 50);
+        for bad in [0, 101] {
+            let text = MINIMAL.replace(
+                "token = \"okta-secret-token\"",
+                &format!("token = \"okta-secret-token\"\nrate_limit_percent = {bad}"),
+            );
+            assert_eq!(keys(&text), vec!["okta.rate_limit_percent"], "{bad}");
+        }
     }
 
     #[test]

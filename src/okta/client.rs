@@ -115,8 +115,23 @@ impl Error {
 struct Bucket {
     /// `X-Rate-Limit-Remaining` of the latest answer; `None` before any (or after a reset).
     remaining: Option<u64>,
+    /// `X-Rate-Limit-Limit` of the latest answer.
+    limit: Option<u64>,
     reset_epoch: u64,
     in_flight: u64,
+}
+
+impl Bucket {
+    /// Requests this tool may still send in the window: what Okta says remains, less the
+    /// part of the limit left to others.
+    fn usable(&self, percent: u8) -> Option<u64> {
+        let remaining = self.remaining?;
+        let reserve = self.limit.map_or(0, |limit| {
+            let ours = (limit * u64::from(percent) / 100).max(1);
+            limit.saturating_sub(ours)
+        });
+        Some(remaining.saturating_sub(reserve))
+    }
 }
 
 /// A request's claim on one unit of a bucket's budget, released when its answer is noted
@@ -174,6 +189,8 @@ pub struct Client {
     scope: OktaScope,
     settings: HttpSettings,
     buckets: Mutex<HashMap<&'static str, Bucket>>,
+    /// The share of each bucket's limit this client may spend, in percent.
+    rate_limit_percent: u8,
     /// Woken when a request's slot is released.
     freed: tokio::sync::Notify,
     pub counters: Counters,
@@ -212,6 +229,7 @@ impl Client {
             scope: cfg.scope.clone(),
             settings,
             buckets: Mutex::new(HashMap::new()),
+            rate_limit_percent: cfg.rate_limit_percent,
             freed: tokio::sync::Notify::new(),
             counters: Counters::default(),
         }
@@ -557,6 +575,7 @@ impl Client {
         {
             let state = b.entry(bucket).or_default();
             state.remaining = Some(remaining);
+            state.limit = header("x-rate-limit-limit");
             state.reset_epoch = reset_epoch;
         }
     }
@@ -565,6 +584,7 @@ impl Client {
         if let Ok(mut b) = self.buckets.lock() {
             let entry = b.entry(bucket).or_insert(Bucket {
                 remaining: Some(0),
+                limit: None,
                 reset_epoch: now_epoch() + 1,
                 in_flight: 0,
             });
@@ -586,7 +606,7 @@ impl Client {
             let wait_for = {
                 let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
                 let state = b.entry(bucket).or_default();
-                match state.remaining {
+                match state.usable(self.rate_limit_percent) {
                     Some(0) => Some(Some(state.reset_epoch)),
                     // Budget left, but all of it claimed by requests not yet answered.
                     Some(r) if r <= state.in_flight => Some(None),
@@ -623,7 +643,8 @@ impl Client {
             tracing::info!(
                 endpoint,
                 wait_ms = wait.as_millis() as u64,
-                "okta rate limit spent, waiting for reset"
+                percent = self.rate_limit_percent,
+                "okta rate-limit share spent, waiting for reset"
             );
             self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
             self.counters

@@ -97,6 +97,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
                 auth: crate::config::OktaAuth::Ssws(SecretString::from(OKTA_TOKEN)),
                 scope: OktaScope::All,
                 write_concurrency: 4,
+                rate_limit_percent: 50,
             },
             telus: TelusConfig {
                 url: url::Url::parse(telus_url).expect("loopback URL"),

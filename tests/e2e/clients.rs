@@ -616,8 +616,11 @@ async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
         st.window_secs = 1;
         st.write_delay = Duration::from_millis(50);
     }
-    let (_dir, mut config, store, clients) = setup(&sb);
+    let (_dir, mut config, store, _) = setup(&sb);
     config.safety.max_changed_percent = 100;
+    // The whole budget is this test's to spend.
+    config.okta.rate_limit_percent = 100;
+    let clients = Clients::new(&config, settings());
     assert_eq!(config.okta.write_concurrency, 4);
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
@@ -723,4 +726,37 @@ async fn group_scope_reads_only_the_groups_members() {
             .count("GET", "/api/v1/groups/00gTelusUsers/users"),
         1
     );
+}
+
+#[tokio::test]
+async fn okta_requests_keep_to_the_configured_share_of_each_limit() {
+    let (mut okta, exts, nums) = many_users(24);
+    for u in okta.iter_mut() {
+        u.profile.insert("primaryPhone".into(), json!("stale"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    {
+        let mut st = sb.okta.lock();
+        st.rate_limit = 20;
+        st.window_secs = 1;
+    }
+    let (_dir, mut config, store, _) = setup(&sb);
+    config.safety.max_changed_percent = 100;
+    assert_eq!(config.okta.rate_limit_percent, 50, "the default");
+    let clients = Clients::new(&config, settings());
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert!(report.apply.failed_users.is_empty());
+    let st = sb.okta.lock();
+    assert_eq!(st.count("POST", "/api/v1/users/"), 24);
+    let windows = st.admitted_per_window("users-update");
+    // Okta's first answer tells the limit: past it, at most half of each window is spent
+    // (the first request of the pass is sent before any answer, so it may add one).
+    assert!(
+        windows.len() >= 3 && windows.iter().all(|n| *n <= 10 + 1),
+        "{windows:?}"
+    );
+    assert!(windows[1..].iter().all(|n| *n <= 10), "{windows:?}");
+    assert_eq!(st.rate_limited, 0);
 }
