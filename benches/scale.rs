@@ -99,6 +99,20 @@ fn settings() -> HttpSettings {
     }
 }
 
+/// One pass with default options, and its wall time in seconds.
+fn timed_pass(
+    rt: &tokio::runtime::Runtime,
+    config: &okta_telus_sync::config::Config,
+    clients: &Clients,
+    store: &Store,
+) -> (okta_telus_sync::daemon::pass::PassReport, f64) {
+    let t0 = Instant::now();
+    let report = rt
+        .block_on(run_one_pass(config, clients, store, PassOptions::default()))
+        .expect("pass");
+    (report, t0.elapsed().as_secs_f64())
+}
+
 fn delta(after: &Value, before: &Value, key: &str) -> u64 {
     after[key].as_u64().unwrap_or(0) - before[key].as_u64().unwrap_or(0)
 }
@@ -253,16 +267,7 @@ fn rate(limit: u64) -> Value {
         "--window-secs".into(),
         "1".into(),
     ]);
-    let t0 = Instant::now();
-    let report = rt
-        .block_on(run_one_pass(
-            &config,
-            &clients,
-            &store,
-            PassOptions::default(),
-        ))
-        .expect("pass");
-    let wall = t0.elapsed().as_secs_f64();
+    let (report, wall) = timed_pass(&rt, &config, &clients, &store);
     let c = fakes.ask("counts");
     let writes = c["telus_update"].as_u64().unwrap_or(0);
     // Medium requests: the listing plus the writes, over the windows the pass spanned.
@@ -306,16 +311,7 @@ fn okta_rate(concurrency: usize, percent: u8) -> Value {
     config.okta.write_concurrency = concurrency;
     config.okta.rate_limit_percent = percent;
     let clients = Clients::new(&config, settings());
-    let t0 = Instant::now();
-    let report = rt
-        .block_on(run_one_pass(
-            &config,
-            &clients,
-            &store,
-            PassOptions::default(),
-        ))
-        .expect("pass");
-    let wall = t0.elapsed().as_secs_f64();
+    let (report, wall) = timed_pass(&rt, &config, &clients, &store);
     let c = fakes.ask("counts");
     let writes = c["okta_update"].as_u64().unwrap_or(0);
     let windows: Vec<u64> = c["okta_update_windows"]

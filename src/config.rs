@@ -1100,32 +1100,35 @@ jwt = "jwt-credential"
     }
 
     #[test]
-    fn okta_write_concurrency_is_bounded() {
-        assert_eq!(parse(MINIMAL).unwrap().okta.write_concurrency, 4);
-        for bad in [0, 17] {
-            let text = MINIMAL.replace(
-                "token = \"okta-secret-token\"",
-                &format!("token = \"okta-secret-token\"\nwrite_concurrency = {bad}"),
-            );
-            assert_eq!(keys(&text), vec!["okta.write_concurrency"], "{bad}");
-        }
-        let text = MINIMAL.replace(
-            "token = \"okta-secret-token\"",
-            "token = \"okta-secret-token\"\nwrite_concurrency = 1",
+    fn okta_write_concurrency_and_rate_share_are_bounded() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (c.okta.write_concurrency, c.okta.rate_limit_percent),
+            (4, 50)
         );
-        assert_eq!(parse(&text).unwrap().okta.write_concurrency, 1);
-    }
-
-    #[test]
-    fn okta_rate_limit_percent_is_a_share() {
-        assert_eq!(parse(MINIMAL).unwrap().okta.rate_limit_percent, 50);
-        for bad in [0, 101] {
-            let text = MINIMAL.replace(
+        let with = |line: String| {
+            MINIMAL.replace(
                 "token = \"okta-secret-token\"",
-                &format!("token = \"okta-secret-token\"\nrate_limit_percent = {bad}"),
-            );
-            assert_eq!(keys(&text), vec!["okta.rate_limit_percent"], "{bad}");
+                &format!("token = \"okta-secret-token\"\n{line}"),
+            )
+        };
+        for (key, bad) in [
+            ("write_concurrency", 0),
+            ("write_concurrency", 17),
+            ("rate_limit_percent", 0),
+            ("rate_limit_percent", 101),
+        ] {
+            let text = with(format!("{key} = {bad}"));
+            assert_eq!(keys(&text), vec![format!("okta.{key}")], "{key} = {bad}");
         }
+        let c = parse(&with(
+            "write_concurrency = 1\nrate_limit_percent = 100".into(),
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.okta.write_concurrency, c.okta.rate_limit_percent),
+            (1, 100)
+        );
     }
 
     #[test]

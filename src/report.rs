@@ -25,26 +25,23 @@ fn target(system: System) -> &'static str {
 /// decided it; then the users that could not be synced, then notes.
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
-    if !plan.held.is_empty() {
-        let _ = writeln!(
-            out,
-            "HELD by a safety limit: nothing will be written. Review, then run `sync --approve` to proceed once:"
-        );
-        for r in &plan.held {
-            let _ = writeln!(out, "  - {r}");
+    let mut section = |title: &str, lines: &[String]| {
+        if !lines.is_empty() {
+            let _ = writeln!(out, "{title}");
+            for r in lines {
+                let _ = writeln!(out, "  - {r}");
+            }
+            let _ = writeln!(out);
         }
-        let _ = writeln!(out);
-    }
-    if !plan.left_out.is_empty() {
-        let _ = writeln!(
-            out,
-            "LEFT OUT of Okta writes: Okta refuses these attributes from this tool, so sending one would fail each user's whole update:"
-        );
-        for r in &plan.left_out {
-            let _ = writeln!(out, "  - {r}");
-        }
-        let _ = writeln!(out);
-    }
+    };
+    section(
+        "HELD by a safety limit: nothing will be written. Review, then run `sync --approve` to proceed once:",
+        &plan.held,
+    );
+    section(
+        "LEFT OUT of Okta writes: Okta refuses these attributes from this tool, so sending one would fail each user's whole update:",
+        &plan.left_out,
+    );
     let to_telus = plan
         .actions
         .iter()

@@ -600,27 +600,46 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     assert!(r.system_error.unwrap().contains("OAuth token refused"));
 }
 
-#[tokio::test]
-async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
-    let (mut okta, exts, nums) = many_users(40);
+/// `n` users whose Okta `primaryPhone` is stale (TELUS masters it: one Okta profile update
+/// each), an Okta budget of `limit` per 1 s window, each update answered after `delay`; and
+/// a store, config (no safety hold, `rate_limit_percent` as given) and clients for them.
+async fn okta_writes_setup(
+    n: usize,
+    limit: u64,
+    delay: Duration,
+    percent: u8,
+) -> (
+    Sandbox,
+    tempfile::TempDir,
+    okta_telus_sync::config::Config,
+    Store,
+    Clients,
+) {
+    let (mut okta, exts, nums) = many_users(n);
     for u in okta.iter_mut() {
-        // TELUS masters primaryPhone: every user gets one Okta profile update.
         u.profile.insert("primaryPhone".into(), json!("stale"));
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     {
         let mut st = sb.okta.lock();
-        // Over two windows of updates (a budget that is no multiple of the concurrency, so
-        // a client that forgets its unanswered requests overshoots); 50 ms round trips.
-        st.rate_limit = 18;
+        st.rate_limit = limit;
         st.window_secs = 1;
-        st.write_delay = Duration::from_millis(50);
+        st.write_delay = delay;
     }
-    let (_dir, mut config, store, _) = setup(&sb);
+    let (dir, mut config, store, _) = setup(&sb);
     config.safety.max_changed_percent = 100;
-    // The whole budget is this test's to spend.
-    config.okta.rate_limit_percent = 100;
+    config.okta.rate_limit_percent = percent;
     let clients = Clients::new(&config, settings());
+    (sb, dir, config, store, clients)
+}
+
+#[tokio::test]
+async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
+    // Over two windows of updates (a budget that is no multiple of the concurrency, so a
+    // client that forgets its unanswered requests overshoots); 50 ms round trips; the whole
+    // budget is this test's to spend.
+    let (sb, _dir, config, store, clients) =
+        okta_writes_setup(40, 18, Duration::from_millis(50), 100).await;
     assert_eq!(config.okta.write_concurrency, 4);
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
@@ -730,20 +749,9 @@ async fn group_scope_reads_only_the_groups_members() {
 
 #[tokio::test]
 async fn okta_requests_keep_to_the_configured_share_of_each_limit() {
-    let (mut okta, exts, nums) = many_users(24);
-    for u in okta.iter_mut() {
-        u.profile.insert("primaryPhone".into(), json!("stale"));
-    }
-    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
-    {
-        let mut st = sb.okta.lock();
-        st.rate_limit = 20;
-        st.window_secs = 1;
-    }
-    let (_dir, mut config, store, _) = setup(&sb);
-    config.safety.max_changed_percent = 100;
-    assert_eq!(config.okta.rate_limit_percent, 50, "the default");
-    let clients = Clients::new(&config, settings());
+    let (sb, _dir, config, store, clients) = okta_writes_setup(24, 20, Duration::ZERO, 50).await;
+    let defaults = sb.config(default_policy(), std::path::Path::new("x.db"));
+    assert_eq!(defaults.okta.rate_limit_percent, 50, "the default share");
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
