@@ -169,8 +169,8 @@ impl FakeOkta {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route("/api/v1/users", get(list_users))
-            .route("/api/v1/groups/{gid}/users", get(list_group_users))
-            .route("/api/v1/apps/{aid}/users", get(list_app_users))
+            .route("/api/v1/groups/{id}/users", get(list_members))
+            .route("/api/v1/apps/{id}/users", get(list_members))
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
             .route("/oauth2/v1/token", axum::routing::post(oauth_token))
             .route("/api/v1/meta/schemas/user/default", get(schema))
@@ -323,29 +323,23 @@ async fn list_users(
     list(state, method, uri, headers, q, Listing::All)
 }
 
-/// `GET /api/v1/groups/{groupId}/users`: the group's members.
-async fn list_group_users(
+/// `GET /api/v1/groups/{groupId}/users`: the group's members; `GET /api/v1/apps/{appId}/users`:
+/// app users (`AppUser`), the Okta user embedded under `_embedded.user` only with
+/// `expand=user`.
+async fn list_members(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Path(gid): Path<String>,
+    Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    list(state, method, uri, headers, q, Listing::Group(gid))
-}
-
-/// `GET /api/v1/apps/{appId}/users`: app users (`AppUser`), the Okta user embedded under
-/// `_embedded.user` only with `expand=user`.
-async fn list_app_users(
-    State(state): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Path(aid): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    list(state, method, uri, headers, q, Listing::App(aid))
+    let listing = if uri.path().starts_with("/api/v1/apps/") {
+        Listing::App(id)
+    } else {
+        Listing::Group(id)
+    };
+    list(state, method, uri, headers, q, listing)
 }
 
 fn list(
