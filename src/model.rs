@@ -166,9 +166,11 @@ pub struct Fields {
     text: Box<str>,
 }
 
-/// The most distinct field names one process numbers; past it a name is refused (and its
-/// values dropped with an error in the log) rather than letting a hostile server grow memory.
-const MAX_NAMES: usize = u16::MAX as usize;
+/// The most distinct field names one process numbers: far above what a directory has (Okta's
+/// base and custom profile attributes, TELUS's contact and custom fields), so that past it a
+/// name is refused (its values dropped, with an error in the log) rather than letting a
+/// hostile server grow memory. The table is static data: 4,096 × 24 bytes.
+const MAX_NAMES: usize = 4096;
 
 /// Name by number: written once per name, read without a lock.
 static NAME_BY_NUMBER: [std::sync::OnceLock<&'static str>; MAX_NAMES] =
