@@ -27,6 +27,8 @@ pub struct Figures {
     /// Unix time the TELUS refresh token expires, when a session is held.
     pub refresh_expires_at: Option<i64>,
     pub quarantined: u64,
+    /// Mastering rows whose Okta writes the last pass left out (Okta refuses them).
+    pub left_out_rows: u64,
 }
 
 pub type Shared = Arc<Mutex<Figures>>;
@@ -107,6 +109,15 @@ pub fn render(f: &Figures, now: i64) -> String {
         "# HELP okta_telus_sync_quarantined_users Users quarantined after repeated failures.\n# TYPE okta_telus_sync_quarantined_users gauge"
     );
     let _ = writeln!(out, "okta_telus_sync_quarantined_users {}", f.quarantined);
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_okta_rows_left_out Mastering rows whose Okta writes the last pass left out because Okta refuses them (read-only or mastered elsewhere).\n# TYPE okta_telus_sync_okta_rows_left_out gauge"
+    );
+    let _ = writeln!(
+        out,
+        "okta_telus_sync_okta_rows_left_out {}",
+        f.left_out_rows
+    );
     out
 }
 
@@ -200,5 +211,7 @@ mod tests {
         ));
         assert!(text.contains("# TYPE okta_telus_sync_api_requests_total counter"));
         assert!(text.contains("okta_telus_sync_last_success_timestamp_seconds 1700000000"));
+        f.left_out_rows = 1;
+        assert!(render(&f, 0).contains("okta_telus_sync_okta_rows_left_out 1"));
     }
 }

@@ -140,6 +140,9 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
         .failures()
         .map(|v| v.iter().filter(|r| r.quarantined).count() as u64)
         .unwrap_or(0);
+    if report.system_error.is_none() {
+        f.left_out_rows = report.plan.left_out.len() as u64;
+    }
 }
 
 /// Delay before passes resume after a whole-system failure: 1 min doubling to 1 h, jittered.
