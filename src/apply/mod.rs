@@ -228,9 +228,9 @@ async fn apply_action(
 ) -> Result<Attempt, crate::store::Error> {
     let mut report = Attempt::default();
     let changes = action.changes();
-    let mut rows = Vec::with_capacity(changes.len());
-    for c in changes {
-        rows.push(store.journal_planned(&JournalEntry {
+    let entries: Vec<JournalEntry<'_>> = changes
+        .iter()
+        .map(|c| JournalEntry {
             pass_id,
             system: action.system,
             okta_id: action.user.okta_id.as_ref(),
@@ -241,8 +241,9 @@ async fn apply_action(
             old: c.old.as_deref(),
             new: c.new.as_deref(),
             rule: c.rule.as_str(),
-        })?);
-    }
+        })
+        .collect();
+    let rows = store.journal_planned(&entries)?;
     let mut created: Option<TelusUser> = None;
     let result: Result<(), WriteError> = match (&action.action, action.system) {
         (Action::Create { .. }, _) => {

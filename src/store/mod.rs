@@ -484,34 +484,46 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Journals a change as `planned`, before its call; returns the row id.
-    pub fn journal_planned(&self, e: &JournalEntry<'_>) -> Result<i64> {
-        let direction = match e.system {
-            System::Telus => "okta->telus",
-            System::Okta => "telus->okta",
-        };
-        self.conn
-            .execute(
-                "INSERT INTO journal (pass_id, time, direction, system, okta_id, ext_id, user_email,
-                 attribute, field, old, new, rule, outcome)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
-                params![
-                    e.pass_id,
-                    now(),
-                    direction,
-                    e.system.as_str(),
-                    e.okta_id.map(|i| i.0.as_str()),
-                    e.ext_id.map(|i| i.0.as_str()),
-                    e.user_email,
-                    e.attribute,
-                    e.field,
-                    e.old,
-                    e.new,
-                    e.rule
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+    /// Journals one action's changes as `planned`, in one transaction, before its call;
+    /// returns the row ids in order.
+    pub fn journal_planned(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<i64>> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let ts = now();
+        let mut ids = Vec::with_capacity(entries.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO journal (pass_id, time, direction, system, okta_id, ext_id, user_email,
+                     attribute, field, old, new, rule, outcome)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                )
+                .map_err(|e| self.err(e))?;
+            for e in entries {
+                let direction = match e.system {
+                    System::Telus => "okta->telus",
+                    System::Okta => "telus->okta",
+                };
+                ids.push(
+                    stmt.insert(params![
+                        e.pass_id,
+                        ts,
+                        direction,
+                        e.system.as_str(),
+                        e.okta_id.map(|i| i.0.as_str()),
+                        e.ext_id.map(|i| i.0.as_str()),
+                        e.user_email,
+                        e.attribute,
+                        e.field,
+                        e.old,
+                        e.new,
+                        e.rule
+                    ])
+                    .map_err(|e| self.err(e))?,
+                );
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(ids)
     }
 
     /// Records how journalled changes ended, and on success their new baseline, atomically.
@@ -1061,8 +1073,8 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         let pass = s.begin_pass("full").unwrap();
         let id = OktaId("00u1".into());
-        let row = s
-            .journal_planned(&JournalEntry {
+        let rows = s
+            .journal_planned(&[JournalEntry {
                 pass_id: pass,
                 system: System::Telus,
                 okta_id: Some(&id),
@@ -1073,8 +1085,9 @@ mod tests {
                 old: Some("Vancouver"),
                 new: Some("Victoria"),
                 rule: "master",
-            })
+            }])
             .unwrap();
+        let row = rows[0];
         assert_eq!(s.unfinished_count().unwrap(), 1);
         s.journal_outcome(
             &[row],
