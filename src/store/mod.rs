@@ -369,10 +369,38 @@ impl Store {
     }
 
     pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, status, last_updated, profile FROM okta_users ORDER BY id")
-            .map_err(|e| self.err(e))?;
+        self.load_users(
+            "SELECT id, status, last_updated, profile FROM okta_users ORDER BY id",
+            "okta user",
+            |id, status, last_updated, profile| OktaUser {
+                id: OktaId(id),
+                status: OktaStatus::parse(&status),
+                last_updated,
+                profile,
+            },
+        )
+    }
+
+    pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
+        self.load_users(
+            "SELECT id, status, NULL, fields FROM telus_users ORDER BY id",
+            "telus user",
+            |id, status, _, fields| TelusUser {
+                id: ExtId(id),
+                status: TelusStatus::parse(&status),
+                fields,
+            },
+        )
+    }
+
+    /// Rows of (id, status, last updated, stored fields) made into users by `make`.
+    fn load_users<T>(
+        &self,
+        sql: &str,
+        what: &str,
+        make: impl Fn(String, String, Option<String>, crate::model::Fields) -> T,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -385,41 +413,9 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, status, last_updated, profile) = row.map_err(|e| self.err(e))?;
-            let profile = self.decode_fields(&profile, || format!("okta user {id}"))?;
-            out.push(OktaUser {
-                id: OktaId(id),
-                status: OktaStatus::parse(&status),
-                last_updated,
-                profile,
-            });
-        }
-        Ok(out)
-    }
-
-    pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, status, fields FROM telus_users ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, status, fields) = row.map_err(|e| self.err(e))?;
-            let fields = self.decode_fields(&fields, || format!("telus user {id}"))?;
-            out.push(TelusUser {
-                id: ExtId(id),
-                status: TelusStatus::parse(&status),
-                fields,
-            });
+            let (id, status, last_updated, fields) = row.map_err(|e| self.err(e))?;
+            let fields = self.decode_fields(&fields, || format!("{what} {id}"))?;
+            out.push(make(id, status, last_updated, fields));
         }
         Ok(out)
     }

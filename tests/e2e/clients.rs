@@ -39,11 +39,7 @@ async fn authorize(sb: &Sandbox, config: &okta_telus_sync::config::Config, clien
 
 #[tokio::test]
 async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never_reuses_one() {
-    let (mut okta, exts, nums) = many_users(24);
-    for u in okta.iter_mut() {
-        u.profile.insert("department".into(), json!("Sales"));
-    }
-    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    let sb = many_with(24, "department", "Sales").await;
     {
         let mut st = sb.telus.lock();
         st.token_ttl = Duration::from_secs(2);
@@ -120,11 +116,7 @@ async fn without_a_session_or_jwt_the_pass_is_an_auth_failure() {
 
 #[tokio::test]
 async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
-    let (mut okta, exts, nums) = many_users(15);
-    for u in okta.iter_mut() {
-        u.profile.insert("department".into(), json!("Sales"));
-    }
-    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    let sb = many_with(15, "department", "Sales").await;
     {
         let mut st = sb.telus.lock();
         st.window = Duration::from_secs(1);
@@ -600,6 +592,15 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     assert!(r.system_error.unwrap().contains("OAuth token refused"));
 }
 
+/// Fakes with `n` users whose Okta profiles all hold `value` for `attr`.
+async fn many_with(n: usize, attr: &str, value: &str) -> Sandbox {
+    let (mut okta, exts, nums) = many_users(n);
+    for u in okta.iter_mut() {
+        u.profile.insert(attr.into(), json!(value));
+    }
+    Sandbox::start(okta, exts, nums).await.unwrap()
+}
+
 /// `n` users whose Okta `primaryPhone` is stale (TELUS masters it: one Okta profile update
 /// each), an Okta budget of `limit` per 1 s window, each update answered after `delay`; and
 /// a store, config (no safety hold, `rate_limit_percent` as given) and clients for them.
@@ -615,11 +616,7 @@ async fn okta_writes_setup(
     Store,
     Clients,
 ) {
-    let (mut okta, exts, nums) = many_users(n);
-    for u in okta.iter_mut() {
-        u.profile.insert("primaryPhone".into(), json!("stale"));
-    }
-    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    let sb = many_with(n, "primaryPhone", "stale").await;
     {
         let mut st = sb.okta.lock();
         st.rate_limit = limit;
