@@ -988,8 +988,23 @@ fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRu
             normalize,
         });
     }
+    // Each row's names are kept in a part of the process's field-name table that servers
+    // cannot fill; a table this large is far beyond any directory, and is refused.
+    if rules.len() > MAX_ROWS {
+        p.push(
+            "attributes",
+            format!(
+                "{} rows: at most {MAX_ROWS} attributes can be mapped",
+                rules.len()
+            ),
+        );
+    }
     rules
 }
+
+/// The most rows a mastering table may have: their names (about three per row) must fit in
+/// the part of the field-name table kept for mapped names.
+const MAX_ROWS: usize = crate::model::RESERVED_FOR_MAPPED / 4;
 
 #[cfg(test)]
 mod tests {

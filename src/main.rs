@@ -477,10 +477,30 @@ async fn auth_telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<
         &state,
         &pkce,
     );
+    // Listen before the address is shown, so the browser never finds the port closed.
+    let listener = if no_browser {
+        None
+    } else {
+        match auth::RedirectListener::bind(redirect).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!(
+                    "error: {e}\n  set telus.redirect_uri to a free loopback port, or use --no-browser"
+                );
+                return Ok(EXIT_SYSTEM);
+            }
+        }
+    };
     println!(
         "Open this address in a browser, sign in as a TELUS administrator and approve:\n\n  {url}\n"
     );
-    let landed = if no_browser {
+    let landed = if let Some(listener) = listener {
+        println!("Waiting for the browser on {redirect} ...");
+        listener
+            .wait(std::time::Duration::from_secs(600))
+            .await
+            .map_err(anyhow::Error::msg)?
+    } else {
         println!("Your browser then goes to {redirect}?code=... (it may show an error page).");
         println!("Paste that whole address here and press Enter:");
         let mut line = String::new();
@@ -488,11 +508,6 @@ async fn auth_telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<
             .read_line(&mut line)
             .context("reading the pasted address")?;
         line
-    } else {
-        println!("Waiting for the browser on {redirect} ...");
-        auth::receive_redirect(redirect, std::time::Duration::from_secs(600))
-            .await
-            .map_err(anyhow::Error::msg)?
     };
     let code = match auth::code_from_redirect(&landed, &state) {
         Ok(c) => c,

@@ -168,9 +168,15 @@ pub struct Fields {
 
 /// The most distinct field names one process numbers: far above what a directory has (Okta's
 /// base and custom profile attributes, TELUS's contact and custom fields), so that past it a
-/// name is refused (its values dropped, with an error in the log) rather than letting a
-/// hostile server grow memory. The table is static data: 4,096 × 24 bytes.
+/// name is refused rather than letting a hostile server grow memory. The table is static
+/// data: 4,096 × 24 bytes.
 const MAX_NAMES: usize = 4096;
+
+/// The last part of the table, kept for the names the mastering table maps
+/// ([`register_mapped_names`]): a server that floods the process with names fills only the
+/// rest, so a mapped value is never lost to the cap (and then read as empty, which would plan
+/// a clearing write). Config validation keeps a table's names well under this.
+pub const RESERVED_FOR_MAPPED: usize = 512;
 
 /// Name by number: written once per name, read without a lock.
 static NAME_BY_NUMBER: [std::sync::OnceLock<&'static str>; MAX_NAMES] =
@@ -180,27 +186,27 @@ fn name_of(number: u16) -> &'static str {
     NAME_BY_NUMBER[number as usize].get().copied().unwrap_or("")
 }
 
-/// The number of a field name, numbering it on first sight; `None` once [`MAX_NAMES`] are taken.
-fn number_of(name: &str) -> Option<u16> {
-    use std::collections::HashMap;
+fn numbers() -> std::sync::MutexGuard<'static, std::collections::HashMap<&'static str, u16>> {
     use std::sync::{Mutex, OnceLock};
-    static NUMBERS: OnceLock<Mutex<HashMap<&'static str, u16>>> = OnceLock::new();
-    let mut numbers = NUMBERS
+    static NUMBERS: OnceLock<Mutex<std::collections::HashMap<&'static str, u16>>> = OnceLock::new();
+    NUMBERS
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The number of a field name, numbering it on first sight while fewer than `limit` names are
+/// numbered.
+fn number_within(
+    numbers: &mut std::collections::HashMap<&'static str, u16>,
+    name: &str,
+    limit: usize,
+) -> Option<u16> {
     if let Some(n) = numbers.get(name) {
         return Some(*n);
     }
     let n = numbers.len();
-    if n >= MAX_NAMES {
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
-            tracing::error!(
-                max = MAX_NAMES,
-                "too many distinct attribute names; values of further names are ignored"
-            )
-        });
+    if n >= limit {
         return None;
     }
     // Leaked once per distinct name: the set is bounded by MAX_NAMES.
@@ -208,6 +214,36 @@ fn number_of(name: &str) -> Option<u16> {
     let _ = NAME_BY_NUMBER[n].set(name);
     numbers.insert(name, n as u16);
     Some(n as u16)
+}
+
+/// The number of a field name read from a server. Past the unreserved part of the table the
+/// name is ignored (its values are never stored), with one warning per process: no mapped
+/// name is among them, since those are registered first.
+fn number_of(name: &str) -> Option<u16> {
+    let n = number_within(&mut numbers(), name, MAX_NAMES - RESERVED_FOR_MAPPED);
+    if n.is_none() {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                max = MAX_NAMES - RESERVED_FOR_MAPPED,
+                "too many distinct attribute names from the servers; unmapped names past the limit are ignored"
+            )
+        });
+    }
+    n
+}
+
+/// Numbers the names a mastering table maps, in the part of the table kept for them, so that
+/// their values always fit however many other names servers send. Called before every pass;
+/// returns the names that did not fit (only when a table maps more than
+/// [`RESERVED_FOR_MAPPED`] names, which config validation refuses).
+pub fn register_mapped_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut numbers = numbers();
+    names
+        .into_iter()
+        .filter(|name| number_within(&mut numbers, name, MAX_NAMES).is_none())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The one shared copy of a field name.

@@ -198,6 +198,14 @@ pub async fn run_one_pass(
     store: &Store,
     opts: PassOptions<'_>,
 ) -> anyhow::Result<PassReport> {
+    // The mapped names first, so that no flood of other names from a server can crowd them out.
+    let unmapped = crate::model::register_mapped_names(config.policy.field_names());
+    if !unmapped.is_empty() {
+        anyhow::bail!(
+            "the field-name table cannot hold the mapped names {}",
+            unmapped.join(", ")
+        );
+    }
     let since = incremental_since(config, store, &opts)?;
     let kind = if since.is_some() {
         "incremental"

@@ -149,6 +149,34 @@ impl Policy {
         })
     }
 
+    /// Every field name a pass must be able to hold for this table: the mapped Okta attributes
+    /// and TELUS fields, and the names matching and lifecycle read.
+    pub fn field_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = vec![
+            "email",
+            "login",
+            crate::model::TELUS_EMAIL,
+            crate::model::TELUS_EXTENSION_NUMBER,
+            crate::model::TELUS_DIRECT_NUMBER,
+        ];
+        names.extend(OKTA_REQUIRED.iter().chain(TELUS_REQUIRED));
+        for r in &self.rules {
+            names.push(&r.okta_attr);
+            match &r.telus {
+                TelusSide::Field { path, .. } => names.push(path),
+                TelusSide::Template(pieces) => {
+                    names.extend(pieces.iter().filter_map(|p| match p {
+                        Piece::Field(f) => Some(f.as_str()),
+                        Piece::Lit(_) => None,
+                    }))
+                }
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Whether the planner may write this attribute to this system at all.
     pub fn can_write(&self, rule: &AttrRule, system: System) -> bool {
         match system {

@@ -105,12 +105,18 @@ pub fn authorize_url(
     url
 }
 
-/// Reads the authorization code from the redirect the browser landed on (a full URL or a
-/// query string), checking `state`.
+/// Reads the authorization code from the redirect the browser landed on, checking `state`.
+/// Takes what the admin pastes (a full URL, or a bare query) or what the loopback listener
+/// received (a path with its query, `/callback?code=…&state=…`).
 pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String, String> {
-    let query = match Url::parse(redirect.trim()) {
+    let redirect = redirect.trim();
+    let query = match Url::parse(redirect) {
         Ok(u) => u.query().unwrap_or("").to_string(),
-        Err(_) => redirect.trim().trim_start_matches('?').to_string(),
+        // Not a whole URL: whatever follows the first `?`, or the whole text when none does.
+        Err(_) => match redirect.split_once('?') {
+            Some((_, q)) => q.to_string(),
+            None => redirect.to_string(),
+        },
     };
     let pairs: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.as_bytes())
@@ -131,63 +137,67 @@ pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String
         .ok_or_else(|| "the redirect carries no authorization code".into())
 }
 
-/// Waits on the redirect URI's loopback address for the browser to arrive with the code;
-/// answers it with a short page. Returns the request target (path and query).
-pub async fn receive_redirect(
-    redirect_uri: &Url,
-    timeout: std::time::Duration,
-) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = redirect_uri.host_str().unwrap_or("127.0.0.1");
-    let port = redirect_uri.port().unwrap_or(80);
-    let listener = tokio::net::TcpListener::bind((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| format!("cannot listen on {host}:{port} for the redirect: {e}"))?;
-    let wait = async {
-        loop {
-            let (mut sock, _) = listener.accept().await.map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; 8192];
-            let mut len = 0;
-            while len < buf.len() {
-                let n = sock
-                    .read(&mut buf[len..])
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                len += n;
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-            let target = head
-                .lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .unwrap_or("")
-                .to_string();
-            let ours = target.split('?').next() == Some(redirect_uri.path());
-            let body = if ours {
-                "okta-telus-sync received the authorization. You can close this window."
-            } else {
-                "Not found"
-            };
-            let status = if ours { "200 OK" } else { "404 Not Found" };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-            if ours {
-                return Ok::<String, String>(target);
+/// The loopback listener the browser is redirected to, bound before the authorize URL is
+/// shown so that the browser never finds the port closed. Served by axum: only a GET on the
+/// redirect path ends the wait; anything else is a 404.
+pub struct RedirectListener {
+    listener: tokio::net::TcpListener,
+    path: String,
+}
+
+impl RedirectListener {
+    pub async fn bind(redirect_uri: &Url) -> Result<RedirectListener, String> {
+        let host = redirect_uri.host_str().unwrap_or("127.0.0.1");
+        let port = redirect_uri.port_or_known_default().unwrap_or(80);
+        let listener = tokio::net::TcpListener::bind((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port} for the redirect: {e}"))?;
+        let path = match redirect_uri.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
+        };
+        Ok(RedirectListener { listener, path })
+    }
+
+    /// Waits for the browser, answers it with a short page, and returns the request target
+    /// it came to (the redirect path with its query).
+    pub async fn wait(self, timeout: std::time::Duration) -> Result<String, String> {
+        use axum::extract::{OriginalUri, State};
+        async fn landed(
+            State(tx): State<tokio::sync::mpsc::Sender<String>>,
+            OriginalUri(uri): OriginalUri,
+        ) -> &'static str {
+            let target = uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            let _ = tx.try_send(target);
+            "okta-telus-sync received the authorization. You can close this window."
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+        let app = axum::Router::new()
+            .route(&self.path, axum::routing::get(landed))
+            .with_state(tx);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        let got = tokio::time::timeout(timeout, rx.recv()).await;
+        // The page was answered before the target was handed over; now the server stops.
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        match got {
+            Ok(Some(target)) => Ok(target),
+            Ok(None) => Err("the redirect listener stopped unexpectedly".into()),
+            Err(_) => {
+                Err("no browser came back to the redirect in time: run `auth telus` again".into())
             }
         }
-    };
-    tokio::time::timeout(timeout, wait).await.map_err(|_| {
-        "no browser came back to the redirect in time: run `auth telus` again".to_string()
-    })?
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +222,15 @@ mod tests {
         assert_eq!(ok.unwrap(), "abc");
         assert!(
             code_from_redirect("http://127.0.0.1:8765/callback?code=abc&state=zz", "s1").is_err()
+        );
+        // What the loopback listener receives: the path and its query.
+        assert_eq!(
+            code_from_redirect("/callback?code=abc&state=s1", "s1").unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            code_from_redirect("code=abc&state=s1", "s1").unwrap(),
+            "abc"
         );
         assert!(
             code_from_redirect("?error=access_denied&state=s1", "s1")

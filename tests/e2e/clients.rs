@@ -457,24 +457,44 @@ async fn malformed_or_html_responses_are_typed_errors_not_panics() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
+/// Drives `auth telus` as an admin does: a browser GETs the printed authorize URL from the
+/// fake, which approves and answers 302 to the redirect URI. With `no_browser`, the admin
+/// pastes the address; without it (the README's default), the browser follows the redirect
+/// to the command's own loopback listener. Then `sync` runs on the stored session.
+async fn auth_telus_then_sync(no_browser: bool) {
     use std::io::{BufRead as _, Write as _};
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // A free loopback port for the redirect listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     // No jwt: the session from `auth telus` is the only credential.
     let cfg = crate::write_config(dir.path(), &sb, "");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text: String = text
         .lines()
         .filter(|l| !l.starts_with("jwt"))
+        .map(|l| {
+            if l.starts_with("client_secret") {
+                format!("{l}\nredirect_uri = \"http://127.0.0.1:{port}/callback\"")
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&cfg, text).unwrap();
     let cfg = cfg.display().to_string();
 
+    let mut args = vec!["--config", &cfg, "auth", "telus"];
+    if no_browser {
+        args.push("--no-browser");
+    }
     let mut child = crate::bin()
-        .args(["--config", &cfg, "auth", "telus", "--no-browser"])
+        .args(&args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -499,25 +519,52 @@ async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
         url.contains("brand_id=7310") && url.contains("code_challenge_method=S256"),
         "{url}"
     );
+    assert!(
+        url.contains(&format!("127.0.0.1%3A{port}%2Fcallback")),
+        "{url}"
+    );
     // The "browser": the fake approves and redirects.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{location}").unwrap();
+    if no_browser {
+        writeln!(stdin, "{location}").unwrap();
+    } else {
+        // The browser follows the 302 to the command's loopback listener.
+        let page = http.get(&location).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("received the authorization")
+        );
+    }
     drop(stdin);
     let status = tokio::task::spawn_blocking(move || {
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-        (child.wait().unwrap(), rest)
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status,
+            rest,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     })
     .await
     .unwrap();
-    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert_eq!(status.0.code(), Some(0), "{}{}", status.1, status.2);
     assert!(status.1.contains("TELUS session stored"), "{}", status.1);
+    let stored = okta_telus_sync::store::Store::open(&dir.path().join("state.db"))
+        .unwrap()
+        .credentials("telus")
+        .unwrap();
+    assert!(stored.is_some_and(|t| t.refresh_token.is_some()));
 
     let out = crate::run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
     assert_eq!(
@@ -536,6 +583,17 @@ async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
         status.contains("TELUS session (auth telus): refresh token valid until"),
         "{status}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_auth_telus_no_browser_stores_a_session_that_sync_then_uses() {
+    auth_telus_then_sync(true).await;
+}
+
+/// The flow the README gives: the browser comes back to the loopback listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_auth_telus_loopback_stores_a_session_that_sync_then_uses() {
+    auth_telus_then_sync(false).await;
 }
 
 #[tokio::test]
