@@ -39,6 +39,37 @@ pub fn build_client(settings: &HttpSettings) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// Waits at least this long are announced: at INFO in the log, and on a terminal when the
+/// log would not show them (`sandbox`, `plan` and `schema` log only warnings).
+pub const VISIBLE_WAIT: Duration = Duration::from_secs(2);
+
+/// Says that a rate-limit wait is starting: what it waits for and until when. Short waits
+/// (pacing between requests) only reach DEBUG.
+pub fn announce_wait(waiting_for: &str, wait: Duration) {
+    if wait < VISIBLE_WAIT {
+        tracing::debug!(
+            waiting_for,
+            wait_ms = wait.as_millis() as u64,
+            "rate-limit wait"
+        );
+        return;
+    }
+    let until = chrono::Local::now()
+        + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::zero());
+    let until = until.format("%H:%M:%S").to_string();
+    let wait_s = wait.as_secs_f64().ceil() as u64;
+    tracing::info!(waiting_for, wait_s, until = %until, "rate-limit wait");
+    use std::io::IsTerminal as _;
+    if !tracing::enabled!(tracing::Level::INFO) && std::io::stderr().is_terminal() {
+        eprintln!("{}", wait_line(waiting_for, wait_s, &until));
+    }
+}
+
+/// The terminal line for a visible wait.
+pub fn wait_line(waiting_for: &str, wait_s: u64, until: &str) -> String {
+    format!("waiting {wait_s} s for {waiting_for} (until {until}) ...")
+}
+
 /// Resolves a link sent by a server and accepts it only on the configured origin, so a token
 /// is never sent to another host.
 pub fn same_origin_link(base: &Url, link: &str) -> Result<Url, String> {

@@ -640,11 +640,12 @@ impl Client {
                     endpoint: endpoint.to_string(),
                 });
             }
-            tracing::info!(
-                endpoint,
-                wait_ms = wait.as_millis() as u64,
-                percent = self.rate_limit_percent,
-                "okta rate-limit share spent, waiting for reset"
+            crate::http::announce_wait(
+                &format!(
+                    "the Okta rate-limit reset ({endpoint}; this tool's {}% share is spent)",
+                    self.rate_limit_percent
+                ),
+                wait,
             );
             self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
             self.counters

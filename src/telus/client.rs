@@ -899,10 +899,9 @@ impl Client {
                 endpoint: endpoint.to_string(),
             });
         }
-        tracing::info!(
-            group,
-            wait_ms = wait.as_millis() as u64,
-            "telus rate-limit budget spent, waiting"
+        crate::http::announce_wait(
+            &format!("the TELUS {group} rate-limit budget ({endpoint})"),
+            wait,
         );
         self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
         self.counters

@@ -1097,3 +1097,37 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
     assert_eq!(quiet.plan.change_count(), 0);
     assert_eq!(telus_writes(&sb) + okta_writes(&sb), before);
 }
+
+/// A rate-limit wait longer than a moment is announced: what it waits for, and until when.
+/// Here a penalty left in the store by an earlier process (3 s to go) holds back `sync`'s
+/// first TELUS listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_rate_limit_wait_says_what_it_waits_for_and_until_when() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    {
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let until = chrono::Utc::now().timestamp_millis() + 3_000;
+        store
+            .set_meta("telus.penalty.Medium", &until.to_string())
+            .unwrap();
+    }
+    let out = run_bin(vec![
+        "--config".into(),
+        cfg,
+        "sync".into(),
+        "--dry-run".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("rate-limit wait"))
+        .unwrap_or_else(|| panic!("no wait announced:\n{err}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains("TELUS Medium rate-limit budget"), "{line}");
+    assert!(line.contains("until="), "{line}");
+    assert!(line.contains("wait_s="), "{line}");
+}
