@@ -623,7 +623,7 @@ async fn serve_fakes(
 }
 
 async fn run_sandbox() -> anyhow::Result<u8> {
-    let sb = sandbox::Sandbox::start_seeded()
+    let sb = sandbox::Sandbox::start_demo()
         .await
         .context("starting the sandbox servers")?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;

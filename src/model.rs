@@ -417,6 +417,10 @@ pub struct OktaUser {
     pub status: OktaStatus,
     /// `lastUpdated` as Okta sent it (RFC 3339), used for incremental reads.
     pub last_updated: Option<String>,
+    /// `credentials.provider.type`: `OKTA` for a user whose profile source is Okta itself;
+    /// `ACTIVE_DIRECTORY`, `LDAP`, `IMPORT`, `FEDERATION`, ... for one sourced elsewhere,
+    /// whose profile-mastered attributes Okta may refuse to take from the API (E0000023).
+    pub provider: Option<String>,
     pub profile: Fields,
 }
 
@@ -432,6 +436,9 @@ impl OktaUser {
 pub struct TelusUser {
     pub id: ExtId,
     pub status: TelusStatus,
+    /// The Okta user id in the record's `references` (type `CustomerDirectoryId`), which
+    /// this tool sets on every user it creates or writes: it links users without the store.
+    pub directory_ref: Option<OktaId>,
     pub fields: Fields,
 }
 
@@ -482,9 +489,11 @@ pub fn telus_field_writable(path: &str) -> Option<bool> {
 /// How Okta masters a profile attribute (`master.type` in its profile schema).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OktaMaster {
-    /// Okta itself: API writes are accepted.
+    /// "Inherit from Okta": API writes are accepted for every user.
     Okta,
-    /// Another profile source (an app or directory) masters it.
+    /// "Inherit from profile source", Okta's default for every base and custom attribute.
+    /// Writable for a user whose profile source is Okta itself (the usual case); refused
+    /// (E0000023) for one sourced from a directory or app. The schema cannot tell which.
     ProfileMaster,
     /// A priority list of sources; `first` is the first entry's type (`OKTA`, `APP`, ...).
     Override { first: Option<String> },
@@ -509,12 +518,25 @@ impl OktaSchemaAttr {
         self.mutability == "READ_WRITE"
     }
 
-    /// Whether another source masters it, so a write would be refused with E0000023.
-    pub fn mastered_elsewhere(&self) -> bool {
+    /// Whether Okta refuses API writes to it for every user, so a pass may leave it out in
+    /// advance: only an OVERRIDE whose priority puts an app before Okta. `PROFILE_MASTER`
+    /// is not: it is the default, and only users sourced elsewhere refuse it.
+    pub fn refused_for_every_user(&self) -> bool {
         match &self.master {
-            OktaMaster::Okta => false,
-            OktaMaster::ProfileMaster => true,
+            OktaMaster::Okta | OktaMaster::ProfileMaster => false,
             OktaMaster::Override { first } => first.as_deref().is_some_and(|f| f != "OKTA"),
+        }
+    }
+
+    /// The master as a short label (`OKTA`, `PROFILE_MASTER`, `OVERRIDE:APP`): what a known
+    /// per-user refusal depended on.
+    pub fn master_label(&self) -> String {
+        match &self.master {
+            OktaMaster::Okta => "OKTA".into(),
+            OktaMaster::ProfileMaster => "PROFILE_MASTER".into(),
+            OktaMaster::Override { first } => {
+                format!("OVERRIDE:{}", first.as_deref().unwrap_or(""))
+            }
         }
     }
 }

@@ -106,10 +106,24 @@ pub fn plan_text(plan: &Plan) -> String {
             );
         }
     }
+    let refusals: Vec<_> = plan
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::KnownRefusal)
+        .collect();
+    if !refusals.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nKnown refusals (not sent; tried again when the user's Okta record or the attribute's master changes):"
+        );
+        for p in refusals {
+            let _ = writeln!(out, "  {} {}", p.user.email, p.message);
+        }
+    }
     let notes: Vec<_> = plan
         .problems
         .iter()
-        .filter(|p| !p.kind.fails_user())
+        .filter(|p| !p.kind.fails_user() && p.kind != ProblemKind::KnownRefusal)
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\nNotes:");
@@ -196,6 +210,15 @@ pub fn pass_text(r: &PassReport) -> String {
         r.failed_users(),
         unmatched_telus
     );
+    for (user, (code, explanation)) in &r.apply.failed_users {
+        let _ = writeln!(
+            out,
+            "  failed: {} [{}] {}",
+            user.email,
+            code.as_deref().unwrap_or("-"),
+            explanation
+        );
+    }
     out
 }
 
@@ -387,6 +410,23 @@ pub fn status_text(
                 out,
                 "\nHELD: the last pass wrote nothing: {}\n  Review with `plan`, then run `sync --approve` to proceed once.",
                 last.summary.message.as_deref().unwrap_or("a safety limit")
+            );
+        }
+    }
+    let refusals = store.okta_refusals()?;
+    if !refusals.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nKnown refusals: Okta refuses these attributes for these users (their profile source masters them); not sent again until the user's Okta record or the attribute's master changes:"
+        );
+        for k in &refusals {
+            let _ = writeln!(
+                out,
+                "  {}  {} (profile source {}, master {})",
+                k.email,
+                k.attr,
+                k.provider.as_deref().unwrap_or("unknown"),
+                k.master
             );
         }
     }

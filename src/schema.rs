@@ -34,18 +34,15 @@ fn okta_refusal(attr: &OktaSchemaAttr) -> Option<(&'static str, String)> {
             ),
         ));
     }
-    if !attr.mastered_elsewhere() {
+    if !attr.refused_for_every_user() {
         return None;
     }
     let how = match &attr.master {
-        crate::model::OktaMaster::ProfileMaster => {
-            "by another profile source (PROFILE_MASTER)".to_string()
-        }
         crate::model::OktaMaster::Override { first } => format!(
             "by a priority list led by {}",
             first.as_deref().unwrap_or("another source")
         ),
-        crate::model::OktaMaster::Okta => String::new(),
+        crate::model::OktaMaster::Okta | crate::model::OktaMaster::ProfileMaster => String::new(),
     };
     Some((
         "",
@@ -170,7 +167,8 @@ pub fn schema_json(
         .map(|a| {
             json!({
                 "name": a.name, "title": a.title, "type": a.kind, "custom": a.custom,
-                "writable": a.writable(), "mastered_elsewhere": a.mastered_elsewhere(),
+                "writable": a.writable(), "master": a.master_label(),
+                "refused_for_every_user": a.refused_for_every_user(),
                 "mapped": policy.rule(&a.name).is_some(),
             })
         })
@@ -226,8 +224,10 @@ pub fn schema_text(
             } else {
                 "read-only"
             },
-            if a["mastered_elsewhere"] == json!(true) {
-                ", mastered elsewhere"
+            if a["refused_for_every_user"] == json!(true) {
+                ", mastered elsewhere for every user"
+            } else if a["master"] == json!("PROFILE_MASTER") {
+                ", inherits from the profile source"
             } else {
                 ""
             },
@@ -290,7 +290,7 @@ mod tests {
     fn okta_schema() -> Vec<OktaSchemaAttr> {
         crate::reconcile::policy::DEFAULT_TABLE
             .iter()
-            .map(|(n, ..)| attr(n, "string", "READ_WRITE", OktaMaster::Okta))
+            .map(|(n, ..)| attr(n, "string", "READ_WRITE", OktaMaster::ProfileMaster))
             .collect()
     }
 
@@ -327,6 +327,17 @@ mod tests {
         );
     }
 
+    /// Okta's default org: every attribute "Inherit from profile source". Written
+    /// attributes are fine: only users sourced elsewhere refuse them, one by one.
+    #[test]
+    fn profile_master_the_default_is_not_a_problem() {
+        let p = crate::config::default_policy();
+        let schema = okta_schema();
+        assert!(schema.iter().all(|a| a.master == OktaMaster::ProfileMaster));
+        assert!(check_policy(&p, &schema, &[]).is_empty());
+        assert!(okta_refused_writes(&p, &schema).is_empty());
+    }
+
     #[test]
     fn a_written_attribute_mastered_elsewhere_is_reported_with_the_fix() {
         let p = crate::config::default_policy();
@@ -335,7 +346,9 @@ mod tests {
             .iter_mut()
             .find(|a| a.name == "primaryPhone")
             .unwrap()
-            .master = OktaMaster::ProfileMaster;
+            .master = OktaMaster::Override {
+            first: Some("APP".into()),
+        };
         // Read by this tool only: mastering elsewhere does not matter.
         schema.iter_mut().find(|a| a.name == "city").unwrap().master = OktaMaster::Override {
             first: Some("APP".into()),

@@ -3,8 +3,8 @@
 //! a confirmed write. One user's failure never stops the others; a whole-system failure ends
 //! the apply cleanly.
 
-use crate::model::{ExtId, Link, System, TelusStatus, TelusUser};
-use crate::reconcile::{Action, Agreed, Plan, PlannedAction, UserRef};
+use crate::model::{ExtId, Link, OktaId, OktaUser, System, TelusStatus, TelusUser};
+use crate::reconcile::{Action, Agreed, AttrChange, KnownRefusal, Plan, PlannedAction, UserRef};
 use crate::store::{JournalEntry, Outcome, Store};
 use crate::{okta, telus};
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +62,16 @@ impl From<telus::Error> for WriteError {
     }
 }
 
+/// What the writes are sent against: this pass's snapshot of each side, and the master of
+/// each Okta attribute in Okta's schema (what a per-user refusal depends on).
+pub struct Targets<'a> {
+    pub telus_users: HashMap<&'a ExtId, &'a TelusUser>,
+    pub okta_users: HashMap<&'a OktaId, &'a OktaUser>,
+    /// Okta attribute → master label (`PROFILE_MASTER`, `OKTA`, `OVERRIDE:APP`); empty when
+    /// the schema could not be read.
+    pub okta_masters: &'a BTreeMap<String, String>,
+}
+
 /// What one action's attempt did, merged into the report between awaits.
 #[derive(Default)]
 struct Attempt {
@@ -70,6 +80,20 @@ struct Attempt {
     failed_user: Option<(UserRef, (Option<String>, String))>,
     systemic: Option<String>,
     created: Option<TelusUser>,
+}
+
+impl Attempt {
+    /// Adds another part of the same action's attempt.
+    fn absorb(&mut self, other: Attempt) {
+        self.applied += other.applied;
+        self.failed += other.failed;
+        if self.failed_user.is_none() {
+            self.failed_user = other.failed_user;
+        }
+        if self.systemic.is_none() {
+            self.systemic = other.systemic;
+        }
+    }
 }
 
 impl ApplyReport {
@@ -99,7 +123,7 @@ pub async fn apply_plan(
     store: &Store,
     okta: &okta::Client,
     telus: &telus::Client,
-    telus_users: &HashMap<&ExtId, &TelusUser>,
+    targets: &Targets<'_>,
     progress: &mut dyn FnMut(usize, usize),
     stop: Option<&std::sync::atomic::AtomicBool>,
     okta_concurrency: usize,
@@ -110,7 +134,7 @@ pub async fn apply_plan(
         store,
         okta,
         telus,
-        telus_users,
+        targets,
         stop,
         total: plan.change_count(),
         report: std::cell::RefCell::new(ApplyReport::default()),
@@ -149,7 +173,7 @@ struct Run<'a, 'p> {
     store: &'a Store,
     okta: &'a okta::Client,
     telus: &'a telus::Client,
-    telus_users: &'a HashMap<&'a ExtId, &'a TelusUser>,
+    targets: &'a Targets<'a>,
     stop: Option<&'a std::sync::atomic::AtomicBool>,
     total: usize,
     report: std::cell::RefCell<ApplyReport>,
@@ -196,7 +220,7 @@ impl Run<'_, '_> {
                 self.store,
                 self.okta,
                 self.telus,
-                self.telus_users,
+                self.targets,
             )
             .instrument(span)
             .await?;
@@ -224,9 +248,8 @@ async fn apply_action(
     store: &Store,
     okta: &okta::Client,
     telus: &telus::Client,
-    telus_users: &HashMap<&ExtId, &TelusUser>,
+    targets: &Targets<'_>,
 ) -> Result<Attempt, crate::store::Error> {
-    let mut report = Attempt::default();
     let changes = action.changes();
     let entries: Vec<JournalEntry<'_>> = changes
         .iter()
@@ -274,14 +297,7 @@ async fn apply_action(
         }
         (Action::Update { .. }, System::Okta) => match &action.user.okta_id {
             Some(id) => {
-                let body: BTreeMap<String, Option<String>> = changes
-                    .iter()
-                    .map(|c| (c.field.clone(), c.new.clone()))
-                    .collect();
-                okta.update_profile(id, &body)
-                    .await
-                    .map(|_| ())
-                    .map_err(WriteError::from)
+                return apply_okta_update(action, id, &rows, store, okta, targets).await;
             }
             None => Err(missing("the Okta user id")),
         },
@@ -289,7 +305,7 @@ async fn apply_action(
             .user
             .ext_id
             .as_ref()
-            .and_then(|id| telus_users.get(id).copied())
+            .and_then(|id| targets.telus_users.get(id).copied())
         {
             Some(current) => {
                 let body: Vec<(String, Option<String>)> = changes
@@ -304,6 +320,149 @@ async fn apply_action(
             None => Err(missing("the TELUS extension")),
         },
     };
+    let mut report = record(action, &rows, changes, result, store)?;
+    if let (Some(user), Some(okta_id), 0) = (created, &action.user.okta_id, report.failed) {
+        store.add_links(&[Link {
+            okta_id: okta_id.clone(),
+            ext_id: user.id.clone(),
+        }])?;
+        report.created = Some(user);
+    }
+    Ok(report)
+}
+
+/// A profile update to Okta. When Okta refuses it (403 E0000023: an attribute in it is
+/// mastered by the user's profile source), its answer does not say which attribute, so each
+/// is sent alone: the ones Okta takes land, the refused ones are journalled `failed` with
+/// Okta's explanation and remembered with what the refusal depended on, so that later passes
+/// do not send them again while nothing changed.
+async fn apply_okta_update(
+    action: &PlannedAction,
+    okta_id: &OktaId,
+    rows: &[i64],
+    store: &Store,
+    okta: &okta::Client,
+    targets: &Targets<'_>,
+) -> Result<Attempt, crate::store::Error> {
+    let changes = action.changes();
+    let body = |cs: &[AttrChange]| -> BTreeMap<String, Option<String>> {
+        cs.iter()
+            .map(|c| (c.field.clone(), c.new.clone()))
+            .collect()
+    };
+    let first = okta.update_profile(okta_id, &body(changes)).await;
+    let refusal = match first {
+        Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => e,
+        other => {
+            let applied = other.is_ok();
+            let report = record(
+                action,
+                rows,
+                changes,
+                other.map(|_| ()).map_err(WriteError::from),
+                store,
+            )?;
+            if applied {
+                let attrs: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
+                store.clear_okta_refusals(okta_id, &attrs)?;
+            }
+            return Ok(report);
+        }
+    };
+    let mut report = Attempt::default();
+    let mut refused: Vec<usize> = Vec::new();
+    // The user's record after whatever part landed: the refusal holds while it is so.
+    let mut last_updated = targets
+        .okta_users
+        .get(okta_id)
+        .and_then(|u| u.last_updated.clone());
+    if changes.len() == 1 {
+        refused.push(0);
+    } else {
+        tracing::info!(
+            user = %action.user.email,
+            attributes = changes.len(),
+            "okta refused the update (E0000023): sending each attribute alone"
+        );
+        for (i, c) in changes.iter().enumerate() {
+            let one = std::slice::from_ref(c);
+            match okta.update_profile(okta_id, &body(one)).await {
+                Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => refused.push(i),
+                other => {
+                    if let Ok(user) = &other {
+                        last_updated = user.last_updated.clone().or(last_updated);
+                        store.clear_okta_refusals(okta_id, &[c.attr.as_str()])?;
+                    }
+                    let r = record(
+                        action,
+                        &rows[i..=i],
+                        one,
+                        other.map(|_| ()).map_err(WriteError::from),
+                        store,
+                    )?;
+                    report.absorb(r);
+                }
+            }
+        }
+    }
+    let e = WriteError::from(refusal);
+    let user = targets.okta_users.get(okta_id);
+    let provider = user.and_then(|u| u.provider.clone());
+    let explanation = match &provider {
+        Some(p) if p != "OKTA" => format!("{} (this user's profile source: {p})", e.explanation),
+        _ => e.explanation.clone(),
+    };
+    let refused_rows: Vec<i64> = refused.iter().map(|&i| rows[i]).collect();
+    store.journal_outcome(
+        &refused_rows,
+        Outcome::Failed,
+        e.code.as_deref(),
+        Some(&explanation),
+        &[],
+    )?;
+    let known: Vec<KnownRefusal> = refused
+        .iter()
+        .map(|&i| KnownRefusal {
+            okta_id: okta_id.clone(),
+            attr: changes[i].attr.clone(),
+            email: action.user.email.clone(),
+            last_updated: last_updated.clone(),
+            provider: provider.clone(),
+            master: targets
+                .okta_masters
+                .get(&changes[i].attr)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into()),
+            explanation: e.explanation.clone(),
+        })
+        .collect();
+    store.put_okta_refusals(&known, e.code.as_deref().unwrap_or(okta::REFUSED_MASTERED))?;
+    for &i in &refused {
+        tracing::warn!(
+            user = %action.user.email,
+            attribute = %changes[i].attr,
+            code = e.code.as_deref().unwrap_or(""),
+            explanation = %explanation,
+            "okta refused the attribute for this user; not sent again until the user or the attribute's master changes"
+        );
+    }
+    report.failed += refused.len();
+    if report.failed_user.is_none() {
+        report.failed_user = Some((action.user.clone(), (e.code.clone(), explanation)));
+    }
+    Ok(report)
+}
+
+/// Records the outcome of sending `changes` (journal rows `rows`): applied with their
+/// baseline, failed with the error's explanation, or left `planned` when no answer came.
+fn record(
+    action: &PlannedAction,
+    rows: &[i64],
+    changes: &[AttrChange],
+    result: Result<(), WriteError>,
+    store: &Store,
+) -> Result<Attempt, crate::store::Error> {
+    let mut report = Attempt::default();
     match result {
         Ok(()) => {
             let baseline: Vec<Agreed> = match &action.user.okta_id {
@@ -316,14 +475,7 @@ async fn apply_action(
                 }],
                 None => Vec::new(),
             };
-            store.journal_outcome(&rows, Outcome::Applied, None, None, &baseline)?;
-            if let (Some(user), Some(okta_id)) = (created, &action.user.okta_id) {
-                store.add_links(&[Link {
-                    okta_id: okta_id.clone(),
-                    ext_id: user.id.clone(),
-                }])?;
-                report.created = Some(user);
-            }
+            store.journal_outcome(rows, Outcome::Applied, None, None, &baseline)?;
             report.applied += changes.len();
             tracing::debug!(changes = changes.len(), "applied");
             Ok(report)
@@ -342,7 +494,7 @@ async fn apply_action(
         }
         Err(e) => {
             store.journal_outcome(
-                &rows,
+                rows,
                 Outcome::Failed,
                 e.code.as_deref(),
                 Some(&e.explanation),

@@ -29,6 +29,8 @@ pub struct Figures {
     pub quarantined: u64,
     /// Mastering rows whose Okta writes the last pass left out (Okta refuses them).
     pub left_out_rows: u64,
+    /// (user, attribute) pairs Okta refused and that are not sent again while unchanged.
+    pub known_refusals: u64,
 }
 
 pub type Shared = Arc<Mutex<Figures>>;
@@ -117,6 +119,15 @@ pub fn render(f: &Figures, now: i64) -> String {
         out,
         "okta_telus_sync_okta_rows_left_out {}",
         f.left_out_rows
+    );
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_okta_known_refusals Attributes Okta refused for one user (E0000023: the user's profile source masters them), not sent again until the user or the attribute's master changes.\n# TYPE okta_telus_sync_okta_known_refusals gauge"
+    );
+    let _ = writeln!(
+        out,
+        "okta_telus_sync_okta_known_refusals {}",
+        f.known_refusals
     );
     out
 }
@@ -213,5 +224,7 @@ mod tests {
         assert!(text.contains("okta_telus_sync_last_success_timestamp_seconds 1700000000"));
         f.left_out_rows = 1;
         assert!(render(&f, 0).contains("okta_telus_sync_okta_rows_left_out 1"));
+        f.known_refusals = 2;
+        assert!(render(&f, 0).contains("okta_telus_sync_okta_known_refusals 2"));
     }
 }

@@ -143,6 +143,7 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
     if report.system_error.is_none() {
         f.left_out_rows = report.plan.left_out.len() as u64;
     }
+    f.known_refusals = store.okta_refusals().map(|v| v.len() as u64).unwrap_or(0);
 }
 
 /// Delay before passes resume after a whole-system failure: 1 min doubling to 1 h, jittered.

@@ -1,6 +1,6 @@
 //! One pass: fetch both directories (IO), reconcile (pure), apply (IO), and record it.
 
-use crate::apply::{ApplyReport, apply_plan};
+use crate::apply::{ApplyReport, Targets, apply_plan};
 use crate::config::Config;
 use crate::daemon::retry::{Gate, fingerprint, gate, record_failure, user_key};
 use crate::http::HttpSettings;
@@ -261,7 +261,7 @@ async fn pass_body(
     pass_id: Option<i64>,
     since: Option<String>,
 ) -> anyhow::Result<PassReport> {
-    let (fetched, refused) = async {
+    let (fetched, (refused, masters)) = async {
         let (okta, telus, refused) = tokio::join!(
             clients.okta.fetch_users(since.as_deref()),
             clients
@@ -378,6 +378,7 @@ async fn pass_body(
             &config.policy,
         );
         plan.leave_out_okta_writes(&refused);
+        plan.hold_back_known_refusals(&store.okta_refusals()?, &okta_users, &masters);
         plan.held = hold_reasons(
             &plan,
             &config.safety,
@@ -416,7 +417,11 @@ async fn pass_body(
         store.save_snapshots(&okta_users, &telus_users)?;
         store.add_links(&plan.new_links)?;
         store.set_baseline(&plan.agreed)?;
-        let by_id: HashMap<&ExtId, &TelusUser> = telus_users.iter().map(|u| (&u.id, u)).collect();
+        let targets = Targets {
+            telus_users: telus_users.iter().map(|u| (&u.id, u)).collect(),
+            okta_users: okta_users.iter().map(|u| (&u.id, u)).collect(),
+            okta_masters: &masters,
+        };
         let (to_apply, fingerprints) = gate_users(&plan, store, &mut deferred)?;
         let mut progress = Progress::new(opts.progress_bar, to_apply.change_count());
         apply = apply_plan(
@@ -425,7 +430,7 @@ async fn pass_body(
             store,
             &clients.okta,
             &clients.telus,
-            &by_id,
+            &targets,
             &mut |done, total| progress.update(done, total),
             opts.stop,
             config.okta.write_concurrency,
@@ -443,7 +448,7 @@ async fn pass_body(
                 id,
                 &okta_users,
                 telus_users.clone(),
-                &refused,
+                (&refused, &masters),
                 &mut apply,
             )
             .await?;
@@ -482,19 +487,25 @@ async fn pass_body(
     })
 }
 
-/// The Okta attributes the mastering table writes that Okta refuses from this tool (from its
-/// profile schema, read once per pass when a row writes to Okta). A schema that cannot be
-/// read (an OAuth app without `okta.schemas.read`, say) leaves out nothing: Okta then
-/// refuses such updates user by user, as the journal shows.
-async fn okta_refused_writes(
-    config: &Config,
-    clients: &Clients,
-) -> std::collections::BTreeMap<String, String> {
+type Masters = std::collections::BTreeMap<String, String>;
+
+/// From Okta's profile schema (read once per pass when a row writes to Okta): the written
+/// attributes Okta refuses for every user (read-only, or an OVERRIDE led by an app), and each
+/// attribute's master (what a per-user refusal depends on). A schema that cannot be read (an
+/// OAuth app without `okta.schemas.read`, say) leaves out nothing: Okta then refuses such
+/// updates user by user, as the journal shows.
+async fn okta_refused_writes(config: &Config, clients: &Clients) -> (Masters, Masters) {
     if !crate::schema::policy_writes_okta(&config.policy) {
         return Default::default();
     }
     match clients.okta.fetch_schema().await {
-        Ok(schema) => crate::schema::okta_refused_writes(&config.policy, &schema),
+        Ok(schema) => (
+            crate::schema::okta_refused_writes(&config.policy, &schema),
+            schema
+                .iter()
+                .map(|a| (a.name.clone(), a.master_label()))
+                .collect(),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "okta profile schema unreadable: attributes mastered elsewhere cannot be left out of Okta writes");
             Default::default()
@@ -512,7 +523,7 @@ async fn follow_up_creates(
     pass_id: i64,
     okta_users: &[crate::model::OktaUser],
     mut telus_users: Vec<TelusUser>,
-    refused: &std::collections::BTreeMap<String, String>,
+    (refused, masters): (&Masters, &Masters),
     apply: &mut ApplyReport,
 ) -> anyhow::Result<()> {
     let created: Vec<TelusUser> = std::mem::take(&mut apply.created);
@@ -531,6 +542,7 @@ async fn follow_up_creates(
         &config.policy,
     );
     plan.leave_out_okta_writes(refused);
+    plan.hold_back_known_refusals(&store.okta_refusals()?, okta_users, masters);
     plan.actions.retain(|a| {
         a.user
             .ext_id
@@ -544,14 +556,18 @@ async fn follow_up_creates(
         .collect();
     plan.agreed.retain(|a| created_okta.contains(&a.okta_id));
     store.set_baseline(&plan.agreed)?;
-    let by_id: HashMap<&ExtId, &TelusUser> = created.iter().map(|u| (&u.id, u)).collect();
+    let targets = Targets {
+        telus_users: created.iter().map(|u| (&u.id, u)).collect(),
+        okta_users: okta_users.iter().map(|u| (&u.id, u)).collect(),
+        okta_masters: masters,
+    };
     let more = apply_plan(
         &plan,
         pass_id,
         store,
         &clients.okta,
         &clients.telus,
-        &by_id,
+        &targets,
         &mut |_, _| {},
         None,
         config.okta.write_concurrency,
@@ -642,6 +658,14 @@ fn record_outcomes(
             continue;
         }
         match report.failed_users.get(&a.user) {
+            // Okta's refusal of an attribute for this user is remembered on its own (it is
+            // not sent again while nothing changed): no backoff, no quarantine.
+            Some((Some(code), _))
+                if code == crate::okta::REFUSED_MASTERED && failures.contains_key(&key) =>
+            {
+                store.clear_failure(&key)?;
+            }
+            Some((Some(code), _)) if code == crate::okta::REFUSED_MASTERED => {}
             Some(failure) => {
                 let fp = fingerprints.get(&key).cloned().unwrap_or_default();
                 let row = record_failure(

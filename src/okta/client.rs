@@ -15,6 +15,10 @@ use url::Url;
 /// Users per page: Okta's maximum for `/api/v1/users`.
 pub const PAGE_LIMIT: u32 = 200;
 
+/// Okta's error code for a write to an attribute mastered elsewhere (for this user, or for
+/// every user).
+pub const REFUSED_MASTERED: &str = "E0000023";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("okta {endpoint}: {message}")]
@@ -96,7 +100,7 @@ impl Error {
                 "The Okta API token is invalid or expired: issue a new one and update okta.token."
                     .into()
             }
-            Some("E0000023") => "The attribute is mastered by another profile source in Okta: set it to \"Inherit from Okta\" in the profile editor, or add this source to its priority.".into(),
+            Some(REFUSED_MASTERED) => "Okta refuses this attribute for this user: it is mastered by the user's profile source (a directory or app such as Active Directory), or by an app that precedes Okta in the attribute's priority. Change the value at that source, or in Okta's Profile Editor set the attribute to \"Inherit from Okta\".".into(),
             Some("E0000047") => "Okta's rate limit was reached; the change will be retried.".into(),
             _ => self.to_string(),
         }
@@ -720,6 +724,10 @@ fn to_model(dto: UserDto) -> OktaUser {
         id: OktaId(dto.id),
         status: OktaStatus::parse(&dto.status),
         last_updated: dto.last_updated,
+        provider: dto
+            .credentials
+            .and_then(|c| c.provider)
+            .and_then(|p| p.kind),
         profile: dto
             .profile
             .iter()

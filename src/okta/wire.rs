@@ -12,7 +12,23 @@ pub(super) struct UserDto {
     #[serde(default)]
     pub last_updated: Option<String>,
     #[serde(default)]
+    pub credentials: Option<CredentialsDto>,
+    #[serde(default)]
     pub profile: BTreeMap<String, Value>,
+}
+
+/// `credentials` of a user: only the provider is read (never a password or recovery field).
+#[derive(Debug, Deserialize)]
+pub(super) struct CredentialsDto {
+    #[serde(default)]
+    pub provider: Option<ProviderDto>,
+}
+
+/// `credentials.provider`: `{type: OKTA | ACTIVE_DIRECTORY | LDAP | IMPORT | FEDERATION | SOCIAL, name}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ProviderDto {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
 }
 
 /// An item of `/api/v1/apps/{id}/users?expand=user`: the Okta user is embedded.

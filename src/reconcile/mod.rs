@@ -10,7 +10,8 @@ pub mod settle;
 
 pub use diff::{Snapshot, plan_pass, telus_value};
 pub use plan::{
-    Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
+    Action, Agreed, AttrChange, Baseline, KnownRefusal, Plan, PlannedAction, Problem, ProblemKind,
+    Rule, UserRef,
 };
 pub use safety::{HoldContext, hold_reasons};
 pub use settle::{Settlement, Unfinished, settle};

@@ -182,6 +182,13 @@ pub enum ProblemKind {
     DisabledElsewhere,
     /// A TELUS-side edit since the last sync, overwritten by the master.
     Drift,
+    /// An Okta attribute Okta refused for this user (E0000023: the user's profile source
+    /// masters it), not sent again while the user's record and the attribute's master are
+    /// unchanged. Reported; not a failure.
+    KnownRefusal,
+    /// A linked TELUS user that is gone from the listing: reported, never re-created without
+    /// `sync --approve`.
+    Vanished,
 }
 
 impl ProblemKind {
@@ -207,6 +214,8 @@ impl ProblemKind {
             ProblemKind::UnmatchedOkta => "unmatched-okta",
             ProblemKind::DisabledElsewhere => "disabled-elsewhere",
             ProblemKind::Drift => "drift",
+            ProblemKind::KnownRefusal => "known-refusal",
+            ProblemKind::Vanished => "vanished",
         }
     }
 }
@@ -261,7 +270,84 @@ pub struct Plan {
     pub left_out: Vec<String>,
 }
 
+/// Okta refused this attribute for this user (E0000023), when the user's record was as
+/// recorded here and the attribute's master in Okta's schema was `master`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KnownRefusal {
+    pub okta_id: OktaId,
+    pub attr: String,
+    pub email: String,
+    /// The user's `lastUpdated` after the refusal (after the part of its update that landed).
+    pub last_updated: Option<String>,
+    /// The user's `credentials.provider.type` then.
+    pub provider: Option<String>,
+    /// The attribute's master in Okta's schema then (`PROFILE_MASTER`, `OKTA`, `OVERRIDE:APP`,
+    /// or `unknown` when the schema could not be read).
+    pub master: String,
+    pub explanation: String,
+}
+
 impl Plan {
+    /// Leaves out the Okta writes that Okta refused for that user before, while nothing they
+    /// depended on changed: the user's `lastUpdated` and profile source, and the attribute's
+    /// master (`masters`: attribute → master label; a missing one is `unknown`). Each becomes
+    /// a `KnownRefusal` note instead of a write that would fail again. A changed record or
+    /// master tries the write again.
+    pub fn hold_back_known_refusals(
+        &mut self,
+        known: &[KnownRefusal],
+        okta: &[crate::model::OktaUser],
+        masters: &BTreeMap<String, String>,
+    ) {
+        if known.is_empty() {
+            return;
+        }
+        let users: HashMap<&OktaId, &crate::model::OktaUser> =
+            okta.iter().map(|u| (&u.id, u)).collect();
+        let by_key: HashMap<(&OktaId, &str), &KnownRefusal> = known
+            .iter()
+            .map(|k| ((&k.okta_id, k.attr.as_str()), k))
+            .collect();
+        let still = |id: &OktaId, attr: &str| -> Option<&KnownRefusal> {
+            let k = by_key.get(&(id, attr))?;
+            let u = users.get(id)?;
+            let master = masters.get(attr).map(String::as_str).unwrap_or("unknown");
+            (u.last_updated == k.last_updated && u.provider == k.provider && master == k.master)
+                .then_some(*k)
+        };
+        let mut notes = Vec::new();
+        for a in &mut self.actions {
+            let (System::Okta, Action::Update { changes }, Some(id)) =
+                (a.system, &mut a.action, a.user.okta_id.as_ref())
+            else {
+                continue;
+            };
+            changes.retain(|c| match still(id, &c.attr) {
+                Some(k) => {
+                    notes.push(Problem {
+                        user: a.user.clone(),
+                        kind: ProblemKind::KnownRefusal,
+                        attr: Some(c.attr.clone()),
+                        message: format!(
+                            "{}{}: {}",
+                            c.attr,
+                            k.provider
+                                .as_deref()
+                                .map(|p| format!(" (profile source {p})"))
+                                .unwrap_or_default(),
+                            k.explanation
+                        ),
+                    });
+                    false
+                }
+                None => true,
+            });
+        }
+        self.actions.retain(|a| !a.changes().is_empty());
+        self.problems.extend(notes);
+        self.problems.sort();
+    }
+
     /// Leaves out the Okta writes to the attributes in `refused` (Okta name → why, naming the
     /// row): Okta would refuse each such update whole (E0000023), so the user's other
     /// attributes would not sync either. Each attribute becomes one line of `left_out`.

@@ -145,6 +145,7 @@ mod tests {
         TelusUser {
             id: ExtId(id.into()),
             status: TelusStatus::Enabled,
+            directory_ref: None,
             fields: [
                 ("contact.email".to_string(), email.to_string()),
                 ("contact.department".to_string(), dept.to_string()),
@@ -231,6 +232,7 @@ mod tests {
             id: OktaId("o1".into()),
             status: OktaStatus::Active,
             last_updated: None,
+            provider: None,
             profile: [("primaryPhone".to_string(), "#101".to_string())].into(),
         };
         let mut r = row(

@@ -14,6 +14,7 @@ fn okta(id: &str, status: &str, attrs: &[(&str, &str)]) -> OktaUser {
         id: OktaId(id.into()),
         status: OktaStatus::parse(status),
         last_updated: None,
+        provider: None,
         profile: attrs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -90,6 +91,7 @@ fn telus(id: &str, status: &str, fields: &[(&str, &str)]) -> TelusUser {
     TelusUser {
         id: ExtId(id.into()),
         status: TelusStatus::parse(status),
+        directory_ref: None,
         fields: fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -22,6 +22,9 @@ pub const TELUS_CLIENT_ID: &str = "sandbox-client-id";
 pub const TELUS_CLIENT_SECRET: &str = "sandbox-client-secret";
 pub const TELUS_JWT: &str = "sandbox.jwt.credential";
 
+/// The demo user whose profile source is Active Directory.
+pub const DEMO_AD_USER: &str = "00u6far";
+
 /// Both fakes, running.
 pub struct Sandbox {
     pub okta: okta::FakeOkta,
@@ -45,6 +48,23 @@ impl Sandbox {
                     .or_default()
                     .insert("cf1".into(), cc.to_string());
             }
+        }
+        Ok(sb)
+    }
+
+    /// The demo: the seeded directory, where Farid was imported from Active Directory (his
+    /// `credentials.provider.type`), so Okta refuses API writes to the attributes that
+    /// inherit from his profile source: the default for every attribute.
+    pub async fn start_demo() -> std::io::Result<Sandbox> {
+        let sb = Sandbox::start_seeded().await?;
+        if let Some(u) = sb
+            .okta
+            .lock()
+            .users
+            .iter_mut()
+            .find(|u| u.id == DEMO_AD_USER)
+        {
+            u.provider = "ACTIVE_DIRECTORY";
         }
         Ok(sb)
     }

@@ -26,6 +26,10 @@ pub struct FakeOktaUser {
     pub id: String,
     pub status: String,
     pub last_updated: String,
+    /// `credentials.provider.type`: `OKTA` (the profile source is Okta itself, the usual
+    /// case) or a directory or app such as `ACTIVE_DIRECTORY`, whose user refuses API writes
+    /// to the attributes that inherit from the profile source.
+    pub provider: &'static str,
     pub profile: Map<String, Value>,
 }
 
@@ -68,7 +72,10 @@ pub struct OktaState {
     pub tokens_issued: u64,
     /// Custom profile attributes in the schema: (name, JSON type).
     pub custom_attrs: Vec<(String, String)>,
-    /// Attributes mastered elsewhere: name → `PROFILE_MASTER` or an `OVERRIDE` led by `APP`.
+    /// Each attribute's `master.type` where it is not Okta's default `PROFILE_MASTER`
+    /// ("Inherit from profile source", the default for base and custom attributes in a real
+    /// org, per Okta's Profile Editor docs): `OKTA` ("Inherit from Okta"), or `OVERRIDE` (a
+    /// priority list led by an app, refused for every user).
     pub masters: HashMap<String, String>,
     /// Groups and their member user ids; a group not here is answered 404.
     pub groups: HashMap<String, Vec<String>>,
@@ -285,7 +292,7 @@ fn user_json(u: &FakeOktaUser, base: &str) -> Value {
         "passwordChanged": null,
         "type": {"id": "oty1fakeusertype"},
         "profile": u.profile,
-        "credentials": {"provider": {"type": "OKTA", "name": "OKTA"}},
+        "credentials": {"provider": {"type": u.provider, "name": u.provider}},
         "_links": {"self": {"href": format!("{base}/api/v1/users/{}", u.id)}},
     })
 }
@@ -581,12 +588,26 @@ async fn update_user(
     let Some(idx) = st.users.iter().position(|u| u.id == id) else {
         return not_found(&id);
     };
-    if let Some(name) = changes.keys().find(|k| st.masters.contains_key(*k)) {
+    // Okta refuses the whole update (403 E0000023) when any attribute in it is mastered
+    // elsewhere for this user: an OVERRIDE led by an app, for everyone; PROFILE_MASTER (the
+    // default), for a user whose profile source is a directory or app. Okta's docs do not
+    // say whether such a user's unmapped attributes stay writable; the harsher case is
+    // modelled: every attribute that inherits from the profile source is refused.
+    let sourced_elsewhere = st.users[idx].provider != "OKTA";
+    let refused = changes
+        .keys()
+        .any(|k| match st.masters.get(k).map(String::as_str) {
+            Some("OKTA") => false,
+            Some("OVERRIDE") => true,
+            _ => sourced_elsewhere,
+        });
+    if refused {
+        // Real answers name no attribute: the summary is all an admin gets.
         return error(
             StatusCode::FORBIDDEN,
             "E0000023",
             "Operation failed because user profile is mastered under another system",
-            &[format!("{name}: mastered by another profile source")],
+            &[],
         );
     }
     let mut profile = st.users[idx].profile.clone();
@@ -757,7 +778,7 @@ async fn schema(
                 json!({"type": "OVERRIDE", "priority": [{"type": "APP", "value": "0oaad"}, {"type": "OKTA"}]})
             }
             Some(t) => json!({"type": t}),
-            None => json!({"type": "OKTA"}),
+            None => json!({"type": "PROFILE_MASTER"}),
         };
         json!({"title": name, "type": kind, "mutability": "READ_WRITE", "scope": "NONE", "master": master,
                "permissions": [{"principal": "SELF", "action": "READ_WRITE"}]})

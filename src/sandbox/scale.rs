@@ -31,6 +31,7 @@ pub fn directory(
             id: format!("00u{i:010}"),
             status: "ACTIVE".into(),
             last_updated: "2026-11-01T09:00:00.000Z".into(),
+            provider: "OKTA",
             profile: obj(json!({
                 "login": email, "email": email, "firstName": "User", "lastName": format!("Number{i}"),
                 "mobilePhone": format!("+1604{:07}", 5_000_000 + i),

@@ -17,6 +17,7 @@ fn okta(id: &str, status: &str, profile: Value) -> FakeOktaUser {
         id: id.into(),
         status: status.into(),
         last_updated: "2026-11-01T09:00:00.000Z".into(),
+        provider: "OKTA",
         profile: obj(profile),
     }
 }

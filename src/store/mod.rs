@@ -5,7 +5,7 @@ mod names;
 mod schema;
 
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
-use crate::reconcile::{Agreed, Baseline, Settlement};
+use crate::reconcile::{Agreed, Baseline, KnownRefusal, Settlement};
 use crate::telus::auth::TokenPair;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -313,7 +313,7 @@ impl Store {
         {
             let mut ins = tx
                 .prepare(
-                    "INSERT INTO okta_users (id, status, last_updated, profile) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO okta_users (id, status, last_updated, profile, provider) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(|e| self.err(e))?;
             let mut names = self.names.borrow_mut();
@@ -321,18 +321,31 @@ impl Store {
                 let profile = names
                     .encode(&tx, u.profile.iter())
                     .map_err(|e| self.err(e))?;
-                ins.execute(params![u.id.0, u.status.as_str(), u.last_updated, profile])
-                    .map_err(|e| self.err(e))?;
+                ins.execute(params![
+                    u.id.0,
+                    u.status.as_str(),
+                    u.last_updated,
+                    profile,
+                    u.provider
+                ])
+                .map_err(|e| self.err(e))?;
             }
             let mut ins = tx
-                .prepare("INSERT INTO telus_users (id, status, fields) VALUES (?1, ?2, ?3)")
+                .prepare(
+                    "INSERT INTO telus_users (id, status, fields, directory_ref) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(|e| self.err(e))?;
             for u in telus {
                 let fields = names
                     .encode(&tx, u.fields.iter())
                     .map_err(|e| self.err(e))?;
-                ins.execute(params![u.id.0, u.status.as_str(), fields])
-                    .map_err(|e| self.err(e))?;
+                ins.execute(params![
+                    u.id.0,
+                    u.status.as_str(),
+                    fields,
+                    u.directory_ref.as_ref().map(|r| r.0.as_str())
+                ])
+                .map_err(|e| self.err(e))?;
             }
         }
         tx.commit().map_err(|e| self.err(e))
@@ -370,12 +383,13 @@ impl Store {
 
     pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
         self.load_users(
-            "SELECT id, status, last_updated, profile FROM okta_users ORDER BY id",
+            "SELECT id, status, last_updated, provider, profile FROM okta_users ORDER BY id",
             "okta user",
-            |id, status, last_updated, profile| OktaUser {
+            |id, status, last_updated, provider, profile| OktaUser {
                 id: OktaId(id),
                 status: OktaStatus::parse(&status),
                 last_updated,
+                provider,
                 profile,
             },
         )
@@ -383,22 +397,24 @@ impl Store {
 
     pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
         self.load_users(
-            "SELECT id, status, NULL, fields FROM telus_users ORDER BY id",
+            "SELECT id, status, NULL, directory_ref, fields FROM telus_users ORDER BY id",
             "telus user",
-            |id, status, _, fields| TelusUser {
+            |id, status, _, directory_ref, fields| TelusUser {
                 id: ExtId(id),
                 status: TelusStatus::parse(&status),
+                directory_ref: directory_ref.map(OktaId),
                 fields,
             },
         )
     }
 
-    /// Rows of (id, status, last updated, stored fields) made into users by `make`.
+    /// Rows of (id, status, last updated, one more optional column, stored fields) made into
+    /// users by `make`.
     fn load_users<T>(
         &self,
         sql: &str,
         what: &str,
-        make: impl Fn(String, String, Option<String>, crate::model::Fields) -> T,
+        make: impl Fn(String, String, Option<String>, Option<String>, crate::model::Fields) -> T,
     ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = stmt
@@ -407,15 +423,16 @@ impl Store {
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, status, last_updated, fields) = row.map_err(|e| self.err(e))?;
+            let (id, status, last_updated, extra, fields) = row.map_err(|e| self.err(e))?;
             let fields = self.decode_fields(&fields, || format!("{what} {id}"))?;
-            out.push(make(id, status, last_updated, fields));
+            out.push(make(id, status, last_updated, extra, fields));
         }
         Ok(out)
     }
@@ -706,6 +723,74 @@ impl Store {
         Ok(())
     }
 
+    /// The Okta attributes Okta refused for one user, with what each refusal depended on.
+    pub fn okta_refusals(&self) -> Result<Vec<KnownRefusal>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT okta_id, attr, email, last_updated, provider, master, explanation
+                 FROM okta_refusals ORDER BY email, attr",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(KnownRefusal {
+                    okta_id: OktaId(r.get(0)?),
+                    attr: r.get(1)?,
+                    email: r.get(2)?,
+                    last_updated: r.get(3)?,
+                    provider: r.get(4)?,
+                    master: r.get(5)?,
+                    explanation: r.get(6)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records refusals (replacing earlier ones for the same user and attribute).
+    pub fn put_okta_refusals(&self, refusals: &[KnownRefusal], code: &str) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let ts = now();
+        for k in refusals {
+            tx.execute(
+                "INSERT INTO okta_refusals (okta_id, attr, email, last_updated, provider, master,
+                    error_code, explanation, refused_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (okta_id, attr) DO UPDATE SET email = excluded.email,
+                    last_updated = excluded.last_updated, provider = excluded.provider,
+                    master = excluded.master, error_code = excluded.error_code,
+                    explanation = excluded.explanation, refused_at = excluded.refused_at",
+                params![
+                    k.okta_id.0,
+                    k.attr,
+                    k.email,
+                    k.last_updated,
+                    k.provider,
+                    k.master,
+                    code,
+                    k.explanation,
+                    ts
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Forgets refusals of these attributes of one user: Okta took them after all.
+    pub fn clear_okta_refusals(&self, okta_id: &OktaId, attrs: &[&str]) -> Result<()> {
+        for attr in attrs {
+            self.conn
+                .execute(
+                    "DELETE FROM okta_refusals WHERE okta_id = ?1 AND attr = ?2",
+                    params![okta_id.0, attr],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Deletes finished journal rows older than `cutoff` (RFC 3339); returns how many.
     pub fn prune_journal(&self, cutoff: &str) -> Result<usize> {
         self.conn
@@ -912,6 +997,7 @@ mod tests {
             id: OktaId(id.into()),
             status: OktaStatus::Active,
             last_updated: Some("2026-01-01T00:00:00.000Z".into()),
+            provider: None,
             profile: [("email".to_string(), email.to_string())].into(),
         }
     }

@@ -110,4 +110,23 @@ CREATE TABLE field_names (
     name        TEXT NOT NULL UNIQUE
 );
 "#,
+    // 6: each Okta user's profile source (credentials.provider.type), each TELUS user's
+    // CustomerDirectoryId reference, and the Okta attributes Okta refused for one user, with
+    // what the refusal depended on (the user's record and the attribute's master).
+    r#"
+ALTER TABLE okta_users ADD COLUMN provider TEXT;
+ALTER TABLE telus_users ADD COLUMN directory_ref TEXT;
+CREATE TABLE okta_refusals (
+    okta_id       TEXT NOT NULL,
+    attr          TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    last_updated  TEXT,
+    provider      TEXT,
+    master        TEXT NOT NULL,
+    error_code    TEXT,
+    explanation   TEXT NOT NULL,
+    refused_at    TEXT NOT NULL,
+    PRIMARY KEY (okta_id, attr)
+) WITHOUT ROWID;
+"#,
 ];

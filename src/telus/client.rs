@@ -4,8 +4,8 @@
 
 use super::auth::{Persist, Restored, TokenPair};
 use super::wire::{
-    CustomFieldDefDto, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto, contact_body,
-    flatten_contact,
+    CustomFieldDefDto, DIRECTORY_REF, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto,
+    contact_body, flatten_contact,
 };
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
@@ -950,9 +950,18 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
     if let Some(number) = direct_number {
         fields.insert(TELUS_DIRECT_NUMBER, number);
     }
+    let directory_ref = e
+        .references
+        .iter()
+        .flatten()
+        .find(|r| r.kind.as_deref() == Some(DIRECTORY_REF))
+        .and_then(|r| r.reference.clone())
+        .filter(|r| !r.trim().is_empty())
+        .map(crate::model::OktaId);
     TelusUser {
         id: ExtId(e.id),
         status: TelusStatus::parse(e.status.as_deref().unwrap_or("")),
+        directory_ref,
         fields,
     }
 }

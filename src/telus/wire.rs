@@ -71,7 +71,22 @@ pub(super) struct ExtensionDto {
     /// Present on the single-extension GET (and on listings of some accounts).
     #[serde(default)]
     pub custom_fields: Option<Vec<CustomFieldValueDto>>,
+    /// `references: [{ref, type}]` (spec: ReferenceInfo on GetExtensionListInfoResponse).
+    #[serde(default)]
+    pub references: Option<Vec<ReferenceDto>>,
 }
+
+/// One external id of an extension; this tool reads and writes type `CustomerDirectoryId`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ReferenceDto {
+    #[serde(rename = "ref", default, deserialize_with = "opt_text")]
+    pub reference: Option<String>,
+    #[serde(rename = "type", default, deserialize_with = "opt_text")]
+    pub kind: Option<String>,
+}
+
+/// The `references` type that carries an identity directory's user id.
+pub(super) const DIRECTORY_REF: &str = "CustomerDirectoryId";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -218,6 +218,7 @@ fn many_users(n: usize) -> (Vec<FakeOktaUser>, Vec<FakeExtension>, Vec<FakeNumbe
             id: format!("00u{i:07}"),
             status: "ACTIVE".into(),
             last_updated: "2026-11-01T09:00:00.000Z".into(),
+            provider: "OKTA",
             profile: json!({
                 "login": email, "email": email, "firstName": "User", "lastName": format!("N{i}"),
                 "department": dept, "primaryPhone": format!("#{}", 1000 + i),
@@ -931,6 +932,7 @@ async fn sigkill_trial(kill_after: usize) -> usize {
             id: format!("00uNEW{i}"),
             status: "ACTIVE".into(),
             last_updated: "2026-11-01T09:00:00.000Z".into(),
+            provider: "OKTA",
             profile: json!({"login": email, "email": email, "firstName": "New", "lastName": format!("Hire{i}")})
                 .as_object().unwrap().clone(),
         });

@@ -206,7 +206,7 @@ async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
     sb.okta
         .lock()
         .masters
-        .insert("primaryPhone".into(), "PROFILE_MASTER".into());
+        .insert("primaryPhone".into(), "OVERRIDE".into());
     let dir = tempfile::tempdir().unwrap();
     let cfg = crate::write_config(dir.path(), &sb, "")
         .display()
@@ -264,4 +264,110 @@ async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
     assert!(text.contains("LEFT OUT of Okta writes"), "{text}");
     let recorded = store.recent_passes(1).unwrap()[0].summary.message.clone();
     assert!(recorded.is_some_and(|m| m.contains("attributes.primaryPhone")));
+}
+
+/// Okta's default org: every attribute "Inherit from profile source" (PROFILE_MASTER). A
+/// user sourced from Active Directory refuses API writes to them (403 E0000023), user by
+/// user; everyone else takes them. The refused attribute fails for that user alone, the
+/// user's other attributes still land, and later passes do not send it again until the
+/// user's record or the attribute's master changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_again() {
+    use okta_telus_sync::model::System;
+    use okta_telus_sync::reconcile::policy::Master;
+    let (mut okta, exts, nums) = crate::many_users(4);
+    // Users 0 and 2 have a direct number Okta's primaryPhone lacks; user 0 is from AD.
+    okta[0].provider = "ACTIVE_DIRECTORY";
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    // The department inherits from Okta ("Inherit from Okta"): writable for every user.
+    sb.okta
+        .lock()
+        .masters
+        .insert("department".into(), "OKTA".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = default_policy();
+    // TELUS masters the department: user 0's Okta update carries two attributes.
+    policy
+        .rules
+        .iter_mut()
+        .find(|r| r.okta_attr == "department")
+        .unwrap()
+        .master = Master::Priority(vec![System::Telus, System::Okta]);
+    let config = sb.config(policy, &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, crate::settings());
+    let ad = "00u0000000";
+
+    // Pass 1: the refused attribute fails alone; the rest of the user's update lands.
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::UsersFailed, "{:?}", r.apply);
+    assert_eq!(
+        crate::okta_field(&sb, ad, "department").as_deref(),
+        Some("Support")
+    );
+    assert_eq!(
+        crate::okta_field(&sb, ad, "primaryPhone").as_deref(),
+        Some("#1000")
+    );
+    assert_eq!(
+        crate::okta_field(&sb, "00u0000002", "primaryPhone").as_deref(),
+        Some("+16045550002#1002"),
+        "an Okta-sourced user takes the write-back under the default PROFILE_MASTER"
+    );
+    let rows = store
+        .history(&HistoryFilter {
+            user_email: Some("user00000@northwind.ca".into()),
+            attribute: Some("primaryPhone".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].outcome, "failed");
+    assert_eq!(rows[0].error_code.as_deref(), Some("E0000023"));
+    assert!(
+        rows[0]
+            .explanation
+            .as_deref()
+            .is_some_and(|e| e.contains("ACTIVE_DIRECTORY") && e.contains("Inherit from Okta")),
+        "{rows:?}"
+    );
+    assert_eq!(store.okta_refusals().unwrap().len(), 1);
+
+    // Pass 2, full: nothing is sent to Okta; the refusal is listed, and the pass is clean.
+    let before = okta_writes(&sb);
+    let full = PassOptions {
+        full: true,
+        ..PassOptions::default()
+    };
+    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    assert_eq!(r.outcome, PassOutcome::Clean, "{:?}", r.plan.problems);
+    assert_eq!(okta_writes(&sb), before, "the refused write was sent again");
+    let text = okta_telus_sync::report::plan_text(&r.plan);
+    assert!(
+        text.contains("Known refusals") && text.contains("user00000@northwind.ca"),
+        "{text}"
+    );
+    let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+    assert!(status.contains("Known refusals"), "{status}");
+
+    // The user's record changes in Okta: the write is tried again (and refused again).
+    sb.okta.lock().touch(ad);
+    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    assert_eq!(okta_writes(&sb), before + 1);
+    assert_eq!(r.outcome, PassOutcome::UsersFailed);
+
+    // The admin sets the attribute to "Inherit from Okta": tried again, and it lands.
+    sb.okta
+        .lock()
+        .masters
+        .insert("primaryPhone".into(), "OKTA".into());
+    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    assert_eq!(r.outcome, PassOutcome::Clean, "{:?}", r.apply);
+    assert_eq!(
+        crate::okta_field(&sb, ad, "primaryPhone").as_deref(),
+        Some("+16045550000#1000")
+    );
+    assert!(store.okta_refusals().unwrap().is_empty());
 }
