@@ -55,6 +55,10 @@ enum Command {
         /// Read Okta whole (by default only users changed since the last pass are read).
         #[arg(long)]
         full: bool,
+        /// Seconds to wait for another pass on the same store (the daemon's, say) to finish
+        /// before giving up with exit code 5.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
     },
     /// Print what a pass would change; write nothing to either API or the store.
     Plan {
@@ -210,6 +214,7 @@ fn main() -> ExitCode {
             approve,
             retry_quarantined,
             full,
+            wait,
         } => {
             telemetry::init("info", cli.log_format);
             let opts = PassOptions {
@@ -219,6 +224,7 @@ fn main() -> ExitCode {
                 progress_bar: true,
                 full,
                 stop: None,
+                lock_wait: std::time::Duration::from_secs(wait),
             };
             runtime.block_on(run_sync(&cli.config, opts, false))
         }
@@ -391,6 +397,10 @@ async fn run_sync(path: &std::path::Path, opts: PassOptions<'_>, json: bool) -> 
     let store = open_store(&config)?;
     let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
     let report = run_one_pass(&config, &clients, &store, opts).await?;
+    if let Some(busy) = &report.busy {
+        eprintln!("error: {busy}; try again when it has finished");
+        return Ok(report.outcome.exit_code() as u8);
+    }
     if json {
         println!(
             "{}",

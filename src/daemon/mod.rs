@@ -262,6 +262,17 @@ pub async fn run(
                     }
                 };
                 match report {
+                    Ok(report) if report.outcome == PassOutcome::Busy => {
+                        // An admin's `sync` is running: not a failure, no backoff; the next
+                        // tick tries again.
+                        tracing::info!(
+                            holder = report.busy.as_deref().unwrap_or(""),
+                            "tick skipped: another pass holds the store"
+                        );
+                        notify(&[sd_notify::NotifyState::Status(
+                            "tick skipped: another pass holds the store",
+                        )]);
+                    }
                     Ok(report) => {
                         record(&figures, &store, &clients, &report);
                         let summary = crate::report::pass_text(&report);

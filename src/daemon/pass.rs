@@ -12,6 +12,7 @@ use crate::reconcile::{
 };
 use crate::store::{PassSummary, Store};
 use crate::{okta, telus};
+use anyhow::Context as _;
 use std::collections::HashMap;
 use tracing::Instrument;
 
@@ -62,6 +63,51 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// Takes up the TELUS rate-limit budgets and penalties another process left in the
+    /// store, where they are stricter than what this process knows.
+    pub fn restore_pacing(&self, store: &Store) {
+        let mut saved = Vec::new();
+        for group in telus::GROUPS {
+            let budget = store
+                .meta(&format!("telus.budget.{group}"))
+                .ok()
+                .flatten()
+                .and_then(|v| {
+                    let (remaining, until) = v.split_once(',')?;
+                    Some((remaining.parse().ok()?, until.parse().ok()?))
+                });
+            let penalty = store
+                .meta(&format!("telus.penalty.{group}"))
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|until| (0u64, until));
+            saved.extend(
+                budget
+                    .into_iter()
+                    .chain(penalty)
+                    .map(|(r, u)| (group, r, u)),
+            );
+        }
+        self.telus.merge_pacing(&saved);
+    }
+
+    /// Leaves this process's TELUS budgets (what is left, and when each window ends) in the
+    /// store, so that the next process, or an admin's command beside the daemon, paces from
+    /// them instead of from a full budget.
+    pub fn save_pacing(&self, store: &Store) {
+        for (group, remaining, until_ms) in self.telus.pacing() {
+            if let Err(e) = store.set_meta(
+                &format!("telus.budget.{group}"),
+                &format!("{remaining},{until_ms}"),
+            ) {
+                tracing::warn!(group, error = %e, "cannot save the rate-limit budget");
+            }
+        }
+    }
+}
+
 /// Persists TELUS client state through its own connection to the store file.
 struct StorePersist {
     path: std::path::PathBuf,
@@ -100,6 +146,10 @@ pub struct PassOptions<'a> {
     pub full: bool,
     /// Set by a shutdown: the change in flight finishes, no further change starts.
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// How long a pass that writes waits for another process's pass to finish before it
+    /// gives up (`Busy`): `sync` waits a while; the daemon does not wait (it skips the tick).
+    /// Dry runs take no lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// How far back an incremental read reaches before the last good pass's start, so that
@@ -144,6 +194,8 @@ pub enum PassOutcome {
     Held,
     /// A whole system failed (auth, unreachable, repeated 5xx).
     SystemFailed,
+    /// Another process's pass holds the store: nothing was read or written.
+    Busy,
 }
 
 impl PassOutcome {
@@ -153,6 +205,7 @@ impl PassOutcome {
             PassOutcome::UsersFailed => 1,
             PassOutcome::Held => 3,
             PassOutcome::SystemFailed => 4,
+            PassOutcome::Busy => 5,
         }
     }
 
@@ -162,6 +215,7 @@ impl PassOutcome {
             PassOutcome::UsersFailed => "users-failed",
             PassOutcome::Held => "held",
             PassOutcome::SystemFailed => "system-failed",
+            PassOutcome::Busy => "busy",
         }
     }
 }
@@ -183,9 +237,29 @@ pub struct PassReport {
     /// Interrupted changes from an earlier run settled at the start: (landed, not landed).
     pub settled: (usize, usize),
     pub outcome: PassOutcome,
+    /// Why the pass did not run (`Busy`): the lock's holder.
+    pub busy: Option<String>,
 }
 
 impl PassReport {
+    /// A pass that did not run because another holds the store.
+    fn busy(message: String) -> PassReport {
+        PassReport {
+            pass_id: None,
+            kind: "full",
+            dry_run: false,
+            okta_read: 0,
+            telus_read: 0,
+            plan: Plan::default(),
+            apply: ApplyReport::default(),
+            system_error: None,
+            deferred: Vec::new(),
+            settled: (0, 0),
+            outcome: PassOutcome::Busy,
+            busy: Some(message),
+        }
+    }
+
     pub fn failed_users(&self) -> usize {
         self.plan.failed_users() + self.apply.failed_users.len() + self.deferred.len()
     }
@@ -206,6 +280,29 @@ pub async fn run_one_pass(
             unmapped.join(", ")
         );
     }
+    // One writer: a pass that may write holds the store's lock for its whole length, so no
+    // two passes ever settle each other's in-flight changes or send the same write twice.
+    let _lock = if opts.dry_run || store.path().as_os_str() == ":memory:" {
+        None
+    } else {
+        let path = store.path();
+        match crate::store::lock::PassLock::acquire_within(&path, opts.lock_wait)
+            .await
+            .with_context(|| format!("locking the store {}", path.display()))?
+        {
+            Ok(lock) => Some(lock),
+            Err(holder) => {
+                let message = format!(
+                    "another pass holds the store {} ({holder}); nothing was done",
+                    path.display()
+                );
+                return Ok(PassReport::busy(message));
+            }
+        }
+    };
+    // Rate-limit budgets another process left (a pass just before this one, an admin's
+    // command): this pass paces from them.
+    clients.restore_pacing(store);
     let since = incremental_since(config, store, &opts)?;
     let kind = if since.is_some() {
         "incremental"
@@ -227,6 +324,7 @@ pub async fn run_one_pass(
         .instrument(span)
         .await?;
     report.kind = kind;
+    clients.save_pacing(store);
     if let Some(id) = pass_id {
         store.finish_pass(
             id,
@@ -315,6 +413,7 @@ async fn pass_body(
                 deferred: Vec::new(),
                 settled: (0, 0),
                 outcome: PassOutcome::SystemFailed,
+                busy: None,
             });
         }
     };
@@ -484,6 +583,7 @@ async fn pass_body(
         plan,
         apply,
         outcome,
+        busy: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The SQLite store: the only module with SQL. Holds passes, the latest snapshot of each
 //! side, links, baseline values and the journal of every change (planned → applied | failed).
 
+pub mod lock;
 mod names;
 mod schema;
 
@@ -160,6 +161,11 @@ impl Store {
             path: label,
             names: Default::default(),
         };
+        // Before anything else: another process may be creating or migrating the file.
+        store
+            .conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| store.err(e))?;
         store
             .conn
             .pragma_update(None, "journal_mode", "WAL")
@@ -210,24 +216,36 @@ impl Store {
         Ok(())
     }
 
-    /// Applies the migrations newer than `user_version`, each in its own transaction.
+    /// Applies the migrations newer than `user_version` in one exclusive transaction, the
+    /// version read inside it: two processes opening a new store at once never both create
+    /// its tables (the second waits, then finds nothing to do).
     pub fn migrate(&self) -> Result<()> {
-        let version = self.schema_version()?;
-        if version > schema::MIGRATIONS.len() {
-            return Err(Error::TooNew {
-                path: self.path.clone(),
-                found: version,
-                known: schema::MIGRATIONS.len(),
-            });
+        if self.schema_version()? == schema::MIGRATIONS.len() {
+            return Ok(());
         }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-            tx.execute_batch(sql).map_err(|e| self.err(e))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(|e| self.err(e))?;
-            tx.commit().map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        self.conn
+            .execute_batch("BEGIN EXCLUSIVE")
+            .map_err(|e| self.err(e))?;
+        let result = (|| {
+            let version = self.schema_version()?;
+            if version > schema::MIGRATIONS.len() {
+                return Err(Error::TooNew {
+                    path: self.path.clone(),
+                    found: version,
+                    known: schema::MIGRATIONS.len(),
+                });
+            }
+            for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+                self.conn.execute_batch(sql).map_err(|e| self.err(e))?;
+                self.conn
+                    .pragma_update(None, "user_version", (i + 1) as i64)
+                    .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.conn.execute_batch(end).map_err(|e| self.err(e));
+        result.and(ended)
     }
 
     pub fn schema_version(&self) -> Result<usize> {
@@ -1115,6 +1133,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(s.load_okta().unwrap()[1].email(), Some("old@x.ca"));
+    }
+
+    /// Several processes (here threads, each with its own connection) opening a new store at
+    /// once: the migrations run once, inside an exclusive transaction, and every open works.
+    #[test]
+    fn concurrent_opens_of_a_new_store_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(|s| s.schema_version().unwrap())
+                })
+            })
+            .collect();
+        for h in handles {
+            let v = h.join().unwrap().unwrap();
+            assert_eq!(v, schema::MIGRATIONS.len());
+        }
     }
 
     #[test]

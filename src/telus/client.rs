@@ -199,7 +199,8 @@ pub struct Client {
     pub counters: Counters,
 }
 
-const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
+/// RingCentral's rate-limit groups.
+pub const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
 
 const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
 const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
@@ -252,6 +253,53 @@ impl Client {
         client.groups = Mutex::new(groups);
         client.persist = Some(persist);
         client
+    }
+
+    /// Each group's known budget: (group, requests left, window or penalty end in ms since the
+    /// epoch), for the groups whose window has not ended.
+    pub fn pacing(&self) -> Vec<(&'static str, u64, i64)> {
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        let Ok(groups) = self.groups.lock() else {
+            return Vec::new();
+        };
+        groups
+            .iter()
+            .filter(|(_, s)| s.until > now)
+            .map(|(g, s)| (*g, s.remaining, now_ms + (s.until - now).as_millis() as i64))
+            .collect()
+    }
+
+    /// Merges budgets another process saved: for a group whose saved window has not ended,
+    /// the fewer requests left and the later end win.
+    pub fn merge_pacing(&self, saved: &[(&str, u64, i64)]) {
+        let now = Instant::now();
+        let now_ms = epoch_ms();
+        let Ok(mut groups) = self.groups.lock() else {
+            return;
+        };
+        for (group, remaining, until_ms) in saved {
+            let Some(group) = GROUPS.iter().find(|g| *g == group) else {
+                continue;
+            };
+            if *until_ms <= now_ms {
+                continue;
+            }
+            let until = now + Duration::from_millis((*until_ms - now_ms) as u64);
+            let state = groups.entry(*group).or_insert(GroupState {
+                remaining: *remaining,
+                until,
+            });
+            if state.until <= now {
+                *state = GroupState {
+                    remaining: *remaining,
+                    until,
+                };
+            } else {
+                state.remaining = state.remaining.min(*remaining);
+                state.until = state.until.max(until);
+            }
+        }
     }
 
     /// The account's custom user fields (`GET /restapi/v1.0/account/~/custom-fields`).

@@ -6,6 +6,6 @@ mod client;
 mod wire;
 
 pub use client::{
-    Client, Counters, Error, PER_PAGE, REFRESH_WARN, decode_extension_page, decode_number_page,
-    explain,
+    Client, Counters, Error, GROUPS, PER_PAGE, REFRESH_WARN, decode_extension_page,
+    decode_number_page, explain,
 };

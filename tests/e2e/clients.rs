@@ -823,3 +823,39 @@ async fn okta_requests_keep_to_the_configured_share_of_each_limit() {
     assert!(windows[1..].iter().all(|n| *n <= 10), "{windows:?}");
     assert_eq!(st.rate_limited, 0);
 }
+
+/// A process started right after another paces from the budget that one left in the store
+/// (requests left, window end), instead of from a full budget: no 429, so no penalty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_process_paces_from_the_budget_the_last_one_left() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut st = sb.telus.lock();
+        st.window = Duration::from_secs(3);
+        // One extension listing a window.
+        st.limits.insert("Medium", 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let first = Clients::from_store(&config, settings(), &store).unwrap();
+    run_one_pass(&config, &first, &store, DRY).await.unwrap();
+    drop(first);
+    // The next process (an admin's `plan` right after the daemon's pass, say).
+    let second = Clients::from_store(&config, settings(), &store).unwrap();
+    let r = run_one_pass(&config, &second, &store, DRY).await.unwrap();
+    assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    assert_eq!(
+        sb.telus.lock().rate_limited,
+        0,
+        "the second process drew a 429"
+    );
+    assert!(
+        second
+            .telus
+            .counters
+            .rate_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}

@@ -34,6 +34,7 @@ const DRY: PassOptions<'static> = PassOptions {
     progress_bar: false,
     full: false,
     stop: None,
+    lock_wait: Duration::ZERO,
 };
 
 /// A temporary store and fresh clients for these fakes, with the default mastering table.
@@ -1132,4 +1133,56 @@ async fn a_long_rate_limit_wait_says_what_it_waits_for_and_until_when() {
     assert!(line.contains("TELUS Medium rate-limit budget"), "{line}");
     assert!(line.contains("until="), "{line}");
     assert!(line.contains("wait_s="), "{line}");
+}
+
+/// One writer per store: while another process's pass holds the lock, `sync` waits its
+/// `--wait`, then exits 5 naming the holder; `sync --dry-run`, `plan`, `status` and
+/// `history` never wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_refuses_with_exit_5_while_another_pass_holds_the_store() {
+    use okta_telus_sync::store::lock::PassLock;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    let db = dir.path().join("state.db");
+    drop(Store::open(&db).unwrap());
+    let held = PassLock::try_acquire(&db).unwrap().unwrap();
+    let args = |extra: &[&str]| {
+        let mut v = vec!["--config".to_string(), cfg.clone()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let started = std::time::Instant::now();
+    let out = run_bin(args(&["sync", "--wait", "1"])).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(&format!("process {}", std::process::id())) && err.contains("since"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
+    for cmd in [
+        &["sync", "--dry-run"][..],
+        &["plan"],
+        &["status"],
+        &["history"],
+    ] {
+        let out = run_bin(args(cmd)).await;
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Released: the same sync runs.
+    drop(held);
+    let out = run_bin(args(&["sync", "--wait", "1"])).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(telus_writes(&sb) > 0);
 }
