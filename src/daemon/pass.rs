@@ -120,6 +120,22 @@ impl telus::auth::Persist for StorePersist {
             .map_err(|e| e.to_string())
     }
 
+    fn load_tokens(&self) -> Result<Option<telus::auth::TokenPair>, String> {
+        Store::open(&self.path)
+            .and_then(|s| s.credentials("telus"))
+            .map_err(|e| e.to_string())
+    }
+
+    fn try_lock_refresh(&self) -> Result<Option<Box<dyn Send>>, String> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".token");
+        match crate::store::lock::PassLock::try_acquire(std::path::Path::new(&name)) {
+            Ok(Ok(lock)) => Ok(Some(Box::new(lock))),
+            Ok(Err(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String> {
         Store::open(&self.path)
             .and_then(|s| {

@@ -335,7 +335,6 @@ async fn token(
         );
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let mut with_refresh = false;
     match form.get("grant_type").map(String::as_str) {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
             if form.get("assertion") != Some(&st.jwt) {
@@ -346,6 +345,9 @@ async fn token(
                     "Invalid assertion: JWT token is invalid",
                 );
             }
+            // The JWT grant answers with a refresh token too (RingCentral's JWT flow guide,
+            // docs/authentication/jwt-flow.md: the response carries refresh_token and
+            // refresh_token_expires_in), single-use like any other.
         }
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
@@ -374,7 +376,6 @@ async fn token(
                     "Code verifier does not match the challenge",
                 );
             }
-            with_refresh = true;
         }
         Some("refresh_token") => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
@@ -407,7 +408,6 @@ async fn token(
                 }
             }
             st.refreshes += 1;
-            with_refresh = true;
         }
         _ => {
             return oauth_error(
@@ -430,14 +430,13 @@ async fn token(
         "owner_id": "100",
         "endpoint_id": "fake-endpoint",
     });
-    if with_refresh {
-        let refresh = format!("fake-rt-{}-{}", st.issued, std::process::id());
-        let rttl = st.refresh_ttl;
-        st.refresh_tokens
-            .insert(refresh.clone(), (Instant::now() + rttl, false));
-        body["refresh_token"] = json!(refresh);
-        body["refresh_token_expires_in"] = json!(rttl.as_secs());
-    }
+    // Every grant answers with a single-use refresh token.
+    let refresh = format!("fake-rt-{}-{}", st.issued, std::process::id());
+    let rttl = st.refresh_ttl;
+    st.refresh_tokens
+        .insert(refresh.clone(), (Instant::now() + rttl, false));
+    body["refresh_token"] = json!(refresh);
+    body["refresh_token_expires_in"] = json!(rttl.as_secs());
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut().extend(rate);
     resp

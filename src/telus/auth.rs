@@ -31,6 +31,27 @@ impl std::fmt::Debug for TokenPair {
 pub trait Persist: Send + Sync {
     fn save_tokens(&self, tokens: &TokenPair) -> Result<(), String>;
     fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String>;
+    /// The pair as stored now: another process (the daemon, an admin's command) may have
+    /// rotated it since this one loaded it.
+    fn load_tokens(&self) -> Result<Option<TokenPair>, String>;
+    /// Takes the lock that serializes token refreshes across processes, if it is free. The
+    /// lock is held until the returned guard is dropped.
+    fn try_lock_refresh(&self) -> Result<Option<Box<dyn Send>>, String>;
+}
+
+impl TokenPair {
+    /// Whether two pairs carry the same refresh token (or both none).
+    pub fn same_refresh(&self, other: &TokenPair) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.refresh_token.as_ref().map(|t| t.expose_secret())
+            == other.refresh_token.as_ref().map(|t| t.expose_secret())
+    }
+
+    /// Whether two pairs carry the same access token.
+    pub fn same_access(&self, other: &TokenPair) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.access_token.expose_secret() == other.access_token.expose_secret()
+    }
 }
 
 /// State restored at start-up.

@@ -598,71 +598,192 @@ impl Client {
 
     /// A valid access token. Refreshed shortly before it expires (the rotated pair persisted
     /// before use), or fetched with the jwt-bearer grant; `force` after a 401.
+    ///
+    /// The pair is shared with every other process on the same store (the daemon, an admin's
+    /// `plan` or `sync`): a refresh is taken under a cross-process lock, after re-reading the
+    /// stored pair, which another process may have rotated already. A refused refresh reads
+    /// the store again, then falls back to a new JWT grant when a JWT is configured.
     async fn access_token(&self, force: bool) -> Result<SecretString, Error> {
         let mut guard = self.token.lock().await;
         let now = epoch_s();
         // Refresh a little before expiry: two minutes, or a quarter of a short token's life.
         let lifetime = self.token_lifetime.load(Ordering::Relaxed);
         let margin = (TOKEN_MARGIN.as_secs() as i64).min(lifetime / 4);
+        let usable = |t: &TokenPair| t.access_expires_at > epoch_s() + margin;
         if !force
             && let Some(t) = guard.as_ref()
-            && t.access_expires_at > now + margin
+            && usable(t)
         {
             return Ok(t.access_token.clone());
+        }
+        let _refresh_lock = self.lock_refresh().await?;
+        // Another process may have rotated the pair since this one loaded it: take the
+        // stored one when it is newer (a token that just drew a 401 is not newer).
+        if let Some(stored) = self.stored_pair() {
+            let newer = guard
+                .as_ref()
+                .is_none_or(|held| !held.same_access(&stored) || !held.same_refresh(&stored));
+            if newer {
+                tracing::debug!("telus tokens rotated by another process: taken from the store");
+                let fresh =
+                    usable(&stored) && guard.as_ref().is_none_or(|held| !held.same_access(&stored));
+                *guard = Some(stored);
+                if fresh {
+                    return Ok(self.keep(&mut guard));
+                }
+            }
         }
         let refresh = guard.as_ref().and_then(|t| {
             let alive = t.refresh_expires_at.is_none_or(|e| e > now);
             t.refresh_token.clone().filter(|_| alive)
         });
-        let pair = match (refresh, &self.jwt) {
-            (Some(rt), _) => {
-                let pair = self
-                    .token_request(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", rt.expose_secret()),
-                    ])
-                    .await
-                    .map_err(|e| match e {
-                        Error::Auth { status, code, message } if status == 400 || status == 401 => Error::Auth {
-                            status,
-                            code,
-                            message: format!("{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"),
-                        },
-                        other => other,
-                    })?;
-                // The old refresh token is spent: the new pair must be saved before use.
-                self.persist_tokens(&pair)?;
-                pair
-            }
-            (None, Some(jwt)) => {
-                self.token_request(&[
-                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                    ("assertion", jwt.expose_secret()),
-                ])
-                .await?
-            }
-            (None, None) => {
-                return Err(Error::Auth {
-                    status: 0,
-                    code: String::new(),
-                    message: "no TELUS session: set telus.jwt, or run `okta-telus-sync auth telus`"
-                        .into(),
-                });
-            }
+        let pair = match refresh {
+            Some(rt) => match self.refresh_grant(&rt).await {
+                Ok(pair) => pair,
+                Err(Error::Auth {
+                    status,
+                    code,
+                    message,
+                }) if status == 400 || status == 401 => {
+                    // Refused: perhaps another process spent it a moment ago.
+                    let rotated = self.stored_pair().filter(|stored| {
+                        guard.as_ref().is_none_or(|held| !held.same_refresh(stored))
+                    });
+                    match (rotated, &self.jwt) {
+                        (Some(stored), _) if usable(&stored) => {
+                            tracing::info!(
+                                "telus refresh token was spent by another process; using the pair it stored"
+                            );
+                            *guard = Some(stored);
+                            return Ok(self.keep(&mut guard));
+                        }
+                        (Some(stored), _) if stored.refresh_token.is_some() => {
+                            let rt = stored.refresh_token.clone().unwrap_or_else(|| rt.clone());
+                            *guard = Some(stored);
+                            self.refresh_grant(&rt).await?
+                        }
+                        (_, Some(jwt)) => {
+                            tracing::warn!(code = %code, "telus refresh token refused; signing in again with the JWT credential");
+                            self.jwt_grant(jwt).await?
+                        }
+                        (_, None) => {
+                            return Err(Error::Auth {
+                                status,
+                                code,
+                                message: format!(
+                                    "{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+            None => match &self.jwt {
+                Some(jwt) => self.jwt_grant(jwt).await?,
+                None => {
+                    return Err(Error::Auth {
+                        status: 0,
+                        code: String::new(),
+                        message:
+                            "no TELUS session: set telus.jwt, or run `okta-telus-sync auth telus`"
+                                .into(),
+                    });
+                }
+            },
         };
         if let Some(left) = pair.refresh_expires_at.map(|e| e - epoch_s())
             && left < REFRESH_WARN.as_secs() as i64
+            && self.jwt.is_none()
         {
             tracing::warn!(
                 days_left = left / 86_400,
                 "the TELUS refresh token expires soon; passes renew it, but if none runs, run `auth telus` again"
             );
         }
-        let value = pair.access_token.clone();
-        self.token_lifetime
-            .store(pair.access_expires_at - epoch_s(), Ordering::Relaxed);
         *guard = Some(pair);
-        Ok(value)
+        Ok(self.keep(&mut guard))
+    }
+
+    /// The held pair's access token, noting its lifetime (it sets how early it is refreshed).
+    fn keep(&self, guard: &mut Option<TokenPair>) -> SecretString {
+        match guard.as_ref() {
+            Some(pair) => {
+                self.token_lifetime.store(
+                    (pair.access_expires_at - epoch_s()).max(1),
+                    Ordering::Relaxed,
+                );
+                pair.access_token.clone()
+            }
+            None => SecretString::from(String::new()),
+        }
+    }
+
+    /// A refresh grant; the new pair is persisted before it is used, since the old refresh
+    /// token is spent.
+    async fn refresh_grant(&self, rt: &SecretString) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair);
+        Ok(pair)
+    }
+
+    /// A jwt-bearer grant. Its pair (with a refresh token) is persisted too, so that the
+    /// other processes on this store use it instead of signing in again.
+    async fn jwt_grant(&self, jwt: &SecretString) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", jwt.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair);
+        Ok(pair)
+    }
+
+    /// The stored pair, when this client persists (a store read that fails is logged).
+    fn stored_pair(&self) -> Option<TokenPair> {
+        let p = self.persist.as_ref()?;
+        match p.load_tokens() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stored TELUS tokens");
+                None
+            }
+        }
+    }
+
+    /// Waits (up to a minute) for the cross-process refresh lock; none without a store.
+    async fn lock_refresh(&self) -> Result<Option<Box<dyn Send>>, Error> {
+        let Some(p) = &self.persist else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match p.try_lock_refresh() {
+                Ok(Some(g)) => return Ok(Some(g)),
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => {
+                    return Err(Error::Auth {
+                        status: 0,
+                        code: String::new(),
+                        message:
+                            "another process has held the TELUS token refresh lock for a minute"
+                                .into(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the TELUS token refresh lock; refreshing without it");
+                    return Ok(None);
+                }
+            }
+        }
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) for a token pair, persists it
@@ -681,7 +802,7 @@ impl Client {
                 ("code_verifier", verifier.expose_secret()),
             ])
             .await?;
-        self.persist_tokens(&pair)?;
+        self.persist_tokens(&pair);
         *self.token.lock().await = Some(pair.clone());
         Ok(pair)
     }
@@ -695,14 +816,17 @@ impl Client {
             .and_then(|t| t.refresh_expires_at)
     }
 
-    fn persist_tokens(&self, pair: &TokenPair) -> Result<(), Error> {
-        match &self.persist {
-            Some(p) => p.save_tokens(pair).map_err(|e| Error::Auth {
-                status: 0,
-                code: String::new(),
-                message: format!("cannot save the rotated TELUS tokens: {e}"),
-            }),
-            None => Ok(()),
+    /// Saves a new pair. When that fails, the pair is still used from memory (the old refresh
+    /// token is already spent, so dropping the new one would lose the session), and the
+    /// failure is logged as an error: a restart before the next successful save loses it.
+    fn persist_tokens(&self, pair: &TokenPair) {
+        if let Some(p) = &self.persist
+            && let Err(e) = p.save_tokens(pair)
+        {
+            tracing::error!(
+                error = %e,
+                "cannot save the rotated TELUS tokens: they are kept in memory only; fix the store (disk full? permissions?) before this process restarts, or run `auth telus` again after"
+            );
         }
     }
 

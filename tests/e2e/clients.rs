@@ -859,3 +859,132 @@ async fn a_new_process_paces_from_the_budget_the_last_one_left() {
             >= 1
     );
 }
+
+/// An authorization-code session (no JWT), as `auth telus` leaves it, with 2-second access
+/// tokens: the store and two "processes" (the daemon and an admin's command) on it.
+async fn shared_session(
+    sb: &Sandbox,
+    jwt: bool,
+) -> (tempfile::TempDir, okta_telus_sync::config::Config, Store) {
+    use okta_telus_sync::telus::auth;
+    sb.telus.lock().token_ttl = Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    if !jwt {
+        config.telus.jwt = None;
+    }
+    let store = Store::open(&config.store_path).unwrap();
+    let pkce = auth::Pkce::new();
+    let url = auth::authorize_url(
+        &config.telus.url,
+        &config.telus.client_id,
+        &config.telus.brand_id,
+        &config.telus.redirect_uri,
+        "st",
+        &pkce,
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http.get(url.as_str()).send().await.unwrap();
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let code = auth::code_from_redirect(&location, "st").unwrap();
+    let first = Clients::from_store(&config, settings(), &store).unwrap();
+    first
+        .telus
+        .exchange_code(&code, &pkce.verifier, &config.telus.redirect_uri)
+        .await
+        .unwrap();
+    (dir, config, store)
+}
+
+/// The daemon and an admin's command share the single-use refresh token: whichever
+/// refreshes second takes the pair the first stored instead of spending a dead token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_by_another_process_is_taken_from_the_store_not_spent_again() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (_dir, config, store) = shared_session(&sb, false).await;
+    // Both load the same pair at start.
+    let daemon = Clients::from_store(&config, settings(), &store).unwrap();
+    let admin = Clients::from_store(&config, settings(), &store).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // The admin's `plan` refreshes (spends the refresh token, stores the new pair) ...
+    let r = run_one_pass(&config, &admin, &store, DRY).await.unwrap();
+    assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    assert_eq!(sb.telus.lock().refreshes, 1);
+    // ... then the daemon's pass needs a token: it takes the stored pair.
+    let r = run_one_pass(&config, &daemon, &store, DRY).await.unwrap();
+    assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    assert_eq!(
+        sb.telus.lock().reused_refresh_tokens,
+        0,
+        "a spent refresh token was sent"
+    );
+    // And once that one expires too, the daemon refreshes from it and goes on.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let r = run_one_pass(&config, &daemon, &store, DRY).await.unwrap();
+    assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    assert_eq!(sb.telus.lock().reused_refresh_tokens, 0);
+}
+
+/// A stored pair whose refresh token is dead (revoked, or spent by a process that could not
+/// save its successor): with a JWT configured, the client signs in again with it instead of
+/// failing every pass until a restart (and again after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_falls_back_to_the_jwt_grant() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    store
+        .save_credentials(
+            "telus",
+            &okta_telus_sync::telus::auth::TokenPair {
+                access_token: secrecy::SecretString::from("expired-access"),
+                access_expires_at: 1,
+                refresh_token: Some(secrecy::SecretString::from("dead-refresh")),
+                refresh_expires_at: Some(chrono::Utc::now().timestamp() + 86_400),
+            },
+        )
+        .unwrap();
+    for _ in 0..2 {
+        // A restart loads the stored pair again: it must not stay stuck on it.
+        let clients = Clients::from_store(&config, settings(), &store).unwrap();
+        let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+        assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    }
+    let stored = store.credentials("telus").unwrap().unwrap();
+    use secrecy::ExposeSecret as _;
+    assert_ne!(
+        stored.refresh_token.unwrap().expose_secret(),
+        "dead-refresh",
+        "the JWT grant's pair was stored"
+    );
+}
+
+/// When the rotated pair cannot be saved, it is used from memory (the old refresh token is
+/// already spent) and the failure is an ERROR in the log, not a failed pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_pair_that_cannot_be_saved_is_kept_in_memory() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, config, store) = shared_session(&sb, false).await;
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    drop(store);
+    // The store's directory disappears: nothing can be saved there any more.
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let elsewhere = Store::open_in_memory().unwrap();
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    for _ in 0..2 {
+        let r = run_one_pass(&config, &clients, &elsewhere, DRY)
+            .await
+            .unwrap();
+        assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    }
+    assert_eq!(
+        sb.telus.lock().refreshes,
+        1,
+        "the new pair was used from memory"
+    );
+    assert_eq!(sb.telus.lock().reused_refresh_tokens, 0);
+}
