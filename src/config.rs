@@ -198,6 +198,8 @@ impl Default for RawFeatures {
 struct RawSafety {
     max_deactivations: u32,
     max_changed_percent: u32,
+    max_creates: u32,
+    max_vanished: u32,
 }
 
 impl Default for RawSafety {
@@ -206,6 +208,8 @@ impl Default for RawSafety {
         RawSafety {
             max_deactivations: s.max_deactivations,
             max_changed_percent: s.max_changed_percent,
+            max_creates: s.max_creates,
+            max_vanished: s.max_vanished,
         }
     }
 }
@@ -650,6 +654,8 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
             safety: Safety {
                 max_deactivations: raw.safety.max_deactivations,
                 max_changed_percent: raw.safety.max_changed_percent,
+                max_creates: raw.safety.max_creates,
+                max_vanished: raw.safety.max_vanished,
             },
             policy: Policy { rules, features },
         }),

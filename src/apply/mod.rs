@@ -274,12 +274,15 @@ async fn apply_action(
                 .iter()
                 .map(|c| (c.field.clone(), c.new.clone()))
                 .collect();
-            match telus.create_user(&body).await {
-                Ok(user) => {
-                    created = Some(user);
-                    Ok(())
-                }
-                Err(e) => Err(e.into()),
+            match &action.user.okta_id {
+                Some(okta_id) => match telus.create_user(&body, okta_id).await {
+                    Ok(user) => {
+                        created = Some(user);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                },
+                None => Err(missing("the Okta user id")),
             }
         }
         (Action::Deactivate { .. }, _) | (Action::Reactivate { .. }, _) => {
@@ -287,9 +290,14 @@ async fn apply_action(
                 Action::Deactivate { .. } => TelusStatus::Disabled,
                 _ => TelusStatus::Enabled,
             };
-            match &action.user.ext_id {
-                Some(id) => telus
-                    .set_status(id, &status)
+            match action
+                .user
+                .ext_id
+                .as_ref()
+                .and_then(|id| targets.telus_users.get(id).copied())
+            {
+                Some(current) => telus
+                    .set_status(current, &status, action.user.okta_id.as_ref())
                     .await
                     .map_err(WriteError::from),
                 None => Err(missing("the TELUS extension")),
@@ -313,7 +321,7 @@ async fn apply_action(
                     .map(|c| (c.field.clone(), c.new.clone()))
                     .collect();
                 telus
-                    .update_contact(current, &body)
+                    .update_contact(current, &body, action.user.okta_id.as_ref())
                     .await
                     .map_err(WriteError::from)
             }

@@ -489,6 +489,7 @@ async fn pass_body(
                 telus: &telus_users,
                 links: &links,
                 baseline: &baseline,
+                approved: opts.approve,
             },
             &config.policy,
         );
@@ -654,6 +655,7 @@ async fn follow_up_creates(
             telus: &telus_users,
             links: &links,
             baseline: &baseline,
+            approved: false,
         },
         &config.policy,
     );

@@ -19,6 +19,9 @@ pub struct Snapshot<'a> {
     pub telus: &'a [TelusUser],
     pub links: &'a [Link],
     pub baseline: &'a Baseline,
+    /// The admin approved this pass (`sync --approve`): linked TELUS users that vanished are
+    /// created again.
+    pub approved: bool,
 }
 
 /// Renders the TELUS side of a row for one user: a field's value, or a template where a
@@ -60,6 +63,8 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     let mut pairs: Vec<(&OktaUser, &TelusUser)> = Vec::new();
     let mut linked_okta = HashSet::new();
     let mut linked_telus = HashSet::new();
+    // Okta users whose linked TELUS user is gone from the listing.
+    let mut vanished: HashSet<&str> = HashSet::new();
     for link in snap.links {
         let o = okta_by_id.get(link.okta_id.0.as_str());
         let t = telus_by_id.get(link.ext_id.0.as_str());
@@ -72,6 +77,9 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                 linked_okta.insert(o.id.0.as_str());
                 linked_telus.insert(t.id.0.as_str());
                 pairs.push((o, t));
+            }
+            (Some(o), None) => {
+                vanished.insert(o.id.0.as_str());
             }
             (None, Some(t)) if linked_telus.insert(t.id.0.as_str()) => {
                 plan.linked += 1;
@@ -89,6 +97,58 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                 );
             }
             _ => {}
+        }
+    }
+
+    // Then the Okta id this tool writes into every TELUS user's `references`: it links a
+    // user again without the store (or after an email change), and settles a create whose
+    // answer was lost. A reference to an Okta user outside the scope is ignored.
+    let mut by_ref: BTreeMap<&str, Vec<&TelusUser>> = BTreeMap::new();
+    for t in snap.telus {
+        if linked_telus.contains(t.id.0.as_str()) {
+            continue;
+        }
+        if let Some(r) = &t.directory_ref
+            && let Some(o) = okta_by_id.get(r.0.as_str())
+            && !linked_okta.contains(o.id.0.as_str())
+        {
+            by_ref.entry(o.id.0.as_str()).or_default().push(t);
+        }
+    }
+    for (okta_id, teluses) in by_ref {
+        let Some(o) = okta_by_id.get(okta_id).copied() else {
+            continue;
+        };
+        linked_okta.insert(okta_id);
+        match teluses.as_slice() {
+            [t] => {
+                linked_telus.insert(t.id.0.as_str());
+                plan.new_links.push(Link {
+                    okta_id: o.id.clone(),
+                    ext_id: t.id.clone(),
+                });
+                pairs.push((o, t));
+            }
+            ts => {
+                for t in ts {
+                    linked_telus.insert(t.id.0.as_str());
+                }
+                plan.problems.push(Problem {
+                    user: UserRef {
+                        email: email_key(o.email()).unwrap_or_default(),
+                        okta_id: Some(o.id.clone()),
+                        ext_id: None,
+                    },
+                    kind: ProblemKind::DuplicateReference,
+                    attr: None,
+                    message: format!(
+                        "{} TELUS users carry Okta id {} in their references (extensions {}): remove the duplicates",
+                        ts.len(),
+                        o.id,
+                        ts.iter().map(|t| t.id.0.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
         }
     }
 
@@ -160,6 +220,25 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                         kind: ProblemKind::UnmatchedTelus,
                         attr: None,
                         message: "TELUS user with no Okta counterpart: left untouched".into(),
+                    });
+                }
+            }
+            // A linked user gone from the listing is never re-created without approval: the
+            // listing may have lost it.
+            ([o], []) if vanished.contains(o.id.0.as_str()) && o.status.is_live() => {
+                plan.vanished += 1;
+                if snap.approved {
+                    plan_create(o, email, policy, &mut plan);
+                } else {
+                    plan.problems.push(Problem {
+                        user: UserRef {
+                            email: email.clone(),
+                            okta_id: Some(o.id.clone()),
+                            ext_id: None,
+                        },
+                        kind: ProblemKind::Vanished,
+                        attr: None,
+                        message: "its linked TELUS user is gone from the listing (deleted in the portal?): not created again without `sync --approve`".into(),
                     });
                 }
             }

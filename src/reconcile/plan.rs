@@ -166,6 +166,9 @@ impl PlannedAction {
 pub enum ProblemKind {
     /// Two records on one side share the user's email: nothing is written for it.
     DuplicateEmail,
+    /// Several TELUS users carry the same Okta id in their `references`: nothing is
+    /// written for it.
+    DuplicateReference,
     /// The master's value cannot be normalized (unparseable phone, unknown state).
     InvalidValue,
     /// The master's value is empty but the target requires the field.
@@ -197,6 +200,7 @@ impl ProblemKind {
         matches!(
             self,
             ProblemKind::DuplicateEmail
+                | ProblemKind::DuplicateReference
                 | ProblemKind::InvalidValue
                 | ProblemKind::RequiredEmpty
                 | ProblemKind::ConflictSkipped
@@ -206,6 +210,7 @@ impl ProblemKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemKind::DuplicateEmail => "duplicate-email",
+            ProblemKind::DuplicateReference => "duplicate-reference",
             ProblemKind::InvalidValue => "invalid-value",
             ProblemKind::RequiredEmpty => "required-empty",
             ProblemKind::ConflictSkipped => "conflict-skipped",
@@ -263,6 +268,9 @@ pub struct Plan {
     pub problems: Vec<Problem>,
     /// Linked pairs reconciled in this plan.
     pub linked: usize,
+    /// Linked TELUS users gone from the listing whose Okta user is still live: reported,
+    /// and re-created only with approval.
+    pub vanished: usize,
     /// Why the plan is held by a safety limit; empty when it may proceed.
     pub held: Vec<String>,
     /// Okta writes left out because Okta refuses them from this tool (read-only attribute,

@@ -114,6 +114,13 @@ impl Default for Features {
 pub struct Safety {
     pub max_deactivations: u32,
     pub max_changed_percent: u32,
+    /// TELUS users one pass may create, the first pass included (an onboarding pass over
+    /// it needs `--approve`): a listing that lost users must not be answered by creating
+    /// them again.
+    pub max_creates: u32,
+    /// Linked TELUS users that may vanish from the listing before the pass is held: one
+    /// user deleted in the portal is reported, a listing that lost many holds everything.
+    pub max_vanished: u32,
 }
 
 impl Default for Safety {
@@ -121,6 +128,8 @@ impl Default for Safety {
         Safety {
             max_deactivations: 10,
             max_changed_percent: 20,
+            max_creates: 25,
+            max_vanished: 5,
         }
     }
 }

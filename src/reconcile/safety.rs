@@ -1,5 +1,6 @@
-//! Safety holds, decided before any write: too many deactivations, too large a share of
-//! linked users changed, or an empty directory where the store knew users. Pure.
+//! Safety holds, decided before any write: too many deactivations or creations, too many
+//! linked TELUS users gone from the listing, too large a share of linked users changed, or an
+//! empty directory where the store knew users. Pure.
 
 use super::plan::{Action, Plan};
 use super::policy::Safety;
@@ -31,6 +32,19 @@ pub fn hold_reasons(plan: &Plan, safety: &Safety, ctx: &HoldContext) -> Vec<Stri
         reasons.push(format!(
             "TELUS returned no users where the store knew {}: check the account and the app's permissions",
             ctx.known_telus
+        ));
+    }
+    let creates = plan.count("create");
+    if creates > safety.max_creates as usize {
+        reasons.push(format!(
+            "{creates} new TELUS users exceed safety.max_creates = {}",
+            safety.max_creates
+        ));
+    }
+    if plan.vanished > safety.max_vanished as usize {
+        reasons.push(format!(
+            "{} linked TELUS users are gone from the listing, over safety.max_vanished = {}: check the account and the app's permissions before creating them again",
+            plan.vanished, safety.max_vanished
         ));
     }
     let deactivations = plan.count("deactivate");

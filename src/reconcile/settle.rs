@@ -49,7 +49,8 @@ pub fn settle(
             .map(|r| r.normalize)
             .unwrap_or(Normalize::None)
     };
-    // Creates are settled per user: find the TELUS user by the email the create sent.
+    // Creates are settled per user: find the TELUS user by the Okta id every create carries
+    // in its `references`, else by the email the create sent.
     let mut created_by_okta: HashMap<&OktaId, Option<&TelusUser>> = HashMap::new();
     for r in rows.iter().filter(|r| r.rule == "create") {
         let (Some(okta_id), Some(email)) = (&r.okta_id, &r.new) else {
@@ -58,11 +59,19 @@ pub fn settle(
         if r.field != crate::model::TELUS_EMAIL {
             continue;
         }
-        let key = normalize(Normalize::Email, Some(email));
-        let found = telus
+        let by_ref: Vec<&TelusUser> = telus
             .iter()
-            .filter(|t| normalize(Normalize::Email, t.email()) == key)
-            .collect::<Vec<_>>();
+            .filter(|t| t.directory_ref.as_ref() == Some(okta_id))
+            .collect();
+        let found = if by_ref.is_empty() {
+            let key = normalize(Normalize::Email, Some(email));
+            telus
+                .iter()
+                .filter(|t| normalize(Normalize::Email, t.email()) == key)
+                .collect::<Vec<_>>()
+        } else {
+            by_ref
+        };
         created_by_okta.insert(okta_id, (found.len() == 1).then(|| found[0]));
     }
 

@@ -163,6 +163,7 @@ fn run(
             telus,
             links,
             baseline,
+            approved: false,
         },
         policy,
     )
@@ -735,6 +736,7 @@ fn more_deactivations_than_allowed_hold_the_plan() {
     let safety = Safety {
         max_deactivations: 2,
         max_changed_percent: 100,
+        ..Safety::default()
     };
     let reasons = hold_reasons(&plan, &safety, &ctx(true));
     assert!(
@@ -744,6 +746,7 @@ fn more_deactivations_than_allowed_hold_the_plan() {
     let safety = Safety {
         max_deactivations: 3,
         max_changed_percent: 100,
+        ..Safety::default()
     };
     assert!(hold_reasons(&plan, &safety, &ctx(true)).is_empty());
 }
@@ -756,6 +759,7 @@ fn changed_share_holds_only_once_a_baseline_exists() {
     let safety = Safety {
         max_deactivations: 10,
         max_changed_percent: 20,
+        ..Safety::default()
     };
     assert!(hold_reasons(&plan, &safety, &ctx(false)).is_empty());
     let reasons = hold_reasons(&plan, &safety, &ctx(true));

@@ -34,6 +34,12 @@ pub enum FaultKind {
     /// Handles the request, then sends a response whose body stops short of its declared
     /// length: the connection closes mid-body, as with a reset or a dying proxy.
     Truncated,
+    /// Handles the request (the work is done), then a gateway answers 502 with its own HTML
+    /// page: the client sees a 5xx although the change landed.
+    DoneThen5xx,
+    /// Handles the request (the work is done), then never answers: the client gives up on
+    /// its timeout, as when a gateway drops the answer.
+    DoneThenSilence,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +165,23 @@ pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Re
                 .header("content-type", "application/json")
                 .body(Body::from_stream(futures_util::stream::iter(chunks)))
                 .unwrap_or_default()
+        }
+        Some((FaultKind::DoneThen5xx, _)) => {
+            let _ = next.run(req).await;
+            Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .header("content-type", "text/html")
+                .body(Body::from(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                ))
+                .unwrap_or_default()
+        }
+        Some((FaultKind::DoneThenSilence, _)) => {
+            let _ = next.run(req).await;
+            // The connection stays open and silent until the client hangs up (which drops
+            // this future).
+            std::future::pending::<()>().await;
+            Response::default()
         }
         Some((FaultKind::Error { status, body }, _)) => Response::builder()
             .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))

@@ -142,6 +142,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
             safety: Safety {
                 max_deactivations: 10,
                 max_changed_percent: 100,
+                ..Safety::default()
             },
             policy,
         }

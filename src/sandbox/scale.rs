@@ -43,6 +43,7 @@ pub fn directory(
         });
         exts.push(FakeExtension {
             id: 1_000_000 + i as i64,
+            directory_ref: None,
             extension_number: ext_no,
             status: "Enabled".into(),
             kind: "User".into(),

@@ -53,6 +53,7 @@ fn profile(
 fn ext(id: i64, number: &str, status: &str, contact: Value) -> FakeExtension {
     FakeExtension {
         id,
+        directory_ref: None,
         extension_number: number.into(),
         status: status.into(),
         kind: "User".into(),

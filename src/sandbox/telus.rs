@@ -23,6 +23,9 @@ pub struct FakeExtension {
     pub status: String,
     pub kind: String,
     pub contact: Map<String, Value>,
+    /// `references` of type `CustomerDirectoryId` (spec: ReferenceInfo, set on
+    /// ExtensionCreationRequest and ExtensionUpdateRequest, shown on list records).
+    pub directory_ref: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -461,10 +464,43 @@ fn extension_json(e: &FakeExtension, base: &str) -> Value {
         "name": format!("{first} {last}").trim(),
         "type": e.kind,
         "status": e.status,
+        "references": e.directory_ref.iter().map(|r| json!({"ref": r, "type": "CustomerDirectoryId"})).collect::<Vec<_>>(),
         "permissions": {"admin": {"enabled": false}, "internationalCalling": {"enabled": false}},
         "profileImage": {"uri": format!("{base}/restapi/v1.0/account/100/extension/{}/profile-image", e.id)},
         "hidden": false,
     })
+}
+
+/// Reads `references` from a create or update body: `Ok(None)` when absent, the
+/// `CustomerDirectoryId` ref when present, an error body when malformed.
+#[allow(clippy::result_large_err)]
+fn directory_ref(body: &Value) -> Result<Option<Option<String>>, Response> {
+    let Some(refs) = body.get("references") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        rc_error(
+            StatusCode::BAD_REQUEST,
+            "CMN-101",
+            "Parameter [references] value is invalid",
+            Some("references"),
+        )
+    };
+    let Some(items) = refs.as_array() else {
+        return Err(invalid());
+    };
+    let mut found = None;
+    for item in items {
+        match (
+            item.get("type").and_then(Value::as_str),
+            item.get("ref").and_then(Value::as_str),
+        ) {
+            (Some("CustomerDirectoryId"), Some(r)) => found = Some(r.to_string()),
+            (Some("PartnerId"), Some(_)) => {}
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(Some(found))
 }
 
 /// `customFields` of an extension as RingCentral shows them.
@@ -758,6 +794,11 @@ async fn update_extension(
             }
         }
     }
+    match directory_ref(&parsed) {
+        Ok(Some(r)) => ext.directory_ref = r,
+        Ok(None) => {}
+        Err(resp) => return resp,
+    }
     let mut custom_updates = Vec::new();
     if let Some(custom) = parsed.get("customFields") {
         for item in custom.as_array().into_iter().flatten() {
@@ -905,8 +946,13 @@ async fn create_extension(
             (max + 1).to_string()
         }
     };
+    let directory_ref = match directory_ref(&Value::Object(parsed.clone())) {
+        Ok(r) => r.flatten(),
+        Err(resp) => return resp,
+    };
     let id = st.extensions.iter().map(|e| e.id).max().unwrap_or(60_000) + 1;
     let ext = FakeExtension {
+        directory_ref,
         id,
         extension_number: number,
         status: parsed

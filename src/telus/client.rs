@@ -10,7 +10,8 @@ use super::wire::{
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
 use crate::model::{
-    ExtId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusCustomField, TelusStatus, TelusUser,
+    ExtId, OktaId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusCustomField, TelusStatus,
+    TelusUser,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -61,6 +62,12 @@ pub enum Error {
         message: String,
         parameter: Option<String>,
     },
+    /// A write that is not safe to repeat (a create) drew a 5xx: a gateway may answer so
+    /// after the work was done, so its outcome is unknown until the next read.
+    #[error(
+        "telus {endpoint}: HTTP {status} after sending; the outcome is checked on the next read"
+    )]
+    Unconfirmed { endpoint: String, status: u16 },
     #[error("telus {endpoint}: request rate exceeded (CMN-301) after waiting")]
     RateLimited { endpoint: String },
     #[error("telus {endpoint}: unreadable response: {message}")]
@@ -81,7 +88,8 @@ impl Error {
             Error::Network { .. }
             | Error::RateLimited { .. }
             | Error::Timeout { .. }
-            | Error::Interrupted { .. } => true,
+            | Error::Interrupted { .. }
+            | Error::Unconfirmed { .. } => true,
             Error::Api { status, .. } => *status >= 500,
             _ => false,
         }
@@ -92,7 +100,10 @@ impl Error {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            Error::Timeout { .. } | Error::Interrupted { .. } | Error::Decode { .. }
+            Error::Timeout { .. }
+                | Error::Interrupted { .. }
+                | Error::Decode { .. }
+                | Error::Unconfirmed { .. }
         )
     }
 
@@ -100,7 +111,7 @@ impl Error {
     pub fn is_systemic(&self) -> bool {
         match self {
             Error::Api { status, .. } => *status == 401 || *status >= 500,
-            Error::Timeout { .. } => false,
+            Error::Timeout { .. } | Error::Unconfirmed { .. } => false,
             Error::Interrupted { .. } => true,
             Error::Network { .. }
             | Error::RateLimited { .. }
@@ -451,6 +462,7 @@ impl Client {
         &self,
         current: &TelusUser,
         changes: &[(String, Option<String>)],
+        okta_id: Option<&OktaId>,
     ) -> Result<(), Error> {
         let endpoint = format!("PUT extension/{}", current.id);
         let mut url = self.base.clone();
@@ -465,13 +477,14 @@ impl Client {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let body = contact_body(changes, &flat, &ids).map_err(|message| Error::Api {
+        let mut body = contact_body(changes, &flat, &ids).map_err(|message| Error::Api {
             endpoint: endpoint.clone(),
             status: 0,
             code: "CMN-102".into(),
             message,
             parameter: Some("customFields".into()),
         })?;
+        backfill_reference(&mut body, current, okta_id);
         let resp = self
             .send("Medium", &endpoint, true, || {
                 self.http.put(url.clone()).json(&body)
@@ -487,6 +500,7 @@ impl Client {
     pub async fn create_user(
         &self,
         changes: &[(String, Option<String>)],
+        okta_id: &OktaId,
     ) -> Result<TelusUser, Error> {
         let endpoint = "POST extension";
         let mut url = self.base.clone();
@@ -505,6 +519,9 @@ impl Client {
         })?;
         body["type"] = serde_json::json!("User");
         body["status"] = serde_json::json!("Enabled");
+        // The Okta id travels with the user: it settles a create whose answer was lost, and
+        // links users again without the store.
+        body["references"] = references(okta_id);
         let resp = self
             .send("Medium", endpoint, false, || {
                 self.http.post(url.clone()).json(&body)
@@ -515,11 +532,18 @@ impl Client {
     }
 
     /// `PUT extension/{id}` with `{"status": ...}`: `Disabled` never deletes the user.
-    pub async fn set_status(&self, id: &ExtId, status: &TelusStatus) -> Result<(), Error> {
+    pub async fn set_status(
+        &self,
+        current: &TelusUser,
+        status: &TelusStatus,
+        okta_id: Option<&OktaId>,
+    ) -> Result<(), Error> {
+        let id = &current.id;
         let endpoint = format!("PUT extension/{id} status");
         let mut url = self.base.clone();
         url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
-        let body = serde_json::json!({ "status": status.as_str() });
+        let mut body = serde_json::json!({ "status": status.as_str() });
+        backfill_reference(&mut body, current, okta_id);
         let resp = self
             .send("Medium", &endpoint, true, || {
                 self.http.put(url.clone()).json(&body)
@@ -957,6 +981,19 @@ impl Client {
                 self.access_token(true).await?;
                 continue;
             }
+            // A 5xx may come after the work was done (a gateway losing the answer): a write
+            // that is not safe to repeat is never sent again; the next read settles it.
+            if status.is_server_error() && !idempotent {
+                tracing::warn!(
+                    endpoint,
+                    status = status.as_u16(),
+                    "telus answered a create with a server error: not sent again; the next read settles it"
+                );
+                return Err(Error::Unconfirmed {
+                    endpoint: endpoint.to_string(),
+                    status: status.as_u16(),
+                });
+            }
             if (status.as_u16() == 429 || status.is_server_error())
                 && attempt < self.settings.attempts
             {
@@ -1084,6 +1121,21 @@ impl Client {
             g.remove(group);
         }
         Ok(())
+    }
+}
+
+/// `references` naming the Okta user (type `CustomerDirectoryId`).
+fn references(okta_id: &OktaId) -> serde_json::Value {
+    serde_json::json!([{ "type": DIRECTORY_REF, "ref": okta_id.0 }])
+}
+
+/// Adds the Okta id to a write's body when the record does not carry it yet: links made
+/// before references existed (or by email) get theirs at their next write.
+fn backfill_reference(body: &mut serde_json::Value, current: &TelusUser, okta_id: Option<&OktaId>) {
+    if let Some(okta_id) = okta_id
+        && current.directory_ref.as_ref() != Some(okta_id)
+    {
+        body["references"] = references(okta_id);
     }
 }
 

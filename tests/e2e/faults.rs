@@ -32,6 +32,8 @@ fn faults_for(path: &str) -> Vec<FaultKind> {
             status: 401,
             body: expired.to_string(),
         },
+        FaultKind::DoneThen5xx,
+        FaultKind::DoneThenSilence,
     ]
 }
 
@@ -70,7 +72,7 @@ async fn fault_case(method: &str, path: &str, fault: FaultKind) {
         "{label}: {:?}",
         first.outcome
     );
-    if matches!(fault, FaultKind::Slow(_)) {
+    if matches!(fault, FaultKind::Slow(_) | FaultKind::DoneThenSilence) {
         tokio::time::sleep(Duration::from_millis(1600)).await;
     }
     for _ in 0..2 {
@@ -134,6 +136,10 @@ async fn each_fault_kind_is_survived_and_the_next_passes_converge() {
         (6, 5), // a create answered too late
         (1, 6), // an Okta write-back refused: token expired
         (2, 6), // the TELUS token endpoint refusing
+        (6, 7), // a create done, then a gateway's 502
+        (6, 8), // a create done, then no answer
+        (5, 7), // an update done, then a gateway's 502
+        (1, 8), // an Okta write-back done, then no answer
     ];
     for (e, f) in picks {
         let (method, path) = ENDPOINTS[e];
@@ -143,7 +149,7 @@ async fn each_fault_kind_is_survived_and_the_next_passes_converge() {
 
 /// Every fault on every endpoint: `cargo test --locked --test e2e -- --ignored fault_matrix`
 #[tokio::test]
-#[ignore = "long: 49 cases"]
+#[ignore = "long: 63 cases"]
 async fn fault_matrix_every_fault_on_every_endpoint() {
     for (method, path) in ENDPOINTS {
         for fault in faults_for(path) {

@@ -230,6 +230,7 @@ fn many_users(n: usize) -> (Vec<FakeOktaUser>, Vec<FakeExtension>, Vec<FakeNumbe
         });
         exts.push(FakeExtension {
             id: 100_000 + i as i64,
+            directory_ref: None,
             extension_number: format!("{}", 1000 + i),
             status: "Enabled".into(),
             kind: "User".into(),
