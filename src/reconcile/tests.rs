@@ -1055,3 +1055,120 @@ mod props {
         }
     }
 }
+
+// ---- references, vanished users, creation limits ----
+
+fn plan_with(okta: &[OktaUser], telus: &[TelusUser], links: &[Link], approved: bool) -> Plan {
+    plan_pass(
+        &Snapshot {
+            okta,
+            telus,
+            links,
+            baseline: &Baseline::new(),
+            approved,
+        },
+        &default_policy(),
+    )
+}
+
+#[test]
+fn a_reference_to_an_in_scope_okta_id_links_before_email() {
+    // The TELUS user's email was changed in the portal; the store was lost. Its reference
+    // still names Ana: linked (and its email set back), never created again.
+    let mut t = ana_telus();
+    tset(&mut t, "contact.email", "ana.old@x.ca");
+    t.directory_ref = Some(OktaId("o1".into()));
+    let plan = plan_with(&[ana_okta()], &[t], &[], false);
+    assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+    assert_eq!(plan.count("create"), 0);
+    let (_, change) = only_change(&plan);
+    assert_eq!(change.attr, "email");
+}
+
+#[test]
+fn a_reference_to_an_okta_id_outside_the_scope_is_ignored() {
+    let mut t = ana_telus();
+    t.directory_ref = Some(OktaId("not-in-scope".into()));
+    let plan = plan_with(&[ana_okta()], &[t], &[], false);
+    // Matched by email as if it carried no reference.
+    assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+    assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
+}
+
+#[test]
+fn two_telus_users_referencing_one_okta_id_link_nothing() {
+    let mut a = ana_telus();
+    a.directory_ref = Some(OktaId("o1".into()));
+    let mut b = telus("e2", "Enabled", &[("contact.email", "other@x.ca")]);
+    b.directory_ref = Some(OktaId("o1".into()));
+    let plan = plan_with(&[ana_okta()], &[a, b], &[], false);
+    assert!(plan.new_links.is_empty() && plan.actions.is_empty());
+    assert_eq!(plan.problems.len(), 1, "{:#?}", plan.problems);
+    assert_eq!(plan.problems[0].kind, ProblemKind::DuplicateReference);
+    assert_eq!(plan.failed_users(), 1);
+}
+
+#[test]
+fn a_vanished_linked_user_is_reported_and_recreated_only_with_approval() {
+    let plan = plan_with(&[ana_okta()], &[], &[link("o1", "e1")], false);
+    assert_eq!(plan.count("create"), 0);
+    assert_eq!(plan.vanished, 1);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Vanished && p.user.email == "ana@x.ca"),
+        "{:#?}",
+        plan.problems
+    );
+    let approved = plan_with(&[ana_okta()], &[], &[link("o1", "e1")], true);
+    assert_eq!(approved.count("create"), 1);
+}
+
+#[test]
+fn creations_and_vanished_users_over_their_limits_hold_the_plan() {
+    let oktas: Vec<OktaUser> = (0..4)
+        .map(|i| {
+            okta(
+                &format!("o{i}"),
+                "ACTIVE",
+                &[("firstName", "N"), ("email", &format!("n{i}@x.ca"))],
+            )
+        })
+        .collect();
+    let plan = plan_with(&oktas, &[], &[], false);
+    assert_eq!(plan.count("create"), 4);
+    let safety = Safety {
+        max_creates: 3,
+        ..Safety::default()
+    };
+    // The first pass too: no baseline.
+    let reasons = hold_reasons(&plan, &safety, &ctx(false));
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("4 new TELUS users exceed safety.max_creates = 3")),
+        "{reasons:?}"
+    );
+    let links: Vec<Link> = (0..4)
+        .map(|i| link(&format!("o{i}"), &format!("e{i}")))
+        .collect();
+    let plan = plan_with(&oktas, &[], &links, false);
+    assert_eq!((plan.vanished, plan.count("create")), (4, 0));
+    let safety = Safety {
+        max_vanished: 3,
+        ..Safety::default()
+    };
+    let reasons = hold_reasons(&plan, &safety, &ctx(true));
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("4 linked TELUS users are gone")),
+        "{reasons:?}"
+    );
+    let safety = Safety {
+        max_vanished: 4,
+        max_changed_percent: 100,
+        ..Safety::default()
+    };
+    assert!(hold_reasons(&plan, &safety, &ctx(true)).is_empty());
+}

@@ -66,6 +66,9 @@ pub struct TelusState {
     pub write_delay: Duration,
     /// Budgets per window by group, overriding RingCentral's published ones.
     pub limits: HashMap<&'static str, u64>,
+    /// A fault: the extension listing stops offering `nextPage` from this page on, while
+    /// `paging.totalPages` still counts every page (a listing cut short).
+    pub listing_stops_after_page: Option<u64>,
     /// Life of a refresh token; renewed with each rotation.
     pub refresh_ttl: Duration,
     /// Refresh tokens: expiry, and whether already used (they are single-use).
@@ -107,6 +110,7 @@ impl TelusState {
             rate_limited: 0,
             sent_during_penalty: 0,
             write_delay: Duration::ZERO,
+            listing_stops_after_page: None,
             limits: HashMap::new(),
             refresh_ttl: Duration::from_secs(7 * 86_400),
             refresh_tokens: HashMap::new(),
@@ -634,7 +638,13 @@ async fn list_extensions(
         v
     };
     match paged(&exts, render, &q, &base, &uri) {
-        Ok(body) => {
+        Ok(mut body) => {
+            if let Some(stop) = st.listing_stops_after_page
+                && body["paging"]["page"].as_u64().is_some_and(|p| p >= stop)
+                && let Some(nav) = body["navigation"].as_object_mut()
+            {
+                nav.remove("nextPage");
+            }
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().extend(rate);
             resp

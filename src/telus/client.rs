@@ -615,7 +615,21 @@ impl Client {
                         message,
                     })?;
                 }
-                None => return Ok(out),
+                None => {
+                    // A listing must reach its last page: one that stops early would read as
+                    // users deleted (deactivations, holds) or missing (creations).
+                    if let Some(total) = page.paging.as_ref().and_then(|p| p.total_pages)
+                        && pages < total
+                    {
+                        return Err(Error::Paging {
+                            endpoint: endpoint.to_string(),
+                            message: format!(
+                                "the listing ended after {pages} of the {total} pages the server reported"
+                            ),
+                        });
+                    }
+                    return Ok(out);
+                }
             }
         }
     }

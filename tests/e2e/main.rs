@@ -1187,3 +1187,125 @@ async fn sync_refuses_with_exit_5_while_another_pass_holds_the_store() {
     );
     assert!(telus_writes(&sb) > 0);
 }
+
+fn telus_creates(sb: &Sandbox) -> usize {
+    sb.telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/restapi/v1.0/account/~/extension")
+        .count()
+}
+
+/// Every create carries the Okta id in `references`, existing links get it at their next
+/// write, and a lost store recovers its links from it without creating anyone (even a user
+/// whose email was since edited in the portal).
+#[tokio::test]
+async fn references_are_written_and_a_lost_store_recovers_links_without_creating() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, config, store, clients) = setup(&sb);
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(telus_creates(&sb), 1);
+    {
+        let st = sb.telus.lock();
+        let isabelle = st.extension_by_email("isabelle.cote@northwind.ca").unwrap();
+        assert_eq!(isabelle.directory_ref.as_deref(), Some("00u9isa"));
+        // Ana's department was updated: her record got its reference on that write.
+        assert_eq!(
+            st.extension(62001).unwrap().directory_ref.as_deref(),
+            Some("00u1ana")
+        );
+    }
+    // The store is lost, and someone edits Isabelle's email in the TELUS portal.
+    drop(store);
+    std::fs::remove_file(&config.store_path).unwrap();
+    {
+        let mut st = sb.telus.lock();
+        let e = st
+            .extensions
+            .iter_mut()
+            .find(|e| e.directory_ref.as_deref() == Some("00u9isa"))
+            .unwrap();
+        e.contact
+            .insert("email".into(), json!("isabelle.old@northwind.ca"));
+    }
+    let store = Store::open(&config.store_path).unwrap();
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        telus_creates(&sb),
+        1,
+        "nobody created twice: {:?}",
+        r.plan.actions
+    );
+    assert!(
+        store
+            .links()
+            .unwrap()
+            .iter()
+            .any(|l| l.okta_id.0 == "00u9isa"),
+        "linked by its reference"
+    );
+    assert!(
+        sb.telus
+            .lock()
+            .extension_by_email("isabelle.cote@northwind.ca")
+            .is_some(),
+        "Okta masters the email: set back"
+    );
+    drop(dir);
+}
+
+/// A linked TELUS user deleted in the portal is reported, not created again, and does not
+/// hold the pass; `sync --approve` creates it again.
+#[tokio::test]
+async fn a_vanished_user_is_reported_and_recreated_only_with_approval() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (_dir, config, store, clients) = setup(&sb);
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    sb.telus.lock().extensions.retain(|e| e.id != 62001);
+    let before = telus_creates(&sb);
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_ne!(r.outcome, PassOutcome::Held);
+    assert_eq!(telus_creates(&sb), before);
+    assert!(
+        r.plan.problems.iter().any(
+            |p| p.kind == okta_telus_sync::reconcile::ProblemKind::Vanished
+                && p.user.email == "ana.silva@northwind.ca"
+        ),
+        "{:#?}",
+        r.plan.problems
+    );
+    let approve = PassOptions {
+        approve: true,
+        ..PassOptions::default()
+    };
+    run_one_pass(&config, &clients, &store, approve)
+        .await
+        .unwrap();
+    assert_eq!(telus_creates(&sb), before + 1);
+}
+
+/// A listing that ends before its `totalPages` is an error: read as complete, it would
+/// look like users deleted (deactivations) or missing (creations).
+#[tokio::test]
+async fn a_listing_cut_short_of_its_total_pages_ends_the_pass() {
+    let (okta, exts, nums) = many_users(2_100);
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().listing_stops_after_page = Some(1);
+    let (_dir, config, store, clients) = setup(&sb);
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    let err = r.system_error.unwrap();
+    assert!(err.contains("ended after 1 of the 3 pages"), "{err}");
+    assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
+}
