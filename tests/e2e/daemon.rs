@@ -236,3 +236,110 @@ async fn sigterm_during_a_slow_apply_finishes_the_change_in_flight_and_exits_0()
         "every write that was sent is journalled as applied"
     );
 }
+
+/// The admin beside the daemon: while it runs passes every second, two `sync`s and two
+/// `plan`s start during its passes. No write is sent twice, nothing is sent during a
+/// rate-limit penalty, at most one 429 is drawn, every command completes or refuses with
+/// exit 5, and the daemon still syncs a change made afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
+    let (okta, exts, nums) = crate::many_users(300);
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    {
+        let mut t = sb.telus.lock();
+        t.window = Duration::from_secs(2);
+        t.limits.insert("Medium", 20);
+        t.write_delay = Duration::from_millis(20);
+        sb.okta.lock().write_delay = Duration::from_millis(20);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("{EVERY_SECOND}[safety]\nmax_changed_percent = 100\n");
+    let cfg = crate::write_config(dir.path(), &sb, &extra)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    // The daemon's first pass is under way: it has started writing.
+    let started = std::time::Instant::now();
+    while crate::okta_writes(&sb) + crate::telus_writes(&sb) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", d.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let run = |args: &[&str]| {
+        let mut v = vec!["--config".to_string(), cfg.clone()];
+        v.extend(args.iter().map(|s| s.to_string()));
+        tokio::spawn(crate::run_bin(v))
+    };
+    let commands = [
+        ("sync", run(&["sync", "--wait", "30"])),
+        ("plan", run(&["plan"])),
+        ("sync", run(&["sync", "--wait", "0"])),
+        ("plan", run(&["plan", "--json"])),
+    ];
+    for (name, handle) in commands {
+        let out = handle.await.unwrap();
+        let code = out.status.code();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match name {
+            "sync" => assert!(matches!(code, Some(0 | 5)), "sync: {code:?}\n{err}"),
+            _ => assert_eq!(code, Some(0), "plan: {err}"),
+        }
+        if code == Some(5) {
+            assert!(err.contains("another pass holds the store"), "{err}");
+        }
+    }
+    // A change made afterwards still reaches TELUS through the daemon.
+    {
+        let mut okta = sb.okta.lock();
+        let id = "00u0000001";
+        okta.users
+            .iter_mut()
+            .find(|u| u.id == id)
+            .unwrap()
+            .profile
+            .insert("department".into(), json!("Legal"));
+        okta.touch(id);
+    }
+    let started = std::time::Instant::now();
+    while contact_field(&sb, 100_001, &["department"]).as_deref() != Some("Legal") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon stopped syncing; log:\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&d.child, "-TERM");
+    d.wait_exit().await;
+
+    let telus = sb.telus.lock();
+    let okta = sb.okta.lock();
+    let mut seen = std::collections::HashSet::new();
+    for r in telus.requests.iter().filter(|r| r.method != "GET") {
+        if r.path.contains("oauth") {
+            continue;
+        }
+        assert!(
+            seen.insert((r.method.clone(), r.path.clone(), r.body.clone())),
+            "TELUS write sent twice: {} {} {}",
+            r.method,
+            r.path,
+            r.body
+        );
+    }
+    for r in okta.requests.iter().filter(|r| r.method == "POST") {
+        assert!(
+            seen.insert((r.method.clone(), r.path.clone(), r.body.clone())),
+            "Okta write sent twice: {} {}",
+            r.path,
+            r.body
+        );
+    }
+    assert_eq!(telus.sent_during_penalty, 0, "requests during a penalty");
+    assert!(
+        telus.rate_limited + okta.rate_limited <= 1,
+        "429s: TELUS {}, Okta {}",
+        telus.rate_limited,
+        okta.rate_limited
+    );
+    assert_eq!(telus.reused_refresh_tokens, 0);
+}
