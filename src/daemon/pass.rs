@@ -64,8 +64,9 @@ impl Clients {
 }
 
 impl Clients {
-    /// Takes up the TELUS rate-limit budgets and penalties another process left in the
-    /// store, where they are stricter than what this process knows.
+    /// Takes up the TELUS rate-limit budgets and penalties, and the Okta buckets (what is
+    /// left until the reset), that another process left in the store, where they are
+    /// stricter than what this process knows.
     pub fn restore_pacing(&self, store: &Store) {
         let mut saved = Vec::new();
         for group in telus::GROUPS {
@@ -91,10 +92,20 @@ impl Clients {
             );
         }
         self.telus.merge_pacing(&saved);
+        let mut saved = Vec::new();
+        for bucket in okta::BUCKETS {
+            if let Some(v) = store.meta(&format!("okta.bucket.{bucket}")).ok().flatten() {
+                let parts: Vec<u64> = v.split(',').filter_map(|p| p.parse().ok()).collect();
+                if let [remaining, limit, reset] = parts[..] {
+                    saved.push((bucket, remaining, limit, reset));
+                }
+            }
+        }
+        self.okta.merge_pacing(&saved);
     }
 
-    /// Leaves this process's TELUS budgets (what is left, and when each window ends) in the
-    /// store, so that the next process, or an admin's command beside the daemon, paces from
+    /// Leaves this process's TELUS budgets and Okta buckets (what is left, and when each
+    /// window ends) in the store, so that the next process, or an admin's command beside the daemon, paces from
     /// them instead of from a full budget.
     pub fn save_pacing(&self, store: &Store) {
         for (group, remaining, until_ms) in self.telus.pacing() {
@@ -103,6 +114,14 @@ impl Clients {
                 &format!("{remaining},{until_ms}"),
             ) {
                 tracing::warn!(group, error = %e, "cannot save the rate-limit budget");
+            }
+        }
+        for (bucket, remaining, limit, reset) in self.okta.pacing() {
+            if let Err(e) = store.set_meta(
+                &format!("okta.bucket.{bucket}"),
+                &format!("{remaining},{limit},{reset}"),
+            ) {
+                tracing::warn!(bucket, error = %e, "cannot save the rate-limit budget");
             }
         }
     }

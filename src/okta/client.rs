@@ -203,6 +203,8 @@ pub struct Client {
 const BUCKET_LIST: &str = "users-list";
 const BUCKET_UPDATE: &str = "users-update";
 const BUCKET_SCHEMA: &str = "schemas";
+/// The rate-limit buckets this client tracks.
+pub const BUCKETS: [&str; 3] = [BUCKET_LIST, BUCKET_UPDATE, BUCKET_SCHEMA];
 
 impl Client {
     pub fn new(cfg: &OktaConfig, settings: HttpSettings) -> Client {
@@ -298,6 +300,40 @@ impl Client {
                     })?
                 }
                 None => return Ok(users),
+            }
+        }
+    }
+
+    /// Each bucket's known state whose window has not reset: (bucket, remaining, limit,
+    /// reset in seconds since the epoch), for the next process on the store.
+    pub fn pacing(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let now = now_epoch();
+        let b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        b.iter()
+            .filter(|(_, s)| s.reset_epoch > now)
+            .filter_map(|(name, s)| Some((*name, s.remaining?, s.limit?, s.reset_epoch)))
+            .collect()
+    }
+
+    /// Merges bucket states another process saved: for a window that has not reset, the
+    /// fewer requests left win.
+    pub fn merge_pacing(&self, saved: &[(&str, u64, u64, u64)]) {
+        let now = now_epoch();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, remaining, limit, reset) in saved {
+            let Some(name) = BUCKETS.iter().find(|n| *n == name) else {
+                continue;
+            };
+            if *reset <= now {
+                continue;
+            }
+            let state = b.entry(name).or_default();
+            if state.reset_epoch < *reset || state.remaining.is_none() {
+                state.remaining = Some(*remaining);
+                state.limit = Some(*limit);
+                state.reset_epoch = *reset;
+            } else if state.reset_epoch == *reset {
+                state.remaining = state.remaining.map(|r| r.min(*remaining));
             }
         }
     }

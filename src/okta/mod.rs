@@ -3,5 +3,5 @@
 mod client;
 mod wire;
 
-pub use client::{Client, Counters, Error, PAGE_LIMIT, REFUSED_MASTERED, decode_users};
+pub use client::{BUCKETS, Client, Counters, Error, PAGE_LIMIT, REFUSED_MASTERED, decode_users};
 pub use wire::next_link;

@@ -988,3 +988,29 @@ async fn a_rotated_pair_that_cannot_be_saved_is_kept_in_memory() {
     );
     assert_eq!(sb.telus.lock().reused_refresh_tokens, 0);
 }
+
+/// The Okta share carries over between processes too: what one process spent of a bucket's
+/// window is not spent again by the next one started within that window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_process_keeps_within_the_okta_share_the_last_one_used() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut st = sb.okta.lock();
+        // A limit of 2 a window: this tool's 50 % share is one listing page per window.
+        st.rate_limit = 2;
+        st.window_secs = 3;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    for _ in 0..2 {
+        let clients = Clients::from_store(&config, settings(), &store).unwrap();
+        let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+        assert!(r.system_error.is_none(), "{:?}", r.system_error);
+    }
+    let windows = sb.okta.lock().admitted_per_window("users-list");
+    assert!(
+        windows.iter().all(|n| *n <= 1),
+        "share exceeded: {windows:?}"
+    );
+}
