@@ -155,6 +155,13 @@ impl telus::auth::Persist for StorePersist {
         }
     }
 
+    fn load_penalty(&self, group: &str) -> Result<Option<i64>, String> {
+        Store::open(&self.path)
+            .and_then(|s| s.meta(&format!("telus.penalty.{group}")))
+            .map(|v| v.and_then(|v| v.parse().ok()))
+            .map_err(|e| e.to_string())
+    }
+
     fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String> {
         Store::open(&self.path)
             .and_then(|s| {

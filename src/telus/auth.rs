@@ -37,6 +37,8 @@ pub trait Persist: Send + Sync {
     /// Takes the lock that serializes token refreshes across processes, if it is free. The
     /// lock is held until the returned guard is dropped.
     fn try_lock_refresh(&self) -> Result<Option<Box<dyn Send>>, String>;
+    /// A penalty another process on the store met (its end, ms since the epoch).
+    fn load_penalty(&self, group: &str) -> Result<Option<i64>, String>;
 }
 
 impl TokenPair {

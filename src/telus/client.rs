@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use url::Url;
 
+/// How often a group looks in the store for a penalty another process met: a store read,
+/// so not before every request; a request sent in this gap restarts the other's penalty.
+const SHARED_PENALTY_CHECK: Duration = Duration::from_millis(250);
+
 /// Records per page: RingCentral's maximum.
 pub const PER_PAGE: u32 = 1000;
 
@@ -207,6 +211,8 @@ pub struct Client {
     token_lifetime: std::sync::atomic::AtomicI64,
     /// Custom user fields seen so far: display name → id (writes send ids).
     custom_ids: Mutex<HashMap<String, String>>,
+    /// When each group last looked for a penalty another process met.
+    penalty_checked: Mutex<HashMap<&'static str, Instant>>,
     pub counters: Counters,
 }
 
@@ -230,6 +236,7 @@ impl Client {
             persist: None,
             token_lifetime: std::sync::atomic::AtomicI64::new(3600),
             custom_ids: Mutex::new(HashMap::new()),
+            penalty_checked: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }
@@ -282,7 +289,7 @@ impl Client {
     }
 
     /// Merges budgets another process saved: for a group whose saved window has not ended,
-    /// the fewer requests left and the later end win.
+    /// the state with fewer requests left wins (with its own window end).
     pub fn merge_pacing(&self, saved: &[(&str, u64, i64)]) {
         let now = Instant::now();
         let now_ms = epoch_ms();
@@ -301,14 +308,14 @@ impl Client {
                 remaining: *remaining,
                 until,
             });
-            if state.until <= now {
+            if state.until <= now
+                || *remaining < state.remaining
+                || (*remaining == state.remaining && until > state.until)
+            {
                 *state = GroupState {
                     remaining: *remaining,
                     until,
                 };
-            } else {
-                state.remaining = state.remaining.min(*remaining);
-                state.until = state.until.max(until);
             }
         }
     }
@@ -1108,8 +1115,49 @@ impl Client {
         }
     }
 
+    /// Takes up a penalty another process on the store met since this one last looked (at
+    /// most every [`SHARED_PENALTY_CHECK`] per group): every request sent during a penalty restarts it, so a
+    /// process beside the daemon must not send into the daemon's, nor it into theirs.
+    fn look_for_shared_penalty(&self, group: &'static str) {
+        let Some(p) = &self.persist else { return };
+        {
+            let Ok(mut checked) = self.penalty_checked.lock() else {
+                return;
+            };
+            if checked
+                .get(group)
+                .is_some_and(|t| t.elapsed() < SHARED_PENALTY_CHECK)
+            {
+                return;
+            }
+            checked.insert(group, Instant::now());
+        }
+        let Ok(Some(until_ms)) = p.load_penalty(group) else {
+            return;
+        };
+        let left = until_ms - epoch_ms();
+        if left > 0
+            && let Ok(mut g) = self.groups.lock()
+        {
+            let until = Instant::now() + Duration::from_millis(left as u64);
+            let state = g.entry(group).or_insert(GroupState {
+                remaining: 0,
+                until,
+            });
+            // A penalty replaces the window: nothing is sent until it ends.
+            if state.remaining > 0 || state.until < until {
+                tracing::info!(group, "a penalty another process met: pausing the group");
+                *state = GroupState {
+                    remaining: 0,
+                    until,
+                };
+            }
+        }
+    }
+
     /// Sleeps while the group's budget is spent or a penalty runs.
     async fn wait_for_group(&self, group: &'static str, endpoint: &str) -> Result<(), Error> {
+        self.look_for_shared_penalty(group);
         let state = self.groups.lock().ok().and_then(|g| g.get(group).copied());
         let Some(state) = state else { return Ok(()) };
         let now = Instant::now();

@@ -1014,3 +1014,61 @@ async fn a_new_process_keeps_within_the_okta_share_the_last_one_used() {
         "share exceeded: {windows:?}"
     );
 }
+
+/// A penalty another process met mid-way (an admin's `plan` drew a 429 while the daemon
+/// writes) reaches the running pass through the store: it stops sending to that group until
+/// the penalty ends, since every request during a penalty restarts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_penalty_another_process_met_pauses_a_running_pass() {
+    let (okta, mut exts, nums) = crate::many_users(30);
+    for e in &mut exts {
+        e.contact.insert("department".into(), json!("Elsewhere"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().write_delay = Duration::from_millis(40);
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let other = Store::open(&config.store_path).unwrap();
+    let path = "/restapi/v1.0/account/~/extension/";
+    let pass = run_one_pass(&config, &clients, &store, PassOptions::default());
+    let meddle = async {
+        // Once the pass writes, another process stores a 1.5 s penalty on Medium.
+        while sb.telus.lock().count("PUT", path) < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let set = std::time::Instant::now();
+        let until = chrono::Utc::now().timestamp_millis() + 1_500;
+        other
+            .set_meta("telus.penalty.Medium", &until.to_string())
+            .unwrap();
+        set
+    };
+    let (r, set) = tokio::join!(pass, meddle);
+    let r = r.unwrap();
+    assert_eq!(r.apply.failed, 0, "{:?}", r.apply.failed_users);
+    let log = sb.telus.faults.lock().unwrap().log.clone();
+    let during: Vec<_> = log
+        .iter()
+        .filter(|(m, p, _, at)| {
+            m == "PUT"
+                && p.starts_with(path)
+                && *at > set + Duration::from_millis(400)
+                && *at < set + Duration::from_millis(1_450)
+        })
+        .collect();
+    assert!(
+        during.is_empty(),
+        "{} writes during the penalty",
+        during.len()
+    );
+    assert!(
+        clients
+            .telus
+            .counters
+            .rate_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+}
