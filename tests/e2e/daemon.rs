@@ -343,3 +343,38 @@ async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
     );
     assert_eq!(telus.reused_refresh_tokens, 0);
 }
+
+/// While an admin's pass holds the store, the daemon skips its ticks at INFO: not a failure,
+/// no backoff, `/healthz` stays green; once the lock is free it passes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_skips_ticks_while_another_pass_holds_the_store() {
+    use okta_telus_sync::store::lock::PassLock;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let extra = format!("{EVERY_SECOND}[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = crate::write_config(dir.path(), &sb, &extra)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 1).await;
+    let held = loop {
+        // Between two of the daemon's passes.
+        if let Ok(lock) = PassLock::try_acquire(&dir.path().join("state.db")).unwrap() {
+            break lock;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    d.wait_for_log("tick skipped: another pass holds the store", 2)
+        .await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "{}", d.log());
+    assert!(!d.log().contains("backing off"), "{}", d.log());
+    let passes = d.log().matches("pass complete").count();
+    drop(held);
+    d.wait_for_log("pass complete", passes + 1).await;
+    signal(&d.child, "-TERM");
+    d.wait_exit().await;
+}
