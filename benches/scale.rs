@@ -10,9 +10,9 @@
 //! Each N runs in a fresh child process of this benchmark so that peak RSS is its own.
 //! `SCALE_SIZES=1000,10000` overrides the sizes.
 
-use okta_telus_sync::config::default_policy;
 use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::store::Store;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -105,7 +105,7 @@ fn timed_pass(
     config: &okta_telus_sync::config::Config,
     clients: &Clients,
     store: &Store,
-) -> (okta_telus_sync::daemon::pass::PassReport, f64) {
+) -> (okta_telus_sync::summary::PassReport, f64) {
     let t0 = Instant::now();
     let report = rt
         .block_on(run_one_pass(config, clients, store, PassOptions::default()))
@@ -138,7 +138,7 @@ impl Bench {
         let mut config = okta_telus_sync::sandbox::config_for(
             &fakes.okta,
             &fakes.telus,
-            default_policy(),
+            Policy::builtin(),
             &dir.path().join("s.db"),
         );
         // Every user may change in these runs: no safety hold.

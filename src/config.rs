@@ -812,17 +812,6 @@ fn check_cron(p: &mut Problems, key: &str, raw: Option<String>, default: &str) -
     six
 }
 
-/// The built-in mastering table (DESIGN.md) with every feature on.
-pub fn default_policy() -> Policy {
-    let mut p = Problems(Vec::new());
-    let rules = build_rules(&mut p, BTreeMap::new());
-    debug_assert!(p.0.is_empty(), "the built-in table is valid");
-    Policy {
-        rules,
-        features: Features::default(),
-    }
-}
-
 /// The mastering table: the built-in defaults, overridden row by row by `[attributes.*]`.
 fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) -> Vec<AttrRule> {
     let mut rows: BTreeMap<String, RawAttr> = BTreeMap::new();
@@ -1015,6 +1004,15 @@ const MAX_ROWS: usize = crate::model::RESERVED_FOR_MAPPED / 4;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builtin_policy_is_what_a_config_without_rows_means() {
+        let mut p = Problems(Vec::new());
+        let rules = build_rules(&mut p, BTreeMap::new());
+        assert!(p.0.is_empty());
+        assert_eq!(rules, Policy::builtin().rules);
+        assert_eq!(rules.len(), crate::reconcile::policy::DEFAULT_TABLE.len());
+    }
 
     const MINIMAL: &str = r#"
 [okta]

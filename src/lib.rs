@@ -1,6 +1,6 @@
 //! okta-telus-sync: keeps Okta and TELUS Business Connect in agreement, attribute by attribute.
 //! Modules in reading order: model, reconcile (pure core), config, the two API clients, store,
-//! apply, daemon, report, sandbox, telemetry.
+//! apply, summary (what a pass did), daemon, report, schema, sandbox, telemetry.
 
 pub mod apply;
 pub mod config;
@@ -13,5 +13,6 @@ pub mod report;
 pub mod sandbox;
 pub mod schema;
 pub mod store;
+pub mod summary;
 pub mod telemetry;
 pub mod telus;

@@ -3,8 +3,9 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, PassOutcome, run_one_pass};
+use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::summary::PassOutcome;
 use okta_telus_sync::{config, report, sandbox, store, telemetry};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -555,6 +555,40 @@ pub struct Link {
     pub ext_id: ExtId,
 }
 
+/// An access token and the single-use refresh token that replaces it, with expiry times in
+/// seconds since the epoch.
+#[derive(Clone)]
+pub struct TokenPair {
+    pub access_token: secrecy::SecretString,
+    pub access_expires_at: i64,
+    pub refresh_token: Option<secrecy::SecretString>,
+    pub refresh_expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenPair {
+    /// Whether two pairs carry the same refresh token (or both none).
+    pub fn same_refresh(&self, other: &TokenPair) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.refresh_token.as_ref().map(|t| t.expose_secret())
+            == other.refresh_token.as_ref().map(|t| t.expose_secret())
+    }
+
+    /// Whether two pairs carry the same access token.
+    pub fn same_access(&self, other: &TokenPair) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.access_token.expose_secret() == other.access_token.expose_secret()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

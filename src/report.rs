@@ -1,9 +1,9 @@
 //! What the CLI prints: plans (text and JSON) and pass summaries. Pure formatting; values
 //! appear here because the admin asked to see them, never in logs above DEBUG.
 
-use crate::daemon::pass::PassReport;
 use crate::model::System;
 use crate::reconcile::{Action, Plan, ProblemKind};
+use crate::summary::{PassOutcome, PassReport};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -186,7 +186,7 @@ pub fn pass_text(r: &PassReport) -> String {
     if let Some(err) = &r.system_error {
         let _ = writeln!(out, "Pass ended: a whole system failed: {err}");
     }
-    if r.outcome == crate::daemon::pass::PassOutcome::Held {
+    if r.outcome == PassOutcome::Held {
         let _ = writeln!(
             out,
             "Pass held by a safety limit: nothing was written (run `sync --approve` to proceed once)."

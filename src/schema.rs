@@ -296,13 +296,13 @@ mod tests {
 
     #[test]
     fn the_default_table_passes_a_plain_schema() {
-        let p = crate::config::default_policy();
+        let p = crate::reconcile::policy::Policy::builtin();
         assert!(check_policy(&p, &okta_schema(), &[]).is_empty());
     }
 
     #[test]
     fn a_missing_attribute_and_a_missing_custom_field_are_named() {
-        let mut p = crate::config::default_policy();
+        let mut p = crate::reconcile::policy::Policy::builtin();
         p.rules.push(AttrRule {
             okta_attr: "costCenter".into(),
             telus: TelusSide::Field {
@@ -331,7 +331,7 @@ mod tests {
     /// attributes are fine: only users sourced elsewhere refuse them, one by one.
     #[test]
     fn profile_master_the_default_is_not_a_problem() {
-        let p = crate::config::default_policy();
+        let p = crate::reconcile::policy::Policy::builtin();
         let schema = okta_schema();
         assert!(schema.iter().all(|a| a.master == OktaMaster::ProfileMaster));
         assert!(check_policy(&p, &schema, &[]).is_empty());
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_written_attribute_mastered_elsewhere_is_reported_with_the_fix() {
-        let p = crate::config::default_policy();
+        let p = crate::reconcile::policy::Policy::builtin();
         let mut schema = okta_schema();
         schema
             .iter_mut()
@@ -361,7 +361,7 @@ mod tests {
 
     #[test]
     fn read_only_targets_and_type_mismatches_are_reported() {
-        let p = crate::config::default_policy();
+        let p = crate::reconcile::policy::Policy::builtin();
         let mut schema = okta_schema();
         schema
             .iter_mut()

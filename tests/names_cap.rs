@@ -2,9 +2,9 @@
 //! binary (so its own process): the table is never emptied, so filling it here cannot
 //! disturb any other test.
 
-use okta_telus_sync::config::default_policy;
 use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::sandbox::Sandbox;
 use okta_telus_sync::store::Store;
 use serde_json::Value;
@@ -29,7 +29,7 @@ async fn a_flood_of_names_never_loses_a_mapped_value() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, HttpSettings::default());
     let dry = PassOptions {

@@ -142,6 +142,26 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The built-in mastering table (DESIGN.md, [`DEFAULT_TABLE`]) with every feature on:
+    /// what a config without `[attributes.*]` rows means.
+    pub fn builtin() -> Policy {
+        let rules = DEFAULT_TABLE
+            .iter()
+            .filter_map(|(attr, telus, master, normalize)| {
+                Some(AttrRule {
+                    okta_attr: attr.to_string(),
+                    telus: parse_telus_side(telus).ok()?,
+                    master: Master::Priority(vec![System::parse(master)?]),
+                    normalize: Normalize::parse(normalize)?,
+                })
+            })
+            .collect();
+        Policy {
+            rules,
+            features: Features::default(),
+        }
+    }
+
     pub fn rule(&self, okta_attr: &str) -> Option<&AttrRule> {
         self.rules.iter().find(|r| r.okta_attr == okta_attr)
     }

@@ -147,8 +147,8 @@ pub fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::default_policy;
     use crate::model::{OktaStatus, TelusStatus};
+    use crate::reconcile::policy::Policy;
 
     fn telus_user(id: &str, email: &str, dept: &str) -> TelusUser {
         TelusUser {
@@ -204,7 +204,7 @@ mod tests {
                 Some("e1"),
             ),
         ];
-        let s = settle(&rows, &[], &[t], &default_policy());
+        let s = settle(&rows, &[], &[t], &Policy::builtin());
         assert!(s[0].landed && s[0].baseline.is_some());
         assert!(!s[1].landed && s[1].baseline.is_none());
     }
@@ -223,7 +223,7 @@ mod tests {
                 None,
             ),
         ];
-        let s = settle(&rows, &[], &[t], &default_policy());
+        let s = settle(&rows, &[], &[t], &Policy::builtin());
         assert!(s.iter().all(|s| s.landed));
         assert_eq!(s[0].link.as_ref().unwrap().ext_id, ExtId("e7".into()));
     }
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn a_create_that_never_landed_is_not_landed() {
         let rows = [row(1, "create", "contact.email", "email", "a@x.ca", None)];
-        let s = settle(&rows, &[], &[], &default_policy());
+        let s = settle(&rows, &[], &[], &Policy::builtin());
         assert!(!s[0].landed && s[0].link.is_none());
     }
 
@@ -253,7 +253,7 @@ mod tests {
             Some("e1"),
         );
         r.system = System::Okta;
-        let s = settle(&[r], &[o], &[], &default_policy());
+        let s = settle(&[r], &[o], &[], &Policy::builtin());
         assert!(s[0].landed);
     }
 }

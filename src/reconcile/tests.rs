@@ -5,7 +5,6 @@ use super::plan::STATUS_ATTR;
 use super::policy::{Master, OnConflict, Policy, Safety};
 use super::safety::{HoldContext, hold_reasons};
 use super::*;
-use crate::config::default_policy;
 use crate::model::*;
 use std::collections::BTreeMap;
 
@@ -170,7 +169,7 @@ fn run(
 }
 
 fn plan1(o: OktaUser, t: TelusUser) -> Plan {
-    run(&[o], &[t], &[], &Baseline::new(), &default_policy())
+    run(&[o], &[t], &[], &Baseline::new(), &Policy::builtin())
 }
 
 fn only_change(plan: &Plan) -> (&PlannedAction, &AttrChange) {
@@ -181,7 +180,7 @@ fn only_change(plan: &Plan) -> (&PlannedAction, &AttrChange) {
 }
 
 fn policy_with(attr: &str, master: Master) -> Policy {
-    let mut p = default_policy();
+    let mut p = Policy::builtin();
     for r in &mut p.rules {
         if r.okta_attr == attr {
             r.master = master.clone();
@@ -226,7 +225,7 @@ fn email_change_in_okta_keeps_its_link_and_updates_telus() {
         &[ana_telus()],
         &[link("o1", "e1")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.new_links.is_empty());
     let (_, c) = only_change(&plan);
@@ -308,7 +307,7 @@ fn telus_mastered_direct_number_is_written_back_to_okta() {
 fn write_back_off_writes_nothing_to_okta() {
     let mut t = ana_telus();
     tset(&mut t, "directNumber", "+16045550999");
-    let mut p = default_policy();
+    let mut p = Policy::builtin();
     p.features.write_back = false;
     assert!(
         run(&[ana_okta()], &[t], &[], &Baseline::new(), &p)
@@ -321,7 +320,7 @@ fn write_back_off_writes_nothing_to_okta() {
 fn update_users_off_writes_nothing_to_telus() {
     let mut o = ana_okta();
     set(&mut o, "department", "Marketing");
-    let mut p = default_policy();
+    let mut p = Policy::builtin();
     p.features.update_users = false;
     assert!(
         run(&[o], &[ana_telus()], &[], &Baseline::new(), &p)
@@ -430,7 +429,7 @@ fn drift_on_the_non_master_side_is_reported_then_overwritten() {
         &[t],
         &[link("o1", "e1")],
         &b,
-        &default_policy(),
+        &Policy::builtin(),
     );
     let (_, c) = only_change(&plan);
     assert_eq!(
@@ -458,7 +457,7 @@ fn empty_master_value_never_clears_a_required_field() {
         &[ana_telus()],
         &[link("o1", "e1")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.actions.is_empty());
     assert_eq!(plan.problems[0].kind, ProblemKind::RequiredEmpty);
@@ -476,7 +475,7 @@ fn two_telus_users_with_one_email_link_nothing() {
         &[ana_telus(), t2],
         &[],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.actions.is_empty() && plan.new_links.is_empty());
     assert_eq!(plan.problems[0].kind, ProblemKind::DuplicateEmail);
@@ -496,7 +495,7 @@ fn two_active_okta_users_with_one_email_link_nothing() {
         &[ana_telus()],
         &[],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.actions.is_empty() && plan.new_links.is_empty());
     assert_eq!(plan.failed_users(), 2);
@@ -512,7 +511,7 @@ fn a_live_okta_user_wins_the_email_over_a_deactivated_one() {
         &[ana_telus()],
         &[],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert_eq!(plan.new_links, vec![link("o1", "e1")]);
     assert!(plan.actions.is_empty());
@@ -530,7 +529,7 @@ fn stored_link_wins_over_email() {
         &[ana_telus(), other],
         &[link("o1", "e9")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(
         plan.actions
@@ -551,7 +550,7 @@ fn unmatched_telus_user_is_reported_and_left_alone() {
         &[ana_telus()],
         &[],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.actions.is_empty());
     assert_eq!(plan.problems[0].kind, ProblemKind::UnmatchedTelus);
@@ -560,7 +559,13 @@ fn unmatched_telus_user_is_reported_and_left_alone() {
 
 #[test]
 fn active_okta_user_without_match_is_created_in_telus() {
-    let plan = run(&[ana_okta()], &[], &[], &Baseline::new(), &default_policy());
+    let plan = run(
+        &[ana_okta()],
+        &[],
+        &[],
+        &Baseline::new(),
+        &Policy::builtin(),
+    );
     let a = &plan.actions[0];
     assert!(matches!(a.action, Action::Create { .. }));
     let fields: BTreeMap<_, _> = a
@@ -586,11 +591,11 @@ fn staged_or_suspended_users_are_not_created_and_create_can_be_off() {
     let mut staged = ana_okta();
     staged.status = OktaStatus::Staged;
     assert!(
-        run(&[staged], &[], &[], &Baseline::new(), &default_policy())
+        run(&[staged], &[], &[], &Baseline::new(), &Policy::builtin())
             .actions
             .is_empty()
     );
-    let mut p = default_policy();
+    let mut p = Policy::builtin();
     p.features.create_users = false;
     let plan = run(&[ana_okta()], &[], &[], &Baseline::new(), &p);
     assert!(plan.actions.is_empty());
@@ -604,7 +609,7 @@ fn creating_without_an_email_is_refused() {
     o.profile.insert("login", "ana".into());
     // No email: nothing to match on, and nothing to create with.
     assert!(
-        run(&[o], &[], &[], &Baseline::new(), &default_policy())
+        run(&[o], &[], &[], &Baseline::new(), &Policy::builtin())
             .actions
             .is_empty()
     );
@@ -620,7 +625,7 @@ fn suspended_okta_user_is_deactivated_never_deleted() {
         &[ana_telus()],
         &[link("o1", "e1")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     let (a, c) = only_change(&plan);
     assert!(matches!(a.action, Action::Deactivate { .. }));
@@ -637,7 +642,7 @@ fn okta_user_leaving_scope_is_deactivated() {
         &[ana_telus()],
         &[link("o1", "e1")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     let (a, _) = only_change(&plan);
     assert!(
@@ -647,7 +652,7 @@ fn okta_user_leaving_scope_is_deactivated() {
 
 #[test]
 fn deactivate_off_leaves_telus_enabled() {
-    let mut p = default_policy();
+    let mut p = Policy::builtin();
     p.features.deactivate_users = false;
     assert!(
         run(
@@ -674,7 +679,7 @@ fn already_disabled_user_is_not_deactivated_again() {
             &[t],
             &[link("o1", "e1")],
             &Baseline::new(),
-            &default_policy()
+            &Policy::builtin()
         )
         .actions
         .is_empty()
@@ -691,7 +696,7 @@ fn reactivation_only_for_users_this_tool_disabled() {
         std::slice::from_ref(&t),
         &[link("o1", "e1")],
         &ours,
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(matches!(
         only_change(&plan).0.action,
@@ -702,7 +707,7 @@ fn reactivation_only_for_users_this_tool_disabled() {
         &[t],
         &[link("o1", "e1")],
         &Baseline::new(),
-        &default_policy(),
+        &Policy::builtin(),
     );
     assert!(plan.actions.is_empty());
     assert_eq!(plan.problems[0].kind, ProblemKind::DisabledElsewhere);
@@ -732,7 +737,7 @@ fn more_deactivations_than_allowed_hold_the_plan() {
     let links: Vec<Link> = (0..3)
         .map(|i| link(&format!("o{i}"), &format!("e{i}")))
         .collect();
-    let plan = run(&[], &telus, &links, &Baseline::new(), &default_policy());
+    let plan = run(&[], &telus, &links, &Baseline::new(), &Policy::builtin());
     let safety = Safety {
         max_deactivations: 2,
         max_changed_percent: 100,
@@ -889,7 +894,7 @@ mod props {
     }
 
     fn latest_policy() -> Policy {
-        let mut p = default_policy();
+        let mut p = Policy::builtin();
         for r in &mut p.rules {
             if r.okta_attr == "department" {
                 r.master = Master::Latest {
@@ -1022,10 +1027,10 @@ mod props {
         fn a_converged_state_plans_nothing((okta, telus) in directory()) {
             let mut w = World { okta, telus, links: Vec::new(), baseline: Baseline::new() };
             for _ in 0..3 {
-                let plan = w.plan(&default_policy());
+                let plan = w.plan(&Policy::builtin());
                 w.apply(&plan);
             }
-            let plan = w.plan(&default_policy());
+            let plan = w.plan(&Policy::builtin());
             prop_assert!(plan.actions.is_empty());
             prop_assert!(plan.agreed.is_empty(), "agreed values are already the baseline");
         }
@@ -1046,7 +1051,7 @@ mod props {
 
         #[test]
         fn applying_the_plan_converges_with_default_rows((okta, telus) in directory()) {
-            converges(okta, telus, &default_policy())?;
+            converges(okta, telus, &Policy::builtin())?;
         }
 
         #[test]
@@ -1067,7 +1072,7 @@ fn plan_with(okta: &[OktaUser], telus: &[TelusUser], links: &[Link], approved: b
             baseline: &Baseline::new(),
             approved,
         },
-        &default_policy(),
+        &Policy::builtin(),
     )
 }
 

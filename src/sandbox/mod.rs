@@ -72,7 +72,7 @@ impl Sandbox {
     /// The demo's policy: the default table plus the cost-center custom field row shipped
     /// (commented out) in `sync.toml`.
     pub fn demo_policy() -> Policy {
-        let mut p = crate::config::default_policy();
+        let mut p = crate::reconcile::policy::Policy::builtin();
         p.rules.push(crate::reconcile::policy::AttrRule {
             okta_attr: "costCenter".into(),
             telus: crate::reconcile::policy::TelusSide::Field {

@@ -5,9 +5,9 @@ pub mod lock;
 mod names;
 mod schema;
 
+use crate::model::TokenPair;
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
 use crate::reconcile::{Agreed, Baseline, KnownRefusal, Settlement};
-use crate::telus::auth::TokenPair;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

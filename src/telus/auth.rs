@@ -1,29 +1,11 @@
 //! TELUS OAuth: the token pair this tool holds, how it is persisted, and the pieces of the
 //! authorization-code flow with PKCE (`auth telus`).
 
+use crate::model::TokenPair;
 use base64::Engine as _;
 use secrecy::SecretString;
 use sha2::Digest as _;
 use url::Url;
-
-/// An access token and the single-use refresh token that replaces it, with expiry times in
-/// seconds since the epoch.
-#[derive(Clone)]
-pub struct TokenPair {
-    pub access_token: SecretString,
-    pub access_expires_at: i64,
-    pub refresh_token: Option<SecretString>,
-    pub refresh_expires_at: Option<i64>,
-}
-
-impl std::fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("access_expires_at", &self.access_expires_at)
-            .field("refresh_expires_at", &self.refresh_expires_at)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Where the client keeps what must survive a restart: the rotated token pair (written
 /// before the new access token is used, since the old refresh token is spent) and rate-limit
@@ -39,21 +21,6 @@ pub trait Persist: Send + Sync {
     fn try_lock_refresh(&self) -> Result<Option<Box<dyn Send>>, String>;
     /// A penalty another process on the store met (its end, ms since the epoch).
     fn load_penalty(&self, group: &str) -> Result<Option<i64>, String>;
-}
-
-impl TokenPair {
-    /// Whether two pairs carry the same refresh token (or both none).
-    pub fn same_refresh(&self, other: &TokenPair) -> bool {
-        use secrecy::ExposeSecret as _;
-        self.refresh_token.as_ref().map(|t| t.expose_secret())
-            == other.refresh_token.as_ref().map(|t| t.expose_secret())
-    }
-
-    /// Whether two pairs carry the same access token.
-    pub fn same_access(&self, other: &TokenPair) -> bool {
-        use secrecy::ExposeSecret as _;
-        self.access_token.expose_secret() == other.access_token.expose_secret()
-    }
 }
 
 /// State restored at start-up.

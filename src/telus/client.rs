@@ -2,13 +2,14 @@
 //! extension and direct-number listings, contact updates, rate-limit groups and typed errors.
 //! Returns `model` types; never decides, never stores.
 
-use super::auth::{Persist, Restored, TokenPair};
+use super::auth::{Persist, Restored};
 use super::wire::{
     CustomFieldDefDto, DIRECTORY_REF, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto,
     contact_body, flatten_contact,
 };
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
+use crate::model::TokenPair;
 use crate::model::{
     ExtId, OktaId, TELUS_DIRECT_NUMBER, TELUS_EXTENSION_NUMBER, TelusCustomField, TelusStatus,
     TelusUser,

@@ -47,7 +47,7 @@ async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never
         st.limits.insert("Auth", 100);
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     no_jwt(&mut config);
     config.safety.max_changed_percent = 100;
     let store = Store::open(&config.store_path).unwrap();
@@ -103,7 +103,7 @@ async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never
 async fn without_a_session_or_jwt_the_pass_is_an_auth_failure() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     no_jwt(&mut config);
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
@@ -123,7 +123,7 @@ async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
         st.limits.insert("Medium", 5);
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.safety.max_changed_percent = 100;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
@@ -161,7 +161,7 @@ async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remem
         1,
     );
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
@@ -201,7 +201,7 @@ async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remem
 async fn a_stored_penalty_is_honoured_by_a_new_process() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let until = chrono::Utc::now().timestamp_millis() + 1_500;
     store
@@ -242,7 +242,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
         1,
     );
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let mut s = settings();
     s.timeout = Duration::from_secs(1);
@@ -603,7 +603,7 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     let private = std::fs::read_to_string("tests/fixtures/okta-test-key.pem").unwrap();
     sb.okta.lock().oauth_client = Some(("0oaservice".into(), public));
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.okta.auth = okta_telus_sync::config::OktaAuth::OAuth {
         client_id: "0oaservice".into(),
         private_key: secrecy::SecretString::from(private),
@@ -805,7 +805,7 @@ async fn group_scope_reads_only_the_groups_members() {
 #[tokio::test]
 async fn okta_requests_keep_to_the_configured_share_of_each_limit() {
     let (sb, _dir, config, store, clients) = okta_writes_setup(24, 20, Duration::ZERO, 50).await;
-    let defaults = sb.config(default_policy(), std::path::Path::new("x.db"));
+    let defaults = sb.config(Policy::builtin(), std::path::Path::new("x.db"));
     assert_eq!(defaults.okta.rate_limit_percent, 50, "the default share");
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
@@ -836,7 +836,7 @@ async fn a_new_process_paces_from_the_budget_the_last_one_left() {
         st.limits.insert("Medium", 1);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let first = Clients::from_store(&config, settings(), &store).unwrap();
     run_one_pass(&config, &first, &store, DRY).await.unwrap();
@@ -869,7 +869,7 @@ async fn shared_session(
     use okta_telus_sync::telus::auth;
     sb.telus.lock().token_ttl = Duration::from_secs(2);
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     if !jwt {
         config.telus.jwt = None;
     }
@@ -935,12 +935,12 @@ async fn a_refresh_by_another_process_is_taken_from_the_store_not_spent_again() 
 async fn a_refused_refresh_falls_back_to_the_jwt_grant() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     store
         .save_credentials(
             "telus",
-            &okta_telus_sync::telus::auth::TokenPair {
+            &okta_telus_sync::model::TokenPair {
                 access_token: secrecy::SecretString::from("expired-access"),
                 access_expires_at: 1,
                 refresh_token: Some(secrecy::SecretString::from("dead-refresh")),
@@ -1001,7 +1001,7 @@ async fn a_new_process_keeps_within_the_okta_share_the_last_one_used() {
         st.window_secs = 3;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     for _ in 0..2 {
         let clients = Clients::from_store(&config, settings(), &store).unwrap();
@@ -1027,7 +1027,7 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.telus.lock().write_delay = Duration::from_millis(40);
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     let other = Store::open(&config.store_path).unwrap();

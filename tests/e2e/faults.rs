@@ -56,7 +56,7 @@ async fn fault_case(method: &str, path: &str, fault: FaultKind) {
             1,
         ));
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let mut s = settings();
     s.timeout = Duration::from_secs(1);

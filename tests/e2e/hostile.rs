@@ -211,7 +211,7 @@ async fn a_paging_cursor_that_repeats_ends_the_listing_with_an_error_not_a_loop(
         .await;
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.telus.url = url::Url::parse(&server.uri()).unwrap();
     let client = okta_telus_sync::telus::Client::new(&config.telus, settings());
     let err = client.fetch_users().await.unwrap_err();

@@ -1,13 +1,14 @@
 //! End-to-end tests: real passes over real HTTP on loopback against the sandbox fakes, with a
 //! temporary SQLite file; and the real binary for CLI behaviour and exit codes.
 
-use okta_telus_sync::config::default_policy;
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, PassOutcome, run_one_pass};
+use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::sandbox::okta::{FakeOktaUser, LinkStyle};
 use okta_telus_sync::sandbox::telus::{FakeExtension, FakeNumber};
 use okta_telus_sync::sandbox::{self, Sandbox};
 use okta_telus_sync::store::{HistoryFilter, Store};
+use okta_telus_sync::summary::PassOutcome;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ fn setup(
     Clients,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
     (dir, config, store, clients)
@@ -306,7 +307,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
             .insert("email".into(), json!("ana.silva-at-northwind.ca"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     // Link Ana by hand, as an earlier pass would have.
     store
@@ -386,7 +387,7 @@ async fn a_paging_link_to_another_host_is_refused() {
         .await;
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.okta.url = url::Url::parse(&server.uri()).unwrap();
     let client = okta_telus_sync::okta::Client::new(&config.okta, settings());
     let err = client.fetch_users(None).await.unwrap_err();
@@ -549,7 +550,7 @@ async fn cli_config_errors_exit_2_naming_the_key() {
 async fn too_many_deactivations_hold_the_pass_until_approved() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.safety.max_deactivations = 0;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
@@ -696,7 +697,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
             .insert("email".into(), json!("ana.silva-at-northwind.ca"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     assert_eq!(config.retry.quarantine_after, 3);
     let store = Store::open(&config.store_path).unwrap();
     store
@@ -774,7 +775,7 @@ async fn retry_quarantined_releases_the_user() {
             .insert("email".into(), json!("ana.silva-at-northwind.ca"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.retry.quarantine_after = 1;
     let store = Store::open(&config.store_path).unwrap();
     store
@@ -812,7 +813,7 @@ async fn retry_quarantined_releases_the_user() {
 async fn status_shows_a_held_pass() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = sb.config(default_policy(), &dir.path().join("s.db"));
+    let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.safety.max_deactivations = 0;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());

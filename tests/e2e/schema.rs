@@ -285,7 +285,7 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
         .masters
         .insert("department".into(), "OKTA".into());
     let dir = tempfile::tempdir().unwrap();
-    let mut policy = default_policy();
+    let mut policy = Policy::builtin();
     // TELUS masters the department: user 0's Okta update carries two attributes.
     policy
         .rules

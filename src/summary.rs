@@ -1,0 +1,88 @@
+//! What a pass did, as the daemon, the CLI and the reports read it: how it ended (and so
+//! `sync`'s exit code), what it read, planned and applied. Plain data, shared by the pass
+//! that makes it and the code that prints or counts it.
+
+use crate::apply::ApplyReport;
+use crate::reconcile::{Plan, UserRef};
+
+/// How a pass ended, mapped to `sync`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// Everything applied, or nothing to do.
+    Clean,
+    /// Some users failed (duplicate email, rejected write, unsettled conflict).
+    UsersFailed,
+    /// Held by a safety limit: nothing was written.
+    Held,
+    /// A whole system failed (auth, unreachable, repeated 5xx).
+    SystemFailed,
+    /// Another process's pass holds the store: nothing was read or written.
+    Busy,
+}
+
+impl PassOutcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            PassOutcome::Clean => 0,
+            PassOutcome::UsersFailed => 1,
+            PassOutcome::Held => 3,
+            PassOutcome::SystemFailed => 4,
+            PassOutcome::Busy => 5,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassOutcome::Clean => "ok",
+            PassOutcome::UsersFailed => "users-failed",
+            PassOutcome::Held => "held",
+            PassOutcome::SystemFailed => "system-failed",
+            PassOutcome::Busy => "busy",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PassReport {
+    pub pass_id: Option<i64>,
+    /// "full" or "incremental".
+    pub kind: &'static str,
+    pub dry_run: bool,
+    pub okta_read: usize,
+    pub telus_read: usize,
+    pub plan: Plan,
+    pub apply: ApplyReport,
+    /// The whole-system failure that ended the pass, if any.
+    pub system_error: Option<String>,
+    /// Users whose actions were not attempted: backing off after a failure, or quarantined.
+    pub deferred: Vec<(UserRef, String)>,
+    /// Interrupted changes from an earlier run settled at the start: (landed, not landed).
+    pub settled: (usize, usize),
+    pub outcome: PassOutcome,
+    /// Why the pass did not run (`Busy`): the lock's holder.
+    pub busy: Option<String>,
+}
+
+impl PassReport {
+    /// A pass that did not run because another holds the store.
+    pub(crate) fn busy(message: String) -> PassReport {
+        PassReport {
+            pass_id: None,
+            kind: "full",
+            dry_run: false,
+            okta_read: 0,
+            telus_read: 0,
+            plan: Plan::default(),
+            apply: ApplyReport::default(),
+            system_error: None,
+            deferred: Vec::new(),
+            settled: (0, 0),
+            outcome: PassOutcome::Busy,
+            busy: Some(message),
+        }
+    }
+
+    pub fn failed_users(&self) -> usize {
+        self.plan.failed_users() + self.apply.failed_users.len() + self.deferred.len()
+    }
+}
