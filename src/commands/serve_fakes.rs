@@ -1,0 +1,119 @@
+//! The scale benchmark's peer (`serve-fakes`, hidden): generated fakes in their own process.
+
+use crate::Exit;
+use okta_telus_sync::sandbox;
+
+/// The generated directory and the fakes' budgets.
+#[derive(clap::Args)]
+pub struct ServeFakesArgs {
+    #[arg(long)]
+    users: usize,
+    #[arg(long, default_value_t = 50)]
+    changed_per_mille: usize,
+    /// TELUS Medium-group budget per window (default: effectively unlimited).
+    #[arg(long)]
+    medium_limit: Option<u64>,
+    #[arg(long, default_value_t = 60)]
+    window_secs: u64,
+    #[command(flatten)]
+    okta: OktaFakeArgs,
+}
+
+/// The fake Okta's budget and speed for the scale benchmark.
+#[derive(clap::Args, Clone, Copy)]
+pub struct OktaFakeArgs {
+    /// Okta budget per bucket per window (default: effectively unlimited).
+    #[arg(long)]
+    okta_limit: Option<u64>,
+    #[arg(long, default_value_t = 60)]
+    okta_window_secs: u64,
+    /// Time the fake takes to answer a profile update, standing for a network round trip.
+    #[arg(long, default_value_t = 0)]
+    okta_write_ms: u64,
+    /// Every Okta user's `primaryPhone` is stale: one Okta write per user.
+    #[arg(long)]
+    okta_stale: bool,
+}
+
+/// The benchmark's peer: generated fakes in their own process, so that the benchmark
+/// measures only the sync's own CPU and memory. Prints the URLs as one JSON line, then obeys
+/// stdin: `touch K` (K Okta users change department), `counts` (requests by endpoint), EOF.
+pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
+    let ServeFakesArgs {
+        users,
+        changed_per_mille,
+        medium_limit,
+        window_secs,
+        okta: okta_args,
+    } = args;
+    use tokio::io::AsyncBufReadExt as _;
+    let (mut okta, exts, nums) = sandbox::scale::directory(users, changed_per_mille);
+    if okta_args.okta_stale {
+        for u in &mut okta {
+            u.profile
+                .insert("primaryPhone".into(), serde_json::json!("stale"));
+        }
+    }
+    let sb = sandbox::Sandbox::start(okta, exts, nums).await?;
+    {
+        let mut st = sb.okta.lock();
+        st.rate_limit = okta_args.okta_limit.unwrap_or(u64::MAX / 2);
+        st.window_secs = okta_args.okta_window_secs;
+        st.write_delay = std::time::Duration::from_millis(okta_args.okta_write_ms);
+    }
+    {
+        let mut st = sb.telus.lock();
+        st.window = std::time::Duration::from_secs(window_secs);
+        for g in ["Light", "Heavy", "Auth"] {
+            st.limits.insert(g, u64::MAX / 2);
+        }
+        st.limits
+            .insert("Medium", medium_limit.unwrap_or(u64::MAX / 2));
+    }
+    println!(
+        "{}",
+        serde_json::json!({"okta": sb.okta.url(), "telus": sb.telus.url()})
+    );
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["touch", k] => {
+                let k: usize = k.parse().unwrap_or(0);
+                let mut st = sb.okta.lock();
+                let ids: Vec<String> = st.users.iter().take(k).map(|u| u.id.clone()).collect();
+                for id in ids {
+                    if let Some(u) = st.users.iter_mut().find(|u| u.id == id) {
+                        u.profile
+                            .insert("department".into(), serde_json::json!("Legal"));
+                    }
+                    st.touch(&id);
+                }
+                println!("{}", serde_json::json!({"touched": k}));
+            }
+            ["counts"] => {
+                let o = sb.okta.lock();
+                let t = sb.telus.lock();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "okta_list": o.count("GET", "/api/v1/users"),
+                        "okta_update": o.count("POST", "/api/v1/users/"),
+                        "telus_token": t.count("POST", "/restapi/oauth/token"),
+                        "telus_extension_list": t.count("GET", "/restapi/v1.0/account/~/extension"),
+                        "telus_number_list": t.count("GET", "/restapi/v1.0/account/~/phone-number"),
+                        "telus_update": t.count("PUT", "/restapi/v1.0/account/~/extension/"),
+                        "telus_create": t.count("POST", "/restapi/v1.0/account/~/extension"),
+                        "telus_429": t.rate_limited,
+                        "telus_during_penalty": t.sent_during_penalty,
+                        "okta_429": o.rate_limited,
+                        "okta_peak_writes_in_flight": o.peak_writes_in_flight,
+                        "okta_update_windows": o.admitted_per_window("users-update"),
+                    })
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(Exit::Ok)
+}
