@@ -4,7 +4,7 @@
 use crate::model::System;
 pub use crate::reconcile::policy::Safety;
 use crate::reconcile::policy::{
-    AttrRule, DEFAULT_TABLE, Features, Master, Normalize, OnConflict, Policy, TelusSide,
+    AttrRule, DEFAULT_TABLE, Features, Master, Normalize, OnConflict, Policy, Retry, TelusSide,
     parse_telus_side,
 };
 use secrecy::SecretString;
@@ -145,24 +145,6 @@ pub struct HttpConfig {
     pub listen: std::net::SocketAddr,
     /// `/healthz` fails when the last successful pass is older than this.
     pub max_pass_age: std::time::Duration,
-}
-
-/// How users whose writes fail are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Consecutive failed passes after which a user is quarantined.
-    pub quarantine_after: u32,
-    /// Wait before the first retry; doubled after each further failure.
-    pub backoff: std::time::Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            quarantine_after: 5,
-            backoff: std::time::Duration::from_secs(300),
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -36,7 +36,7 @@ pub fn plan_text(plan: &Plan) -> String {
     };
     section(
         "HELD by a safety limit: nothing will be written. Review, then run `sync --approve` to proceed once:",
-        &plan.held,
+        &plan.held_reasons(),
     );
     section(
         "LEFT OUT of Okta writes: Okta refuses these attributes from this tool, so sending one would fail each user's whole update:",
@@ -146,7 +146,7 @@ pub fn plan_text(plan: &Plan) -> String {
 /// The plan as one JSON document.
 pub fn plan_json(plan: &Plan) -> Value {
     json!({
-        "held": plan.held,
+        "held": plan.held_reasons(),
         "left_out": plan.left_out,
         "linked": plan.linked,
         "changes": plan.change_count(),

@@ -4,7 +4,6 @@
 
 pub mod metrics;
 pub mod pass;
-pub mod retry;
 
 use crate::config::{self, Config};
 use crate::http::HttpSettings;

@@ -2,10 +2,10 @@
 
 use crate::apply::{ApplyReport, Targets, apply_plan};
 use crate::config::Config;
-use crate::daemon::retry::{Gate, fingerprint, gate, record_failure, user_key};
 use crate::http::HttpSettings;
 use crate::model::{ExtId, TelusUser};
 use crate::model::{OktaId, System};
+use crate::reconcile::retry::{Gate, fingerprint, gate, record_failure, user_key};
 use crate::reconcile::{
     HoldContext, Plan, PlannedAction, Snapshot, Unfinished, UserRef, hold_reasons, plan_pass,
     settle,
@@ -300,7 +300,10 @@ pub async fn run_one_pass(
                 message: report
                     .system_error
                     .clone()
-                    .or_else(|| (!report.plan.held.is_empty()).then(|| report.plan.held.join("; ")))
+                    .or_else(|| {
+                        (!report.plan.held.is_empty())
+                            .then(|| report.plan.held_reasons().join("; "))
+                    })
                     .or_else(|| {
                         (!report.plan.left_out.is_empty())
                             .then(|| format!("left out: {}", report.plan.left_out.join("; ")))
@@ -456,9 +459,9 @@ async fn pass_body(
     let held = !plan.held.is_empty() && !opts.approve;
     if !plan.held.is_empty() {
         if opts.approve {
-            tracing::warn!(reasons = %plan.held.join("; "), "safety hold lifted by --approve");
+            tracing::warn!(reasons = %plan.held_reasons().join("; "), "safety hold lifted by --approve");
         } else {
-            tracing::error!(reasons = %plan.held.join("; "), "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
+            tracing::error!(reasons = %plan.held_reasons().join("; "), "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
         }
     }
     for line in &plan.left_out {
@@ -651,7 +654,7 @@ fn gate_users(
     store: &Store,
     deferred: &mut Vec<(UserRef, String)>,
 ) -> anyhow::Result<(Plan, HashMap<String, String>)> {
-    let failures: HashMap<String, crate::store::FailureRow> = store
+    let failures: HashMap<String, crate::reconcile::retry::FailureRow> = store
         .failures()?
         .into_iter()
         .map(|f| (f.user_key.clone(), f))
@@ -708,7 +711,7 @@ fn record_outcomes(
     fingerprints: &HashMap<String, String>,
     report: &ApplyReport,
 ) -> anyhow::Result<()> {
-    let failures: HashMap<String, crate::store::FailureRow> = store
+    let failures: HashMap<String, crate::reconcile::retry::FailureRow> = store
         .failures()?
         .into_iter()
         .map(|f| (f.user_key.clone(), f))

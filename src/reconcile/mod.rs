@@ -5,6 +5,7 @@ pub mod diff;
 pub mod normalize;
 pub mod plan;
 pub mod policy;
+pub mod retry;
 pub mod safety;
 pub mod settle;
 

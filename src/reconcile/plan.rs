@@ -272,7 +272,7 @@ pub struct Plan {
     /// and re-created only with approval.
     pub vanished: usize,
     /// Why the plan is held by a safety limit; empty when it may proceed.
-    pub held: Vec<String>,
+    pub held: Vec<super::safety::Hold>,
     /// Okta writes left out because Okta refuses them from this tool (read-only attribute,
     /// or mastered by another source), one line per mastering row.
     pub left_out: Vec<String>,
@@ -384,6 +384,11 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// The holds as an admin reads them.
+    pub fn held_reasons(&self) -> Vec<String> {
+        self.held.iter().map(ToString::to_string).collect()
     }
 
     pub fn count(&self, kind: &str) -> usize {

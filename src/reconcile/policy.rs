@@ -134,6 +134,24 @@ impl Default for Safety {
     }
 }
 
+/// How users whose writes fail are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Consecutive failed passes after which a user is quarantined.
+    pub quarantine_after: u32,
+    /// Wait before the first retry; doubled after each further failure.
+    pub backoff: std::time::Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            quarantine_after: 5,
+            backoff: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
 /// Everything the planner needs to know about the admin's intent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {

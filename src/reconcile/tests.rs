@@ -745,7 +745,9 @@ fn more_deactivations_than_allowed_hold_the_plan() {
     };
     let reasons = hold_reasons(&plan, &safety, &ctx(true));
     assert!(
-        reasons[0].contains("3 deactivations exceed safety.max_deactivations = 2"),
+        reasons[0]
+            .to_string()
+            .contains("3 deactivations exceed safety.max_deactivations = 2"),
         "{reasons:?}"
     );
     let safety = Safety {
@@ -769,7 +771,9 @@ fn changed_share_holds_only_once_a_baseline_exists() {
     assert!(hold_reasons(&plan, &safety, &ctx(false)).is_empty());
     let reasons = hold_reasons(&plan, &safety, &ctx(true));
     assert!(
-        reasons[0].contains("1 of 1 linked users (100%)"),
+        reasons[0]
+            .to_string()
+            .contains("1 of 1 linked users (100%)"),
         "{reasons:?}"
     );
 }
@@ -780,7 +784,11 @@ fn an_empty_directory_where_users_were_known_holds() {
     let mut c = ctx(true);
     c.telus_read = 0;
     let reasons = hold_reasons(&plan, &Safety::default(), &c);
-    assert!(reasons[0].starts_with("TELUS returned no users where the store knew 5"));
+    assert!(
+        reasons[0]
+            .to_string()
+            .starts_with("TELUS returned no users where the store knew 5")
+    );
     c.known_telus = 0;
     assert!(hold_reasons(&plan, &Safety::default(), &c).is_empty());
 }
@@ -1149,9 +1157,9 @@ fn creations_and_vanished_users_over_their_limits_hold_the_plan() {
     // The first pass too: no baseline.
     let reasons = hold_reasons(&plan, &safety, &ctx(false));
     assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("4 new TELUS users exceed safety.max_creates = 3")),
+        reasons.iter().any(|r| r
+            .to_string()
+            .contains("4 new TELUS users exceed safety.max_creates = 3")),
         "{reasons:?}"
     );
     let links: Vec<Link> = (0..4)
@@ -1167,7 +1175,7 @@ fn creations_and_vanished_users_over_their_limits_hold_the_plan() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.contains("4 linked TELUS users are gone")),
+            .any(|r| r.to_string().contains("4 linked TELUS users are gone")),
         "{reasons:?}"
     );
     let safety = Safety {

@@ -7,6 +7,7 @@ mod schema;
 
 use crate::model::TokenPair;
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
+use crate::reconcile::retry::FailureRow;
 use crate::reconcile::{Agreed, Baseline, KnownRefusal, Settlement};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
@@ -111,22 +112,6 @@ pub struct PassRow {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub summary: PassSummary,
-}
-
-/// A user whose changes failed on recent passes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureRow {
-    /// The Okta id, or `ext:<id>` for a TELUS-only action.
-    pub user_key: String,
-    pub email: String,
-    pub consecutive: u32,
-    pub last_code: Option<String>,
-    pub last_error: Option<String>,
-    pub last_failed_at: String,
-    pub next_retry_at: String,
-    pub quarantined: bool,
-    /// Fingerprint of the changes that failed: new data releases the quarantine.
-    pub data_hash: String,
 }
 
 /// Filters for `history`.

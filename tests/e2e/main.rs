@@ -560,7 +560,7 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
     assert_eq!(held.outcome, PassOutcome::Held);
     assert_eq!(held.outcome.exit_code(), 3);
     assert!(
-        held.plan.held[0].contains("max_deactivations"),
+        held.plan.held[0].to_string().contains("max_deactivations"),
         "{:?}",
         held.plan.held
     );
@@ -604,7 +604,7 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
         held.plan
             .held
             .iter()
-            .any(|r| r.contains("Okta returned no users"))
+            .any(|r| r.to_string().contains("Okta returned no users"))
     );
     assert_eq!(telus_writes(&sb), writes, "no mass deactivation");
     // The empty read was not stored, so the hold persists on the next pass.

@@ -1,10 +1,25 @@
 //! Per-user retry policy: exponential backoff after a failed write, quarantine after repeated
 //! failures until the user's data changes or an admin releases it. Pure; time is a parameter.
 
-use crate::config::Retry;
-use crate::reconcile::PlannedAction;
-use crate::store::FailureRow;
+use super::plan::PlannedAction;
+use super::policy::Retry;
 use chrono::{DateTime, Utc};
+
+/// A user whose changes failed on recent passes (as the store keeps it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// The Okta id, or `ext:<id>` for a TELUS-only action.
+    pub user_key: String,
+    pub email: String,
+    pub consecutive: u32,
+    pub last_code: Option<String>,
+    pub last_error: Option<String>,
+    pub last_failed_at: String,
+    pub next_retry_at: String,
+    pub quarantined: bool,
+    /// Fingerprint of the changes that failed: new data releases the quarantine.
+    pub data_hash: String,
+}
 
 /// The key a user's failures are recorded under.
 pub fn user_key(action: &PlannedAction) -> String {
