@@ -3,7 +3,7 @@
 //! that makes it and the code that prints or counts it.
 
 use crate::apply::ApplyReport;
-use crate::reconcile::{Plan, UserRef};
+use crate::reconcile::Plan;
 
 /// How a pass ended, mapped to `sync`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +54,6 @@ pub struct PassReport {
     pub apply: ApplyReport,
     /// The whole-system failure that ended the pass, if any.
     pub system_error: Option<String>,
-    /// Users whose actions were not attempted: backing off after a failure, or quarantined.
-    pub deferred: Vec<(UserRef, String)>,
     /// Interrupted changes from an earlier run settled at the start: (landed, not landed).
     pub settled: (usize, usize),
     pub outcome: PassOutcome,
@@ -67,22 +65,44 @@ impl PassReport {
     /// A pass that did not run because another holds the store.
     pub(crate) fn busy(message: String) -> PassReport {
         PassReport {
-            pass_id: None,
+            outcome: PassOutcome::Busy,
+            busy: Some(message),
+            ..PassReport::empty(None, false)
+        }
+    }
+
+    /// A pass a whole-system failure ended before it planned anything.
+    pub(crate) fn system_failed(
+        pass_id: Option<i64>,
+        dry_run: bool,
+        message: String,
+    ) -> PassReport {
+        PassReport {
+            system_error: Some(message),
+            outcome: PassOutcome::SystemFailed,
+            ..PassReport::empty(pass_id, dry_run)
+        }
+    }
+
+    fn empty(pass_id: Option<i64>, dry_run: bool) -> PassReport {
+        PassReport {
+            pass_id,
             kind: "full",
-            dry_run: false,
+            dry_run,
             okta_read: 0,
             telus_read: 0,
             plan: Plan::default(),
             apply: ApplyReport::default(),
             system_error: None,
-            deferred: Vec::new(),
             settled: (0, 0),
-            outcome: PassOutcome::Busy,
-            busy: Some(message),
+            outcome: PassOutcome::Clean,
+            busy: None,
         }
     }
 
+    /// Users that failed: a problem found while planning, a rejected write, or deferred
+    /// (backing off, quarantined).
     pub fn failed_users(&self) -> usize {
-        self.plan.failed_users() + self.apply.failed_users.len() + self.deferred.len()
+        self.plan.failed_users() + self.apply.failed_users.len() + self.plan.deferred.len()
     }
 }

@@ -4,6 +4,7 @@
 //! the apply cleanly.
 
 use crate::model::{ExtId, Link, OktaId, OktaUser, System, TelusStatus, TelusUser};
+use crate::reconcile::decide::AfterCreate;
 use crate::reconcile::{Action, Agreed, AttrChange, KnownRefusal, Plan, PlannedAction, UserRef};
 use crate::store::{JournalEntry, Outcome, Store};
 use crate::{okta, telus};
@@ -21,8 +22,6 @@ pub struct ApplyReport {
     pub failed_users: BTreeMap<UserRef, (Option<String>, String)>,
     /// Set when a whole system failed and the rest of the plan was not attempted.
     pub systemic: Option<String>,
-    /// TELUS users created (and linked) by this apply.
-    pub created: Vec<TelusUser>,
     /// A shutdown stopped the apply between two changes.
     pub stopped: bool,
 }
@@ -106,36 +105,39 @@ impl ApplyReport {
         if self.systemic.is_none() {
             self.systemic = a.systemic;
         }
-        self.created.extend(a.created);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an apply works with: where it journals, the two clients, what the writes are sent
+/// against, how a created user's dependent step is planned, and when to stop.
+pub struct ApplyContext<'a> {
+    pub pass_id: i64,
+    pub store: &'a Store,
+    pub okta: &'a okta::Client,
+    pub telus: &'a telus::Client,
+    pub targets: Targets<'a>,
+    pub after_create: AfterCreate<'a>,
+    /// Set by a shutdown: the change in flight finishes, no further change starts.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Okta profile updates in flight at once.
+    pub okta_concurrency: usize,
+}
+
 /// Applies every action of the plan, calling `progress(done, total)` (in changes) after
 /// each. Okta profile updates go `okta_concurrency` users at a time, within the budget Okta
 /// reports (the client claims it per request); TELUS writes go one at a time, paced by their
-/// rate group; the two run side by side. A user's own actions stay in plan order. A stop or
-/// a whole-system failure starts nothing new; changes in flight finish and are recorded.
-/// Errors only for the store itself.
+/// rate group; the two run side by side. A user's own actions stay in plan order; a create is
+/// followed at once by its dependent step (planned by `reconcile::decide::after_create`). A
+/// stop or a whole-system failure starts nothing new; changes in flight finish and are
+/// recorded. Errors only for the store itself.
 pub async fn apply_plan(
     plan: &Plan,
-    pass_id: i64,
-    store: &Store,
-    okta: &okta::Client,
-    telus: &telus::Client,
-    targets: &Targets<'_>,
+    ctx: &ApplyContext<'_>,
     progress: &mut dyn FnMut(usize, usize),
-    stop: Option<&std::sync::atomic::AtomicBool>,
-    okta_concurrency: usize,
 ) -> Result<ApplyReport, crate::store::Error> {
     use futures_util::TryStreamExt as _;
     let run = Run {
-        pass_id,
-        store,
-        okta,
-        telus,
-        targets,
-        stop,
+        ctx,
         total: plan.change_count(),
         report: std::cell::RefCell::new(ApplyReport::default()),
         progress: std::cell::RefCell::new(progress),
@@ -160,7 +162,8 @@ pub async fn apply_plan(
         futures_util::stream::iter(users.into_iter().map(Ok))
     };
     futures_util::future::try_join(
-        by_user(true).try_for_each_concurrent(okta_concurrency.max(1), |actions| run.user(actions)),
+        by_user(true)
+            .try_for_each_concurrent(ctx.okta_concurrency.max(1), |actions| run.user(actions)),
         by_user(false).try_for_each_concurrent(1, |actions| run.user(actions)),
     )
     .await?;
@@ -169,12 +172,7 @@ pub async fn apply_plan(
 
 /// One apply's shared state: its concurrent parts run on one task, so plain cells do.
 struct Run<'a, 'p> {
-    pass_id: i64,
-    store: &'a Store,
-    okta: &'a okta::Client,
-    telus: &'a telus::Client,
-    targets: &'a Targets<'a>,
-    stop: Option<&'a std::sync::atomic::AtomicBool>,
+    ctx: &'a ApplyContext<'a>,
     total: usize,
     report: std::cell::RefCell<ApplyReport>,
     progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize)>,
@@ -188,6 +186,7 @@ impl Run<'_, '_> {
             return false;
         }
         if self
+            .ctx
             .stop
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
         {
@@ -202,34 +201,82 @@ impl Run<'_, '_> {
         true
     }
 
-    /// One user's actions, in order.
+    /// One user's actions, in order; a create's dependent step right after it.
     async fn user(&self, actions: Vec<&PlannedAction>) -> Result<(), crate::store::Error> {
         for action in actions {
             if !self.go_on() {
                 break;
             }
-            let span = tracing::debug_span!(
-                "action",
-                user_key = %action.user.email,
-                system = action.system.as_str(),
-                action = action.action.as_str()
-            );
-            let attempt = apply_action(
-                action,
-                self.pass_id,
-                self.store,
-                self.okta,
-                self.telus,
-                self.targets,
-            )
+            let created = self.one(action, None).await?;
+            if let Some(created) = created {
+                self.after_create(action, &created).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one action (against `created` when it is about that just-created user) and
+    /// merges its outcome; answers the created user of a create that landed.
+    async fn one(
+        &self,
+        action: &PlannedAction,
+        created: Option<&TelusUser>,
+    ) -> Result<Option<TelusUser>, crate::store::Error> {
+        let span = tracing::debug_span!(
+            "action",
+            user_key = %action.user.email,
+            system = action.system.as_str(),
+            action = action.action.as_str()
+        );
+        let mut attempt = apply_action(action, self.ctx, created)
             .instrument(span)
             .await?;
-            let done = {
-                let mut r = self.report.borrow_mut();
-                r.merge(attempt);
-                r.applied + r.failed
-            };
-            (self.progress.borrow_mut())(done, self.total);
+        let new_user = attempt.created.take();
+        let done = {
+            let mut r = self.report.borrow_mut();
+            r.merge(attempt);
+            r.applied + r.failed
+        };
+        (self.progress.borrow_mut())(done, self.total);
+        Ok(new_user)
+    }
+
+    /// The dependent step of a create that landed: what the created user now gives back
+    /// (its extension number to Okta's `primaryPhone`, with the default table), applied at
+    /// once under the same journal, stop and failure rules as any action.
+    async fn after_create(
+        &self,
+        create: &PlannedAction,
+        created: &TelusUser,
+    ) -> Result<(), crate::store::Error> {
+        let Some(okta_user) = create
+            .user
+            .okta_id
+            .as_ref()
+            .and_then(|id| self.ctx.targets.okta_users.get(id))
+        else {
+            return Ok(());
+        };
+        let written = Agreed {
+            okta_id: okta_user.id.clone(),
+            values: create
+                .changes()
+                .iter()
+                .map(|c| (crate::model::intern(&c.attr), c.new.clone()))
+                .collect(),
+        };
+        let (actions, agreed) = crate::reconcile::decide::after_create(
+            &self.ctx.after_create,
+            okta_user,
+            created,
+            &written,
+        );
+        self.ctx.store.set_baseline(&agreed)?;
+        for action in &actions {
+            if !self.go_on() {
+                break;
+            }
+            self.one(action, Some(created)).await?;
         }
         Ok(())
     }
@@ -241,15 +288,20 @@ fn is_okta_write(a: &PlannedAction) -> bool {
 }
 
 /// Journals, sends and records one action; a whole-system failure is in the attempt's
-/// `systemic`.
+/// `systemic`. `created` stands in for the TELUS snapshot when the action is about a user
+/// this apply just created.
 async fn apply_action(
     action: &PlannedAction,
-    pass_id: i64,
-    store: &Store,
-    okta: &okta::Client,
-    telus: &telus::Client,
-    targets: &Targets<'_>,
+    ctx: &ApplyContext<'_>,
+    created: Option<&TelusUser>,
 ) -> Result<Attempt, crate::store::Error> {
+    let (pass_id, store, okta, telus, targets) =
+        (ctx.pass_id, ctx.store, ctx.okta, ctx.telus, &ctx.targets);
+    let current = |id: &ExtId| -> Option<&TelusUser> {
+        created
+            .filter(|c| &c.id == id)
+            .or_else(|| targets.telus_users.get(id).copied())
+    };
     let changes = action.changes();
     let entries: Vec<JournalEntry<'_>> = changes
         .iter()
@@ -290,12 +342,7 @@ async fn apply_action(
                 Action::Deactivate { .. } => TelusStatus::Disabled,
                 _ => TelusStatus::Enabled,
             };
-            match action
-                .user
-                .ext_id
-                .as_ref()
-                .and_then(|id| targets.telus_users.get(id).copied())
-            {
+            match action.user.ext_id.as_ref().and_then(current) {
                 Some(current) => telus
                     .set_status(current, &status, action.user.okta_id.as_ref())
                     .await
@@ -309,24 +356,21 @@ async fn apply_action(
             }
             None => Err(missing("the Okta user id")),
         },
-        (Action::Update { .. }, System::Telus) => match action
-            .user
-            .ext_id
-            .as_ref()
-            .and_then(|id| targets.telus_users.get(id).copied())
-        {
-            Some(current) => {
-                let body: Vec<(String, Option<String>)> = changes
-                    .iter()
-                    .map(|c| (c.field.clone(), c.new.clone()))
-                    .collect();
-                telus
-                    .update_contact(current, &body, action.user.okta_id.as_ref())
-                    .await
-                    .map_err(WriteError::from)
+        (Action::Update { .. }, System::Telus) => {
+            match action.user.ext_id.as_ref().and_then(current) {
+                Some(current) => {
+                    let body: Vec<(String, Option<String>)> = changes
+                        .iter()
+                        .map(|c| (c.field.clone(), c.new.clone()))
+                        .collect();
+                    telus
+                        .update_contact(current, &body, action.user.okta_id.as_ref())
+                        .await
+                        .map_err(WriteError::from)
+                }
+                None => Err(missing("the TELUS extension")),
             }
-            None => Err(missing("the TELUS extension")),
-        },
+        }
     };
     let mut report = record(action, &rows, changes, result, store)?;
     if let (Some(user), Some(okta_id), 0) = (created, &action.user.okta_id, report.failed) {

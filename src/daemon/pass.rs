@@ -1,20 +1,17 @@
 //! One pass: fetch both directories (IO), reconcile (pure), apply (IO), and record it.
 
-use crate::apply::{ApplyReport, Targets, apply_plan};
+use crate::apply::{ApplyContext, ApplyReport, Targets, apply_plan};
 use crate::config::Config;
 use crate::http::HttpSettings;
-use crate::model::{ExtId, TelusUser};
-use crate::model::{OktaId, System};
-use crate::reconcile::retry::{Gate, fingerprint, gate, record_failure, user_key};
-use crate::reconcile::{
-    HoldContext, Plan, PlannedAction, Snapshot, Unfinished, UserRef, hold_reasons, plan_pass,
-    settle,
-};
+use crate::model::{ExtId, OktaId, System, TelusUser};
+use crate::reconcile::decide::{self, AfterCreate, OktaWrites};
+use crate::reconcile::retry::{fingerprint, record_failure, user_key};
+use crate::reconcile::{HoldContext, Plan, PlannedAction, Unfinished, UserRef, settle};
 use crate::store::{PassSummary, Store};
 use crate::summary::{PassOutcome, PassReport};
 use crate::{okta, telus};
 use anyhow::Context as _;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use tracing::Instrument;
 
 /// Both API clients, kept across passes so tokens and rate-limit state carry over.
@@ -226,7 +223,8 @@ fn incremental_since(
     ))
 }
 
-/// Runs one full pass. Errors only when the store itself fails.
+/// Runs one pass: take the store (unless a dry run), then fetch → settle → plan →
+/// apply-and-record, and record the pass. Errors only when the store itself fails.
 pub async fn run_one_pass(
     config: &Config,
     clients: &Clients,
@@ -241,25 +239,9 @@ pub async fn run_one_pass(
             unmapped.join(", ")
         );
     }
-    // One writer: a pass that may write holds the store's lock for its whole length, so no
-    // two passes ever settle each other's in-flight changes or send the same write twice.
-    let _lock = if opts.dry_run || store.path().as_os_str() == ":memory:" {
-        None
-    } else {
-        let path = store.path();
-        match crate::store::lock::PassLock::acquire_within(&path, opts.lock_wait)
-            .await
-            .with_context(|| format!("locking the store {}", path.display()))?
-        {
-            Ok(lock) => Some(lock),
-            Err(holder) => {
-                let message = format!(
-                    "another pass holds the store {} ({holder}); nothing was done",
-                    path.display()
-                );
-                return Ok(PassReport::busy(message));
-            }
-        }
+    let _lock = match take_store(store, &opts).await? {
+        Ok(lock) => lock,
+        Err(busy) => return Ok(PassReport::busy(busy)),
     };
     // Rate-limit budgets another process left (a pass just before this one, an admin's
     // command): this pass paces from them.
@@ -270,10 +252,9 @@ pub async fn run_one_pass(
     } else {
         "full"
     };
-    let pass_id = if opts.dry_run {
-        None
-    } else {
-        Some(store.begin_pass(kind)?)
+    let pass_id = match opts.dry_run {
+        true => None,
+        false => Some(store.begin_pass(kind)?),
     };
     let span = tracing::info_span!(
         "sync_pass",
@@ -281,187 +262,324 @@ pub async fn run_one_pass(
         dry_run = opts.dry_run,
         kind
     );
-    let mut report = pass_body(config, clients, store, opts, pass_id, since)
-        .instrument(span)
-        .await?;
+    let pass = Pass {
+        config,
+        clients,
+        store,
+        opts,
+        pass_id,
+    };
+    let mut report = async {
+        let fetched = match pass
+            .fetch(since.as_deref())
+            .instrument(tracing::info_span!("fetch"))
+            .await?
+        {
+            Ok(fetched) => fetched,
+            Err(message) => return Ok(PassReport::system_failed(pass_id, opts.dry_run, message)),
+        };
+        let settled = pass.settle(&fetched)?;
+        let plan = pass.plan(&fetched)?;
+        pass.apply_and_record(fetched, plan, settled).await
+    }
+    .instrument(span)
+    .await?;
     report.kind = kind;
     clients.save_pacing(store);
     if let Some(id) = pass_id {
-        store.finish_pass(
-            id,
-            &PassSummary {
-                outcome: report.outcome.as_str().to_string(),
-                okta_read: report.okta_read,
-                telus_read: report.telus_read,
-                planned: report.plan.change_count(),
-                applied: report.apply.applied,
-                failed: report.apply.failed,
-                failed_users: report.failed_users(),
-                message: report
-                    .system_error
-                    .clone()
-                    .or_else(|| {
-                        (!report.plan.held.is_empty())
-                            .then(|| report.plan.held_reasons().join("; "))
-                    })
-                    .or_else(|| {
-                        (!report.plan.left_out.is_empty())
-                            .then(|| format!("left out: {}", report.plan.left_out.join("; ")))
-                    }),
-            },
-        )?;
+        store.finish_pass(id, &summary_of(&report))?;
         store.checkpoint()?;
     }
     Ok(report)
 }
 
-async fn pass_body(
-    config: &Config,
-    clients: &Clients,
+/// The one-writer lock for a pass that may write: `Ok(None)` for a dry run (no lock),
+/// `Err(message)` naming the holder when another pass keeps it past `opts.lock_wait`.
+async fn take_store(
     store: &Store,
-    opts: PassOptions<'_>,
-    pass_id: Option<i64>,
-    since: Option<String>,
-) -> anyhow::Result<PassReport> {
-    let (fetched, (refused, masters)) = async {
-        let (okta, telus, refused) = tokio::join!(
-            clients.okta.fetch_users(since.as_deref()),
-            clients
-                .telus
-                .fetch_users_with(config.policy.names_custom_fields()),
-            okta_refused_writes(config, clients)
-        );
-        ((okta, telus), refused)
+    opts: &PassOptions<'_>,
+) -> anyhow::Result<Result<Option<crate::store::lock::PassLock>, String>> {
+    if opts.dry_run || store.path().as_os_str() == ":memory:" {
+        return Ok(Ok(None));
     }
-    .instrument(tracing::info_span!("fetch"))
-    .await;
-    let (okta_users, telus_users) = match fetched {
-        (Ok(changed), Ok(t)) if since.is_some() => {
-            // Incremental: the users changed since the last pass replace their stored copies.
-            let okta_changed = changed.len();
-            // The few changed users replace their stored copies in place: the stored list is
-            // not copied into a map.
-            let mut changed: HashMap<OktaId, crate::model::OktaUser> =
-                changed.into_iter().map(|u| (u.id.clone(), u)).collect();
-            let mut merged = store.load_okta()?;
-            for u in merged.iter_mut() {
-                if let Some(newer) = changed.remove(&u.id) {
-                    *u = newer;
-                }
-            }
-            merged.extend(changed.into_values());
-            merged.sort_by(|a, b| a.id.cmp(&b.id));
-            tracing::info!(okta_changed, "incremental okta read merged");
-            (merged, t)
-        }
-        (Ok(o), Ok(t)) => (o, t),
-        (o, t) => {
-            let mut errors = Vec::new();
-            if let Err(e) = o {
-                errors.push(e.to_string());
-            }
-            if let Err(e) = t {
-                errors.push(e.to_string());
-            }
-            let message = errors.join("; ");
-            tracing::error!(error = %message, "fetch failed, pass ended");
-            return Ok(PassReport {
-                pass_id,
-                kind: "full",
-                dry_run: opts.dry_run,
-                okta_read: 0,
-                telus_read: 0,
-                plan: Plan::default(),
-                apply: ApplyReport::default(),
-                system_error: Some(message),
-                deferred: Vec::new(),
-                settled: (0, 0),
-                outcome: PassOutcome::SystemFailed,
-                busy: None,
-            });
-        }
-    };
-    tracing::info!(
-        okta = okta_users.len(),
-        telus = telus_users.len(),
-        "directories read"
-    );
+    let path = store.path();
+    let taken = crate::store::lock::PassLock::acquire_within(&path, opts.lock_wait)
+        .await
+        .with_context(|| format!("locking the store {}", path.display()))?;
+    Ok(taken.map(Some).map_err(|holder| {
+        format!(
+            "another pass holds the store {} ({holder}); nothing was done",
+            path.display()
+        )
+    }))
+}
 
-    // A run that stopped mid-apply left changes `planned`: settle them against what was just
-    // read before planning anything, so nothing is done twice and nothing is lost.
-    let mut settled = (0, 0);
-    if !opts.dry_run {
-        let rows: Vec<Unfinished> = store
+/// What a finished pass records in the store.
+fn summary_of(report: &PassReport) -> PassSummary {
+    let message = report
+        .system_error
+        .clone()
+        .or_else(|| (!report.plan.held.is_empty()).then(|| report.plan.held_reasons().join("; ")))
+        .or_else(|| {
+            (!report.plan.left_out.is_empty())
+                .then(|| format!("left out: {}", report.plan.left_out.join("; ")))
+        });
+    PassSummary {
+        outcome: report.outcome.as_str().to_string(),
+        okta_read: report.okta_read,
+        telus_read: report.telus_read,
+        planned: report.plan.change_count(),
+        applied: report.apply.applied,
+        failed: report.apply.failed,
+        failed_users: report.failed_users(),
+        message,
+    }
+}
+
+/// Both directories as this pass read them, and what Okta's schema says about writes.
+struct Fetched {
+    okta: Vec<crate::model::OktaUser>,
+    telus: Vec<TelusUser>,
+    okta_writes: OktaWrites,
+}
+
+/// One pass's fixed parts, shared by its phases.
+struct Pass<'a> {
+    config: &'a Config,
+    clients: &'a Clients,
+    store: &'a Store,
+    opts: PassOptions<'a>,
+    pass_id: Option<i64>,
+}
+
+impl Pass<'_> {
+    /// Phase 1: both directories (Okta incrementally when `since` is set: the changed users
+    /// replace their stored copies) and Okta's schema. `Err` is a whole-system failure.
+    async fn fetch(&self, since: Option<&str>) -> anyhow::Result<Result<Fetched, String>> {
+        let (okta, telus, okta_writes) = tokio::join!(
+            self.clients.okta.fetch_users(since),
+            self.clients
+                .telus
+                .fetch_users_with(self.config.policy.names_custom_fields()),
+            okta_writes(self.config, self.clients)
+        );
+        let (okta, telus) = match (okta, telus) {
+            (Ok(o), Ok(t)) => (o, t),
+            (o, t) => {
+                let errors: Vec<String> = [
+                    o.err().map(|e| e.to_string()),
+                    t.err().map(|e| e.to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                let message = errors.join("; ");
+                tracing::error!(error = %message, "fetch failed, pass ended");
+                return Ok(Err(message));
+            }
+        };
+        let okta = match since {
+            Some(_) => merge_changed(self.store.load_okta()?, okta),
+            None => okta,
+        };
+        tracing::info!(okta = okta.len(), telus = telus.len(), "directories read");
+        Ok(Ok(Fetched {
+            okta,
+            telus,
+            okta_writes,
+        }))
+    }
+
+    /// Phase 2: changes a run that stopped mid-apply left `planned` are settled against what
+    /// was just read, before anything is planned: nothing done twice, nothing lost. Returns
+    /// (landed, not landed). Quarantined users are released here on `--retry-quarantined`.
+    fn settle(&self, fetched: &Fetched) -> anyhow::Result<(usize, usize)> {
+        if self.opts.dry_run {
+            return Ok((0, 0));
+        }
+        let rows: Vec<Unfinished> = self
+            .store
             .unfinished()?
             .into_iter()
-            .map(|r| Unfinished {
-                row_id: r.id,
-                system: if r.system == "okta" {
-                    System::Okta
-                } else {
-                    System::Telus
-                },
-                okta_id: r.okta_id.map(OktaId),
-                ext_id: r.ext_id.map(ExtId),
-                attr: r.attribute,
-                field: r.field,
-                new: r.new,
-                rule: r.rule,
-            })
+            .map(unfinished)
             .collect();
+        let mut settled = (0, 0);
         if !rows.is_empty() {
-            let settlements = settle(&rows, &okta_users, &telus_users, &config.policy);
+            let settlements = settle(&rows, &fetched.okta, &fetched.telus, &self.config.policy);
             let landed = settlements.iter().filter(|s| s.landed).count();
             settled = (landed, settlements.len() - landed);
-            store.settle(&settlements)?;
+            self.store.settle(&settlements)?;
             tracing::warn!(
                 landed,
-                not_landed = settlements.len() - landed,
+                not_landed = settled.1,
                 "settled changes interrupted by an earlier run"
             );
         }
-        if opts.retry_quarantined {
-            let n = store.release_quarantined()?;
+        if self.opts.retry_quarantined {
+            let n = self.store.release_quarantined()?;
             tracing::info!(released = n, "quarantined users released");
         }
+        Ok(settled)
     }
 
-    let links = store.links()?;
-    let baseline = store.baseline()?;
-    let (known_okta, known_telus) = store.snapshot_counts()?;
-    let plan = {
+    /// Phase 3: the one pure call that decides the pass.
+    fn plan(&self, fetched: &Fetched) -> anyhow::Result<Plan> {
+        let store = self.store;
+        let baseline = store.baseline()?;
+        let (known_okta, known_telus) = store.snapshot_counts()?;
+        // A dry run shows every user's changes: backoff applies to real passes only.
+        let failures = match self.opts.dry_run {
+            true => Vec::new(),
+            false => store.failures()?,
+        };
         let _g = tracing::info_span!("reconcile").entered();
-        let mut plan = plan_pass(
-            &Snapshot {
-                okta: &okta_users,
-                telus: &telus_users,
-                links: &links,
-                baseline: &baseline,
-                approved: opts.approve,
-            },
-            &config.policy,
-        );
-        plan.leave_out_okta_writes(&refused);
-        plan.hold_back_known_refusals(&store.okta_refusals()?, &okta_users, &masters);
-        plan.held = hold_reasons(
-            &plan,
-            &config.safety,
-            &HoldContext {
+        let plan = decide::plan(&decide::Inputs {
+            okta: &fetched.okta,
+            telus: &fetched.telus,
+            links: &store.links()?,
+            baseline: &baseline,
+            policy: &self.config.policy,
+            safety: &self.config.safety,
+            okta_writes: &fetched.okta_writes,
+            known_refusals: &store.okta_refusals()?,
+            hold: HoldContext {
                 known_okta,
                 known_telus,
-                okta_read: okta_users.len(),
-                telus_read: telus_users.len(),
+                okta_read: fetched.okta.len(),
+                telus_read: fetched.telus.len(),
                 has_baseline: !baseline.is_empty(),
             },
-        );
-        plan
-    };
-    let held = !plan.held.is_empty() && !opts.approve;
-    if !plan.held.is_empty() {
-        if opts.approve {
-            tracing::warn!(reasons = %plan.held_reasons().join("; "), "safety hold lifted by --approve");
+            failures: &failures,
+            now: chrono::Utc::now(),
+            approved: self.opts.approve,
+        });
+        log_plan(&plan);
+        Ok(plan)
+    }
+
+    /// Phase 4: unless held or a dry run, store the snapshots, links and agreed values, apply
+    /// the plan, and record each attempted user's failure or success.
+    async fn apply_and_record(
+        &self,
+        fetched: Fetched,
+        plan: Plan,
+        settled: (usize, usize),
+    ) -> anyhow::Result<PassReport> {
+        let (config, store) = (self.config, self.store);
+        let mut apply = ApplyReport::default();
+        if let (Some(pass_id), false) = (self.pass_id, plan.is_held()) {
+            store.save_snapshots(&fetched.okta, &fetched.telus)?;
+            store.add_links(&plan.new_links)?;
+            store.set_baseline(&plan.agreed)?;
+            let known_refusals = store.okta_refusals()?;
+            let ctx = ApplyContext {
+                pass_id,
+                store,
+                okta: &self.clients.okta,
+                telus: &self.clients.telus,
+                targets: Targets {
+                    telus_users: fetched.telus.iter().map(|u| (&u.id, u)).collect(),
+                    okta_users: fetched.okta.iter().map(|u| (&u.id, u)).collect(),
+                    okta_masters: &fetched.okta_writes.masters,
+                },
+                after_create: AfterCreate {
+                    policy: &config.policy,
+                    okta_writes: &fetched.okta_writes,
+                    known_refusals: &known_refusals,
+                },
+                stop: self.opts.stop,
+                okta_concurrency: config.okta.write_concurrency,
+            };
+            let mut progress = Progress::new(self.opts.progress_bar, plan.change_count());
+            apply = apply_plan(&plan, &ctx, &mut |done, total| progress.update(done, total))
+                .instrument(tracing::info_span!("apply"))
+                .await?;
+            progress.finish();
+            record_outcomes(config, store, &plan, &apply)?;
+            prune_if_due(config, store)?;
+        }
+        let outcome = if apply.systemic.is_some() {
+            PassOutcome::SystemFailed
+        } else if plan.is_held() {
+            PassOutcome::Held
+        } else if plan.failed_users() > 0
+            || !apply.failed_users.is_empty()
+            || !plan.deferred.is_empty()
+        {
+            PassOutcome::UsersFailed
         } else {
-            tracing::error!(reasons = %plan.held_reasons().join("; "), "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
+            PassOutcome::Clean
+        };
+        tracing::info!(
+            planned = plan.change_count(),
+            applied = apply.applied,
+            failed = apply.failed,
+            failed_users = plan.failed_users() + apply.failed_users.len(),
+            outcome = outcome.as_str(),
+            "pass complete"
+        );
+        Ok(PassReport {
+            pass_id: self.pass_id,
+            kind: "full",
+            dry_run: self.opts.dry_run,
+            okta_read: fetched.okta.len(),
+            telus_read: fetched.telus.len(),
+            system_error: apply.systemic.clone(),
+            settled,
+            plan,
+            apply,
+            outcome,
+            busy: None,
+        })
+    }
+}
+
+/// The Okta users changed since the last pass replace their stored copies in place (the
+/// stored list is not copied into a map); new ones are added.
+fn merge_changed(
+    mut stored: Vec<crate::model::OktaUser>,
+    changed: Vec<crate::model::OktaUser>,
+) -> Vec<crate::model::OktaUser> {
+    let okta_changed = changed.len();
+    let mut changed: HashMap<OktaId, crate::model::OktaUser> =
+        changed.into_iter().map(|u| (u.id.clone(), u)).collect();
+    for u in stored.iter_mut() {
+        if let Some(newer) = changed.remove(&u.id) {
+            *u = newer;
+        }
+    }
+    stored.extend(changed.into_values());
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    tracing::info!(okta_changed, "incremental okta read merged");
+    stored
+}
+
+/// A journal row left `planned`, as the settlement reads it.
+fn unfinished(r: crate::store::JournalRow) -> Unfinished {
+    Unfinished {
+        row_id: r.id,
+        system: if r.system == "okta" {
+            System::Okta
+        } else {
+            System::Telus
+        },
+        okta_id: r.okta_id.map(OktaId),
+        ext_id: r.ext_id.map(ExtId),
+        attr: r.attribute,
+        field: r.field,
+        new: r.new,
+        rule: r.rule,
+    }
+}
+
+/// Says in the log what the plan holds back: holds, attributes left out, users not synced.
+fn log_plan(plan: &Plan) {
+    if !plan.held.is_empty() {
+        let reasons = plan.held_reasons().join("; ");
+        if plan.approved {
+            tracing::warn!(reasons = %reasons, "safety hold lifted by --approve");
+        } else {
+            tracing::error!(reasons = %reasons, "pass held by a safety limit: nothing written; run `sync --approve` to proceed once");
         }
     }
     for line in &plan.left_out {
@@ -474,241 +592,39 @@ async fn pass_body(
             tracing::debug!(user = %p.user.email, kind = p.kind.as_str(), problem = %p.message, "noted");
         }
     }
-
-    let mut apply = ApplyReport::default();
-    let mut deferred = Vec::new();
-    if let (Some(id), false) = (pass_id, held) {
-        store.save_snapshots(&okta_users, &telus_users)?;
-        store.add_links(&plan.new_links)?;
-        store.set_baseline(&plan.agreed)?;
-        let targets = Targets {
-            telus_users: telus_users.iter().map(|u| (&u.id, u)).collect(),
-            okta_users: okta_users.iter().map(|u| (&u.id, u)).collect(),
-            okta_masters: &masters,
-        };
-        let (to_apply, fingerprints) = gate_users(&plan, store, &mut deferred)?;
-        let mut progress = Progress::new(opts.progress_bar, to_apply.change_count());
-        apply = apply_plan(
-            &to_apply,
-            id,
-            store,
-            &clients.okta,
-            &clients.telus,
-            &targets,
-            &mut |done, total| progress.update(done, total),
-            opts.stop,
-            config.okta.write_concurrency,
-        )
-        .instrument(tracing::info_span!("apply"))
-        .await?;
-        progress.finish();
-        record_outcomes(config, store, &to_apply, &fingerprints, &apply)?;
-        prune_if_due(config, store)?;
-        if !apply.created.is_empty() && apply.systemic.is_none() {
-            follow_up_creates(
-                config,
-                clients,
-                store,
-                id,
-                &okta_users,
-                telus_users.clone(),
-                (&refused, &masters),
-                &mut apply,
-            )
-            .await?;
-        }
-    }
-
-    let outcome = if apply.systemic.is_some() {
-        PassOutcome::SystemFailed
-    } else if held {
-        PassOutcome::Held
-    } else if plan.failed_users() > 0 || !apply.failed_users.is_empty() || !deferred.is_empty() {
-        PassOutcome::UsersFailed
-    } else {
-        PassOutcome::Clean
-    };
-    tracing::info!(
-        planned = plan.change_count(),
-        applied = apply.applied,
-        failed = apply.failed,
-        failed_users = plan.failed_users() + apply.failed_users.len(),
-        outcome = outcome.as_str(),
-        "pass complete"
-    );
-    Ok(PassReport {
-        pass_id,
-        kind: "full",
-        dry_run: opts.dry_run,
-        okta_read: okta_users.len(),
-        telus_read: telus_users.len(),
-        system_error: apply.systemic.clone(),
-        deferred,
-        settled,
-        plan,
-        apply,
-        outcome,
-        busy: None,
-    })
 }
-
-type Masters = std::collections::BTreeMap<String, String>;
 
 /// From Okta's profile schema (read once per pass when a row writes to Okta): the written
 /// attributes Okta refuses for every user (read-only, or an OVERRIDE led by an app), and each
 /// attribute's master (what a per-user refusal depends on). A schema that cannot be read (an
 /// OAuth app without `okta.schemas.read`, say) leaves out nothing: Okta then refuses such
 /// updates user by user, as the journal shows.
-async fn okta_refused_writes(config: &Config, clients: &Clients) -> (Masters, Masters) {
+async fn okta_writes(config: &Config, clients: &Clients) -> OktaWrites {
     if !crate::schema::policy_writes_okta(&config.policy) {
-        return Default::default();
+        return OktaWrites::default();
     }
     match clients.okta.fetch_schema().await {
-        Ok(schema) => (
-            crate::schema::okta_refused_writes(&config.policy, &schema),
-            schema
+        Ok(schema) => OktaWrites {
+            refused: crate::schema::okta_refused_writes(&config.policy, &schema),
+            masters: schema
                 .iter()
                 .map(|a| (a.name.clone(), a.master_label()))
                 .collect(),
-        ),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "okta profile schema unreadable: attributes mastered elsewhere cannot be left out of Okta writes");
-            Default::default()
+            OktaWrites::default()
         }
     }
 }
 
-/// A TELUS user just created has an extension number Okta's `primaryPhone` must learn: plan
-/// again for the created users only, with them in the snapshot, and apply that.
-#[allow(clippy::too_many_arguments)]
-async fn follow_up_creates(
-    config: &Config,
-    clients: &Clients,
-    store: &Store,
-    pass_id: i64,
-    okta_users: &[crate::model::OktaUser],
-    mut telus_users: Vec<TelusUser>,
-    (refused, masters): (&Masters, &Masters),
-    apply: &mut ApplyReport,
-) -> anyhow::Result<()> {
-    let created: Vec<TelusUser> = std::mem::take(&mut apply.created);
-    let created_ids: std::collections::HashSet<ExtId> =
-        created.iter().map(|u| u.id.clone()).collect();
-    telus_users.extend(created.iter().cloned());
-    let links = store.links()?;
-    let baseline = store.baseline()?;
-    let mut plan = plan_pass(
-        &Snapshot {
-            okta: okta_users,
-            telus: &telus_users,
-            links: &links,
-            baseline: &baseline,
-            approved: false,
-        },
-        &config.policy,
-    );
-    plan.leave_out_okta_writes(refused);
-    plan.hold_back_known_refusals(&store.okta_refusals()?, okta_users, masters);
-    plan.actions.retain(|a| {
-        a.user
-            .ext_id
-            .as_ref()
-            .is_some_and(|id| created_ids.contains(id))
-    });
-    let created_okta: std::collections::HashSet<_> = links
-        .iter()
-        .filter(|l| created_ids.contains(&l.ext_id))
-        .map(|l| l.okta_id.clone())
-        .collect();
-    plan.agreed.retain(|a| created_okta.contains(&a.okta_id));
-    store.set_baseline(&plan.agreed)?;
-    let targets = Targets {
-        telus_users: created.iter().map(|u| (&u.id, u)).collect(),
-        okta_users: okta_users.iter().map(|u| (&u.id, u)).collect(),
-        okta_masters: masters,
-    };
-    let more = apply_plan(
-        &plan,
-        pass_id,
-        store,
-        &clients.okta,
-        &clients.telus,
-        &targets,
-        &mut |_, _| {},
-        None,
-        config.okta.write_concurrency,
-    )
-    .await?;
-    apply.applied += more.applied;
-    apply.failed += more.failed;
-    apply.failed_users.extend(more.failed_users);
-    apply.systemic = apply.systemic.take().or(more.systemic);
-    apply.created = created;
-    Ok(())
-}
-
-/// Drops the actions of users still backing off after a failure or quarantined; returns the
-/// plan to apply and each attempted user's fingerprint.
-fn gate_users(
-    plan: &Plan,
-    store: &Store,
-    deferred: &mut Vec<(UserRef, String)>,
-) -> anyhow::Result<(Plan, HashMap<String, String>)> {
-    let failures: HashMap<String, crate::reconcile::retry::FailureRow> = store
-        .failures()?
-        .into_iter()
-        .map(|f| (f.user_key.clone(), f))
-        .collect();
-    let mut by_user: HashMap<String, Vec<&PlannedAction>> = HashMap::new();
-    for a in &plan.actions {
-        by_user.entry(user_key(a)).or_default().push(a);
-    }
-    let now = chrono::Utc::now();
-    let mut fingerprints = HashMap::new();
-    let mut skip = std::collections::HashSet::new();
-    for (key, actions) in &by_user {
-        let fp = fingerprint(actions.iter().copied());
-        match gate(failures.get(key), &fp, now) {
-            Gate::Go => {
-                fingerprints.insert(key.clone(), fp);
-            }
-            Gate::Backoff(until) => {
-                skip.insert(key.clone());
-                deferred.push((
-                    actions[0].user.clone(),
-                    format!("failed recently; next retry after {until}"),
-                ));
-            }
-            Gate::Quarantined => {
-                skip.insert(key.clone());
-                deferred.push((
-                    actions[0].user.clone(),
-                    "quarantined after repeated failures; fix the data or run `sync --retry-quarantined`".into(),
-                ));
-            }
-        }
-    }
-    deferred.sort();
-    // Only the actions are applied: the rest of the plan (links, agreed values, problems) is
-    // recorded elsewhere, so it is not copied.
-    let to_apply = Plan {
-        actions: plan
-            .actions
-            .iter()
-            .filter(|a| !skip.contains(&user_key(a)))
-            .cloned()
-            .collect(),
-        ..Plan::default()
-    };
-    Ok((to_apply, fingerprints))
-}
-
-/// Records each attempted user's failure (backoff, quarantine) or clears it on success.
+/// Records each attempted user's failure (backoff, quarantine) or clears it on success. A
+/// user's failures are keyed by its Okta id (else its extension), so a create's dependent
+/// step counts for the user that was created.
 fn record_outcomes(
     config: &Config,
     store: &Store,
     applied: &Plan,
-    fingerprints: &HashMap<String, String>,
     report: &ApplyReport,
 ) -> anyhow::Result<()> {
     let failures: HashMap<String, crate::reconcile::retry::FailureRow> = store
@@ -716,14 +632,18 @@ fn record_outcomes(
         .into_iter()
         .map(|f| (f.user_key.clone(), f))
         .collect();
-    let now = chrono::Utc::now();
-    let mut seen = std::collections::HashSet::new();
+    let failed: HashMap<String, &(Option<String>, String)> = report
+        .failed_users
+        .iter()
+        .map(|(user, failure)| (key_of(user), failure))
+        .collect();
+    let mut by_user: BTreeMap<String, Vec<&PlannedAction>> = BTreeMap::new();
     for a in &applied.actions {
-        let key = user_key(a);
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        match report.failed_users.get(&a.user) {
+        by_user.entry(user_key(a)).or_default().push(a);
+    }
+    let now = chrono::Utc::now();
+    for (key, actions) in by_user {
+        match failed.get(&key) {
             // Okta's refusal of an attribute for this user is remembered on its own (it is
             // not sent again while nothing changed): no backoff, no quarantine.
             Some((Some(code), _))
@@ -733,18 +653,17 @@ fn record_outcomes(
             }
             Some((Some(code), _)) if code == crate::okta::REFUSED_MASTERED => {}
             Some(failure) => {
-                let fp = fingerprints.get(&key).cloned().unwrap_or_default();
                 let row = record_failure(
                     failures.get(&key),
                     &key,
-                    &a.user.email,
+                    &actions[0].user.email,
                     failure,
-                    &fp,
+                    &fingerprint(actions.iter().copied()),
                     now,
                     &config.retry,
                 );
                 if row.quarantined {
-                    tracing::error!(user = %a.user.email, failures = row.consecutive, "user quarantined after repeated failures");
+                    tracing::error!(user = %actions[0].user.email, failures = row.consecutive, "user quarantined after repeated failures");
                 }
                 store.put_failure(&row)?;
             }
@@ -755,6 +674,15 @@ fn record_outcomes(
         }
     }
     Ok(())
+}
+
+/// The failure key of a user (as `user_key` gives it for an action).
+fn key_of(user: &UserRef) -> String {
+    match (&user.okta_id, &user.ext_id) {
+        (Some(o), _) => o.0.clone(),
+        (None, Some(e)) => format!("ext:{}", e.0),
+        (None, None) => format!("email:{}", user.email),
+    }
 }
 
 /// Prunes journal rows older than `store.journal_days`, at most once a day.

@@ -1,6 +1,7 @@
 //! The pure core: from two snapshots, the stored links and the baseline, decide what each side
 //! must receive. No async, no HTTP, no SQL; time, when needed, is a parameter.
 
+pub mod decide;
 pub mod diff;
 pub mod normalize;
 pub mod plan;

@@ -273,6 +273,10 @@ pub struct Plan {
     pub vanished: usize,
     /// Why the plan is held by a safety limit; empty when it may proceed.
     pub held: Vec<super::safety::Hold>,
+    /// The admin approved this pass (`sync --approve`): the holds are lifted.
+    pub approved: bool,
+    /// Users whose actions wait: backing off after a failure, or quarantined (with why).
+    pub deferred: Vec<(UserRef, String)>,
     /// Okta writes left out because Okta refuses them from this tool (read-only attribute,
     /// or mastered by another source), one line per mastering row.
     pub left_out: Vec<String>,
@@ -301,7 +305,7 @@ impl Plan {
     /// master (`masters`: attribute → master label; a missing one is `unknown`). Each becomes
     /// a `KnownRefusal` note instead of a write that would fail again. A changed record or
     /// master tries the write again.
-    pub fn hold_back_known_refusals(
+    pub(super) fn hold_back_known_refusals(
         &mut self,
         known: &[KnownRefusal],
         okta: &[crate::model::OktaUser],
@@ -359,7 +363,7 @@ impl Plan {
     /// Leaves out the Okta writes to the attributes in `refused` (Okta name → why, naming the
     /// row): Okta would refuse each such update whole (E0000023), so the user's other
     /// attributes would not sync either. Each attribute becomes one line of `left_out`.
-    pub fn leave_out_okta_writes(&mut self, refused: &BTreeMap<String, String>) {
+    pub(super) fn leave_out_okta_writes(&mut self, refused: &BTreeMap<String, String>) {
         if refused.is_empty() {
             return;
         }
@@ -384,6 +388,11 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// Whether the holds stop this plan (they do unless approved).
+    pub fn is_held(&self) -> bool {
+        !self.held.is_empty() && !self.approved
     }
 
     /// The holds as an admin reads them.

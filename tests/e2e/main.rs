@@ -734,8 +734,8 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
         .await
         .unwrap();
     assert_eq!(ana_puts(&sb), 3);
-    assert_eq!(r.deferred.len(), 1);
-    assert!(r.deferred[0].1.contains("quarantined"));
+    assert_eq!(r.plan.deferred.len(), 1);
+    assert!(r.plan.deferred[0].1.contains("quarantined"));
 
     // status shows it.
     let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
@@ -800,7 +800,7 @@ async fn retry_quarantined_releases_the_user() {
     )
     .await
     .unwrap();
-    assert!(r.deferred.is_empty());
+    assert!(r.plan.deferred.is_empty());
     assert_eq!(
         sb.telus
             .lock()
