@@ -50,88 +50,115 @@ fn email_key(email: Option<&str>) -> Option<String> {
     normalize(Normalize::Email, email).key().map(str::to_string)
 }
 
-/// Computes the plan for one pass.
+/// Who is matched with whom so far, and the Okta users whose linked TELUS user is gone.
+struct Matching<'a> {
+    okta_by_id: HashMap<&'a str, &'a OktaUser>,
+    telus_by_id: HashMap<&'a str, &'a TelusUser>,
+    pairs: Vec<(&'a OktaUser, &'a TelusUser)>,
+    linked_okta: HashSet<&'a str>,
+    linked_telus: HashSet<&'a str>,
+    vanished: HashSet<&'a str>,
+}
+
+/// Computes the plan for one pass: users matched by stored link, then by the reference each
+/// TELUS user carries, then by email; then each pair attribute by attribute.
 pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     let mut plan = Plan::default();
-    let okta_by_id: HashMap<&str, &OktaUser> =
-        snap.okta.iter().map(|u| (u.id.0.as_str(), u)).collect();
-    let telus_by_id: HashMap<&str, &TelusUser> =
-        snap.telus.iter().map(|u| (u.id.0.as_str(), u)).collect();
+    let mut m = Matching {
+        okta_by_id: snap.okta.iter().map(|u| (u.id.0.as_str(), u)).collect(),
+        telus_by_id: snap.telus.iter().map(|u| (u.id.0.as_str(), u)).collect(),
+        pairs: Vec::new(),
+        linked_okta: HashSet::new(),
+        linked_telus: HashSet::new(),
+        vanished: HashSet::new(),
+    };
+    match_stored_links(snap, policy, &mut m, &mut plan);
+    match_references(snap, &mut m, &mut plan);
+    match_emails(snap, policy, &mut m, &mut plan);
+    plan.linked += m.pairs.len();
+    for (o, t) in m.pairs {
+        plan_user(o, t, snap.baseline, policy, &mut plan);
+    }
+    plan.actions.sort();
+    plan.new_links.sort();
+    plan.agreed.sort();
+    plan.problems.sort();
+    plan
+}
 
+/// Stored links first.
+fn match_stored_links<'a>(
+    snap: &Snapshot<'a>,
+    policy: &Policy,
+    m: &mut Matching<'a>,
+    plan: &mut Plan,
+) {
     // Stored links first. A link whose TELUS end is gone is dropped (the Okta user may match
     // again); a link whose Okta end is gone means the user left scope or was deleted.
-    let mut pairs: Vec<(&OktaUser, &TelusUser)> = Vec::new();
-    let mut linked_okta = HashSet::new();
-    let mut linked_telus = HashSet::new();
-    // Okta users whose linked TELUS user is gone from the listing.
-    let mut vanished: HashSet<&str> = HashSet::new();
     for link in snap.links {
-        let o = okta_by_id.get(link.okta_id.0.as_str());
-        let t = telus_by_id.get(link.ext_id.0.as_str());
+        let o = m.okta_by_id.get(link.okta_id.0.as_str());
+        let t = m.telus_by_id.get(link.ext_id.0.as_str());
         // The store keeps links one-to-one; the sets guard against a corrupt store anyway.
         match (o, t) {
             (Some(o), Some(t))
-                if !linked_okta.contains(o.id.0.as_str())
-                    && !linked_telus.contains(t.id.0.as_str()) =>
+                if !m.linked_okta.contains(o.id.0.as_str())
+                    && !m.linked_telus.contains(t.id.0.as_str()) =>
             {
-                linked_okta.insert(o.id.0.as_str());
-                linked_telus.insert(t.id.0.as_str());
-                pairs.push((o, t));
+                m.linked_okta.insert(o.id.0.as_str());
+                m.linked_telus.insert(t.id.0.as_str());
+                m.pairs.push((o, t));
             }
             (Some(o), None) => {
-                vanished.insert(o.id.0.as_str());
+                m.vanished.insert(o.id.0.as_str());
             }
-            (None, Some(t)) if linked_telus.insert(t.id.0.as_str()) => {
+            (None, Some(t)) if m.linked_telus.insert(t.id.0.as_str()) => {
                 plan.linked += 1;
                 let user = UserRef {
                     email: email_key(t.email()).unwrap_or_default(),
                     okta_id: Some(link.okta_id.clone()),
                     ext_id: Some(t.id.clone()),
                 };
-                plan_deactivate(
-                    &user,
-                    t,
-                    "left scope or was deleted in Okta",
-                    policy,
-                    &mut plan,
-                );
+                plan_deactivate(&user, t, "left scope or was deleted in Okta", policy, plan);
             }
             _ => {}
         }
     }
+}
 
+/// Then the reference each TELUS user carries.
+fn match_references<'a>(snap: &Snapshot<'a>, m: &mut Matching<'a>, plan: &mut Plan) {
     // Then the Okta id this tool writes into every TELUS user's `references`: it links a
     // user again without the store (or after an email change), and settles a create whose
     // answer was lost. A reference to an Okta user outside the scope is ignored.
     let mut by_ref: BTreeMap<&str, Vec<&TelusUser>> = BTreeMap::new();
     for t in snap.telus {
-        if linked_telus.contains(t.id.0.as_str()) {
+        if m.linked_telus.contains(t.id.0.as_str()) {
             continue;
         }
         if let Some(r) = &t.directory_ref
-            && let Some(o) = okta_by_id.get(r.0.as_str())
-            && !linked_okta.contains(o.id.0.as_str())
+            && let Some(o) = m.okta_by_id.get(r.0.as_str())
+            && !m.linked_okta.contains(o.id.0.as_str())
         {
             by_ref.entry(o.id.0.as_str()).or_default().push(t);
         }
     }
     for (okta_id, teluses) in by_ref {
-        let Some(o) = okta_by_id.get(okta_id).copied() else {
+        let Some(o) = m.okta_by_id.get(okta_id).copied() else {
             continue;
         };
-        linked_okta.insert(okta_id);
+        m.linked_okta.insert(okta_id);
         match teluses.as_slice() {
             [t] => {
-                linked_telus.insert(t.id.0.as_str());
+                m.linked_telus.insert(t.id.0.as_str());
                 plan.new_links.push(Link {
                     okta_id: o.id.clone(),
                     ext_id: t.id.clone(),
                 });
-                pairs.push((o, t));
+                m.pairs.push((o, t));
             }
             ts => {
                 for t in ts {
-                    linked_telus.insert(t.id.0.as_str());
+                    m.linked_telus.insert(t.id.0.as_str());
                 }
                 plan.problems.push(Problem {
                     user: UserRef {
@@ -151,13 +178,15 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
             }
         }
     }
+}
 
-    // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred;
-    // a suspended or deactivated one matches only when no live user has the email (and then
-    // its TELUS user is deactivated).
-    let mut by_email: BTreeMap<String, (Vec<&OktaUser>, Vec<&TelusUser>)> = BTreeMap::new();
+/// The users not matched yet, by normalized email; a TELUS user with no email is reported.
+type ByEmail<'a> = BTreeMap<String, (Vec<&'a OktaUser>, Vec<&'a TelusUser>)>;
+
+fn index_by_email<'a>(snap: &Snapshot<'a>, m: &Matching<'a>, plan: &mut Plan) -> ByEmail<'a> {
+    let mut by_email: ByEmail<'a> = BTreeMap::new();
     for o in snap.okta {
-        if linked_okta.contains(o.id.0.as_str()) {
+        if m.linked_okta.contains(o.id.0.as_str()) {
             continue;
         }
         if let Some(key) = email_key(o.email()) {
@@ -165,7 +194,7 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
         }
     }
     for t in snap.telus {
-        if linked_telus.contains(t.id.0.as_str()) {
+        if m.linked_telus.contains(t.id.0.as_str()) {
             continue;
         }
         match email_key(t.email()) {
@@ -182,6 +211,15 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
             }),
         }
     }
+    by_email
+}
+
+/// Then email.
+fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, plan: &mut Plan) {
+    // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred;
+    // a suspended or deactivated one matches only when no live user has the email (and then
+    // its TELUS user is deactivated).
+    let by_email = index_by_email(snap, m, plan);
     for (email, (oktas, teluses)) in &by_email {
         let live: Vec<&OktaUser> = oktas
             .iter()
@@ -207,7 +245,7 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                     okta_id: o.id.clone(),
                     ext_id: t.id.clone(),
                 });
-                pairs.push((o, t));
+                m.pairs.push((o, t));
             }
             ([], ts) => {
                 for t in ts {
@@ -225,10 +263,10 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
             }
             // A linked user gone from the listing is never re-created without approval: the
             // listing may have lost it.
-            ([o], []) if vanished.contains(o.id.0.as_str()) && o.status.is_live() => {
+            ([o], []) if m.vanished.contains(o.id.0.as_str()) && o.status.is_live() => {
                 plan.vanished += 1;
                 if snap.approved {
-                    plan_create(o, email, policy, &mut plan);
+                    plan_create(o, email, policy, plan);
                 } else {
                     plan.problems.push(Problem {
                         user: UserRef {
@@ -242,7 +280,7 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
                     });
                 }
             }
-            ([o], []) => plan_create(o, email, policy, &mut plan),
+            ([o], []) => plan_create(o, email, policy, plan),
             // One Okta user, several TELUS users: nothing is written for it.
             ([o], _) => plan.problems.push(dup(Some(o), None)),
             (os, _) => {
@@ -252,19 +290,6 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
             }
         }
     }
-
-    // The email index is large on a first pass: free it before planning attributes.
-    drop(by_email);
-    plan.linked += pairs.len();
-    for (o, t) in pairs {
-        plan_user(o, t, snap.baseline, policy, &mut plan);
-    }
-
-    plan.actions.sort();
-    plan.new_links.sort();
-    plan.agreed.sort();
-    plan.problems.sort();
-    plan
 }
 
 fn status_change(t: &TelusUser, new: &str, rule: Rule) -> AttrChange {
@@ -424,103 +449,13 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     let mut agreed = Vec::new();
     for rule in &policy.rules {
         let base = baseline.get(&o.id, &rule.okta_attr);
-        let okta_raw = o.profile.get(&rule.okta_attr).map(str::to_string);
-        let telus_raw = telus_value(t, &rule.telus);
-        let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);
-        let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);
-        if on.key() == tn.key() {
-            let value = on.key().map(str::to_string);
-            if value.as_deref() != base {
+        match plan_attr(rule, o, t, region, base, &user, policy, plan) {
+            AttrDecision::Agree(value) => {
                 agreed.push((crate::model::intern(&rule.okta_attr), value));
             }
-            continue;
-        }
-        let Some((source, rule_kind)) = decide_source(rule, &on, &tn, base, &user, plan) else {
-            continue;
-        };
-        let target = source.other();
-        if !policy.can_write(rule, target) {
-            continue;
-        }
-        let (src_norm, tgt_norm, tgt_raw) = match source {
-            System::Okta => (&on, &tn, telus_raw),
-            System::Telus => (&tn, &on, okta_raw),
-        };
-        let field = match target {
-            System::Okta => rule.okta_attr.clone(),
-            System::Telus => match rule.telus.path() {
-                Some(p) => p.to_string(),
-                None => continue,
-            },
-        };
-        let new = match src_norm {
-            Norm::Value(v) => Some(v.clone()),
-            Norm::Invalid { trimmed, reason } => {
-                plan.problems.push(Problem {
-                    user: user.clone(),
-                    kind: ProblemKind::InvalidValue,
-                    attr: Some(rule.okta_attr.clone()),
-                    message: format!(
-                        "{source} value {trimmed:?} of {} is {reason}: not written",
-                        rule.okta_attr
-                    ),
-                });
-                continue;
-            }
-            Norm::Empty => {
-                let required = match target {
-                    System::Okta => OKTA_REQUIRED.contains(&field.as_str()),
-                    System::Telus => TELUS_REQUIRED.contains(&field.as_str()),
-                };
-                if required {
-                    plan.problems.push(Problem {
-                        user: user.clone(),
-                        kind: ProblemKind::RequiredEmpty,
-                        attr: Some(rule.okta_attr.clone()),
-                        message: format!(
-                            "{} is empty in {source} but {target} requires {field}: not cleared",
-                            rule.okta_attr
-                        ),
-                    });
-                    continue;
-                }
-                None
-            }
-        };
-        let rule_kind = match (rule_kind, base) {
-            // The target moved away from the last synced value while the source kept it.
-            (Rule::Master, Some(b)) if src_norm.key() == Some(b) => {
-                if tgt_norm.key() != Some(b) {
-                    Rule::Drift
-                } else {
-                    Rule::Master
-                }
-            }
-            (k, _) => k,
-        };
-        if rule_kind == Rule::Drift {
-            plan.problems.push(Problem {
-                user: user.clone(),
-                kind: ProblemKind::Drift,
-                attr: Some(rule.okta_attr.clone()),
-                message: format!(
-                    "{} was edited in {target} since the last sync ({:?} → {:?}); {source} masters it and overwrites the edit",
-                    rule.okta_attr,
-                    base.unwrap_or(""),
-                    tgt_norm.key().unwrap_or("")
-                ),
-            });
-        }
-        let change = AttrChange {
-            attr: rule.okta_attr.clone(),
-            field,
-            old: tgt_raw.filter(|v| !v.trim().is_empty()),
-            new,
-            rule: rule_kind,
-        };
-        match target {
-            System::Okta => to_okta.push(change),
-            System::Telus => to_telus.push(change),
+            AttrDecision::Write(System::Okta, change) => to_okta.push(change),
+            AttrDecision::Write(System::Telus, change) => to_telus.push(change),
+            AttrDecision::Nothing => {}
         }
     }
     if !agreed.is_empty() {
@@ -539,6 +474,142 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             system,
             action: Action::Update { changes },
         });
+    }
+}
+
+/// What one row decides for one linked pair.
+enum AttrDecision {
+    /// Both sides hold this (normalized) value, new to the baseline.
+    Agree(Option<String>),
+    /// This change goes to this system.
+    Write(System, AttrChange),
+    Nothing,
+}
+
+/// One row for one linked pair: agreed, a change for one side, or nothing (a problem may be
+/// reported instead).
+#[allow(clippy::too_many_arguments)]
+fn plan_attr(
+    rule: &AttrRule,
+    o: &OktaUser,
+    t: &TelusUser,
+    region: Option<&str>,
+    base: Option<&str>,
+    user: &UserRef,
+    policy: &Policy,
+    plan: &mut Plan,
+) -> AttrDecision {
+    let okta_raw = o.profile.get(&rule.okta_attr).map(str::to_string);
+    let telus_raw = telus_value(t, &rule.telus);
+    let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);
+    let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);
+    if on.key() == tn.key() {
+        let value = on.key().map(str::to_string);
+        return match value.as_deref() != base {
+            true => AttrDecision::Agree(value),
+            false => AttrDecision::Nothing,
+        };
+    }
+    let Some((source, rule_kind)) = decide_source(rule, &on, &tn, base, user, plan) else {
+        return AttrDecision::Nothing;
+    };
+    let target = source.other();
+    if !policy.can_write(rule, target) {
+        return AttrDecision::Nothing;
+    }
+    let (src_norm, tgt_norm, tgt_raw) = match source {
+        System::Okta => (&on, &tn, telus_raw),
+        System::Telus => (&tn, &on, okta_raw),
+    };
+    let field = match target {
+        System::Okta => rule.okta_attr.clone(),
+        System::Telus => match rule.telus.path() {
+            Some(p) => p.to_string(),
+            None => return AttrDecision::Nothing,
+        },
+    };
+    let Some(new) = value_to_write(src_norm, rule, source, &field, user, plan) else {
+        return AttrDecision::Nothing;
+    };
+    let rule_kind = match (rule_kind, base) {
+        // The target moved away from the last synced value while the source kept it.
+        (Rule::Master, Some(b)) if src_norm.key() == Some(b) => {
+            if tgt_norm.key() != Some(b) {
+                Rule::Drift
+            } else {
+                Rule::Master
+            }
+        }
+        (k, _) => k,
+    };
+    if rule_kind == Rule::Drift {
+        plan.problems.push(Problem {
+            user: user.clone(),
+            kind: ProblemKind::Drift,
+            attr: Some(rule.okta_attr.clone()),
+            message: format!(
+                "{} was edited in {target} since the last sync ({:?} → {:?}); {source} masters it and overwrites the edit",
+                rule.okta_attr,
+                base.unwrap_or(""),
+                tgt_norm.key().unwrap_or("")
+            ),
+        });
+    }
+    let change = AttrChange {
+        attr: rule.okta_attr.clone(),
+        field,
+        old: tgt_raw.filter(|v| !v.trim().is_empty()),
+        new,
+        rule: rule_kind,
+    };
+    AttrDecision::Write(target, change)
+}
+
+/// The value a change writes: the source's normalized value, an empty one that clears the
+/// target, or `None` when nothing may be written (an unreadable value, or an empty one the
+/// target requires), reported as the user's problem.
+fn value_to_write(
+    src_norm: &Norm,
+    rule: &AttrRule,
+    source: System,
+    field: &str,
+    user: &UserRef,
+    plan: &mut Plan,
+) -> Option<Option<String>> {
+    let target = source.other();
+    match src_norm {
+        Norm::Value(v) => Some(Some(v.clone())),
+        Norm::Invalid { trimmed, reason } => {
+            plan.problems.push(Problem {
+                user: user.clone(),
+                kind: ProblemKind::InvalidValue,
+                attr: Some(rule.okta_attr.clone()),
+                message: format!(
+                    "{source} value {trimmed:?} of {} is {reason}: not written",
+                    rule.okta_attr
+                ),
+            });
+            None
+        }
+        Norm::Empty => {
+            let required = match target {
+                System::Okta => OKTA_REQUIRED.contains(&field),
+                System::Telus => TELUS_REQUIRED.contains(&field),
+            };
+            if required {
+                plan.problems.push(Problem {
+                    user: user.clone(),
+                    kind: ProblemKind::RequiredEmpty,
+                    attr: Some(rule.okta_attr.clone()),
+                    message: format!(
+                        "{} is empty in {source} but {target} requires {field}: not cleared",
+                        rule.okta_attr
+                    ),
+                });
+                return None;
+            }
+            Some(None)
+        }
     }
 }
 
