@@ -1,0 +1,515 @@
+//! `sync.toml` plus environment overrides → a validated, typed `Config`. Reads the config
+//! file and secret files; never touches the network. Every error names its key.
+
+mod attributes;
+mod raw;
+mod secret;
+mod validate;
+
+pub use crate::reconcile::policy::Safety;
+use crate::reconcile::policy::{Policy, Retry};
+use raw::RawConfig;
+use secrecy::SecretString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use url::Url;
+use validate::validate;
+
+/// Environment variables with this prefix override keys: `OKTA_TELUS_SYNC__OKTA__TOKEN` sets `okta.token`.
+pub const ENV_PREFIX: &str = "OKTA_TELUS_SYNC";
+
+/// The optional `/metrics` and `/healthz` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// `/healthz` fails when the last successful pass is older than this.
+    pub max_pass_age: std::time::Duration,
+}
+
+/// Which Okta users are in scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OktaScope {
+    All,
+    Group(String),
+    App(String),
+}
+
+/// How this tool authenticates to Okta.
+#[derive(Debug, Clone)]
+pub enum OktaAuth {
+    /// `Authorization: SSWS <api token>`.
+    Ssws(SecretString),
+    /// OAuth 2.0 client credentials, the client authenticated by a JWT signed with its
+    /// RS256 private key (PEM); Bearer tokens cached until shortly before they expire.
+    OAuth {
+        client_id: String,
+        private_key: SecretString,
+        key_id: Option<String>,
+        scopes: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct OktaConfig {
+    pub url: Url,
+    pub auth: OktaAuth,
+    pub scope: OktaScope,
+    /// Okta profile updates in flight at once (each still within the bucket's budget).
+    pub write_concurrency: usize,
+    /// The share of each Okta rate-limit bucket this tool may spend per window, in percent:
+    /// Okta's limits are org-wide, shared with every other integration and admin.
+    pub rate_limit_percent: u8,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelusConfig {
+    pub url: Url,
+    pub brand_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The JWT credential (server-to-server); without it, the session from `auth telus`.
+    pub jwt: Option<SecretString>,
+    /// Where `auth telus` receives the authorization code; must be registered with the app.
+    pub redirect_uri: Url,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub cron: String,
+    pub full_cron: String,
+}
+
+/// The validated configuration. Passed explicitly; never global.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub okta: OktaConfig,
+    pub telus: TelusConfig,
+    pub store_path: PathBuf,
+    /// Days the journal is kept.
+    pub journal_days: u32,
+    pub retry: Retry,
+    pub schedule: Schedule,
+    pub http: Option<HttpConfig>,
+    pub safety: Safety,
+    pub policy: Policy,
+}
+
+/// One thing wrong with the configuration, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("{path}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Loads `path`, applies `OKTA_TELUS_SYNC__SECTION__KEY` environment overrides, and validates.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    load_with_env(path, std::env::vars())
+}
+
+/// As `load`, with the environment given (tests pass their own).
+pub fn load_with_env(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Load {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    from_toml_str(&text, env, base_dir).map_err(|problems| Error::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses and validates config text. Relative file paths are resolved against `base_dir`.
+pub fn from_toml_str(
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    base_dir: &Path,
+) -> Result<Config, Vec<Problem>> {
+    let env_map: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .collect();
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env_map)),
+        )
+        .build()
+        .map_err(|e| vec![deserialize_problem(&e)])?;
+    let raw: RawConfig = built
+        .try_deserialize()
+        .map_err(|e| vec![deserialize_problem(&e)])?;
+    validate(raw, base_dir)
+}
+
+/// Turns a `config` crate error into a problem naming the key when the crate says it.
+fn deserialize_problem(err: &config::ConfigError) -> Problem {
+    let text = err.to_string();
+    // The crate appends " for key `a.b`" (sometimes with a source) when it knows the key.
+    if let Some(start) = text.find(" for key `") {
+        let rest = &text[start + " for key `".len()..];
+        if let Some(end) = rest.find('`') {
+            let mut key = rest[..end].to_string();
+            let mut message = text[..start].to_string();
+            if let Some(field) = unknown_field(&message) {
+                key = format!("{key}.{field}");
+                message = format!("unknown key ({message})");
+            }
+            if message.contains("untagged enum RawMaster") {
+                message = "must be \"okta\", \"telus\", a list of them, or \"latest\"".into();
+            }
+            return Problem { key, message };
+        }
+    }
+    if let Some(field) = unknown_field(&text) {
+        return Problem {
+            key: field.to_string(),
+            message: format!("unknown section ({text})"),
+        };
+    }
+    if let Some(field) = text
+        .strip_prefix("missing configuration field \"")
+        .and_then(|r| r.split('"').next())
+    {
+        return Problem {
+            key: field.to_string(),
+            message: "missing".to_string(),
+        };
+    }
+    Problem {
+        key: "sync.toml".to_string(),
+        message: text,
+    }
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+}
+
+pub(crate) struct Problems(Vec<Problem>);
+
+impl Problems {
+    pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attributes::build_rules;
+    use super::*;
+    use crate::model::System;
+    use crate::reconcile::policy::{DEFAULT_TABLE, Master, Normalize, OnConflict};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_builtin_policy_is_what_a_config_without_rows_means() {
+        let mut p = Problems(Vec::new());
+        let rules = build_rules(&mut p, BTreeMap::new());
+        assert!(p.0.is_empty());
+        assert_eq!(rules, Policy::builtin().rules);
+        assert_eq!(rules.len(), crate::reconcile::policy::DEFAULT_TABLE.len());
+    }
+
+    const MINIMAL: &str = r#"
+[okta]
+url = "https://example.okta.com"
+token = "okta-secret-token"
+
+[telus]
+client_id = "cid"
+client_secret = "csecret"
+jwt = "jwt-credential"
+"#;
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        from_toml_str(text, Vec::new(), Path::new("/tmp"))
+    }
+
+    fn keys(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_the_default_table() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len());
+        assert_eq!(c.telus.brand_id, "7310");
+        assert_eq!(c.okta.scope, OktaScope::All);
+        assert_eq!(c.safety.max_deactivations, 10);
+        let phone = c.policy.rule("primaryPhone").unwrap();
+        assert_eq!(phone.master, Master::Priority(vec![System::Telus]));
+        assert_eq!(
+            c.policy.rule("state").unwrap().normalize,
+            Normalize::IsoSubdivision
+        );
+    }
+
+    #[test]
+    fn shipped_sync_toml_is_valid() {
+        let text = include_str!("../../sync.toml");
+        let env = vec![
+            ("OKTA_TELUS_SYNC__OKTA__TOKEN".to_string(), "t".to_string()),
+            (
+                "OKTA_TELUS_SYNC__TELUS__CLIENT_SECRET".to_string(),
+                "s".to_string(),
+            ),
+            ("OKTA_TELUS_SYNC__TELUS__JWT".to_string(), "j".to_string()),
+        ];
+        let text = text
+            .lines()
+            .filter(|l| !l.contains("_file"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = from_toml_str(&text, env, Path::new("/etc")).unwrap();
+        assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("[telus]", "[telus]\nclient_idd = \"x\"");
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs[0].key, "telus.client_idd", "{errs:?}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let text = format!("{MINIMAL}\n[safety]\nmax_deactivations = \"many\"\n");
+        let errs = parse(&text).unwrap_err();
+        assert!(
+            errs.iter().any(|p| p.key == "safety.max_deactivations"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_section_is_named() {
+        let text = MINIMAL.replace("[okta]", "[oktaa]");
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs[0].key, "oktaa", "{errs:?}");
+        let errs = parse("[telus]\nclient_id = \"c\"\n").unwrap_err();
+        assert_eq!(errs[0].key, "okta", "{errs:?}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_loopback() {
+        let text = MINIMAL.replace("https://example.okta.com", "http://example.okta.com");
+        assert_eq!(keys(&text), vec!["okta.url"]);
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9",
+            "http://[::1]:80",
+        ] {
+            let text = MINIMAL.replace("https://example.okta.com", ok);
+            assert!(parse(&text).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn url_with_path_is_refused() {
+        let text = MINIMAL.replace("https://example.okta.com", "https://example.okta.com/api");
+        assert_eq!(keys(&text), vec!["okta.url"]);
+    }
+
+    #[test]
+    fn okta_write_concurrency_and_rate_share_are_bounded() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (c.okta.write_concurrency, c.okta.rate_limit_percent),
+            (4, 50)
+        );
+        let with = |line: String| {
+            MINIMAL.replace(
+                "token = \"okta-secret-token\"",
+                &format!("token = \"okta-secret-token\"\n{line}"),
+            )
+        };
+        for (key, bad) in [
+            ("write_concurrency", 0),
+            ("write_concurrency", 17),
+            ("rate_limit_percent", 0),
+            ("rate_limit_percent", 101),
+        ] {
+            let text = with(format!("{key} = {bad}"));
+            assert_eq!(keys(&text), vec![format!("okta.{key}")], "{key} = {bad}");
+        }
+        let c = parse(&with(
+            "write_concurrency = 1\nrate_limit_percent = 100".into(),
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.okta.write_concurrency, c.okta.rate_limit_percent),
+            (1, 100)
+        );
+    }
+
+    #[test]
+    fn template_as_target_is_rejected() {
+        let text = format!("{MINIMAL}\n[attributes.primaryPhone]\nmaster = \"okta\"\n");
+        assert_eq!(keys(&text), vec!["attributes.primaryPhone.master"]);
+        let text = format!("{MINIMAL}\n[attributes.primaryPhone]\nmaster = \"latest\"\n");
+        assert_eq!(keys(&text), vec!["attributes.primaryPhone.master"]);
+    }
+
+    #[test]
+    fn unknown_telus_field_is_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[attributes.title]\ntelus = \"contact.title\"\nmaster = \"okta\"\n"
+        );
+        assert_eq!(keys(&text), vec!["attributes.title.telus"]);
+    }
+
+    #[test]
+    fn bad_master_and_normalize_are_named() {
+        let text = format!(
+            "{MINIMAL}\n[attributes.city]\nmaster = \"ad\"\n[attributes.department]\nnormalize = \"upper\"\n"
+        );
+        assert_eq!(
+            keys(&text),
+            vec!["attributes.city.master", "attributes.department.normalize"]
+        );
+    }
+
+    #[test]
+    fn priority_list_and_latest_rows_parse() {
+        let text = format!(
+            "{MINIMAL}\n[attributes.city]\nmaster = [\"telus\", \"okta\"]\n[attributes.department]\nmaster = \"latest\"\non_conflict = \"okta\"\n"
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.policy.rule("city").unwrap().master,
+            Master::Priority(vec![System::Telus, System::Okta])
+        );
+        assert_eq!(
+            c.policy.rule("department").unwrap().master,
+            Master::Latest {
+                on_conflict: OnConflict::Prefer(System::Okta)
+            }
+        );
+    }
+
+    #[test]
+    fn sync_false_turns_a_row_off() {
+        let text = format!("{MINIMAL}\n[attributes.department]\nsync = false\n");
+        let c = parse(&text).unwrap();
+        assert!(c.policy.rule("department").is_none());
+        assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len() - 1);
+    }
+
+    #[test]
+    fn two_rows_on_one_telus_field_are_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[attributes.title]\ntelus = \"contact.department\"\nmaster = \"okta\"\n"
+        );
+        assert_eq!(keys(&text), vec!["attributes.title.telus"]);
+    }
+
+    #[test]
+    fn environment_overrides_and_supplies_secrets() {
+        let text = MINIMAL.replace("token = \"okta-secret-token\"\n", "");
+        assert_eq!(keys(&text), vec!["okta.token"]);
+        let env = vec![(
+            "OKTA_TELUS_SYNC__OKTA__TOKEN".to_string(),
+            "from-env".to_string(),
+        )];
+        let c = from_toml_str(&text, env, Path::new("/tmp")).unwrap();
+        use secrecy::ExposeSecret;
+        let OktaAuth::Ssws(t) = &c.okta.auth else {
+            panic!()
+        };
+        assert_eq!(t.expose_secret(), "from-env");
+    }
+
+    #[test]
+    fn secret_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "file-token\n").unwrap();
+        let text = MINIMAL.replace("token = \"okta-secret-token\"", "token_file = \"tok\"");
+        let c = from_toml_str(&text, Vec::new(), dir.path()).unwrap();
+        use secrecy::ExposeSecret;
+        let OktaAuth::Ssws(t) = &c.okta.auth else {
+            panic!()
+        };
+        assert_eq!(t.expose_secret(), "file-token");
+        let text = MINIMAL.replace("token = \"okta-secret-token\"", "token_file = \"nope\"");
+        let errs = from_toml_str(&text, Vec::new(), dir.path()).unwrap_err();
+        assert_eq!(errs[0].key, "okta.token_file");
+    }
+
+    #[test]
+    fn okta_oauth_needs_a_readable_rsa_key_and_excludes_a_token() {
+        let base = MINIMAL.replace("token = \"okta-secret-token\"\n", "");
+        let with = |extra: &str| format!("{base}\n[okta.oauth]\nclient_id = \"0oa1\"\n{extra}");
+        let errs = parse(&with("private_key = \"not a key\"")).unwrap_err();
+        assert_eq!(errs[0].key, "okta.oauth.private_key");
+        let errs = parse(&with("")).unwrap_err();
+        assert_eq!(errs[0].key, "okta.oauth.private_key");
+        let pem = include_str!("../../tests/fixtures/okta-test-key.pem");
+        let c = parse(&with(&format!("private_key = \"\"\"{pem}\"\"\""))).unwrap();
+        assert!(
+            matches!(c.okta.auth, OktaAuth::OAuth { ref scopes, .. } if scopes == "okta.users.read okta.users.manage")
+        );
+        let both = format!(
+            "{MINIMAL}\n[okta.oauth]\nclient_id = \"0oa1\"\nprivate_key = \"\"\"{pem}\"\"\""
+        );
+        assert_eq!(parse(&both).unwrap_err()[0].key, "okta.token");
+    }
+
+    #[test]
+    fn http_listen_is_parsed_or_named() {
+        let c = parse(&format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9464\"\n")).unwrap();
+        assert_eq!(c.http.unwrap().listen.port(), 9464);
+        let text = format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n");
+        assert_eq!(keys(&text), vec!["http.listen"]);
+    }
+
+    #[test]
+    fn bad_cron_is_named() {
+        let text = format!("{MINIMAL}\n[schedule]\ncron = \"every 15 minutes\"\n");
+        assert_eq!(keys(&text), vec!["schedule.cron"]);
+        let text = format!("{MINIMAL}\n[schedule]\ncron = \"*/15 * * * *\"\n");
+        assert_eq!(parse(&text).unwrap().schedule.cron, "0 */15 * * * *");
+        let text = format!("{MINIMAL}\n[schedule]\nfull_cron = \"0 99 * * *\"\n");
+        assert_eq!(keys(&text), vec!["schedule.full_cron"]);
+    }
+
+    #[test]
+    fn errors_never_echo_secrets() {
+        let text = MINIMAL.replace("https://example.okta.com", "ftp://x") + "\n[bogus]\n";
+        let all = format!("{:?}", parse(&text).unwrap_err());
+        assert!(!all.contains("okta-secret-token") && !all.contains("csecret"));
+    }
+}
