@@ -57,7 +57,7 @@ fn parse_master(p: &mut Problems, key: &str, row: &RawAttr) -> Option<Master> {
     match row.master.clone() {
         None => {
             p.push(format!("{key}.master"), "missing");
-            return None;
+            None
         }
         Some(RawMaster::One(s)) if s == "latest" => {
             let on_conflict = match row.on_conflict.as_deref() {
