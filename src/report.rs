@@ -83,6 +83,12 @@ pub fn plan_text(plan: &Plan) -> String {
             );
         }
     }
+    plan_problems_text(&mut out, plan);
+    out
+}
+
+/// The users not synced, the known refusals, and the notes.
+fn plan_problems_text(out: &mut String, plan: &Plan) {
     let failing: Vec<_> = plan
         .problems
         .iter()
@@ -140,7 +146,6 @@ pub fn plan_text(plan: &Plan) -> String {
             let _ = writeln!(out, "  {} [{}] {}", who, p.kind.as_str(), p.message);
         }
     }
-    out
 }
 
 /// The plan as one JSON document.
@@ -376,43 +381,7 @@ pub fn status_text(
         store.size_bytes()?.div_ceil(1024),
         store.schema_version()?
     );
-    let passes = store.recent_passes(10)?;
-    if passes.is_empty() {
-        let _ = writeln!(out, "\nNo passes yet: run `sync --dry-run`, then `sync`.");
-    } else {
-        let _ = writeln!(out, "\nLast passes (newest first):");
-        for p in &passes {
-            let s = &p.summary;
-            let _ = writeln!(
-                out,
-                "  #{:<5} {:<5} {}  {:>9}  {:<13} read {}/{}  planned {} applied {} failed {}  users failed {}",
-                p.id,
-                p.kind,
-                p.started_at,
-                duration(&p.started_at, p.finished_at.as_deref()),
-                if s.outcome.is_empty() {
-                    "unfinished"
-                } else {
-                    &s.outcome
-                },
-                s.okta_read,
-                s.telus_read,
-                s.planned,
-                s.applied,
-                s.failed,
-                s.failed_users
-            );
-        }
-        if let Some(last) = passes.first()
-            && last.summary.outcome == "held"
-        {
-            let _ = writeln!(
-                out,
-                "\nHELD: the last pass wrote nothing: {}\n  Review with `plan`, then run `sync --approve` to proceed once.",
-                last.summary.message.as_deref().unwrap_or("a safety limit")
-            );
-        }
-    }
+    status_passes(&mut out, &store.recent_passes(10)?);
     let refusals = store.okta_refusals()?;
     if !refusals.is_empty() {
         let _ = writeln!(
@@ -470,7 +439,57 @@ pub fn status_text(
             "\n{unfinished} change(s) were interrupted by a stopped run; the next pass settles them against a fresh read."
         );
     }
-    match store.credentials("telus")? {
+    status_session(&mut out, config, store.credentials("telus")?);
+    Ok(out)
+}
+
+/// The last passes, and the hold of the last one.
+fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
+    if passes.is_empty() {
+        let _ = writeln!(out, "\nNo passes yet: run `sync --dry-run`, then `sync`.");
+    } else {
+        let _ = writeln!(out, "\nLast passes (newest first):");
+        for p in passes {
+            let s = &p.summary;
+            let _ = writeln!(
+                out,
+                "  #{:<5} {:<5} {}  {:>9}  {:<13} read {}/{}  planned {} applied {} failed {}  users failed {}",
+                p.id,
+                p.kind,
+                p.started_at,
+                duration(&p.started_at, p.finished_at.as_deref()),
+                if s.outcome.is_empty() {
+                    "unfinished"
+                } else {
+                    &s.outcome
+                },
+                s.okta_read,
+                s.telus_read,
+                s.planned,
+                s.applied,
+                s.failed,
+                s.failed_users
+            );
+        }
+        if let Some(last) = passes.first()
+            && last.summary.outcome == "held"
+        {
+            let _ = writeln!(
+                out,
+                "\nHELD: the last pass wrote nothing: {}\n  Review with `plan`, then run `sync --approve` to proceed once.",
+                last.summary.message.as_deref().unwrap_or("a safety limit")
+            );
+        }
+    }
+}
+
+/// The TELUS session: how long its refresh token lives, or which credential is used.
+fn status_session(
+    out: &mut String,
+    config: &crate::config::Config,
+    stored: Option<crate::model::TokenPair>,
+) {
+    match stored {
         Some(t) => {
             let now = chrono::Utc::now().timestamp();
             match t.refresh_expires_at {
@@ -510,7 +529,6 @@ pub fn status_text(
             );
         }
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -421,43 +421,94 @@ async fn apply_okta_update(
             return Ok(report);
         }
     };
+    let (mut report, refused, last_updated) =
+        probe_each(action, okta_id, rows, store, okta, targets).await?;
+    let e = WriteError::from(refusal);
+    let explanation = record_refusals(
+        action,
+        okta_id,
+        rows,
+        &refused,
+        last_updated,
+        &e,
+        store,
+        targets,
+    )?;
+    report.failed += refused.len();
+    if report.failed_user.is_none() {
+        report.failed_user = Some((action.user.clone(), (e.code.clone(), explanation)));
+    }
+    Ok(report)
+}
+
+/// Sends each attribute of a refused update alone: the ones Okta takes land (and are
+/// recorded); answers the attempt so far, the indexes Okta refused, and the user's
+/// `lastUpdated` after what landed (a refusal holds while the record is so).
+async fn probe_each(
+    action: &PlannedAction,
+    okta_id: &OktaId,
+    rows: &[i64],
+    store: &Store,
+    okta: &okta::Client,
+    targets: &Targets<'_>,
+) -> Result<(Attempt, Vec<usize>, Option<String>), crate::store::Error> {
+    let changes = action.changes();
+    let body = |cs: &[AttrChange]| -> BTreeMap<String, Option<String>> {
+        cs.iter()
+            .map(|c| (c.field.clone(), c.new.clone()))
+            .collect()
+    };
     let mut report = Attempt::default();
     let mut refused: Vec<usize> = Vec::new();
-    // The user's record after whatever part landed: the refusal holds while it is so.
     let mut last_updated = targets
         .okta_users
         .get(okta_id)
         .and_then(|u| u.last_updated.clone());
     if changes.len() == 1 {
-        refused.push(0);
-    } else {
-        tracing::info!(
-            user = %action.user.email,
-            attributes = changes.len(),
-            "okta refused the update (E0000023): sending each attribute alone"
-        );
-        for (i, c) in changes.iter().enumerate() {
-            let one = std::slice::from_ref(c);
-            match okta.update_profile(okta_id, &body(one)).await {
-                Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => refused.push(i),
-                other => {
-                    if let Ok(user) = &other {
-                        last_updated = user.last_updated.clone().or(last_updated);
-                        store.clear_okta_refusals(okta_id, &[c.attr.as_str()])?;
-                    }
-                    let r = record(
-                        action,
-                        &rows[i..=i],
-                        one,
-                        other.map(|_| ()).map_err(WriteError::from),
-                        store,
-                    )?;
-                    report.absorb(r);
+        return Ok((report, vec![0], last_updated));
+    }
+    tracing::info!(
+        user = %action.user.email,
+        attributes = changes.len(),
+        "okta refused the update (E0000023): sending each attribute alone"
+    );
+    for (i, c) in changes.iter().enumerate() {
+        let one = std::slice::from_ref(c);
+        match okta.update_profile(okta_id, &body(one)).await {
+            Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => refused.push(i),
+            other => {
+                if let Ok(user) = &other {
+                    last_updated = user.last_updated.clone().or(last_updated);
+                    store.clear_okta_refusals(okta_id, &[c.attr.as_str()])?;
                 }
+                let r = record(
+                    action,
+                    &rows[i..=i],
+                    one,
+                    other.map(|_| ()).map_err(WriteError::from),
+                    store,
+                )?;
+                report.absorb(r);
             }
         }
     }
-    let e = WriteError::from(refusal);
+    Ok((report, refused, last_updated))
+}
+
+/// Journals the refused attributes `failed` with Okta's explanation (and the user's profile
+/// source), and remembers each refusal with what it depended on. Answers the explanation.
+#[allow(clippy::too_many_arguments)]
+fn record_refusals(
+    action: &PlannedAction,
+    okta_id: &OktaId,
+    rows: &[i64],
+    refused: &[usize],
+    last_updated: Option<String>,
+    e: &WriteError,
+    store: &Store,
+    targets: &Targets<'_>,
+) -> Result<String, crate::store::Error> {
+    let changes = action.changes();
     let user = targets.okta_users.get(okta_id);
     let provider = user.and_then(|u| u.provider.clone());
     let explanation = match &provider {
@@ -489,7 +540,7 @@ async fn apply_okta_update(
         })
         .collect();
     store.put_okta_refusals(&known, e.code.as_deref().unwrap_or(okta::REFUSED_MASTERED))?;
-    for &i in &refused {
+    for &i in refused {
         tracing::warn!(
             user = %action.user.email,
             attribute = %changes[i].attr,
@@ -498,11 +549,7 @@ async fn apply_okta_update(
             "okta refused the attribute for this user; not sent again until the user or the attribute's master changes"
         );
     }
-    report.failed += refused.len();
-    if report.failed_user.is_none() {
-        report.failed_user = Some((action.user.clone(), (e.code.clone(), explanation)));
-    }
-    Ok(report)
+    Ok(explanation)
 }
 
 /// Records the outcome of sending `changes` (journal rows `rows`): applied with their

@@ -63,6 +63,15 @@ pub async fn run() -> anyhow::Result<Exit> {
         writes(&sb) - writes_before
     );
 
+    print_directories(&sb);
+    println!(
+        "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
+    );
+    Ok(Exit::Ok)
+}
+
+/// Both fakes' directories as the passes left them.
+fn print_directories(sb: &sandbox::Sandbox) {
     println!("\n== TELUS after the passes ==");
     {
         let st = sb.telus.lock();
@@ -119,10 +128,6 @@ pub async fn run() -> anyhow::Result<Exit> {
             );
         }
     }
-    println!(
-        "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
-    );
-    Ok(Exit::Ok)
 }
 
 fn writes(sb: &sandbox::Sandbox) -> usize {

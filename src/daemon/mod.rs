@@ -158,22 +158,39 @@ fn failure_backoff(failures: u32) -> Duration {
     )
 }
 
+/// The daemon's state between passes.
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    store: Store,
+    clients: Clients,
+    figures: metrics::Shared,
+    http: Option<tokio::task::JoinHandle<()>>,
+    sched: tokio_cron_scheduler::JobScheduler,
+    tick_tx: mpsc::Sender<Tick>,
+    stop: AtomicBool,
+    system_failures: u32,
+    /// While backing off after a whole-system failure: when passes resume.
+    resume_at: Option<tokio::time::Instant>,
+    reload_pending: bool,
+}
+
 /// Runs passes on the schedules until `Signal::Terminate`. `config_path` is re-read on
 /// `Signal::Reload`; a config that fails validation is logged with its keys and ignored.
 pub async fn run(
     config_path: PathBuf,
-    mut config: Config,
+    config: Config,
     mut signals: mpsc::Receiver<Signal>,
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.store_path)?;
-    let mut clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
+    let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
     let figures: metrics::Shared = Default::default();
-    let mut http = match &config.http {
+    let http = match &config.http {
         Some(h) => Some(metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?),
         None => None,
     };
     let (tick_tx, mut ticks) = mpsc::channel::<Tick>(1);
-    let mut sched = start_scheduler(&config, tick_tx.clone()).await?;
+    let sched = start_scheduler(&config, tick_tx.clone()).await?;
     tracing::info!(cron = %config.schedule.cron, full_cron = %config.schedule.full_cron, "daemon started");
     notify(&[
         sd_notify::NotifyState::Ready,
@@ -184,132 +201,38 @@ pub async fn run(
             .map(|d| d / 2)
             .unwrap_or(Duration::from_secs(3600)),
     );
-
-    let stop = AtomicBool::new(false);
-    let mut system_failures = 0u32;
-    let mut resume_at: Option<tokio::time::Instant> = None;
+    let mut d = Daemon {
+        config_path,
+        config,
+        store,
+        clients,
+        figures,
+        http,
+        sched,
+        tick_tx,
+        stop: AtomicBool::new(false),
+        system_failures: 0,
+        resume_at: None,
+        reload_pending: false,
+    };
     let mut due: Option<Tick> = None;
-    let mut reload_pending = false;
     loop {
-        if reload_pending {
-            reload_pending = false;
-            match config::load(&config_path) {
-                Ok(new) => {
-                    let changed = config_changes(&config, &new);
-                    if new.store_path != config.store_path {
-                        tracing::warn!("store.path changed: takes effect after a restart");
-                    }
-                    if changed.contains(&"okta") || changed.contains(&"telus") {
-                        clients = Clients::from_store(&new, HttpSettings::default(), &store)?;
-                    }
-                    if changed.contains(&"schedule") {
-                        let _ = sched.shutdown().await;
-                        sched = start_scheduler(&new, tick_tx.clone()).await?;
-                    }
-                    if changed.contains(&"http") {
-                        if let Some(h) = http.take() {
-                            h.abort();
-                        }
-                        if let Some(h) = &new.http {
-                            http = Some(
-                                metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?,
-                            );
-                        }
-                    }
-                    let store_path = config.store_path.clone();
-                    config = new;
-                    config.store_path = store_path;
-                    tracing::info!(changed = %changed.join(","), "config reloaded; takes effect from the next pass");
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "config reload rejected; the previous config stays in force");
-                }
-            }
+        if std::mem::take(&mut d.reload_pending) {
+            d.reload().await?;
         }
         if let Some(tick) = due.take() {
-            if resume_at.is_some_and(|t| t > tokio::time::Instant::now()) {
-                tracing::info!("pass skipped: backing off after a whole-system failure");
-            } else {
-                let kind = if tick == Tick::Full {
-                    "full"
-                } else {
-                    "incremental"
-                };
-                notify(&[sd_notify::NotifyState::Status(&format!(
-                    "running a {kind} pass"
-                ))]);
-                let opts = PassOptions {
-                    full: tick == Tick::Full,
-                    stop: Some(&stop),
-                    ..PassOptions::default()
-                };
-                let pass = run_one_pass(&config, &clients, &store, opts);
-                tokio::pin!(pass);
-                let report = loop {
-                    tokio::select! {
-                        r = &mut pass => break r,
-                        Some(sig) = signals.recv() => match sig {
-                            Signal::Terminate => {
-                                tracing::info!("stop requested: finishing the change in flight");
-                                notify(&[sd_notify::NotifyState::Stopping]);
-                                stop.store(true, Ordering::SeqCst);
-                            }
-                            Signal::Reload => reload_pending = true,
-                            Signal::PassNow => {}
-                        },
-                        Some(_) = ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
-                        _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                    }
-                };
-                match report {
-                    Ok(report) if report.outcome == PassOutcome::Busy => {
-                        // An admin's `sync` is running: not a failure, no backoff; the next
-                        // tick tries again.
-                        tracing::info!(
-                            holder = report.busy.as_deref().unwrap_or(""),
-                            "tick skipped: another pass holds the store"
-                        );
-                        notify(&[sd_notify::NotifyState::Status(
-                            "tick skipped: another pass holds the store",
-                        )]);
-                    }
-                    Ok(report) => {
-                        record(&figures, &store, &clients, &report);
-                        let summary = crate::report::pass_text(&report);
-                        notify(&[sd_notify::NotifyState::Status(summary.trim())]);
-                        if report.outcome == PassOutcome::SystemFailed {
-                            system_failures += 1;
-                            let wait = failure_backoff(system_failures);
-                            resume_at = Some(tokio::time::Instant::now() + wait);
-                            tracing::warn!(
-                                failures = system_failures,
-                                wait_s = wait.as_secs(),
-                                "whole-system failure: backing off"
-                            );
-                        } else {
-                            system_failures = 0;
-                            resume_at = None;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "pass failed: the store is unusable");
-                        system_failures += 1;
-                        resume_at =
-                            Some(tokio::time::Instant::now() + failure_backoff(system_failures));
-                    }
-                }
-            }
+            d.tick(tick, &mut signals, &mut ticks, &mut watchdog).await;
         }
-        if stop.load(Ordering::SeqCst) {
+        if d.stop.load(Ordering::SeqCst) {
             break;
         }
         tokio::select! {
             Some(sig) = signals.recv() => match sig {
                 Signal::Terminate => break,
-                Signal::Reload => reload_pending = true,
+                Signal::Reload => d.reload_pending = true,
                 Signal::PassNow => {
                     // An operator's request overrides a backoff.
-                    resume_at = None;
+                    d.resume_at = None;
                     due = Some(Tick::Incremental);
                 }
             },
@@ -318,10 +241,146 @@ pub async fn run(
         }
     }
     notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = sched.shutdown().await;
-    if let Some(h) = http {
+    let _ = d.sched.shutdown().await;
+    if let Some(h) = d.http.take() {
         h.abort();
     }
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+impl Daemon {
+    /// Re-reads `sync.toml`: a valid one takes effect from the next pass (clients, schedule
+    /// and listener rebuilt as needed); a broken one is logged and the old one stays.
+    async fn reload(&mut self) -> anyhow::Result<()> {
+        let new = match config::load(&self.config_path) {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload rejected; the previous config stays in force");
+                return Ok(());
+            }
+        };
+        let changed = config_changes(&self.config, &new);
+        if new.store_path != self.config.store_path {
+            tracing::warn!("store.path changed: takes effect after a restart");
+        }
+        if changed.contains(&"okta") || changed.contains(&"telus") {
+            self.clients = Clients::from_store(&new, HttpSettings::default(), &self.store)?;
+        }
+        if changed.contains(&"schedule") {
+            let _ = self.sched.shutdown().await;
+            self.sched = start_scheduler(&new, self.tick_tx.clone()).await?;
+        }
+        if changed.contains(&"http") {
+            if let Some(h) = self.http.take() {
+                h.abort();
+            }
+            if let Some(h) = &new.http {
+                self.http =
+                    Some(metrics::serve(h.listen, self.figures.clone(), h.max_pass_age).await?);
+            }
+        }
+        let store_path = self.config.store_path.clone();
+        self.config = new;
+        self.config.store_path = store_path;
+        tracing::info!(changed = %changed.join(","), "config reloaded; takes effect from the next pass");
+        Ok(())
+    }
+
+    /// Runs the pass a tick asks for (unless backing off), answering signals meanwhile: a
+    /// stop lets the change in flight finish; a reload waits for the pass to end.
+    async fn tick(
+        &mut self,
+        tick: Tick,
+        signals: &mut mpsc::Receiver<Signal>,
+        ticks: &mut mpsc::Receiver<Tick>,
+        watchdog: &mut tokio::time::Interval,
+    ) {
+        if self
+            .resume_at
+            .is_some_and(|t| t > tokio::time::Instant::now())
+        {
+            tracing::info!("pass skipped: backing off after a whole-system failure");
+            return;
+        }
+        let kind = if tick == Tick::Full {
+            "full"
+        } else {
+            "incremental"
+        };
+        notify(&[sd_notify::NotifyState::Status(&format!(
+            "running a {kind} pass"
+        ))]);
+        let opts = PassOptions {
+            full: tick == Tick::Full,
+            stop: Some(&self.stop),
+            ..PassOptions::default()
+        };
+        let mut reload = false;
+        let report = {
+            let pass = run_one_pass(&self.config, &self.clients, &self.store, opts);
+            tokio::pin!(pass);
+            loop {
+                tokio::select! {
+                    r = &mut pass => break r,
+                    Some(sig) = signals.recv() => match sig {
+                        Signal::Terminate => {
+                            tracing::info!("stop requested: finishing the change in flight");
+                            notify(&[sd_notify::NotifyState::Stopping]);
+                            self.stop.store(true, Ordering::SeqCst);
+                        }
+                        Signal::Reload => reload = true,
+                        Signal::PassNow => {}
+                    },
+                    Some(_) = ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
+                    _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                }
+            }
+        };
+        self.reload_pending |= reload;
+        self.after_pass(report);
+    }
+
+    /// Counts the pass, and backs off after a whole-system failure. A tick skipped because
+    /// another pass holds the store is neither a failure nor a pass.
+    fn after_pass(&mut self, report: anyhow::Result<PassReport>) {
+        match report {
+            Ok(report) if report.outcome == PassOutcome::Busy => {
+                // An admin's `sync` is running: no backoff; the next tick tries again.
+                tracing::info!(
+                    holder = report.busy.as_deref().unwrap_or(""),
+                    "tick skipped: another pass holds the store"
+                );
+                notify(&[sd_notify::NotifyState::Status(
+                    "tick skipped: another pass holds the store",
+                )]);
+            }
+            Ok(report) => {
+                record(&self.figures, &self.store, &self.clients, &report);
+                let summary = crate::report::pass_text(&report);
+                notify(&[sd_notify::NotifyState::Status(summary.trim())]);
+                if report.outcome == PassOutcome::SystemFailed {
+                    self.back_off();
+                } else {
+                    self.system_failures = 0;
+                    self.resume_at = None;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pass failed: the store is unusable");
+                self.back_off();
+            }
+        }
+    }
+
+    fn back_off(&mut self) {
+        self.system_failures += 1;
+        let wait = failure_backoff(self.system_failures);
+        self.resume_at = Some(tokio::time::Instant::now() + wait);
+        tracing::warn!(
+            failures = self.system_failures,
+            wait_s = wait.as_secs(),
+            "whole-system failure: backing off"
+        );
+    }
 }

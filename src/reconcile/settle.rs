@@ -34,23 +34,12 @@ pub struct Settlement {
     pub link: Option<Link>,
 }
 
-/// Decides each unfinished row from the targets' current state.
-pub fn settle(
-    rows: &[Unfinished],
-    okta: &[OktaUser],
-    telus: &[TelusUser],
-    policy: &Policy,
-) -> Vec<Settlement> {
-    let okta_by_id: HashMap<&OktaId, &OktaUser> = okta.iter().map(|u| (&u.id, u)).collect();
-    let telus_by_id: HashMap<&ExtId, &TelusUser> = telus.iter().map(|u| (&u.id, u)).collect();
-    let kind_of = |attr: &str| {
-        policy
-            .rule(attr)
-            .map(|r| r.normalize)
-            .unwrap_or(Normalize::None)
-    };
-    // Creates are settled per user: find the TELUS user by the Okta id every create carries
-    // in its `references`, else by the email the create sent.
+/// Creates are settled per user: the TELUS user carrying the Okta id every create sends in
+/// its `references`, else the one with the email the create sent (none when ambiguous).
+fn find_created<'a>(
+    rows: &'a [Unfinished],
+    telus: &'a [TelusUser],
+) -> HashMap<&'a OktaId, Option<&'a TelusUser>> {
     let mut created_by_okta: HashMap<&OktaId, Option<&TelusUser>> = HashMap::new();
     for r in rows.iter().filter(|r| r.rule == "create") {
         let (Some(okta_id), Some(email)) = (&r.okta_id, &r.new) else {
@@ -75,6 +64,25 @@ pub fn settle(
         created_by_okta.insert(okta_id, (found.len() == 1).then(|| found[0]));
     }
 
+    created_by_okta
+}
+
+/// Decides each unfinished row from the targets' current state.
+pub fn settle(
+    rows: &[Unfinished],
+    okta: &[OktaUser],
+    telus: &[TelusUser],
+    policy: &Policy,
+) -> Vec<Settlement> {
+    let okta_by_id: HashMap<&OktaId, &OktaUser> = okta.iter().map(|u| (&u.id, u)).collect();
+    let telus_by_id: HashMap<&ExtId, &TelusUser> = telus.iter().map(|u| (&u.id, u)).collect();
+    let kind_of = |attr: &str| {
+        policy
+            .rule(attr)
+            .map(|r| r.normalize)
+            .unwrap_or(Normalize::None)
+    };
+    let created_by_okta = find_created(rows, telus);
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let current: Option<Option<String>> = if r.rule == "create" {

@@ -188,6 +188,13 @@ struct GroupState {
     until: Instant,
 }
 
+/// What a refused refresh leads to: a usable access token another process stored, or a new
+/// pair to keep.
+enum Refreshed {
+    Use(SecretString),
+    New(TokenPair),
+}
+
 /// Requests sent and 429s received (for tests and metrics).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -652,9 +659,7 @@ impl Client {
     async fn access_token(&self, force: bool) -> Result<SecretString, Error> {
         let mut guard = self.token.lock().await;
         let now = epoch_s();
-        // Refresh a little before expiry: two minutes, or a quarter of a short token's life.
-        let lifetime = self.token_lifetime.load(Ordering::Relaxed);
-        let margin = (TOKEN_MARGIN.as_secs() as i64).min(lifetime / 4);
+        let margin = self.refresh_margin();
         let usable = |t: &TokenPair| t.access_expires_at > epoch_s() + margin;
         if !force
             && let Some(t) = guard.as_ref()
@@ -691,36 +696,12 @@ impl Client {
                     code,
                     message,
                 }) if status == 400 || status == 401 => {
-                    // Refused: perhaps another process spent it a moment ago.
-                    let rotated = self.stored_pair().filter(|stored| {
-                        guard.as_ref().is_none_or(|held| !held.same_refresh(stored))
-                    });
-                    match (rotated, &self.jwt) {
-                        (Some(stored), _) if usable(&stored) => {
-                            tracing::info!(
-                                "telus refresh token was spent by another process; using the pair it stored"
-                            );
-                            *guard = Some(stored);
-                            return Ok(self.keep(&mut guard));
-                        }
-                        (Some(stored), _) if stored.refresh_token.is_some() => {
-                            let rt = stored.refresh_token.clone().unwrap_or_else(|| rt.clone());
-                            *guard = Some(stored);
-                            self.refresh_grant(&rt).await?
-                        }
-                        (_, Some(jwt)) => {
-                            tracing::warn!(code = %code, "telus refresh token refused; signing in again with the JWT credential");
-                            self.jwt_grant(jwt).await?
-                        }
-                        (_, None) => {
-                            return Err(Error::Auth {
-                                status,
-                                code,
-                                message: format!(
-                                    "{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"
-                                ),
-                            });
-                        }
+                    match self
+                        .after_refused_refresh(&mut guard, &rt, (status, code, message))
+                        .await?
+                    {
+                        Refreshed::Use(token) => return Ok(token),
+                        Refreshed::New(pair) => pair,
                     }
                 }
                 Err(e) => return Err(e),
@@ -749,6 +730,57 @@ impl Client {
         }
         *guard = Some(pair);
         Ok(self.keep(&mut guard))
+    }
+
+    /// A refresh was refused (`status`, `code`, `message`): perhaps another process spent
+    /// the token a moment ago and stored its successor; else a JWT signs in anew; else the
+    /// session is over.
+    async fn after_refused_refresh(
+        &self,
+        guard: &mut Option<TokenPair>,
+        rt: &SecretString,
+        (status, code, message): (u16, String, String),
+    ) -> Result<Refreshed, Error> {
+        let margin = self.refresh_margin();
+        let usable = |t: &TokenPair| t.access_expires_at > epoch_s() + margin;
+        // Refused: perhaps another process spent it a moment ago.
+        let rotated = self
+            .stored_pair()
+            .filter(|stored| guard.as_ref().is_none_or(|held| !held.same_refresh(stored)));
+        Ok(match (rotated, &self.jwt) {
+            (Some(stored), _) if usable(&stored) => {
+                tracing::info!(
+                    "telus refresh token was spent by another process; using the pair it stored"
+                );
+                *guard = Some(stored);
+                return Ok(Refreshed::Use(self.keep(guard)));
+            }
+            (Some(stored), _) if stored.refresh_token.is_some() => {
+                let rt = stored.refresh_token.clone().unwrap_or_else(|| rt.clone());
+                *guard = Some(stored);
+                Refreshed::New(self.refresh_grant(&rt).await?)
+            }
+            (_, Some(jwt)) => {
+                tracing::warn!(code = %code, "telus refresh token refused; signing in again with the JWT credential");
+                Refreshed::New(self.jwt_grant(jwt).await?)
+            }
+            (_, None) => {
+                return Err(Error::Auth {
+                    status,
+                    code,
+                    message: format!(
+                        "{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"
+                    ),
+                });
+            }
+        })
+    }
+
+    /// How long before expiry a token is refreshed: two minutes, or a quarter of a short
+    /// token's life.
+    fn refresh_margin(&self) -> i64 {
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed);
+        (TOKEN_MARGIN.as_secs() as i64).min(lifetime / 4)
     }
 
     /// The held pair's access token, noting its lifetime (it sets how early it is refreshed).
@@ -1028,24 +1060,7 @@ impl Client {
                     endpoint: endpoint.to_string(),
                 });
             }
-            let body = resp.bytes().await.unwrap_or_default();
-            let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
-            let first = dto.errors.into_iter().next();
-            return Err(Error::Api {
-                endpoint: endpoint.to_string(),
-                status: status.as_u16(),
-                code: first
-                    .as_ref()
-                    .and_then(|e| e.error_code.clone())
-                    .or(dto.error_code)
-                    .unwrap_or_default(),
-                message: first
-                    .as_ref()
-                    .and_then(|e| e.message.clone())
-                    .or(dto.message)
-                    .unwrap_or_default(),
-                parameter: first.and_then(|e| e.parameter_name),
-            });
+            return Err(api_error(endpoint, resp).await);
         }
     }
 
@@ -1184,6 +1199,30 @@ impl Client {
             g.remove(group);
         }
         Ok(())
+    }
+}
+
+/// A refused request's error, from RingCentral's error body (`errors[0]`, else the top-level
+/// `errorCode`/`message`).
+async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
+    let first = dto.errors.into_iter().next();
+    Error::Api {
+        endpoint: endpoint.to_string(),
+        status,
+        code: first
+            .as_ref()
+            .and_then(|e| e.error_code.clone())
+            .or(dto.error_code)
+            .unwrap_or_default(),
+        message: first
+            .as_ref()
+            .and_then(|e| e.message.clone())
+            .or(dto.message)
+            .unwrap_or_default(),
+        parameter: first.and_then(|e| e.parameter_name),
     }
 }
 
