@@ -302,6 +302,63 @@ fn the_module_graph_has_no_cycle() {
     }
 }
 
+/// Functions longer than `max` lines in `text`: (name, first line, length). Counts braces
+/// from each `fn` line to its closing one (good enough for rustfmt-formatted code).
+fn long_functions(text: &str, max: usize) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        let t = t
+            .strip_prefix("pub(crate) ")
+            .or_else(|| t.strip_prefix("pub(super) "))
+            .or_else(|| t.strip_prefix("pub "))
+            .unwrap_or(t);
+        let t = t.strip_prefix("async ").unwrap_or(t);
+        let Some(rest) = t.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let (mut depth, mut started) = (0i64, false);
+        for (j, body) in lines.iter().enumerate().skip(i) {
+            depth += body.matches('{').count() as i64 - body.matches('}').count() as i64;
+            started |= body.contains('{');
+            if body.trim_end().ends_with(';') && !started {
+                break; // a declaration without a body
+            }
+            if started && depth <= 0 {
+                if j - i + 1 > max {
+                    out.push((name.clone(), i + 1, j - i + 1));
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_outside_tests_and_fakes_exceeds_100_lines() {
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        let rel = rel(&path);
+        if rel.starts_with("sandbox/") {
+            continue;
+        }
+        for (name, line, len) in long_functions(&non_test(&path, &text), 100) {
+            found.push(format!("{rel}:{line}: {name} is {len} lines"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "functions over 100 lines:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_checks_see_what_they_look_for() {
     // The parsers themselves, on planted text.

@@ -231,14 +231,7 @@ pub async fn run_one_pass(
     store: &Store,
     opts: PassOptions<'_>,
 ) -> anyhow::Result<PassReport> {
-    // The mapped names first, so that no flood of other names from a server can crowd them out.
-    let unmapped = crate::model::register_mapped_names(config.policy.field_names());
-    if !unmapped.is_empty() {
-        anyhow::bail!(
-            "the field-name table cannot hold the mapped names {}",
-            unmapped.join(", ")
-        );
-    }
+    register_mapped_names(config)?;
     let _lock = match take_store(store, &opts).await? {
         Ok(lock) => lock,
         Err(busy) => return Ok(PassReport::busy(busy)),
@@ -291,6 +284,18 @@ pub async fn run_one_pass(
         store.checkpoint()?;
     }
     Ok(report)
+}
+
+/// The mapped names first, so that no flood of other names from a server can crowd them out.
+fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
+    let unmapped = crate::model::register_mapped_names(config.policy.field_names());
+    if !unmapped.is_empty() {
+        anyhow::bail!(
+            "the field-name table cannot hold the mapped names {}",
+            unmapped.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The one-writer lock for a pass that may write: `Ok(None)` for a dry run (no lock),
