@@ -46,18 +46,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Worth retrying later (network, 5xx, rate limit).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Network { .. }
-            | Error::RateLimited { .. }
-            | Error::Timeout { .. }
-            | Error::Interrupted { .. } => true,
-            Error::Api { status, .. } => *status >= 500,
-            _ => false,
-        }
-    }
-
     /// For a write: whether it may have been processed although no readable answer came
     /// back (then it is settled against a fresh read, not sent again blindly).
     pub fn outcome_unknown(&self) -> bool {

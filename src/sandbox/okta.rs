@@ -137,15 +137,6 @@ impl OktaState {
         self.users.iter().find(|u| u.id == id)
     }
 
-    pub fn user_by_email(&self, email: &str) -> Option<&FakeOktaUser> {
-        self.users.iter().find(|u| {
-            u.profile
-                .get("email")
-                .and_then(Value::as_str)
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
-        })
-    }
-
     /// Marks a user as just updated (as Okta does on any change), for tests that edit
     /// profiles directly.
     pub fn touch(&mut self, id: &str) {

@@ -899,14 +899,6 @@ impl Store {
             .map(|n| n as usize)
             .map_err(|e| self.err(e))
     }
-
-    pub fn last_pass_id(&self) -> Result<Option<i64>> {
-        self.conn
-            .query_row("SELECT max(id) FROM passes", [], |r| r.get(0))
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.err(e))
-    }
 }
 
 /// The store holds tokens: only its owner may read it (and its WAL files).

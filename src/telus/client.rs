@@ -75,6 +75,10 @@ pub enum Error {
     Unconfirmed { endpoint: String, status: u16 },
     #[error("telus {endpoint}: request rate exceeded (CMN-301) after waiting")]
     RateLimited { endpoint: String },
+    /// The request could not be built here (a custom field the account does not have): it
+    /// was never sent, so it is not a server's error.
+    #[error("telus {endpoint}: not sent: {message}")]
+    Unsendable { endpoint: String, message: String },
     #[error("telus {endpoint}: unreadable response: {message}")]
     Decode { endpoint: String, message: String },
     #[error("telus {endpoint}: {message}")]
@@ -88,18 +92,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Network { .. }
-            | Error::RateLimited { .. }
-            | Error::Timeout { .. }
-            | Error::Interrupted { .. }
-            | Error::Unconfirmed { .. } => true,
-            Error::Api { status, .. } => *status >= 500,
-            _ => false,
-        }
-    }
-
     /// For a write: whether it may have been processed although no readable answer came
     /// back (then it is settled against a fresh read, not sent again blindly).
     pub fn outcome_unknown(&self) -> bool {
@@ -116,7 +108,7 @@ impl Error {
     pub fn is_systemic(&self) -> bool {
         match self {
             Error::Api { status, .. } => *status == 401 || *status >= 500,
-            Error::Timeout { .. } | Error::Unconfirmed { .. } => false,
+            Error::Timeout { .. } | Error::Unconfirmed { .. } | Error::Unsendable { .. } => false,
             Error::Interrupted { .. } => true,
             Error::Network { .. }
             | Error::RateLimited { .. }
@@ -148,6 +140,9 @@ impl Error {
                 "TELUS request rate exceeded; the change will be retried.".into()
             }
             Error::Auth { .. } => "TELUS authentication failed: check telus.client_id, client_secret and jwt (or run `auth telus`).".into(),
+            Error::Unsendable { message, .. } => format!(
+                "Not sent to TELUS: {message}. Check the mapping row and the account's custom fields (`schema`)."
+            ),
             other => other.to_string(),
         }
     }
@@ -492,12 +487,9 @@ impl Client {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let mut body = contact_body(changes, &flat, &ids).map_err(|message| Error::Api {
+        let mut body = contact_body(changes, &flat, &ids).map_err(|message| Error::Unsendable {
             endpoint: endpoint.clone(),
-            status: 0,
-            code: "CMN-102".into(),
             message,
-            parameter: Some("customFields".into()),
         })?;
         backfill_reference(&mut body, current, okta_id);
         let resp = self
@@ -525,12 +517,9 @@ impl Client {
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let mut body = contact_body(changes, &[], &ids).map_err(|message| Error::Api {
+        let mut body = contact_body(changes, &[], &ids).map_err(|message| Error::Unsendable {
             endpoint: endpoint.to_string(),
-            status: 0,
-            code: "CMN-102".into(),
             message,
-            parameter: Some("customFields".into()),
         })?;
         body["type"] = serde_json::json!("User");
         body["status"] = serde_json::json!("Enabled");

@@ -371,3 +371,55 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
     );
     assert!(store.okta_refusals().unwrap().is_empty());
 }
+
+/// A write that cannot be built here (a custom field the account does not have) is
+/// journalled as not sent, with no server error code: it never reached TELUS.
+#[tokio::test]
+async fn a_write_that_cannot_be_built_is_not_journalled_as_a_server_error() {
+    use okta_telus_sync::model::System;
+    use okta_telus_sync::reconcile::policy::{AttrRule, Master, Normalize, TelusSide};
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut okta = sb.okta.lock();
+        let ana = okta.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile.insert("costCenter".into(), json!("4410"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = Policy::builtin();
+    policy.rules.push(AttrRule {
+        okta_attr: "costCenter".into(),
+        telus: TelusSide::Field {
+            path: "customFields.No Such Field".into(),
+            writable: true,
+        },
+        master: Master::Priority(vec![System::Okta]),
+        normalize: Normalize::None,
+    });
+    let config = sb.config(policy, &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::new(&config, crate::settings());
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    let rows = store
+        .history(&HistoryFilter {
+            attribute: Some("costCenter".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let ana: Vec<_> = rows
+        .iter()
+        .filter(|r| r.user_email == "ana.silva@northwind.ca")
+        .collect();
+    assert_eq!(ana.len(), 1, "{rows:?}");
+    assert_eq!(ana[0].outcome, "failed");
+    assert_eq!(ana[0].error_code, None, "{:?}", ana[0]);
+    assert!(
+        ana[0]
+            .explanation
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Not sent to TELUS")),
+        "{:?}",
+        ana[0]
+    );
+}
