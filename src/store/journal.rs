@@ -1,0 +1,170 @@
+//! The journal of every change: planned before its call, applied or failed after; settled after a crash; pruned.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Store {
+    /// Journals one action's changes as `planned`, in one transaction, before its call;
+    /// returns the row ids in order.
+    pub fn journal_planned(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<i64>> {
+        self.tx(|tx| {
+                    let ts = now();
+            let mut ids = Vec::with_capacity(entries.len());
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO journal (pass_id, time, direction, system, okta_id, ext_id, user_email,
+                         attribute, field, old, new, rule, outcome)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                    )
+                    ?;
+                for e in entries {
+                    let direction = match e.system {
+                        System::Telus => "okta->telus",
+                        System::Okta => "telus->okta",
+                    };
+                    ids.push(
+                        stmt.insert(params![
+                            e.pass_id,
+                            ts,
+                            direction,
+                            e.system.as_str(),
+                            e.okta_id.map(|i| i.0.as_str()),
+                            e.ext_id.map(|i| i.0.as_str()),
+                            e.user_email,
+                            e.attribute,
+                            e.field,
+                            e.old,
+                            e.new,
+                            e.rule
+                        ])
+                        ?,
+                    );
+                }
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Records how journalled changes ended, and on success their new baseline, atomically.
+    pub fn journal_outcome(
+        &self,
+        ids: &[i64],
+        outcome: Outcome,
+        error_code: Option<&str>,
+        explanation: Option<&str>,
+        baseline: &[Agreed],
+    ) -> Result<()> {
+        self.tx(|tx| {
+                    let ts = now();
+            for id in ids {
+                tx.execute(
+                    "UPDATE journal SET outcome = ?2, error_code = ?3, explanation = ?4, time = ?5 WHERE id = ?1",
+                    params![id, outcome.as_str(), error_code, explanation, ts],
+                )
+                ?;
+            }
+            apply_baseline(tx, &mut self.names.borrow_mut(), baseline)?;
+            Ok(())
+        })
+    }
+
+    /// Journal rows, oldest first, filtered.
+    pub fn history(&self, f: &HistoryFilter) -> Result<Vec<JournalRow>> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT id, pass_id, time, direction, system, okta_id, ext_id, user_email, attribute,
+                            field, old, new, rule, outcome, error_code, explanation
+                     FROM journal
+                     WHERE (?1 IS NULL OR time >= ?1)
+                       AND (?2 IS NULL OR lower(user_email) = lower(?2))
+                       AND (?3 IS NULL OR attribute = ?3)
+                       AND outcome != 'planned'
+                     ORDER BY id",
+                )
+                ?;
+            let rows = stmt
+                .query_map(params![f.since, f.user_email, f.attribute], journal_row)
+                ?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+
+        })
+    }
+
+    /// Rows left `planned` by a run that stopped before recording their outcome.
+    pub fn unfinished(&self) -> Result<Vec<JournalRow>> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT id, pass_id, time, direction, system, okta_id, ext_id, user_email, attribute,
+                            field, old, new, rule, outcome, error_code, explanation
+                     FROM journal WHERE outcome = 'planned' ORDER BY id",
+                )
+                ?;
+            let rows = stmt.query_map([], journal_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+
+        })
+    }
+
+    /// Records how interrupted changes ended (with their baseline and links), atomically.
+    pub fn settle(&self, settlements: &[Settlement]) -> Result<()> {
+        self.tx(|tx| {
+                    let ts = now();
+            for s in settlements {
+                if s.landed {
+                    tx.execute(
+                        "UPDATE journal SET outcome = 'applied', explanation = ?2, time = ?3 WHERE id = ?1",
+                        params![s.row_id, "confirmed after an interrupted run", ts],
+                    )
+                } else {
+                    tx.execute(
+                        "UPDATE journal SET outcome = 'failed', error_code = 'INTERRUPTED', explanation = ?2, time = ?3 WHERE id = ?1",
+                        params![s.row_id, "the run stopped before this change was confirmed; it did not land and is planned again", ts],
+                    )
+                }
+                ?;
+                if let Some(a) = &s.baseline {
+                    apply_baseline(tx, &mut self.names.borrow_mut(), std::slice::from_ref(a))
+                        ?;
+                }
+                if let Some(l) = &s.link {
+                    tx.execute(
+                        "DELETE FROM links WHERE okta_id = ?1 OR ext_id = ?2",
+                        params![l.okta_id.0, l.ext_id.0],
+                    )
+                    ?;
+                    tx.execute(
+                        "INSERT INTO links (okta_id, ext_id, linked_at) VALUES (?1, ?2, ?3)",
+                        params![l.okta_id.0, l.ext_id.0, ts],
+                    )
+                    ?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes finished journal rows older than `cutoff` (RFC 3339); returns how many.
+    pub fn prune_journal(&self, cutoff: &str) -> Result<usize> {
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM journal WHERE time < ?1 AND outcome != 'planned'",
+                [cutoff],
+            )
+        })
+    }
+
+    /// Changes journalled as planned whose outcome was never recorded (a crash mid-call).
+    pub fn unfinished_count(&self) -> Result<usize> {
+        self.run(|c| {
+            c.query_row(
+                "SELECT count(*) FROM journal WHERE outcome = 'planned'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! Links between Okta users and TELUS extensions, and the baseline (last synced values).
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Store {
+    pub fn links(&self) -> Result<Vec<Link>> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT okta_id, ext_id FROM links ORDER BY okta_id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Link {
+                    okta_id: OktaId(r.get(0)?),
+                    ext_id: ExtId(r.get(1)?),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+    }
+
+    /// Records new links; a link replaces any older one on either end.
+    pub fn add_links(&self, links: &[Link]) -> Result<()> {
+        self.tx(|tx| {
+            for l in links {
+                tx.execute(
+                    "DELETE FROM links WHERE okta_id = ?1 OR ext_id = ?2",
+                    params![l.okta_id.0, l.ext_id.0],
+                )?;
+                tx.execute(
+                    "INSERT INTO links (okta_id, ext_id, linked_at) VALUES (?1, ?2, ?3)",
+                    params![l.okta_id.0, l.ext_id.0, now()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn baseline(&self) -> Result<Baseline> {
+        let rows: Vec<(String, String)> = self.run(|c| {
+            let mut stmt = c.prepare("SELECT okta_id, attrs FROM baseline_users")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let mut out = Baseline::new();
+        for (id, attrs) in rows {
+            let attrs: crate::model::Fields =
+                self.decode_fields(&attrs, || format!("baseline of {id}"))?;
+            out.set_user(OktaId(id), attrs);
+        }
+        Ok(out)
+    }
+
+    /// Sets (or with `None`, forgets) baseline values, in one transaction.
+    pub fn set_baseline(&self, values: &[Agreed]) -> Result<()> {
+        self.tx(|tx| {
+            apply_baseline(tx, &mut self.names.borrow_mut(), values)?;
+            Ok(())
+        })
+    }
+}

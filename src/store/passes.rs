@@ -1,0 +1,82 @@
+//! Passes: begun, finished, read back for `status` and the metrics.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Store {
+    pub fn begin_pass(&self, kind: &str) -> Result<i64> {
+        self.run(|c| {
+            c.execute(
+                "INSERT INTO passes (kind, started_at) VALUES (?1, ?2)",
+                params![kind, now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_pass(&self, id: i64, s: &PassSummary) -> Result<()> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE passes SET finished_at = ?2, outcome = ?3, okta_read = ?4, telus_read = ?5,
+                     planned = ?6, applied = ?7, failed = ?8, failed_users = ?9, message = ?10
+                     WHERE id = ?1",
+                params![
+                    id,
+                    now(),
+                    s.outcome,
+                    s.okta_read as i64,
+                    s.telus_read as i64,
+                    s.planned as i64,
+                    s.applied as i64,
+                    s.failed as i64,
+                    s.failed_users as i64,
+                    s.message
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn recent_passes(&self, limit: usize) -> Result<Vec<PassRow>> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, kind, started_at, finished_at, outcome, okta_read, telus_read, planned,
+                            applied, failed, failed_users, message
+                     FROM passes ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(PassRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    started_at: r.get(2)?,
+                    finished_at: r.get(3)?,
+                    summary: PassSummary {
+                        outcome: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        okta_read: r.get::<_, i64>(5)? as usize,
+                        telus_read: r.get::<_, i64>(6)? as usize,
+                        planned: r.get::<_, i64>(7)? as usize,
+                        applied: r.get::<_, i64>(8)? as usize,
+                        failed: r.get::<_, i64>(9)? as usize,
+                        failed_users: r.get::<_, i64>(10)? as usize,
+                        message: r.get(11)?,
+                    },
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+    }
+
+    /// Journalled changes of one pass, counted by direction and outcome.
+    pub fn pass_change_counts(&self, pass_id: i64) -> Result<Vec<(String, String, u64)>> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT direction, outcome, count(*) FROM journal WHERE pass_id = ?1
+                     GROUP BY direction, outcome ORDER BY direction, outcome",
+            )?;
+            let rows = stmt.query_map([pass_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+    }
+}

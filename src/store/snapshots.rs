@@ -1,0 +1,136 @@
+//! The latest snapshot of each side: written each pass by merging, read back by incremental passes.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Store {
+    /// Replaces both snapshots with the ones just read, in one transaction.
+    pub fn save_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
+        self.tx(|tx| {
+                    tx.execute("DELETE FROM okta_users", [])
+                ?;
+            tx.execute("DELETE FROM telus_users", [])
+                ?;
+            {
+                let mut ins = tx
+                    .prepare(
+                        "INSERT INTO okta_users (id, status, last_updated, profile, provider) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    ?;
+                let mut names = self.names.borrow_mut();
+                for u in okta {
+                    let profile = names
+                        .encode(tx, u.profile.iter())
+                        ?;
+                    ins.execute(params![
+                        u.id.0,
+                        u.status.as_str(),
+                        u.last_updated,
+                        profile,
+                        u.provider
+                    ])
+                    ?;
+                }
+                let mut ins = tx
+                    .prepare(
+                        "INSERT INTO telus_users (id, status, fields, directory_ref) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    ?;
+                for u in telus {
+                    let fields = names
+                        .encode(tx, u.fields.iter())
+                        ?;
+                    ins.execute(params![
+                        u.id.0,
+                        u.status.as_str(),
+                        fields,
+                        u.directory_ref.as_ref().map(|r| r.0.as_str())
+                    ])
+                    ?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// How many users each stored snapshot holds (Okta, TELUS).
+    pub fn snapshot_counts(&self) -> Result<(usize, usize)> {
+        self.run(|c| {
+            let count = |table: &str| {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as usize)
+            };
+            Ok((count("okta_users")?, count("telus_users")?))
+        })
+    }
+
+    /// A stored field list (either encoding) as any collection of name → value; a row that
+    /// cannot be read is reported as corrupt, naming `what`.
+    pub(super) fn decode_fields<T: FromIterator<(String, String)>>(
+        &self,
+        text: &str,
+        what: impl FnOnce() -> String,
+    ) -> Result<T> {
+        self.names
+            .borrow()
+            .decode(text)
+            .map(|v| v.into_iter().collect())
+            .map_err(|e| Error::Corrupt {
+                path: self.path.clone(),
+                message: format!("{}: {e}", what()),
+            })
+    }
+
+    pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
+        self.load_users(
+            "SELECT id, status, last_updated, provider, profile FROM okta_users ORDER BY id",
+            "okta user",
+            |id, status, last_updated, provider, profile| OktaUser {
+                id: OktaId(id),
+                status: OktaStatus::parse(&status),
+                last_updated,
+                provider,
+                profile,
+            },
+        )
+    }
+
+    pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
+        self.load_users(
+            "SELECT id, status, NULL, directory_ref, fields FROM telus_users ORDER BY id",
+            "telus user",
+            |id, status, _, directory_ref, fields| TelusUser {
+                id: ExtId(id),
+                status: TelusStatus::parse(&status),
+                directory_ref: directory_ref.map(OktaId),
+                fields,
+            },
+        )
+    }
+
+    /// Rows of (id, status, last updated, one more optional column, stored fields) made into
+    /// users by `make`.
+    fn load_users<T>(
+        &self,
+        sql: &str,
+        what: &str,
+        make: impl Fn(String, String, Option<String>, Option<String>, crate::model::Fields) -> T,
+    ) -> Result<Vec<T>> {
+        type Raw = (String, String, Option<String>, Option<String>, String);
+        let rows: Vec<Raw> = self.run(|c| {
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        })?;
+        let mut out = Vec::new();
+        for (id, status, last_updated, extra, fields) in rows {
+            let fields = self.decode_fields(&fields, || format!("{what} {id}"))?;
+            out.push(make(id, status, last_updated, extra, fields));
+        }
+        Ok(out)
+    }
+}
