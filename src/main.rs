@@ -4,7 +4,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
-use okta_telus_sync::summary::PassOutcome;
+use okta_telus_sync::model::PassOutcome;
 use okta_telus_sync::telemetry;
 use std::path::PathBuf;
 use std::process::ExitCode;

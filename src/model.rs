@@ -589,6 +589,79 @@ impl TokenPair {
     }
 }
 
+/// How a pass ended, mapped to `sync`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassOutcome {
+    /// Everything applied, or nothing to do.
+    Clean,
+    /// Some users failed (duplicate email, rejected write, unsettled conflict).
+    UsersFailed,
+    /// Held by a safety limit: nothing was written.
+    Held,
+    /// A whole system failed (auth, unreachable, repeated 5xx).
+    SystemFailed,
+    /// Another process's pass holds the store: nothing was read or written.
+    Busy,
+}
+
+impl PassOutcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            PassOutcome::Clean => 0,
+            PassOutcome::UsersFailed => 1,
+            PassOutcome::Held => 3,
+            PassOutcome::SystemFailed => 4,
+            PassOutcome::Busy => 5,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PassOutcome> {
+        [
+            PassOutcome::Clean,
+            PassOutcome::UsersFailed,
+            PassOutcome::Held,
+            PassOutcome::SystemFailed,
+            PassOutcome::Busy,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassOutcome::Clean => "ok",
+            PassOutcome::UsersFailed => "users-failed",
+            PassOutcome::Held => "held",
+            PassOutcome::SystemFailed => "system-failed",
+            PassOutcome::Busy => "busy",
+        }
+    }
+}
+
+/// Whether a pass read Okta whole or only the users changed since the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    Full,
+    Incremental,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Full => "full",
+            PassKind::Incremental => "incremental",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PassKind> {
+        match s {
+            "full" => Some(PassKind::Full),
+            "incremental" => Some(PassKind::Incremental),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,10 @@
 //! What the CLI prints: plans (text and JSON) and pass summaries. Pure formatting; values
 //! appear here because the admin asked to see them, never in logs above DEBUG.
 
+use crate::model::PassOutcome;
 use crate::model::System;
 use crate::reconcile::{Action, Plan, ProblemKind};
-use crate::summary::{PassOutcome, PassReport};
+use crate::summary::PassReport;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -324,7 +325,7 @@ pub fn history_text(rows: &[crate::store::JournalRow], color: bool) -> String {
             outcome,
             r.rule
         );
-        let noteworthy = r.outcome != "applied" || r.error_code.is_some();
+        let noteworthy = r.outcome != crate::store::Outcome::Applied || r.error_code.is_some();
         if noteworthy && let Some(expl) = &r.explanation {
             {
                 let code = r
@@ -345,14 +346,14 @@ pub fn history_json(r: &crate::store::JournalRow) -> Value {
         "time": r.time,
         "pass": r.pass_id,
         "direction": r.direction,
-        "system": r.system,
+        "system": r.system.as_str(),
         "user": r.user_email,
         "attribute": r.attribute,
         "field": r.field,
         "old": r.old,
         "new": r.new,
         "rule": r.rule,
-        "outcome": r.outcome,
+        "outcome": r.outcome.as_str(),
         "error_code": r.error_code,
         "explanation": r.explanation,
     })
@@ -455,14 +456,10 @@ fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
                 out,
                 "  #{:<5} {:<5} {}  {:>9}  {:<13} read {}/{}  planned {} applied {} failed {}  users failed {}",
                 p.id,
-                p.kind,
+                p.kind.as_str(),
                 p.started_at,
                 duration(&p.started_at, p.finished_at.as_deref()),
-                if s.outcome.is_empty() {
-                    "unfinished"
-                } else {
-                    &s.outcome
-                },
+                s.outcome.map_or("unfinished", PassOutcome::as_str),
                 s.okta_read,
                 s.telus_read,
                 s.planned,
@@ -472,7 +469,7 @@ fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
             );
         }
         if let Some(last) = passes.first()
-            && last.summary.outcome == "held"
+            && last.summary.outcome == Some(PassOutcome::Held)
         {
             let _ = writeln!(
                 out,
@@ -549,7 +546,7 @@ mod tests {
             pass_id: 3,
             time: format!("2026-11-26T10:00:0{id}.000Z"),
             direction: "okta->telus".into(),
-            system: "telus".into(),
+            system: crate::model::System::Telus,
             okta_id: Some("00u1".into()),
             ext_id: Some("62001".into()),
             user_email: user.into(),
@@ -558,7 +555,7 @@ mod tests {
             old: old.map(str::to_string),
             new: new.map(str::to_string),
             rule: "master".into(),
-            outcome: outcome.into(),
+            outcome: crate::store::Outcome::parse(outcome).unwrap(),
             error_code: (outcome == "failed").then(|| "CMN-101".to_string()),
             explanation: (outcome == "failed").then(|| {
                 "The [contact.email] is invalid. Please correct the value in Okta/Active Directory."

@@ -3,50 +3,13 @@
 //! that makes it and the code that prints or counts it.
 
 use crate::apply::ApplyReport;
+use crate::model::{PassKind, PassOutcome};
 use crate::reconcile::Plan;
-
-/// How a pass ended, mapped to `sync`'s exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassOutcome {
-    /// Everything applied, or nothing to do.
-    Clean,
-    /// Some users failed (duplicate email, rejected write, unsettled conflict).
-    UsersFailed,
-    /// Held by a safety limit: nothing was written.
-    Held,
-    /// A whole system failed (auth, unreachable, repeated 5xx).
-    SystemFailed,
-    /// Another process's pass holds the store: nothing was read or written.
-    Busy,
-}
-
-impl PassOutcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            PassOutcome::Clean => 0,
-            PassOutcome::UsersFailed => 1,
-            PassOutcome::Held => 3,
-            PassOutcome::SystemFailed => 4,
-            PassOutcome::Busy => 5,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PassOutcome::Clean => "ok",
-            PassOutcome::UsersFailed => "users-failed",
-            PassOutcome::Held => "held",
-            PassOutcome::SystemFailed => "system-failed",
-            PassOutcome::Busy => "busy",
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct PassReport {
     pub pass_id: Option<i64>,
-    /// "full" or "incremental".
-    pub kind: &'static str,
+    pub kind: PassKind,
     pub dry_run: bool,
     pub okta_read: usize,
     pub telus_read: usize,
@@ -87,7 +50,7 @@ impl PassReport {
     fn empty(pass_id: Option<i64>, dry_run: bool) -> PassReport {
         PassReport {
             pass_id,
-            kind: "full",
+            kind: PassKind::Full,
             dry_run,
             okta_read: 0,
             telus_read: 0,

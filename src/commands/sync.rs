@@ -4,8 +4,8 @@ use super::{load_config, open_store};
 use crate::Exit;
 use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::model::PassOutcome;
 use okta_telus_sync::report;
-use okta_telus_sync::summary::PassOutcome;
 
 /// `sync`'s flags.
 #[derive(clap::Args)]

@@ -7,8 +7,9 @@ pub mod pass;
 
 use crate::config::{self, Config};
 use crate::http::HttpSettings;
+use crate::model::PassOutcome;
 use crate::store::Store;
-use crate::summary::{PassOutcome, PassReport};
+use crate::summary::PassReport;
 use pass::{Clients, PassOptions, run_one_pass};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -100,13 +101,18 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
     let kind = report.kind;
     let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
     *f.passes
-        .entry((kind.to_string(), report.outcome.as_str().to_string()))
+        .entry((
+            kind.as_str().to_string(),
+            report.outcome.as_str().to_string(),
+        ))
         .or_default() += 1;
     if let Some(id) = report.pass_id
         && let Ok(counts) = store.pass_change_counts(id)
     {
         for (direction, outcome, n) in counts {
-            *f.changes.entry((direction, outcome)).or_default() += n;
+            *f.changes
+                .entry((direction, outcome.as_str().to_string()))
+                .or_default() += n;
         }
     }
     f.requests.insert(

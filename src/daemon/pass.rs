@@ -3,12 +3,12 @@
 use crate::apply::{ApplyContext, ApplyReport, Targets, apply_plan};
 use crate::config::Config;
 use crate::http::HttpSettings;
-use crate::model::{ExtId, OktaId, System, TelusUser};
+use crate::model::{ExtId, OktaId, PassKind, PassOutcome, TelusUser};
 use crate::reconcile::decide::{self, AfterCreate, OktaWrites};
 use crate::reconcile::retry::{fingerprint, record_failure, user_key};
 use crate::reconcile::{HoldContext, Plan, PlannedAction, Unfinished, UserRef, settle};
 use crate::store::{PassSummary, Store};
-use crate::summary::{PassOutcome, PassReport};
+use crate::summary::PassReport;
 use crate::{okta, telus};
 use anyhow::Context as _;
 use std::collections::{BTreeMap, HashMap};
@@ -212,7 +212,10 @@ fn incremental_since(
     let Some(last) = store.recent_passes(1)?.into_iter().next() else {
         return Ok(None);
     };
-    if !matches!(last.summary.outcome.as_str(), "ok" | "users-failed") {
+    if !matches!(
+        last.summary.outcome,
+        Some(PassOutcome::Clean | PassOutcome::UsersFailed)
+    ) {
         return Ok(None);
     }
     let start = chrono::DateTime::parse_from_rfc3339(&last.started_at)?;
@@ -241,9 +244,9 @@ pub async fn run_one_pass(
     clients.restore_pacing(store);
     let since = incremental_since(config, store, &opts)?;
     let kind = if since.is_some() {
-        "incremental"
+        PassKind::Incremental
     } else {
-        "full"
+        PassKind::Full
     };
     let pass_id = match opts.dry_run {
         true => None,
@@ -253,7 +256,7 @@ pub async fn run_one_pass(
         "sync_pass",
         pass_id = pass_id.unwrap_or(0),
         dry_run = opts.dry_run,
-        kind
+        kind = kind.as_str()
     );
     let pass = Pass {
         config,
@@ -330,7 +333,7 @@ fn summary_of(report: &PassReport) -> PassSummary {
                 .then(|| format!("left out: {}", report.plan.left_out.join("; ")))
         });
     PassSummary {
-        outcome: report.outcome.as_str().to_string(),
+        outcome: Some(report.outcome),
         okta_read: report.okta_read,
         telus_read: report.telus_read,
         planned: report.plan.change_count(),
@@ -525,7 +528,7 @@ impl Pass<'_> {
         );
         Ok(PassReport {
             pass_id: self.pass_id,
-            kind: "full",
+            kind: PassKind::Full,
             dry_run: self.opts.dry_run,
             okta_read: fetched.okta.len(),
             telus_read: fetched.telus.len(),
@@ -563,11 +566,7 @@ fn merge_changed(
 fn unfinished(r: crate::store::JournalRow) -> Unfinished {
     Unfinished {
         row_id: r.id,
-        system: if r.system == "okta" {
-            System::Okta
-        } else {
-            System::Telus
-        },
+        system: r.system,
         okta_id: r.okta_id.map(OktaId),
         ext_id: r.ext_id.map(ExtId),
         attr: r.attribute,

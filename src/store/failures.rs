@@ -1,6 +1,5 @@
 //! Per-user failures: backoff and quarantine records.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {

@@ -1,6 +1,5 @@
 //! The journal of every change: planned before its call, applied or failed after; settled after a crash; pruned.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {

@@ -1,6 +1,5 @@
 //! Links between Okta users and TELUS extensions, and the baseline (last synced values).
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {

@@ -11,8 +11,8 @@ mod schema;
 mod snapshots;
 mod state;
 
-use crate::model::TokenPair;
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
+use crate::model::{PassKind, PassOutcome, TokenPair};
 use crate::reconcile::retry::FailureRow;
 use crate::reconcile::{Agreed, Baseline, KnownRefusal, Settlement};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -41,6 +41,41 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Reads a stored name back as its enum; an unknown one is a corrupt row, never guessed.
+fn parse_column<T>(
+    value: rusqlite::types::ValueRef<'_>,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::types::FromSqlResult<T> {
+    let text = value.as_str()?;
+    parse(text).ok_or_else(|| {
+        rusqlite::types::FromSqlError::Other(format!("unknown value {text:?}").into())
+    })
+}
+
+impl rusqlite::types::FromSql for System {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        parse_column(v, System::parse)
+    }
+}
+
+impl rusqlite::types::FromSql for Outcome {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        parse_column(v, Outcome::parse)
+    }
+}
+
+impl rusqlite::types::FromSql for PassKind {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        parse_column(v, PassKind::parse)
+    }
+}
+
+impl rusqlite::types::FromSql for PassOutcome {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        parse_column(v, PassOutcome::parse)
+    }
+}
+
 /// The outcome of one journalled change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -51,6 +86,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Planned,
+            Outcome::Applied,
+            Outcome::Failed,
+            Outcome::Skipped,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Planned => "planned",
@@ -83,7 +129,8 @@ pub struct JournalRow {
     pub pass_id: i64,
     pub time: String,
     pub direction: String,
-    pub system: String,
+    /// The system written.
+    pub system: System,
     pub okta_id: Option<String>,
     pub ext_id: Option<String>,
     pub user_email: String,
@@ -92,7 +139,7 @@ pub struct JournalRow {
     pub old: Option<String>,
     pub new: Option<String>,
     pub rule: String,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub error_code: Option<String>,
     pub explanation: Option<String>,
 }
@@ -100,7 +147,8 @@ pub struct JournalRow {
 /// What a finished pass records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassSummary {
-    pub outcome: String,
+    /// `None` while the pass runs (or when it was killed).
+    pub outcome: Option<PassOutcome>,
     pub okta_read: usize,
     pub telus_read: usize,
     pub planned: usize,
@@ -114,7 +162,7 @@ pub struct PassSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: PassKind,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub summary: PassSummary,
@@ -512,6 +560,24 @@ mod tests {
         }
     }
 
+    /// Enums come back as enums: a value this program does not know is an error, never
+    /// read as some other system or outcome.
+    #[test]
+    fn an_unknown_system_in_the_journal_is_an_error_not_a_guess() {
+        let s = Store::open_in_memory().unwrap();
+        let pass = s.begin_pass(PassKind::Full).unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO journal (pass_id, time, direction, system, user_email, attribute,
+                 field, rule, outcome) VALUES (?1, 't', 'x', 'ldap', 'a@x.ca', 'a', 'f', 'r', 'applied')",
+                [pass],
+            )
+            .unwrap();
+        let err = s.history(&HistoryFilter::default()).unwrap_err();
+        assert!(err.to_string().contains("ldap"), "{err}");
+        assert_eq!(s.recent_passes(1).unwrap()[0].kind, PassKind::Full);
+    }
+
     #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -548,7 +614,7 @@ mod tests {
     #[test]
     fn journal_outcome_sets_baseline_atomically() {
         let s = Store::open_in_memory().unwrap();
-        let pass = s.begin_pass("full").unwrap();
+        let pass = s.begin_pass(PassKind::Full).unwrap();
         let id = OktaId("00u1".into());
         let rows = s
             .journal_planned(&[JournalEntry {
@@ -584,6 +650,6 @@ mod tests {
             .unwrap();
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].direction, "okta->telus");
-        assert_eq!(h[0].outcome, "applied");
+        assert_eq!(h[0].outcome, Outcome::Applied);
     }
 }

@@ -1,14 +1,13 @@
 //! Passes: begun, finished, read back for `status` and the metrics.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {
-    pub fn begin_pass(&self, kind: &str) -> Result<i64> {
+    pub fn begin_pass(&self, kind: PassKind) -> Result<i64> {
         self.run(|c| {
             c.execute(
                 "INSERT INTO passes (kind, started_at) VALUES (?1, ?2)",
-                params![kind, now()],
+                params![kind.as_str(), now()],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -23,7 +22,7 @@ impl Store {
                 params![
                     id,
                     now(),
-                    s.outcome,
+                    s.outcome.map(PassOutcome::as_str),
                     s.okta_read as i64,
                     s.telus_read as i64,
                     s.planned as i64,
@@ -51,7 +50,7 @@ impl Store {
                     started_at: r.get(2)?,
                     finished_at: r.get(3)?,
                     summary: PassSummary {
-                        outcome: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        outcome: r.get(4)?,
                         okta_read: r.get::<_, i64>(5)? as usize,
                         telus_read: r.get::<_, i64>(6)? as usize,
                         planned: r.get::<_, i64>(7)? as usize,
@@ -67,7 +66,7 @@ impl Store {
     }
 
     /// Journalled changes of one pass, counted by direction and outcome.
-    pub fn pass_change_counts(&self, pass_id: i64) -> Result<Vec<(String, String, u64)>> {
+    pub fn pass_change_counts(&self, pass_id: i64) -> Result<Vec<(String, Outcome, u64)>> {
         self.run(|c| {
             let mut stmt = c.prepare(
                 "SELECT direction, outcome, count(*) FROM journal WHERE pass_id = ?1

@@ -1,6 +1,5 @@
 //! The latest snapshot of each side: written each pass by merging, read back by incremental passes.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {

@@ -1,6 +1,5 @@
 //! Small state kept across runs: key/value meta (pacing, penalties, pruning), the TELUS token pair, and known Okta refusals.
 
-#[allow(unused_imports)]
 use super::*;
 
 impl Store {

@@ -301,7 +301,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
         journal
             .iter()
             .filter(|h| h.rule == "create")
-            .all(|h| h.outcome == "applied"),
+            .all(|h| h.outcome == Outcome::Applied),
         "{journal:#?}"
     );
     let ana = store
@@ -376,7 +376,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(rows[0].outcome, "failed");
+        assert_eq!(rows[0].outcome, Outcome::Failed);
         assert_eq!(rows[0].explanation.as_deref(), Some(explanation));
         // Not retried within the pass: a 4xx is the data's fault.
         assert_eq!(
@@ -408,7 +408,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
         .history(&HistoryFilter::default())
         .unwrap()
         .into_iter()
-        .filter(|h| h.outcome == "failed")
+        .filter(|h| h.outcome == Outcome::Failed)
         .collect();
     assert_eq!(failed[0].error_code.as_deref(), Some("CMN-201"));
     assert_eq!(

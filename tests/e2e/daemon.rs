@@ -229,7 +229,7 @@ async fn sigterm_during_a_slow_apply_finishes_the_change_in_flight_and_exits_0()
         .history(&HistoryFilter::default())
         .unwrap()
         .iter()
-        .filter(|h| h.direction == "okta->telus" && h.outcome == "applied")
+        .filter(|h| h.direction == "okta->telus" && h.outcome == Outcome::Applied)
         .count();
     assert_eq!(
         applied, writes,

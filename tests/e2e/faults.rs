@@ -101,7 +101,7 @@ async fn fault_case(method: &str, path: &str, fault: FaultKind) {
     );
     let mut applied: std::collections::BTreeMap<(String, String), usize> = Default::default();
     for h in store.history(&HistoryFilter::default()).unwrap() {
-        if h.outcome == "applied" {
+        if h.outcome == Outcome::Applied {
             *applied
                 .entry((h.user_email.clone(), h.attribute.clone()))
                 .or_default() += 1;

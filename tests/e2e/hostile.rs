@@ -162,7 +162,7 @@ async fn hostile_values_sync_faithfully_or_fail_that_user_alone() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(farid[0].outcome, "failed");
+    assert_eq!(farid[0].outcome, Outcome::Failed);
     assert_eq!(farid[0].error_code.as_deref(), Some("E0000001"));
     assert!(
         farid[0]

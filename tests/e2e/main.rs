@@ -3,12 +3,12 @@
 
 use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::model::PassOutcome;
 use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::sandbox::okta::{FakeOktaUser, LinkStyle};
 use okta_telus_sync::sandbox::telus::{FakeExtension, FakeNumber};
 use okta_telus_sync::sandbox::{self, Sandbox};
-use okta_telus_sync::store::{HistoryFilter, Store};
-use okta_telus_sync::summary::PassOutcome;
+use okta_telus_sync::store::{HistoryFilter, Outcome, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -180,7 +180,7 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
 
     let history = store.history(&HistoryFilter::default()).unwrap();
     assert_eq!(history.len(), first.apply.applied);
-    assert!(history.iter().all(|h| h.outcome == "applied"));
+    assert!(history.iter().all(|h| h.outcome == Outcome::Applied));
     assert_eq!(store.unfinished_count().unwrap(), 0);
 
     let (ow, tw) = (okta_writes(&sb), telus_writes(&sb));
@@ -329,7 +329,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         })
         .unwrap();
     assert!(!failed.is_empty());
-    assert!(failed.iter().all(|h| h.outcome == "failed"));
+    assert!(failed.iter().all(|h| h.outcome == Outcome::Failed));
     assert_eq!(failed[0].error_code.as_deref(), Some("CMN-101"));
     assert_eq!(
         failed[0].explanation.as_deref(),
@@ -364,7 +364,7 @@ async fn a_bad_okta_token_ends_the_pass_as_a_system_failure() {
     assert!(report.system_error.unwrap().contains("E0000011"));
     assert_eq!(telus_writes(&sb), 0);
     let passes = store.recent_passes(1).unwrap();
-    assert_eq!(passes[0].summary.outcome, "system-failed");
+    assert_eq!(passes[0].summary.outcome, Some(PassOutcome::SystemFailed));
 }
 
 #[tokio::test]
@@ -566,7 +566,10 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
     );
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
     assert!(store.links().unwrap().is_empty());
-    assert_eq!(store.recent_passes(1).unwrap()[0].summary.outcome, "held");
+    assert_eq!(
+        store.recent_passes(1).unwrap()[0].summary.outcome,
+        Some(PassOutcome::Held)
+    );
 
     let approved = run_one_pass(
         &config,
@@ -1066,7 +1069,10 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
     let report = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();
-    assert_eq!(store.recent_passes(1).unwrap()[0].kind, "incremental");
+    assert_eq!(
+        store.recent_passes(1).unwrap()[0].kind,
+        okta_telus_sync::model::PassKind::Incremental
+    );
     {
         let st = sb.okta.lock();
         let last = st

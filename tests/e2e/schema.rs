@@ -324,7 +324,7 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
         })
         .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].outcome, "failed");
+    assert_eq!(rows[0].outcome, Outcome::Failed);
     assert_eq!(rows[0].error_code.as_deref(), Some("E0000023"));
     assert!(
         rows[0]
@@ -412,7 +412,7 @@ async fn a_write_that_cannot_be_built_is_not_journalled_as_a_server_error() {
         .filter(|r| r.user_email == "ana.silva@northwind.ca")
         .collect();
     assert_eq!(ana.len(), 1, "{rows:?}");
-    assert_eq!(ana[0].outcome, "failed");
+    assert_eq!(ana[0].outcome, Outcome::Failed);
     assert_eq!(ana[0].error_code, None, "{:?}", ana[0]);
     assert!(
         ana[0]
