@@ -600,6 +600,25 @@ mod tests {
     }
 
     #[test]
+    fn the_telus_snapshot_is_merged_changed_added_and_gone() {
+        let t = |id: &str, dept: &str| TelusUser {
+            id: ExtId(id.into()),
+            status: TelusStatus::Enabled,
+            directory_ref: None,
+            fields: [("contact.department", dept.to_string())].into(),
+        };
+        let s = Store::open_in_memory().unwrap();
+        s.save_snapshots(&[], &[t("1", "Sales"), t("2", "Legal")])
+            .unwrap();
+        let mut moved = t("2", "Finance");
+        moved.directory_ref = Some(OktaId("00u2".into()));
+        s.save_snapshots(&[], &[moved.clone(), t("3", "Ops")])
+            .unwrap();
+        assert_eq!(s.load_telus().unwrap(), vec![moved, t("3", "Ops")]);
+        assert_eq!(s.snapshot_counts().unwrap(), (0, 2));
+    }
+
+    #[test]
     fn a_new_link_replaces_an_old_one_on_either_end() {
         let s = Store::open_in_memory().unwrap();
         let l = |o: &str, e: &str| Link {

@@ -3,51 +3,48 @@
 use super::*;
 
 impl Store {
-    /// Replaces both snapshots with the ones just read, in one transaction.
+    /// Stores both snapshots just read, in one transaction. The Okta snapshot is replaced
+    /// (an incremental pass has merged its changed users into it already); the TELUS one is
+    /// merged: a record is rewritten only when it changed, and records gone from the listing
+    /// are removed, so a pass that changes little writes little.
     pub fn save_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
         self.tx(|tx| {
-                    tx.execute("DELETE FROM okta_users", [])
-                ?;
-            tx.execute("DELETE FROM telus_users", [])
-                ?;
-            {
-                let mut ins = tx
-                    .prepare(
-                        "INSERT INTO okta_users (id, status, last_updated, profile, provider) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    ?;
-                let mut names = self.names.borrow_mut();
-                for u in okta {
-                    let profile = names
-                        .encode(tx, u.profile.iter())
-                        ?;
-                    ins.execute(params![
-                        u.id.0,
-                        u.status.as_str(),
-                        u.last_updated,
-                        profile,
-                        u.provider
-                    ])
-                    ?;
-                }
-                let mut ins = tx
-                    .prepare(
-                        "INSERT INTO telus_users (id, status, fields, directory_ref) VALUES (?1, ?2, ?3, ?4)",
-                    )
-                    ?;
-                for u in telus {
-                    let fields = names
-                        .encode(tx, u.fields.iter())
-                        ?;
-                    ins.execute(params![
-                        u.id.0,
-                        u.status.as_str(),
-                        fields,
-                        u.directory_ref.as_ref().map(|r| r.0.as_str())
-                    ])
-                    ?;
-                }
+            let mut names = self.names.borrow_mut();
+            tx.execute("DELETE FROM okta_users", [])?;
+            let mut ins = tx.prepare(
+                "INSERT INTO okta_users (id, status, last_updated, profile, provider)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for u in okta {
+                let profile = names.encode(tx, u.profile.iter())?;
+                let status = u.status.as_str();
+                ins.execute(params![u.id.0, status, u.last_updated, profile, u.provider])?;
             }
+            tx.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS listed (id TEXT PRIMARY KEY) WITHOUT ROWID",
+                [],
+            )?;
+            tx.execute("DELETE FROM temp.listed", [])?;
+            let mut upsert = tx.prepare(
+                "INSERT INTO telus_users (id, status, fields, directory_ref) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, fields = excluded.fields,
+                    directory_ref = excluded.directory_ref
+                 WHERE telus_users.status IS NOT excluded.status
+                    OR telus_users.fields IS NOT excluded.fields
+                    OR telus_users.directory_ref IS NOT excluded.directory_ref",
+            )?;
+            let mut listed = tx.prepare("INSERT OR IGNORE INTO temp.listed (id) VALUES (?1)")?;
+            for u in telus {
+                let fields = names.encode(tx, u.fields.iter())?;
+                let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
+                upsert.execute(params![u.id.0, u.status.as_str(), fields, reference])?;
+                listed.execute([&u.id.0])?;
+            }
+            tx.execute(
+                "DELETE FROM telus_users WHERE id NOT IN (SELECT id FROM temp.listed)",
+                [],
+            )?;
+            tx.execute("DELETE FROM temp.listed", [])?;
             Ok(())
         })
     }
