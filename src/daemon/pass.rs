@@ -67,7 +67,7 @@ impl Clients {
     /// stricter than what this process knows.
     pub fn restore_pacing(&self, store: &Store) {
         let mut saved = Vec::new();
-        for group in telus::GROUPS {
+        for group in telus::pacing::GROUPS {
             let budget = store
                 .meta(&format!("telus.budget.{group}"))
                 .ok()

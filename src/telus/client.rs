@@ -3,6 +3,7 @@
 //! Returns `model` types; never decides, never stores.
 
 use super::auth::{Persist, Restored};
+use super::pacing::Pacing;
 use super::wire::{
     CustomFieldDefDto, DIRECTORY_REF, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto,
     contact_body, flatten_contact,
@@ -176,13 +177,6 @@ pub fn explain(status: u16, code: &str, message: &str, parameter: Option<&str>) 
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct GroupState {
-    remaining: u64,
-    /// When the current window ends (or a penalty is over).
-    until: Instant,
-}
-
 /// What a refused refresh leads to: a usable access token another process stored, or a new
 /// pair to keep.
 enum Refreshed {
@@ -208,7 +202,7 @@ pub struct Client {
     jwt: Option<SecretString>,
     settings: HttpSettings,
     token: tokio::sync::Mutex<Option<TokenPair>>,
-    groups: Mutex<HashMap<&'static str, GroupState>>,
+    groups: Mutex<Pacing>,
     persist: Option<Box<dyn Persist>>,
     /// Seconds an access token lasts, as last issued (sets how early it is refreshed).
     token_lifetime: std::sync::atomic::AtomicI64,
@@ -218,9 +212,6 @@ pub struct Client {
     penalty_checked: Mutex<HashMap<&'static str, Instant>>,
     pub counters: Counters,
 }
-
-/// RingCentral's rate-limit groups.
-pub const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
 
 const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
 const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
@@ -235,7 +226,7 @@ impl Client {
             jwt: cfg.jwt.clone(),
             settings,
             token: tokio::sync::Mutex::new(None),
-            groups: Mutex::new(HashMap::new()),
+            groups: Mutex::new(Pacing::default()),
             persist: None,
             token_lifetime: std::sync::atomic::AtomicI64::new(3600),
             custom_ids: Mutex::new(HashMap::new()),
@@ -255,19 +246,13 @@ impl Client {
         let mut client = Client::new(cfg, settings);
         client.token = tokio::sync::Mutex::new(restored.tokens);
         let now_ms = epoch_ms();
-        let now = Instant::now();
-        let mut groups = HashMap::new();
+        let now = tokio::time::Instant::now();
+        let mut groups = Pacing::default();
         for (group, until_ms) in restored.penalties {
-            let Some(group) = GROUPS.iter().find(|g| **g == group) else {
-                continue;
-            };
             if until_ms > now_ms {
-                groups.insert(
-                    *group,
-                    GroupState {
-                        remaining: 0,
-                        until: now + Duration::from_millis((until_ms - now_ms) as u64),
-                    },
+                groups.penalize(
+                    &group,
+                    now + Duration::from_millis((until_ms - now_ms) as u64),
                 );
             }
         }
@@ -279,46 +264,29 @@ impl Client {
     /// Each group's known budget: (group, requests left, window or penalty end in ms since the
     /// epoch), for the groups whose window has not ended.
     pub fn pacing(&self) -> Vec<(&'static str, u64, i64)> {
-        let now = Instant::now();
         let now_ms = epoch_ms();
         let Ok(groups) = self.groups.lock() else {
             return Vec::new();
         };
         groups
-            .iter()
-            .filter(|(_, s)| s.until > now)
-            .map(|(g, s)| (*g, s.remaining, now_ms + (s.until - now).as_millis() as i64))
+            .live(tokio::time::Instant::now())
+            .into_iter()
+            .map(|(g, remaining, left)| (g, remaining, now_ms + left.as_millis() as i64))
             .collect()
     }
 
     /// Merges budgets another process saved: for a group whose saved window has not ended,
     /// the state with fewer requests left wins (with its own window end).
     pub fn merge_pacing(&self, saved: &[(&str, u64, i64)]) {
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         let now_ms = epoch_ms();
         let Ok(mut groups) = self.groups.lock() else {
             return;
         };
         for (group, remaining, until_ms) in saved {
-            let Some(group) = GROUPS.iter().find(|g| *g == group) else {
-                continue;
-            };
-            if *until_ms <= now_ms {
-                continue;
-            }
-            let until = now + Duration::from_millis((*until_ms - now_ms) as u64);
-            let state = groups.entry(*group).or_insert(GroupState {
-                remaining: *remaining,
-                until,
-            });
-            if state.until <= now
-                || *remaining < state.remaining
-                || (*remaining == state.remaining && until > state.until)
-            {
-                *state = GroupState {
-                    remaining: *remaining,
-                    until,
-                };
+            if *until_ms > now_ms {
+                let left = Duration::from_millis((*until_ms - now_ms) as u64);
+                groups.merge(group, *remaining, left, now);
             }
         }
     }
@@ -1067,20 +1035,14 @@ impl Client {
             let secs = header("retry-after")
                 .or_else(|| header("x-rate-limit-window"))
                 .unwrap_or(60);
-            let until = Instant::now() + Duration::from_secs(secs);
+            let until = tokio::time::Instant::now() + Duration::from_secs(secs);
             if let Some(p) = &self.persist
                 && let Err(e) = p.save_penalty(group, epoch_ms() + secs as i64 * 1000)
             {
                 tracing::warn!(group, error = %e, "cannot save the rate-limit penalty");
             }
             if let Ok(mut g) = self.groups.lock() {
-                g.insert(
-                    group,
-                    GroupState {
-                        remaining: 0,
-                        until,
-                    },
-                );
+                g.penalize(group, until);
             }
             tracing::warn!(
                 group,
@@ -1107,16 +1069,7 @@ impl Client {
             header("x-rate-limit-window"),
         ) && let Ok(mut g) = self.groups.lock()
         {
-            let now = Instant::now();
-            let entry = g.entry(group).or_insert(GroupState {
-                remaining,
-                until: now + Duration::from_secs(window),
-            });
-            // A window ends `window` seconds after it began; keep the earliest known end.
-            if entry.until <= now {
-                entry.until = now + Duration::from_secs(window);
-            }
-            entry.remaining = remaining;
+            g.note(group, remaining, window, tokio::time::Instant::now());
         }
     }
 
@@ -1144,32 +1097,24 @@ impl Client {
         if left > 0
             && let Ok(mut g) = self.groups.lock()
         {
-            let until = Instant::now() + Duration::from_millis(left as u64);
-            let state = g.entry(group).or_insert(GroupState {
-                remaining: 0,
-                until,
-            });
-            // A penalty replaces the window: nothing is sent until it ends.
-            if state.remaining > 0 || state.until < until {
+            let now = tokio::time::Instant::now();
+            let until = now + Duration::from_millis(left as u64);
+            if g.wait(group, now).is_none_or(|w| w < until - now) {
                 tracing::info!(group, "a penalty another process met: pausing the group");
-                *state = GroupState {
-                    remaining: 0,
-                    until,
-                };
             }
+            g.penalize(group, until);
         }
     }
 
     /// Sleeps while the group's budget is spent or a penalty runs.
     async fn wait_for_group(&self, group: &'static str, endpoint: &str) -> Result<(), Error> {
         self.look_for_shared_penalty(group);
-        let state = self.groups.lock().ok().and_then(|g| g.get(group).copied());
-        let Some(state) = state else { return Ok(()) };
-        let now = Instant::now();
-        if state.remaining > 0 || state.until <= now {
-            return Ok(());
-        }
-        let wait = state.until - now;
+        let wait = self
+            .groups
+            .lock()
+            .ok()
+            .and_then(|g| g.wait(group, tokio::time::Instant::now()));
+        let Some(wait) = wait else { return Ok(()) };
         if wait > self.settings.max_rate_wait {
             return Err(Error::RateLimited {
                 endpoint: endpoint.to_string(),
@@ -1185,7 +1130,7 @@ impl Client {
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
         tokio::time::sleep(wait).await;
         if let Ok(mut g) = self.groups.lock() {
-            g.remove(group);
+            g.window_over(group);
         }
         Ok(())
     }

@@ -3,9 +3,10 @@
 
 pub mod auth;
 mod client;
+pub mod pacing;
 mod wire;
 
 pub use client::{
-    Client, Counters, Error, GROUPS, PER_PAGE, REFRESH_WARN, decode_extension_page,
-    decode_number_page, explain,
+    Client, Counters, Error, PER_PAGE, REFRESH_WARN, decode_extension_page, decode_number_page,
+    explain,
 };

@@ -1,0 +1,154 @@
+//! RingCentral's rate-limit groups as plain state: what each group has left and when its
+//! window (or penalty) ends, learnt from the headers, a 429, or another process. Time is
+//! tokio's, so the rules are tested with paused time; the client only feeds it and sleeps.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// RingCentral's rate-limit groups.
+pub const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Group {
+    remaining: u64,
+    /// When the current window ends (or a penalty is over).
+    until: Instant,
+}
+
+/// Every group's known state.
+#[derive(Debug, Default)]
+pub struct Pacing {
+    groups: HashMap<&'static str, Group>,
+}
+
+/// The name of a known group (or `None`), as the `'static` key the state is kept under.
+fn known(group: &str) -> Option<&'static str> {
+    GROUPS.iter().find(|g| **g == group).copied()
+}
+
+impl Pacing {
+    /// An answer's `X-Rate-Limit-Remaining` and `-Window` (seconds): a window ends `window`
+    /// seconds after it began, so the earliest known end is kept.
+    pub fn note(&mut self, group: &str, remaining: u64, window_secs: u64, now: Instant) {
+        let Some(group) = known(group) else { return };
+        let end = now + Duration::from_secs(window_secs);
+        let g = self.groups.entry(group).or_insert(Group {
+            remaining,
+            until: end,
+        });
+        if g.until <= now {
+            g.until = end;
+        }
+        g.remaining = remaining;
+    }
+
+    /// A penalty (after a 429, or one another process met): nothing is sent to the group
+    /// until it ends, since every request during a penalty restarts it. A penalty replaces
+    /// the window; of two penalties the later end wins.
+    pub fn penalize(&mut self, group: &str, until: Instant) {
+        let Some(group) = known(group) else { return };
+        let g = self.groups.entry(group).or_insert(Group {
+            remaining: 0,
+            until,
+        });
+        if g.remaining > 0 || g.until < until {
+            *g = Group {
+                remaining: 0,
+                until,
+            };
+        }
+    }
+
+    /// How long the next request to the group must wait: `None` while budget is left or
+    /// once the window has ended.
+    pub fn wait(&self, group: &str, now: Instant) -> Option<Duration> {
+        let g = self.groups.get(group)?;
+        (g.remaining == 0 && g.until > now).then(|| g.until - now)
+    }
+
+    /// After waiting out a spent window: its budget is learnt from the next answer.
+    pub fn window_over(&mut self, group: &str) {
+        self.groups.remove(group);
+    }
+
+    /// Each group whose window has not ended: (group, requests left, time to its end).
+    pub fn live(&self, now: Instant) -> Vec<(&'static str, u64, Duration)> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| g.until > now)
+            .map(|(name, g)| (*name, g.remaining, g.until - now))
+            .collect()
+    }
+
+    /// Merges a state another process saved (requests left, time to its end): for a group
+    /// whose own window is over, or that has more left, the saved state wins whole.
+    pub fn merge(&mut self, group: &str, remaining: u64, left: Duration, now: Instant) {
+        let Some(group) = known(group) else { return };
+        let until = now + left;
+        let g = self
+            .groups
+            .entry(group)
+            .or_insert(Group { remaining, until });
+        if g.until <= now
+            || remaining < g.remaining
+            || (remaining == g.remaining && until > g.until)
+        {
+            *g = Group { remaining, until };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_window_waits_until_it_ends_then_budget_is_learnt_again() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        p.note("Medium", 1, 60, t0);
+        assert_eq!(p.wait("Medium", t0), None, "one request left");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        // The window's end is kept from its start, not moved by later answers.
+        p.note("Medium", 0, 60, Instant::now());
+        assert_eq!(
+            p.wait("Medium", Instant::now()),
+            Some(Duration::from_secs(50))
+        );
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(p.wait("Medium", Instant::now()), None, "the window is over");
+        p.window_over("Medium");
+        assert!(p.live(Instant::now()).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_penalty_replaces_the_window_and_the_later_one_wins() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        p.note("Heavy", 5, 60, t0);
+        p.penalize("Heavy", t0 + Duration::from_secs(30));
+        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(30)));
+        p.penalize("Heavy", t0 + Duration::from_secs(10));
+        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(30)), "kept");
+        p.penalize("Heavy", t0 + Duration::from_secs(45));
+        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(45)));
+        // Other groups are their own budgets.
+        assert_eq!(p.wait("Light", t0), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saved_state_with_less_left_wins_whole() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        p.note("Medium", 30, 60, t0);
+        p.merge("Medium", 0, Duration::from_secs(20), t0);
+        assert_eq!(p.wait("Medium", t0), Some(Duration::from_secs(20)));
+        // More left than known: ignored.
+        p.merge("Medium", 40, Duration::from_secs(59), t0);
+        assert_eq!(p.wait("Medium", t0), Some(Duration::from_secs(20)));
+        // An unknown group name from a file is ignored.
+        p.merge("Bogus", 0, Duration::from_secs(20), t0);
+        assert_eq!(p.live(t0).len(), 1);
+    }
+}
