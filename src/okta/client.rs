@@ -126,6 +126,31 @@ impl Bucket {
     }
 }
 
+/// What a request may do with a bucket's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Go: one unit of the budget is now claimed.
+    Go,
+    /// Budget is left, but all of it is claimed by requests not answered yet.
+    WaitForAnswer,
+    /// This tool's share is spent until the reset (epoch seconds).
+    WaitForReset(u64),
+}
+
+impl Bucket {
+    /// Claims one unit of the budget for a request, or says what to wait for.
+    fn claim(&mut self, percent: u8) -> Claim {
+        match self.usable(percent) {
+            Some(0) => Claim::WaitForReset(self.reset_epoch),
+            Some(r) if r <= self.in_flight => Claim::WaitForAnswer,
+            _ => {
+                self.in_flight += 1;
+                Claim::Go
+            }
+        }
+    }
+}
+
 /// A request's claim on one unit of a bucket's budget, released when its answer is noted
 /// (or it fails): concurrent writers never send more than the budget Okta reported.
 struct Slot<'a> {
@@ -633,15 +658,10 @@ impl Client {
             let freed = self.freed.notified();
             let wait_for = {
                 let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-                let state = b.entry(bucket).or_default();
-                match state.usable(self.rate_limit_percent) {
-                    Some(0) => Some(Some(state.reset_epoch)),
-                    // Budget left, but all of it claimed by requests not yet answered.
-                    Some(r) if r <= state.in_flight => Some(None),
-                    _ => {
-                        state.in_flight += 1;
-                        None
-                    }
+                match b.entry(bucket).or_default().claim(self.rate_limit_percent) {
+                    Claim::Go => None,
+                    Claim::WaitForAnswer => Some(None),
+                    Claim::WaitForReset(epoch) => Some(Some(epoch)),
                 }
             };
             let reset_epoch = match wait_for {
@@ -757,5 +777,35 @@ fn to_model(dto: UserDto) -> OktaUser {
             .iter()
             .filter_map(|(k, v)| profile_text(v).map(|t| (k.clone(), t)))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket's rules, plainly: this tool spends its share of what Okta reports, counts
+    /// requests not answered yet, and waits for the reset once the share is spent.
+    #[test]
+    fn a_bucket_claims_only_its_share_and_counts_unanswered_requests() {
+        let mut b = Bucket {
+            remaining: Some(53),
+            limit: Some(100),
+            reset_epoch: 1_700_000_060,
+            in_flight: 0,
+        };
+        // 50 % of 100: 50 are left to others, so 3 of the 53 remaining are ours.
+        assert_eq!(b.usable(50), Some(3));
+        assert_eq!(b.claim(50), Claim::Go);
+        assert_eq!(b.claim(50), Claim::Go);
+        assert_eq!(b.claim(50), Claim::Go);
+        assert_eq!(b.claim(50), Claim::WaitForAnswer, "3 ours, 3 in flight");
+        b.in_flight = 0;
+        b.remaining = Some(50);
+        assert_eq!(b.claim(50), Claim::WaitForReset(1_700_000_060));
+        assert_eq!(b.usable(100), Some(50));
+        // Before any answer the budget is unknown: requests go to learn it.
+        let mut fresh = Bucket::default();
+        assert_eq!(fresh.claim(50), Claim::Go);
     }
 }
