@@ -208,7 +208,13 @@ impl Run<'_, '_> {
                 break;
             }
             let created = self.one(action, None).await?;
-            if let Some(created) = created {
+            if let (
+                Some(created),
+                Action::Create {
+                    then_sync: true, ..
+                },
+            ) = (created, &action.action)
+            {
                 self.after_create(action, &created).await?;
             }
         }

@@ -389,10 +389,16 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
         }
     }
     changes.sort();
+    // Something of the created user may flow back (a TELUS-sourced row, written back).
+    let then_sync = policy.features.write_back
+        && policy.rules.iter().any(|r| match &r.master {
+            Master::Priority(list) => list.first() == Some(&System::Telus),
+            Master::Latest { .. } => true,
+        });
     plan.actions.push(PlannedAction {
         user,
         system: System::Telus,
-        action: Action::Create { changes },
+        action: Action::Create { changes, then_sync },
     });
 }
 

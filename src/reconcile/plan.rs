@@ -119,9 +119,13 @@ pub enum Action {
     Update {
         changes: Vec<AttrChange>,
     },
-    /// Create a TELUS user with these fields (`old` is always `None`).
+    /// Create a TELUS user with these fields (`old` is always `None`). With `then_sync`, a
+    /// dependent step follows once TELUS answers: what the created user gives back (its
+    /// extension number to Okta's `primaryPhone`, with the default table), planned by
+    /// `decide::after_create` from the created user and applied in the same pass.
     Create {
         changes: Vec<AttrChange>,
+        then_sync: bool,
     },
     Deactivate {
         change: AttrChange,
@@ -153,7 +157,7 @@ pub struct PlannedAction {
 impl PlannedAction {
     pub fn changes(&self) -> &[AttrChange] {
         match &self.action {
-            Action::Update { changes } | Action::Create { changes } => changes,
+            Action::Update { changes } | Action::Create { changes, .. } => changes,
             Action::Deactivate { change, .. } | Action::Reactivate { change } => {
                 std::slice::from_ref(change)
             }

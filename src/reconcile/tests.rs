@@ -949,7 +949,7 @@ mod props {
             for action in &plan.actions {
                 let okta_id = action.user.okta_id.clone().unwrap();
                 let ext = match &action.action {
-                    Action::Create { changes } => {
+                    Action::Create { changes, .. } => {
                         let n = self.telus.len() + 500;
                         let mut t = telus(&format!("new{n}"), "Enabled", &[]);
                         t.fields.insert("extensionNumber", n.to_string());
