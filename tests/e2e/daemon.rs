@@ -82,8 +82,8 @@ impl Drop for Daemon {
 
 const EVERY_SECOND: &str = "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_passes_on_schedule_serves_metrics_and_stops_on_sigterm() {
+/// The daemon on the seeded fakes, passing every second, with `/metrics` on a free port.
+async fn seeded_daemon_with_metrics() -> (Sandbox, tempfile::TempDir, u16, Daemon) {
     let sb = Sandbox::start_seeded().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -92,6 +92,12 @@ async fn run_passes_on_schedule_serves_metrics_and_stops_on_sigterm() {
         .display()
         .to_string();
     let d = Daemon::start(&cfg, dir.path());
+    (sb, dir, port, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_passes_on_schedule_serves_metrics_and_stops_on_sigterm() {
+    let (sb, _dir, port, d) = seeded_daemon_with_metrics().await;
     d.wait_for_log("pass complete", 2).await;
     assert_eq!(
         contact_field(&sb, 62001, &["department"]).as_deref(),
@@ -349,14 +355,7 @@ async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_skips_ticks_while_another_pass_holds_the_store() {
     use okta_telus_sync::store::lock::PassLock;
-    let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let extra = format!("{EVERY_SECOND}[http]\nlisten = \"127.0.0.1:{port}\"\n");
-    let cfg = crate::write_config(dir.path(), &sb, &extra)
-        .display()
-        .to_string();
-    let d = Daemon::start(&cfg, dir.path());
+    let (_sb, dir, port, d) = seeded_daemon_with_metrics().await;
     d.wait_for_log("pass complete", 1).await;
     let held = loop {
         // Between two of the daemon's passes.
