@@ -178,6 +178,10 @@ impl FakeTelus {
                 get(list_numbers),
             )
             .route(
+                "/restapi/v1.0/account/{account}/directory/entries",
+                get(directory_entries),
+            )
+            .route(
                 "/restapi/v1.0/account/{account}/custom-fields",
                 get(custom_fields),
             )
@@ -651,6 +655,93 @@ async fn list_extensions(
         }
         Err(resp) => resp,
     }
+}
+
+/// `GET directory/entries` (Medium), the Company Directory, as the spec describes it
+/// (listDirectoryEntries): `ContactResource` records with `customFields: [{id, name, value}]`
+/// and `phoneNumbers` (usage type, primary), paged by page number up to 2,000 a page with
+/// `paging` and no navigation links; only Enabled, Disabled and NotActivated extensions.
+async fn directory_entries(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Medium") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let per_page = match q.get("perPage").map(|v| v.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(n)) if (1..=2000).contains(&n) => n,
+        Some(_) => {
+            return rc_error(
+                StatusCode::BAD_REQUEST,
+                "CMN-101",
+                "Parameter [perPage] value is invalid",
+                Some("perPage"),
+            );
+        }
+    };
+    let page = q
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut listed: Vec<&FakeExtension> = st
+        .extensions
+        .iter()
+        .filter(|e| e.kind == "User")
+        .filter(|e| matches!(e.status.as_str(), "Enabled" | "Disabled" | "NotActivated"))
+        .collect();
+    listed.sort_by_key(|e| e.id);
+    let total = listed.len();
+    let records: Vec<Value> = listed
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|e| {
+            let text = |k: &str| e.contact.get(k).cloned().unwrap_or(Value::Null);
+            let numbers: Vec<Value> = st
+                .numbers
+                .iter()
+                .filter(|n| n.extension_id == Some(e.id))
+                .map(|n| {
+                    json!({"phoneNumber": n.phone_number, "usageType": n.usage_type,
+                           "primary": n.primary, "type": "VoiceFax"})
+                })
+                .collect();
+            let custom: Vec<Value> = st
+                .custom_field_defs
+                .iter()
+                .filter_map(|(id, name)| {
+                    let v = st.custom_values.get(&e.id)?.get(id)?;
+                    Some(json!({"id": id, "name": name, "value": v}))
+                })
+                .collect();
+            json!({
+                "id": e.id.to_string(), "type": "User", "status": e.status,
+                "extensionNumber": e.extension_number, "firstName": text("firstName"),
+                "lastName": text("lastName"), "email": text("email"),
+                "department": text("department"), "phoneNumbers": numbers,
+                "customFields": custom, "hidden": false,
+            })
+        })
+        .collect();
+    let mut resp = axum::Json(json!({
+        "records": records,
+        "paging": {
+            "page": page,
+            "perPage": per_page,
+            "totalPages": total.div_ceil(per_page).max(1),
+            "totalElements": total,
+        },
+    }))
+    .into_response();
+    resp.headers_mut().extend(rate);
+    resp
 }
 
 async fn list_numbers(

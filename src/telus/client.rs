@@ -5,8 +5,8 @@
 use super::auth::{Persist, Restored};
 use super::pacing::Pacing;
 use super::wire::{
-    CustomFieldDefDto, DIRECTORY_REF, ErrorDto, ExtensionDto, ListDto, PhoneNumberDto, TokenDto,
-    contact_body, flatten_contact,
+    CustomFieldDefDto, DIRECTORY_REF, DirectoryEntryDto, ErrorDto, ExtensionDto, ListDto,
+    PhoneNumberDto, TokenDto, contact_body, flatten_contact,
 };
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
@@ -215,6 +215,9 @@ pub struct Client {
 
 const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
 const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
+const DIRECTORY_ENTRIES: &str = "/restapi/v1.0/account/~/directory/entries";
+/// Company Directory records per page: its maximum.
+const DIRECTORY_PER_PAGE: u32 = 2000;
 
 impl Client {
     pub fn new(cfg: &TelusConfig, settings: HttpSettings) -> Client {
@@ -330,6 +333,9 @@ impl Client {
         if self.custom_ids.lock().map(|m| m.is_empty()).unwrap_or(true) {
             self.fetch_custom_fields().await?;
         }
+        // Every user's custom fields at once, from the Company Directory (a few Medium pages
+        // for the whole account), instead of one Light GET per user.
+        let mut directory = self.fetch_directory_custom_fields().await?;
         for u in users.iter_mut() {
             if u.fields
                 .iter()
@@ -337,18 +343,78 @@ impl Client {
             {
                 continue;
             }
-            let endpoint = format!("GET extension/{}", u.id);
-            let mut url = self.base.clone();
-            url.set_path(&format!("{LIST_EXTENSIONS}/{}", u.id));
-            let resp = self
-                .send("Light", &endpoint, true, || self.http.get(url.clone()))
-                .await?;
-            let e: ExtensionDto = decode(resp, &endpoint).await?;
-            for (k, v) in self.custom_values(e.custom_fields) {
+            let values = match directory.remove(&u.id.0) {
+                Some(values) => values,
+                // The directory lists only Enabled, Disabled and NotActivated extensions: a
+                // user it leaves out is read alone, never taken for one with no values.
+                None => self.fetch_extension_custom_fields(&u.id).await?,
+            };
+            for (k, v) in self.custom_values(Some(values)) {
                 u.fields.insert(&k, v);
             }
         }
         Ok(users)
+    }
+
+    /// The custom fields of every user the Company Directory lists, by extension id:
+    /// `GET directory/entries?showFederated=false&type=User&perPage=2000`, paged by page
+    /// number up to `paging.totalPages` (the directory sends no navigation links).
+    async fn fetch_directory_custom_fields(
+        &self,
+    ) -> Result<HashMap<String, Vec<super::wire::CustomFieldValueDto>>, Error> {
+        let endpoint = "GET directory/entries";
+        let mut out = HashMap::new();
+        let mut page = 1u64;
+        loop {
+            let mut url = self.base.clone();
+            url.set_path(DIRECTORY_ENTRIES);
+            url.query_pairs_mut()
+                .append_pair("showFederated", "false")
+                .append_pair("type", "User")
+                .append_pair("perPage", &DIRECTORY_PER_PAGE.to_string())
+                .append_pair("page", &page.to_string());
+            let resp = self
+                .send("Medium", endpoint, true, || self.http.get(url.clone()))
+                .await?;
+            let dto: ListDto<DirectoryEntryDto> = decode(resp, endpoint).await?;
+            let total = dto.paging.as_ref().and_then(|p| p.total_pages).unwrap_or(1);
+            if dto
+                .paging
+                .as_ref()
+                .and_then(|p| p.page)
+                .is_some_and(|p| p != page)
+            {
+                return Err(Error::Paging {
+                    endpoint: endpoint.to_string(),
+                    message: format!("asked for page {page}, was served another"),
+                });
+            }
+            let empty = dto.records.is_empty();
+            for e in dto.records {
+                let values = e.custom_fields.unwrap_or_default();
+                out.insert(e.id, values.into_iter().map(Into::into).collect());
+            }
+            if page >= total || empty {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// One extension's custom fields (`GET extension/{id}`, Light): only for a user the
+    /// directory does not list.
+    async fn fetch_extension_custom_fields(
+        &self,
+        id: &ExtId,
+    ) -> Result<Vec<super::wire::CustomFieldValueDto>, Error> {
+        let endpoint = format!("GET extension/{id}");
+        let mut url = self.base.clone();
+        url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
+        let resp = self
+            .send("Light", &endpoint, true, || self.http.get(url.clone()))
+            .await?;
+        let e: ExtensionDto = decode(resp, &endpoint).await?;
+        Ok(e.custom_fields.unwrap_or_default())
     }
 
     /// `customFields` of a record as `customFields.<name>` fields, learning their ids.

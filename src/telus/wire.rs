@@ -99,6 +99,38 @@ pub(super) struct CustomFieldValueDto {
     pub value: Option<String>,
 }
 
+/// A record of the Company Directory (`ContactResource`); only what this tool reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DirectoryEntryDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default)]
+    pub custom_fields: Option<Vec<DirectoryCustomFieldDto>>,
+}
+
+/// `CustomFieldResource` of a directory entry: `{id, name, value}` (the name, where the
+/// single-extension GET says `displayName`).
+#[derive(Debug, Deserialize)]
+pub(super) struct DirectoryCustomFieldDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub value: Option<String>,
+}
+
+impl From<DirectoryCustomFieldDto> for CustomFieldValueDto {
+    fn from(d: DirectoryCustomFieldDto) -> Self {
+        CustomFieldValueDto {
+            id: d.id,
+            display_name: d.name,
+            value: d.value,
+        }
+    }
+}
+
 /// An item of `GET /restapi/v1.0/account/~/custom-fields`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -102,6 +102,15 @@ async fn schema_lists_base_and_custom_attributes_of_both_sides() {
 async fn a_custom_field_row_syncs_both_ways_and_converges() {
     let sb = Sandbox::start_seeded().await.unwrap();
     seed_cost_centers(&sb);
+    // Frozen: the Company Directory leaves such a user out (spec: only Enabled, Disabled and
+    // NotActivated extensions are returned), so its custom fields are read alone.
+    sb.telus
+        .lock()
+        .extensions
+        .iter_mut()
+        .find(|e| e.id == 62003)
+        .unwrap()
+        .status = "Frozen".into();
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = crate::write_config(dir.path(), &sb, COST_ROW);
     let config = okta_telus_sync::config::load_with_env(&cfg_path, Vec::new()).unwrap();
@@ -113,15 +122,22 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
     // Okta masters it: pushed to TELUS by id.
     assert_eq!(custom(&sb, 62001).as_deref(), Some("4410"));
     assert_eq!(custom(&sb, 62003).as_deref(), Some("6630"));
-    // The listing lacks customFields, so each user extension was read once (Light group).
-    let singles = sb
-        .telus
-        .lock()
-        .requests
-        .iter()
-        .filter(|r| r.method == "GET" && r.path.starts_with("/restapi/v1.0/account/~/extension/"))
-        .count();
-    assert!(singles >= 12, "{singles}");
+    // The listing lacks customFields: they come from one Company Directory page for all,
+    // and one single read for the user the directory leaves out; never one read per user.
+    let (directory, singles) = {
+        let st = sb.telus.lock();
+        let count = |p: &str| {
+            st.requests
+                .iter()
+                .filter(|r| r.method == "GET" && r.path.starts_with(p))
+                .count()
+        };
+        (
+            count("/restapi/v1.0/account/~/directory/entries"),
+            count("/restapi/v1.0/account/~/extension/"),
+        )
+    };
+    assert_eq!((directory, singles), (1, 1));
     let writes = telus_writes(&sb) + okta_writes(&sb);
     let again = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
