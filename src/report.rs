@@ -245,13 +245,27 @@ pub fn parse_since(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String
         format!("{s:?} is not a time, a date (2026-11-01) or an age (7d, 12h, 30m)")
     })?;
     let age = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        "w" => chrono::Duration::weeks(n),
+        "d" => chrono::Duration::try_days(n),
+        "h" => chrono::Duration::try_hours(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "w" => chrono::Duration::try_weeks(n),
         _ => return Err(format!("{s:?}: the unit must be w, d, h or m")),
     };
-    Ok(fmt(now - age))
+    age.and_then(|age| now.checked_sub_signed(age))
+        .map(fmt)
+        .ok_or_else(|| format!("{s:?} reaches back further than dates go"))
+}
+
+/// A value as it may reach a terminal: control characters (an end user's `ESC[...`, say,
+/// typed into Okta self-service or the TELUS app) escaped, everything else as it is.
+fn escaped(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_debug().to_string(),
+            '"' | '\\' => c.escape_debug().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// `old → new` with the changed characters highlighted (ANSI) when `color`.
@@ -270,8 +284,8 @@ fn inline_diff(old: Option<&str>, new: Option<&str>, color: bool) -> String {
     const END: &str = "\x1b[0m";
     if diff.ratio() < 0.5 {
         // Mostly different: mark the whole values rather than scattered letters.
-        let _ = write!(left, "{DEL}{o}{END}");
-        let _ = write!(right, "{INS}{n}{END}");
+        let _ = write!(left, "{DEL}{}{END}", escaped(o));
+        let _ = write!(right, "{INS}{}{END}", escaped(n));
     } else {
         // Runs of the same kind share one escape sequence.
         let mut runs: Vec<(similar::ChangeTag, String)> = Vec::new();
@@ -284,14 +298,14 @@ fn inline_diff(old: Option<&str>, new: Option<&str>, color: bool) -> String {
         for (tag, text) in runs {
             match tag {
                 similar::ChangeTag::Equal => {
-                    left.push_str(&text);
-                    right.push_str(&text);
+                    left.push_str(&escaped(&text));
+                    right.push_str(&escaped(&text));
                 }
                 similar::ChangeTag::Delete => {
-                    let _ = write!(left, "{DEL}{text}{END}");
+                    let _ = write!(left, "{DEL}{}{END}", escaped(&text));
                 }
                 similar::ChangeTag::Insert => {
-                    let _ = write!(right, "{INS}{text}{END}");
+                    let _ = write!(right, "{INS}{}{END}", escaped(&text));
                 }
             }
         }
@@ -531,6 +545,35 @@ fn status_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value an end user typed with terminal escapes never reaches the terminal raw, in
+    /// colour or not.
+    #[test]
+    fn history_escapes_control_characters_on_a_terminal() {
+        let evil = "Sales\u{1b}[2J\u{1b}]0;pwned\u{7}";
+        for color in [true, false] {
+            for old in [Some("Sales"), Some("x"), None] {
+                let text = inline_diff(old, Some(evil), color);
+                let raw: Vec<char> = text.chars().filter(|c| c.is_control()).collect();
+                // Only our own colour codes (ESC [ ... m) may be there.
+                let ours = text.matches("\x1b[").count();
+                assert!(
+                    raw.iter().filter(|c| **c == '\u{1b}').count() <= ours
+                        && !text.contains("\u{1b}[2J")
+                        && !text.contains('\u{7}'),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_absurd_since_is_an_error_not_a_panic() {
+        let now = chrono::Utc::now();
+        assert!(parse_since("99999999999999d", now).is_err());
+        assert!(parse_since("9223372036854775807w", now).is_err());
+        assert!(parse_since("7d", now).is_ok());
+    }
     use crate::store::JournalRow;
 
     fn row(
