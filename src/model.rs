@@ -155,6 +155,23 @@ impl TelusStatus {
 /// reported instead of being taken for an empty value that would clear the other side.
 pub const UNREADABLE: char = '\u{1}';
 
+/// The longest value kept, in bytes. A longer one (a hostile or broken server, an end user
+/// pasting a file into a profile field) is kept only as a short `UNREADABLE` note, so it is
+/// reported as an invalid value for that user and never stored, journalled or printed whole.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// A value as read from a server: itself, or past [`MAX_VALUE_BYTES`] a short note.
+pub fn capped(value: String) -> String {
+    if value.len() <= MAX_VALUE_BYTES {
+        return value;
+    }
+    format!(
+        "{UNREADABLE}a value of {} bytes, over the {} KiB limit",
+        value.len(),
+        MAX_VALUE_BYTES / 1024
+    )
+}
+
 /// Attribute or field name → value for one user, in two allocations: the values end to end
 /// in one string, and a sorted index of (name number, end of value). A directory of 100,000
 /// users holds over a million values; a `String` per value and a name pointer per entry cost

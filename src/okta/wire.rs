@@ -147,13 +147,14 @@ pub fn next_link<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<String
 /// A profile value as text: strings as they are, numbers and booleans printed, null absent;
 /// arrays and objects are kept marked `UNREADABLE`, so the planner reports them.
 pub(super) fn profile_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Null => None,
-        other => Some(format!("{}{other}", crate::model::UNREADABLE)),
-    }
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => return None,
+        other => format!("{}{other}", crate::model::UNREADABLE),
+    };
+    Some(crate::model::capped(text))
 }
 
 #[cfg(test)]

@@ -41,10 +41,14 @@ pub fn normalize_in(kind: Normalize, raw: Option<&str>, region: Option<&str>) ->
         None | Some("") => return Norm::Empty,
         Some(t) => t,
     };
-    if let Some(json) = trimmed.strip_prefix(crate::model::UNREADABLE) {
+    if let Some(what) = trimmed.strip_prefix(crate::model::UNREADABLE) {
+        let reason = match what.starts_with(['{', '[']) {
+            true => format!("not text but {what}"),
+            false => what.to_string(),
+        };
         return Norm::Invalid {
             trimmed: trimmed.to_string(),
-            reason: format!("not text but {json}"),
+            reason,
         };
     }
     match kind {

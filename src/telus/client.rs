@@ -437,7 +437,7 @@ impl Client {
             ids.insert(name.clone(), f.id.clone());
             out.push((
                 format!("{}{name}", crate::model::TELUS_CUSTOM_PREFIX),
-                f.value.unwrap_or_default(),
+                crate::model::capped(f.value.unwrap_or_default()),
             ));
         }
         out

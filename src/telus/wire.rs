@@ -221,12 +221,13 @@ pub(super) fn flatten_contact(contact: &Map<String, Value>, out: &mut Vec<(Strin
 }
 
 fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    Some(crate::model::capped(text))
 }
 
 /// Builds `{"contact": {...}, "customFields": [...]}` for a set of `contact.*` and

@@ -233,3 +233,57 @@ fn an_app_user_page_without_the_embedded_okta_user_is_refused_not_misread() {
     let users = okta_telus_sync::okta::decode_users(ok, true).unwrap();
     assert_eq!(users[0].email(), Some("ana@northwind.ca"));
 }
+
+/// A 10 MB value (a broken or hostile server, a file pasted into a profile field) is an
+/// invalid value for that user: never stored, journalled or printed whole; the others sync.
+#[tokio::test]
+async fn an_oversized_value_is_invalid_for_that_user_and_never_kept() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let huge = "x".repeat(10 * 1024 * 1024);
+    {
+        let mut okta = sb.okta.lock();
+        let ana = okta.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile.insert("department".into(), json!(huge));
+    }
+    let (_dir, config, store, clients) = setup(&sb);
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    let problem = r
+        .plan
+        .problems
+        .iter()
+        .find(|p| {
+            p.user.email == "ana.silva@northwind.ca" && p.attr.as_deref() == Some("department")
+        })
+        .expect("reported");
+    assert!(
+        problem.message.contains("over the 64 KiB limit"),
+        "{}",
+        problem.message
+    );
+    assert!(problem.message.len() < 1_000);
+    // Nothing of it reached TELUS, the journal or the stored snapshot.
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Sales")
+    );
+    let history = store.history(&HistoryFilter::default()).unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|h| h.new.as_deref().is_none_or(|v| v.len() < 1_000))
+    );
+    let stored = store.load_okta().unwrap();
+    let ana = stored.iter().find(|u| u.id.0 == "00u1ana").unwrap();
+    assert!(
+        ana.profile
+            .get("department")
+            .is_some_and(|v| v.len() < 1_000)
+    );
+    // Everyone else synced as usual.
+    assert_eq!(
+        contact_field(&sb, 62004, &["businessAddress", "city"]).as_deref(),
+        Some("Toronto")
+    );
+}
