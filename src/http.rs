@@ -39,6 +39,16 @@ pub fn build_client(settings: &HttpSettings) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// The longest wait a server may impose (`Retry-After`, a rate-limit window or reset): a
+/// header of a year, or of 2^64 seconds, must neither crash the process nor stall it for
+/// good. A stored penalty beyond it is ignored.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
+
+/// Seconds a server asked to wait, as a bounded duration.
+pub fn server_wait_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs.min(MAX_SERVER_WAIT.as_secs()))
+}
+
 /// Waits at least this long are announced: at INFO in the log, and on a terminal when the
 /// log would not show them (`sandbox`, `plan` and `schema` log only warnings).
 pub const VISIBLE_WAIT: Duration = Duration::from_secs(2);

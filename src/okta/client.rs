@@ -337,7 +337,8 @@ impl Client {
             let Some(name) = BUCKETS.iter().find(|n| *n == name) else {
                 continue;
             };
-            if *reset <= now {
+            // A reset in the past, or beyond what a server may impose, is not kept.
+            if *reset <= now || *reset > now + crate::http::MAX_SERVER_WAIT.as_secs() {
                 continue;
             }
             let state = b.entry(name).or_default();
@@ -680,9 +681,7 @@ impl Client {
             // Until the reset (whole seconds since the epoch, by Okta's clock) and a margin for
             // the two clocks' difference; a host clock that is further off costs a 429, after
             // which the client waits for the reset again.
-            let wait = Duration::from_millis(
-                (reset_epoch * 1000).saturating_sub(now_epoch_ms()) + RESET_MARGIN_MS,
-            );
+            let wait = reset_wait(reset_epoch, now_epoch_ms());
             if wait > self.settings.max_rate_wait {
                 return Err(Error::RateLimited {
                     endpoint: endpoint.to_string(),
@@ -713,6 +712,18 @@ impl Client {
 
 /// How long past a bucket's reset the next request waits.
 const RESET_MARGIN_MS: u64 = 100;
+
+/// The wait until a bucket's reset (whole seconds since the epoch, by Okta's clock) plus a
+/// margin for the two clocks' difference (a host clock further off costs a 429, after which
+/// the client waits for the reset again); never longer than a server may impose, whatever
+/// the header says.
+fn reset_wait(reset_epoch: u64, now_ms: u64) -> Duration {
+    let ms = reset_epoch
+        .saturating_mul(1000)
+        .saturating_sub(now_ms)
+        .saturating_add(RESET_MARGIN_MS);
+    Duration::from_millis(ms).min(crate::http::MAX_SERVER_WAIT)
+}
 
 fn now_epoch_ms() -> u64 {
     SystemTime::now()
@@ -783,6 +794,21 @@ fn to_model(dto: UserDto) -> OktaUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reset header of any size neither overflows nor stalls the client past the cap.
+    #[test]
+    fn a_reset_far_away_waits_at_most_the_cap() {
+        let now_ms = 1_700_000_000_000;
+        assert_eq!(reset_wait(u64::MAX, now_ms), crate::http::MAX_SERVER_WAIT);
+        assert_eq!(
+            reset_wait(1_700_000_002, now_ms),
+            Duration::from_millis(2_100)
+        );
+        assert_eq!(
+            reset_wait(0, now_ms),
+            Duration::from_millis(RESET_MARGIN_MS)
+        );
+    }
 
     /// The bucket's rules, plainly: this tool spends its share of what Okta reports, counts
     /// requests not answered yet, and waits for the reset once the share is spent.

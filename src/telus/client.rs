@@ -27,6 +27,9 @@ use url::Url;
 /// so not before every request; a request sent in this gap restarts the other's penalty.
 const SHARED_PENALTY_CHECK: Duration = Duration::from_millis(250);
 
+/// The longest wait a server may impose, in ms: a stored penalty beyond it is ignored.
+const MAX_WAIT_MS: i64 = crate::http::MAX_SERVER_WAIT.as_millis() as i64;
+
 /// Records per page: RingCentral's maximum.
 pub const PER_PAGE: u32 = 1000;
 
@@ -252,7 +255,7 @@ impl Client {
         let now = tokio::time::Instant::now();
         let mut groups = Pacing::default();
         for (group, until_ms) in restored.penalties {
-            if until_ms > now_ms {
+            if until_ms > now_ms && until_ms - now_ms <= MAX_WAIT_MS {
                 groups.penalize(
                     &group,
                     now + Duration::from_millis((until_ms - now_ms) as u64),
@@ -287,7 +290,8 @@ impl Client {
             return;
         };
         for (group, remaining, until_ms) in saved {
-            if *until_ms > now_ms {
+            // A stored end beyond what a server may impose is not kept.
+            if *until_ms > now_ms && *until_ms - now_ms <= MAX_WAIT_MS {
                 let left = Duration::from_millis((*until_ms - now_ms) as u64);
                 groups.merge(group, *remaining, left, now);
             }
@@ -1098,10 +1102,13 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
             };
-            let secs = header("retry-after")
-                .or_else(|| header("x-rate-limit-window"))
-                .unwrap_or(60);
-            let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+            let penalty = crate::http::server_wait_secs(
+                header("retry-after")
+                    .or_else(|| header("x-rate-limit-window"))
+                    .unwrap_or(60),
+            );
+            let secs = penalty.as_secs();
+            let until = tokio::time::Instant::now() + penalty;
             if let Some(p) = &self.persist
                 && let Err(e) = p.save_penalty(group, epoch_ms() + secs as i64 * 1000)
             {
@@ -1159,8 +1166,9 @@ impl Client {
         let Ok(Some(until_ms)) = p.load_penalty(group) else {
             return;
         };
-        let left = until_ms - epoch_ms();
+        let left = until_ms.saturating_sub(epoch_ms());
         if left > 0
+            && left <= MAX_WAIT_MS
             && let Ok(mut g) = self.groups.lock()
         {
             let now = tokio::time::Instant::now();

@@ -32,7 +32,7 @@ impl Pacing {
     /// seconds after it began, so the earliest known end is kept.
     pub fn note(&mut self, group: &str, remaining: u64, window_secs: u64, now: Instant) {
         let Some(group) = known(group) else { return };
-        let end = now + Duration::from_secs(window_secs);
+        let end = now + crate::http::server_wait_secs(window_secs);
         let g = self.groups.entry(group).or_insert(Group {
             remaining,
             until: end,
@@ -120,6 +120,15 @@ mod tests {
         assert_eq!(p.wait("Medium", Instant::now()), None, "the window is over");
         p.window_over("Medium");
         assert!(p.live(Instant::now()).is_empty());
+    }
+
+    /// A window header of 2^64 seconds neither overflows the clock nor stalls for good.
+    #[tokio::test(start_paused = true)]
+    async fn a_window_header_of_any_size_waits_at_most_the_cap() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        p.note("Auth", 0, u64::MAX, t0);
+        assert_eq!(p.wait("Auth", t0), Some(crate::http::MAX_SERVER_WAIT));
     }
 
     #[tokio::test(start_paused = true)]

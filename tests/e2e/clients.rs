@@ -1078,3 +1078,56 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
             >= 1
     );
 }
+
+/// A server's `Retry-After` of 2^64 seconds neither crashes the process (an overflowing
+/// clock) nor becomes a penalty for good: it is capped at an hour, and a stored penalty
+/// beyond the cap (a year, from an older version or a hostile answer) is ignored.
+#[tokio::test]
+async fn server_given_waits_are_capped_and_absurd_stored_penalties_ignored() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.inject(
+        "GET",
+        "/restapi/v1.0/account/~/extension",
+        FaultKind::TooManyRequests {
+            retry_after: u64::MAX,
+        },
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    assert_eq!(
+        r.outcome,
+        PassOutcome::SystemFailed,
+        "the hour is over max_rate_wait"
+    );
+    let stored: i64 = store
+        .meta("telus.penalty.Medium")
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hour_ms = 3_600_000 + 10_000;
+    assert!(
+        stored <= chrono::Utc::now().timestamp_millis() + hour_ms,
+        "{stored}"
+    );
+
+    // A year-long penalty in a store is not honoured by the next process.
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
+    let store = Store::open(&config.store_path).unwrap();
+    let year = chrono::Utc::now().timestamp_millis() + 365 * 86_400_000;
+    for key in ["telus.penalty.Medium", "telus.budget.Medium"] {
+        let value = match key.contains("budget") {
+            true => format!("0,{year}"),
+            false => year.to_string(),
+        };
+        store.set_meta(key, &value).unwrap();
+    }
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    assert!(r.system_error.is_none(), "{:?}", r.system_error);
+}
