@@ -28,6 +28,8 @@ impl Default for HttpSettings {
     }
 }
 
+/// The HTTP client both APIs use: rustls, timeouts, never a redirect (it could carry the
+/// Authorization header elsewhere).
 pub fn build_client(settings: &HttpSettings) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(settings.timeout)
@@ -36,7 +38,9 @@ pub fn build_client(settings: &HttpSettings) -> reqwest::Client {
         // Redirects could carry our Authorization header elsewhere: never follow them.
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        // A start-up invariant (it fails only when the TLS backend cannot start). Falling
+        // back to `Client::new()` would silently drop the no-redirect rule and the timeouts.
+        .expect("cannot build the HTTP client (TLS backend failed to start)")
 }
 
 /// The longest wait a server may impose (`Retry-After`, a rate-limit window or reset): a
@@ -78,6 +82,54 @@ pub fn announce_wait(waiting_for: &str, wait: Duration) {
 /// The terminal line for a visible wait.
 pub fn wait_line(waiting_for: &str, wait_s: u64, until: &str) -> String {
     format!("waiting {wait_s} s for {waiting_for} (until {until}) ...")
+}
+
+/// The largest answer read, in bytes: a listing page of 1,000 extensions or 200 Okta users
+/// is well under 2 MiB. Past it the answer is refused, so a server cannot fill memory.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why an answer's body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than [`MAX_BODY_BYTES`] (as declared, or as it arrived).
+    TooLarge,
+    /// The connection failed mid-body.
+    Read(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge => write!(
+                f,
+                "the answer is larger than {} MiB: refused",
+                MAX_BODY_BYTES / (1024 * 1024)
+            ),
+            BodyError::Read(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads an answer's body, at most [`MAX_BODY_BYTES`] of it.
+pub async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(describe_reqwest(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Resolves a link sent by a server and accepts it only on the configured origin, so a token

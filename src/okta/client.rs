@@ -214,6 +214,8 @@ pub struct Client {
 }
 
 const BUCKET_LIST: &str = "users-list";
+/// The most pages one listing follows: two million users at 200 a page.
+const MAX_PAGES: usize = 10_000;
 const BUCKET_UPDATE: &str = "users-update";
 const BUCKET_SCHEMA: &str = "schemas";
 /// The rate-limit buckets this client tracks.
@@ -287,6 +289,16 @@ impl Client {
                 return Err(Error::Paging {
                     endpoint,
                     message: format!("page {url} was already read: the listing loops"),
+                });
+            }
+            // A cursor that never ends (a new `after=` every page) is not followed for ever.
+            if seen.len() > MAX_PAGES {
+                return Err(Error::Paging {
+                    endpoint,
+                    message: format!(
+                        "more than {MAX_PAGES} pages ({} users at {PAGE_LIMIT} a page): the cursor does not end",
+                        MAX_PAGES * PAGE_LIMIT as usize
+                    ),
                 });
             }
             let resp = self
@@ -585,7 +597,7 @@ impl Client {
                     endpoint: endpoint.to_string(),
                 });
             }
-            let bytes = resp.bytes().await.unwrap_or_default();
+            let bytes = crate::http::read_capped(resp).await.unwrap_or_default();
             let dto: ErrorDto = serde_json::from_slice(&bytes).unwrap_or_default();
             let mut summary = dto.error_summary;
             let causes: Vec<String> = dto
@@ -740,11 +752,15 @@ fn now_epoch() -> u64 {
 }
 
 async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {
-    match resp.bytes().await {
-        Ok(b) => Ok(b.to_vec()),
-        Err(e) => Err(Error::Interrupted {
+    match crate::http::read_capped(resp).await {
+        Ok(b) => Ok(b),
+        Err(crate::http::BodyError::TooLarge) => Err(Error::Decode {
             endpoint: endpoint.to_string(),
-            message: describe_reqwest(&e),
+            message: crate::http::BodyError::TooLarge.to_string(),
+        }),
+        Err(crate::http::BodyError::Read(message)) => Err(Error::Interrupted {
+            endpoint: endpoint.to_string(),
+            message,
         }),
     }
 }

@@ -412,8 +412,7 @@ impl Client {
         id: &ExtId,
     ) -> Result<Vec<super::wire::CustomFieldValueDto>, Error> {
         let endpoint = format!("GET extension/{id}");
-        let mut url = self.base.clone();
-        url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
+        let url = extension_url(&self.base, id);
         let resp = self
             .send("Light", &endpoint, true, || self.http.get(url.clone()))
             .await?;
@@ -513,8 +512,7 @@ impl Client {
         okta_id: Option<&OktaId>,
     ) -> Result<(), Error> {
         let endpoint = format!("PUT extension/{}", current.id);
-        let mut url = self.base.clone();
-        url.set_path(&format!("{LIST_EXTENSIONS}/{}", current.id));
+        let url = extension_url(&self.base, &current.id);
         let flat: Vec<(String, String)> = current
             .fields
             .iter()
@@ -582,8 +580,7 @@ impl Client {
     ) -> Result<(), Error> {
         let id = &current.id;
         let endpoint = format!("PUT extension/{id} status");
-        let mut url = self.base.clone();
-        url.set_path(&format!("{LIST_EXTENSIONS}/{id}"));
+        let url = extension_url(&self.base, id);
         let mut body = serde_json::json!({ "status": status.as_str() });
         backfill_reference(&mut body, current, okta_id);
         let resp = self
@@ -974,7 +971,7 @@ impl Client {
         };
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = crate::http::read_capped(resp).await.unwrap_or_default();
             let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
             let first = dto.errors.first();
             return Err(Error::Auth {
@@ -1214,7 +1211,7 @@ impl Client {
 /// `errorCode`/`message`).
 async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error {
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = crate::http::read_capped(resp).await.unwrap_or_default();
     let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
     let first = dto.errors.into_iter().next();
     Error::Api {
@@ -1232,6 +1229,17 @@ async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error {
             .unwrap_or_default(),
         parameter: first.and_then(|e| e.parameter_name),
     }
+}
+
+/// One extension's URL. The id comes from a server, so it is one percent-encoded path
+/// segment: an id such as `../../oauth/revoke` cannot aim a write at another endpoint.
+fn extension_url(base: &Url, id: &ExtId) -> Url {
+    let mut url = base.clone();
+    url.set_path(LIST_EXTENSIONS);
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.push(&id.0);
+    }
+    url
 }
 
 /// `references` naming the Okta user (type `CustomerDirectoryId`).
@@ -1301,9 +1309,15 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) -> Result<T, Error> {
-    let bytes = resp.bytes().await.map_err(|e| Error::Interrupted {
-        endpoint: endpoint.to_string(),
-        message: describe_reqwest(&e),
+    let bytes = crate::http::read_capped(resp).await.map_err(|e| match e {
+        crate::http::BodyError::TooLarge => Error::Decode {
+            endpoint: endpoint.to_string(),
+            message: e.to_string(),
+        },
+        crate::http::BodyError::Read(message) => Error::Interrupted {
+            endpoint: endpoint.to_string(),
+            message,
+        },
     })?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
         endpoint: endpoint.to_string(),
@@ -1314,6 +1328,19 @@ async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hostile_extension_id_stays_one_path_segment() {
+        let base = Url::parse("https://platform.ringcentral.com").unwrap();
+        let url = extension_url(&base, &ExtId("../../../oauth/revoke?x=1".into()));
+        assert_eq!(
+            url.path(),
+            "/restapi/v1.0/account/~/extension/..%2F..%2F..%2Foauth%2Frevoke%3Fx=1"
+        );
+        assert_eq!(url.query(), None);
+        let url = extension_url(&base, &ExtId("62001".into()));
+        assert_eq!(url.path(), "/restapi/v1.0/account/~/extension/62001");
+    }
 
     #[test]
     fn design_table_explanations() {

@@ -287,3 +287,28 @@ async fn an_oversized_value_is_invalid_for_that_user_and_never_kept() {
         Some("Toronto")
     );
 }
+
+/// An answer larger than the cap (a server sending gigabytes) is refused as it arrives,
+/// not read into memory whole: the pass ends cleanly, naming the cap.
+#[tokio::test]
+async fn an_answer_over_the_size_cap_is_refused() {
+    use okta_telus_sync::sandbox::faults::FaultKind;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let body = format!(
+        "{{\"records\": [], \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    sb.telus.inject(
+        "GET",
+        "/restapi/v1.0/account/~/extension",
+        FaultKind::Error { status: 200, body },
+        2,
+    );
+    let (_dir, config, store, clients) = setup(&sb);
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    let err = r.system_error.unwrap();
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+}
