@@ -168,7 +168,7 @@ pub fn from_toml_str(
 
 /// Turns a `config` crate error into a problem naming the key when the crate says it.
 fn deserialize_problem(err: &config::ConfigError) -> Problem {
-    let text = err.to_string();
+    let text = without_source_lines(&err.to_string());
     // The crate appends " for key `a.b`" (sometimes with a source) when it knows the key.
     if let Some(start) = text.find(" for key `") {
         let rest = &text[start + " for key `".len()..];
@@ -206,6 +206,25 @@ fn deserialize_problem(err: &config::ConfigError) -> Problem {
     }
 }
 
+/// A parser's message without the lines of the file it quotes (`3 | token = "..."` and the
+/// caret under it): those lines can hold a secret, and this message reaches the journal
+/// (through `ExecStartPre` and SIGHUP reloads). What remains says where (line and column)
+/// and what was expected.
+fn without_source_lines(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let gutter = l
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !gutter.starts_with('|')
+        })
+        .collect();
+    kept.join(": ").replace(": :", ":")
+}
+
 fn unknown_field(message: &str) -> Option<&str> {
     message
         .strip_prefix("unknown field `")
@@ -230,6 +249,29 @@ mod tests {
     use crate::model::System;
     use crate::reconcile::policy::{DEFAULT_TABLE, Master, Normalize, OnConflict};
     use std::collections::BTreeMap;
+
+    /// A syntax error names the line, the column and what was expected, and never echoes the
+    /// line itself: it may hold a secret.
+    #[test]
+    fn a_syntax_error_never_echoes_the_line_it_is_on() {
+        let text =
+            format!("{MINIMAL}\n[telus.extra]\nsecret_thing = \"hunter2-secret-value\" oops\n");
+        let problems = match parse(&text) {
+            Err(p) => p,
+            Ok(_) => panic!("accepted"),
+        };
+        let all: String = problems.iter().map(ToString::to_string).collect();
+        assert!(!all.contains("hunter2"), "{all}");
+        assert!(all.contains("line") && all.contains("column"), "{all}");
+        let text = "[okta]\ntoken = \"okta-secret-token\nurl = \"https://x.okta.com\"\n";
+        let all: String = parse(text)
+            .err()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(!all.contains("okta-secret-token"), "{all}");
+    }
 
     #[test]
     fn the_builtin_policy_is_what_a_config_without_rows_means() {
