@@ -155,7 +155,9 @@ pub fn from_toml_str(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true)
+                // Values stay the strings they are (`000123` is a client id, not 123);
+                // numeric keys still parse from them.
+                .try_parsing(false)
                 .source(Some(env_map)),
         )
         .build()
@@ -493,6 +495,32 @@ jwt = "jwt-credential"
             panic!()
         };
         assert_eq!(t.expose_secret(), "from-env");
+    }
+
+    /// Environment values are strings as written (`000123` stays `000123`, `12e3` stays
+    /// `12e3`), and still fill numeric keys.
+    #[test]
+    fn environment_strings_stay_strings_and_numbers_still_parse() {
+        let text = MINIMAL.replace("client_id = \"cid\"\n", "");
+        let env = vec![
+            (
+                "OKTA_TELUS_SYNC__TELUS__CLIENT_ID".to_string(),
+                "000123".to_string(),
+            ),
+            (
+                "OKTA_TELUS_SYNC__TELUS__JWT".to_string(),
+                "12e3".to_string(),
+            ),
+            (
+                "OKTA_TELUS_SYNC__SAFETY__MAX_CREATES".to_string(),
+                "40".to_string(),
+            ),
+        ];
+        let c = from_toml_str(&text, env, Path::new("/tmp")).unwrap();
+        assert_eq!(c.telus.client_id, "000123");
+        use secrecy::ExposeSecret;
+        assert_eq!(c.telus.jwt.as_ref().unwrap().expose_secret(), "12e3");
+        assert_eq!(c.safety.max_creates, 40);
     }
 
     #[test]
