@@ -6,6 +6,9 @@ use crate::Exit;
 pub fn run(path: &std::path::Path) -> anyhow::Result<Exit> {
     match load_config(path) {
         Ok(c) => {
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: ok ({} attribute rows, store {}, okta {}, telus {})",
                 path.display(),

@@ -17,7 +17,13 @@ use okta_telus_sync::{config, store};
 
 /// The config at `path`, or exit 2 after printing each problem with its key.
 pub fn load_config(path: &std::path::Path) -> Result<config::Config, Exit> {
-    config::load(path).map_err(|e| {
+    let loaded = config::load(path);
+    if let Ok(c) = &loaded {
+        for w in &c.warnings {
+            tracing::warn!(warning = %w, "configuration");
+        }
+    }
+    loaded.map_err(|e| {
         match e {
             config::Error::Load { .. } => eprintln!("error: {e}"),
             config::Error::Invalid { path, problems } => {

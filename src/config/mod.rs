@@ -92,6 +92,9 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     pub safety: Safety,
     pub policy: Policy,
+    /// What works but should be fixed (a secret file others can read), for the log and
+    /// `check-config`.
+    pub warnings: Vec<String>,
 }
 
 /// One thing wrong with the configuration, naming its key.
@@ -233,7 +236,8 @@ fn unknown_field(message: &str) -> Option<&str> {
         .and_then(|r| r.split('`').next())
 }
 
-pub(crate) struct Problems(Vec<Problem>);
+/// The problems found so far, and warnings (things that work but should be fixed).
+pub(crate) struct Problems(Vec<Problem>, Vec<String>);
 
 impl Problems {
     pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
@@ -277,7 +281,7 @@ mod tests {
 
     #[test]
     fn the_builtin_policy_is_what_a_config_without_rows_means() {
-        let mut p = Problems(Vec::new());
+        let mut p = Problems(Vec::new(), Vec::new());
         let rules = build_rules(&mut p, BTreeMap::new());
         assert!(p.0.is_empty());
         assert_eq!(rules, Policy::builtin().rules);
@@ -521,6 +525,42 @@ jwt = "jwt-credential"
         use secrecy::ExposeSecret;
         assert_eq!(c.telus.jwt.as_ref().unwrap().expose_secret(), "12e3");
         assert_eq!(c.safety.max_creates, 40);
+    }
+
+    /// A secret file others can read is a warning naming it; one too large to be a secret
+    /// (`/dev/zero`) is refused without reading it whole.
+    #[test]
+    fn secret_files_readable_by_others_warn_and_endless_ones_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("okta-token");
+        std::fs::write(&file, "tok\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = MINIMAL.replace(
+            "token = \"okta-secret-token\"",
+            &format!("token_file = {:?}", file.display().to_string()),
+        );
+        let c = from_toml_str(&text, Vec::new(), dir.path()).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("okta.token_file") && c.warnings[0].contains("chmod 600"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            from_toml_str(&text, Vec::new(), dir.path())
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+        let text = MINIMAL.replace(
+            "token = \"okta-secret-token\"",
+            "token_file = \"/dev/zero\"",
+        );
+        let problems = from_toml_str(&text, Vec::new(), dir.path()).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == "okta.token_file" && p.message.contains("not a secret")),
+            "{problems:?}"
+        );
     }
 
     #[test]

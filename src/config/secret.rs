@@ -24,8 +24,13 @@ pub(super) fn secret(
         (Some(v), None) => v,
         (None, Some(path)) => {
             let path = base_dir.join(path);
-            match std::fs::read_to_string(&path) {
-                Ok(v) => v,
+            match read_secret_file(&path) {
+                Ok(v) => {
+                    if let Some(w) = exposed(&path) {
+                        p.1.push(format!("{file_key}: {w}"));
+                    }
+                    v
+                }
                 Err(e) => {
                     p.push(file_key, format!("cannot read {}: {e}", path.display()));
                     return None;
@@ -35,7 +40,7 @@ pub(super) fn secret(
         (None, None) => {
             let from_creds = std::env::var_os("CREDENTIALS_DIRECTORY")
                 .map(|d| PathBuf::from(d).join(cred_name))
-                .and_then(|path| std::fs::read_to_string(path).ok());
+                .and_then(|path| read_secret_file(&path).ok());
             match from_creds {
                 Some(v) => v,
                 None if required => {
@@ -65,4 +70,43 @@ pub(super) fn env_name(key: &str) -> String {
         "{ENV_PREFIX}__{}",
         key.replace('.', "__").to_ascii_uppercase()
     )
+}
+
+/// The most a secret file may hold: a token, a JWT or a PEM key is a few KiB. A path such as
+/// `/dev/zero` is refused instead of read until memory runs out.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// A secret file's text, at most [`MAX_SECRET_BYTES`].
+fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SECRET_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB: not a secret",
+            MAX_SECRET_BYTES / 1024
+        )));
+    }
+    Ok(text)
+}
+
+/// Why a secret file is readable by others than its owner, if it is.
+fn exposed(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "{} is readable by others (mode {:o}): chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
 }

@@ -9,7 +9,7 @@ use crate::reconcile::policy::{Features, Policy, Retry};
 use std::net::IpAddr;
 
 pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut p = Problems(Vec::new());
+    let mut p = Problems(Vec::new(), Vec::new());
     let okta = validate_okta(&mut p, raw.okta, base_dir);
     let telus = validate_telus(&mut p, raw.telus, base_dir);
     let store_path = match raw.store.path {
@@ -68,6 +68,7 @@ pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Pr
                 max_vanished: raw.safety.max_vanished,
             },
             policy: Policy { rules, features },
+            warnings: p.1,
         }),
         // Every `None` above pushed a problem.
         _ => Err(p.0),

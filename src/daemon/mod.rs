@@ -266,6 +266,9 @@ impl Daemon {
                 return Ok(());
             }
         };
+        for w in &new.warnings {
+            tracing::warn!(warning = %w, "configuration");
+        }
         let changed = config_changes(&self.config, &new);
         if new.store_path != self.config.store_path {
             tracing::warn!("store.path changed: takes effect after a restart");

@@ -145,6 +145,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
                 ..Safety::default()
             },
             policy,
+            warnings: Vec::new(),
         }
     }
 }
