@@ -97,6 +97,36 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+impl OktaConfig {
+    /// What identifies this section's settings, secrets included as digests (never as
+    /// text): two configs differ here exactly when a reload must rebuild the Okta client.
+    pub fn fingerprint(&self) -> String {
+        let secret = match &self.auth {
+            OktaAuth::Ssws(t) => digest(t),
+            OktaAuth::OAuth { private_key, .. } => digest(private_key),
+        };
+        format!("{self:?} {secret}")
+    }
+}
+
+impl TelusConfig {
+    /// As [`OktaConfig::fingerprint`], for `[telus]` (client secret and JWT as digests).
+    pub fn fingerprint(&self) -> String {
+        let jwt = self.jwt.as_ref().map(digest).unwrap_or_default();
+        format!("{self:?} {} {jwt}", digest(&self.client_secret))
+    }
+}
+
+/// A secret's SHA-256, to tell a rotated secret from the old one without holding either.
+fn digest(secret: &SecretString) -> String {
+    use secrecy::ExposeSecret as _;
+    use sha2::Digest as _;
+    sha2::Sha256::digest(secret.expose_secret().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One thing wrong with the configuration, naming its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

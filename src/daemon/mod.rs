@@ -65,11 +65,12 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 /// What changed between two configs, by section, for the reload log (no values: secrets).
 fn config_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
-    let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
-    if d(&old.okta) != d(&new.okta) {
+    // Secrets print the same in `Debug`: compare them by digest, or a rotated token or
+    // secret file would never reach the clients.
+    if old.okta.fingerprint() != new.okta.fingerprint() {
         changed.push("okta");
     }
-    if d(&old.telus) != d(&new.telus) {
+    if old.telus.fingerprint() != new.telus.fingerprint() {
         changed.push("telus");
     }
     if old.store_path != new.store_path || old.journal_days != new.journal_days {
@@ -391,5 +392,32 @@ impl Daemon {
             wait_s = wait.as_secs(),
             "whole-system failure: backing off"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload whose only change is a rotated secret (a new `token_file` content) rebuilds
+    /// that side's client: `Debug` prints every secret the same, so it cannot tell.
+    #[test]
+    fn a_rotated_secret_is_a_change_though_it_prints_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("okta-token");
+        let load = |token: &str| {
+            std::fs::write(&file, token).unwrap();
+            let text = format!(
+                "[okta]\nurl = \"https://x.okta.com\"\ntoken_file = {:?}\n[telus]\nclient_id = \"c\"\nclient_secret = \"s\"\njwt = \"j\"\n",
+                file.display().to_string()
+            );
+            config::from_toml_str(&text, Vec::new(), dir.path()).unwrap()
+        };
+        let old = load("old-token");
+        let new = load("new-token");
+        assert_eq!(format!("{:?}", old.okta), format!("{:?}", new.okta));
+        assert_eq!(config_changes(&old, &new), vec!["okta"]);
+        assert!(config_changes(&old, &load("old-token")).is_empty());
+        assert!(!old.okta.fingerprint().contains("old-token"));
     }
 }
