@@ -594,6 +594,24 @@ jwt = "jwt-credential"
     }
 
     #[test]
+    fn a_metrics_listener_other_hosts_can_reach_is_a_warning() {
+        let text = format!("{MINIMAL}\n[http]\nlisten = \"0.0.0.0:9464\"\n");
+        let c = from_toml_str(&text, Vec::new(), Path::new("/tmp")).unwrap();
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("http.listen")),
+            "{:?}",
+            c.warnings
+        );
+        let text = format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9464\"\n");
+        assert!(
+            from_toml_str(&text, Vec::new(), Path::new("/tmp"))
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn secret_file_is_read_and_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("tok"), "file-token\n").unwrap();

@@ -228,6 +228,17 @@ fn validate_telus(p: &mut Problems, raw: RawTelus, base_dir: &Path) -> Option<Te
 /// `[http]`: the `/metrics` and `/healthz` listener.
 fn validate_http(p: &mut Problems, h: RawHttp) -> Option<HttpConfig> {
     match h.listen.parse::<std::net::SocketAddr>() {
+        Ok(listen) if !listen.ip().is_loopback() => {
+            p.1.push(format!(
+                "http.listen: {listen} is reachable from other hosts: /metrics and /healthz have no authentication; prefer 127.0.0.1 and a scraper on this host, or restrict it with a firewall"
+            ));
+            Some(HttpConfig {
+                listen,
+                max_pass_age: std::time::Duration::from_secs(
+                    h.max_pass_age_seconds.unwrap_or(7200),
+                ),
+            })
+        }
         Ok(listen) => Some(HttpConfig {
             listen,
             max_pass_age: std::time::Duration::from_secs(h.max_pass_age_seconds.unwrap_or(7200)),

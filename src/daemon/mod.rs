@@ -282,12 +282,24 @@ impl Daemon {
             self.sched = start_scheduler(&new, self.tick_tx.clone()).await?;
         }
         if changed.contains(&"http") {
-            if let Some(h) = self.http.take() {
-                h.abort();
-            }
-            if let Some(h) = &new.http {
-                self.http =
-                    Some(metrics::serve(h.listen, self.figures.clone(), h.max_pass_age).await?);
+            // The new listener is bound before the old one is dropped: a port that is taken
+            // keeps the old listener (and the daemon) running.
+            let replacement = match &new.http {
+                Some(h) => {
+                    match metrics::serve(h.listen, self.figures.clone(), h.max_pass_age).await {
+                        Ok(server) => Some(Some(server)),
+                        Err(e) => {
+                            tracing::error!(listen = %h.listen, error = %e, "cannot listen on the new http.listen; the previous listener stays");
+                            None
+                        }
+                    }
+                }
+                None => Some(None),
+            };
+            if let Some(server) = replacement {
+                if let Some(old) = std::mem::replace(&mut self.http, server) {
+                    old.abort();
+                }
             }
         }
         let store_path = self.config.store_path.clone();

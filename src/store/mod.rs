@@ -243,8 +243,10 @@ impl Store {
         self.conn
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| self.err(e))?;
+        // FULL: a power cut must not drop the last journal rows (a lost `planned` row is a
+        // change nobody settles).
         self.conn
-            .pragma_update(None, "synchronous", "NORMAL")
+            .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.err(e))?;
         self.conn
             .busy_timeout(std::time::Duration::from_secs(10))
@@ -576,6 +578,17 @@ mod tests {
         let err = s.history(&HistoryFilter::default()).unwrap_err();
         assert!(err.to_string().contains("ldap"), "{err}");
         assert_eq!(s.recent_passes(1).unwrap()[0].kind, PassKind::Full);
+    }
+
+    #[test]
+    fn journal_commits_are_durable_across_a_power_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        let level: i64 = s
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(level, 2, "synchronous = FULL");
     }
 
     #[test]

@@ -377,3 +377,31 @@ async fn the_daemon_skips_ticks_while_another_pass_holds_the_store() {
     signal(&d.child, "-TERM");
     d.wait_exit().await;
 }
+
+/// A reload that moves `http.listen` to a port already taken keeps the old listener: the
+/// daemon neither dies nor loses `/healthz`, and goes on passing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_a_busy_metrics_port_keeps_the_old_listener() {
+    let (_sb, dir, port, d) = seeded_daemon_with_metrics().await;
+    d.wait_for_log("pass complete", 1).await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let cfg_path = dir.path().join("sync.toml");
+    let text = std::fs::read_to_string(&cfg_path).unwrap().replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{busy_port}"),
+    );
+    std::fs::write(&cfg_path, text).unwrap();
+    signal(&d.child, "-HUP");
+    d.wait_for_log("cannot listen on the new http.listen", 1)
+        .await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "{}", d.log());
+    let passes = d.log().matches("pass complete").count();
+    d.wait_for_log("pass complete", passes + 1).await;
+    signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    drop(busy);
+}
