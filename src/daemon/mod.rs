@@ -296,10 +296,10 @@ impl Daemon {
                 }
                 None => Some(None),
             };
-            if let Some(server) = replacement {
-                if let Some(old) = std::mem::replace(&mut self.http, server) {
-                    old.abort();
-                }
+            if let Some(server) = replacement
+                && let Some(old) = std::mem::replace(&mut self.http, server)
+            {
+                old.abort();
             }
         }
         let store_path = self.config.store_path.clone();
