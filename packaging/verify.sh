@@ -9,6 +9,16 @@ if command -v systemd-analyze >/dev/null; then
   cargo build --release --locked
   sed "s|/usr/bin/okta-telus-sync|$PWD/target/release/okta-telus-sync|g" packaging/okta-telus-sync.service > "$tmp/okta-telus-sync.service"
   systemd-analyze verify "$tmp/okta-telus-sync.service"
+  for line in 'RestartPreventExitStatus=2' 'MemoryMax=' 'LimitNOFILE=' 'PrivateIPC=true' \
+      'LoadCredential=okta-telus-sync:/etc/okta-telus-sync/credentials'; do
+    grep -q "^$line" packaging/okta-telus-sync.service || { echo "unit lacks $line"; exit 1; }
+  done
+  exposure=$(systemd-analyze security --offline=true "$tmp/okta-telus-sync.service" 2>/dev/null \
+    | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+  echo "systemd-analyze security --offline exposure: ${exposure:-unknown}"
+  if [ -n "$exposure" ] && awk "BEGIN { exit !($exposure > 1.4) }"; then
+    echo "exposure $exposure is over 1.4"; exit 1
+  fi
   echo "unit ok"
 else
   echo "systemd-analyze not found: unit not verified"

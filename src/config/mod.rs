@@ -178,9 +178,15 @@ pub fn from_toml_str(
     env: impl IntoIterator<Item = (String, String)>,
     base_dir: &Path,
 ) -> Result<Config, Vec<Problem>> {
+    let mut credentials = None;
     let env_map: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|(k, v)| {
+            if k == "CREDENTIALS_DIRECTORY" {
+                credentials = Some(PathBuf::from(v));
+            }
+            k.starts_with(&format!("{ENV_PREFIX}__"))
+        })
         .collect();
     let built = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
@@ -198,7 +204,7 @@ pub fn from_toml_str(
     let raw: RawConfig = built
         .try_deserialize()
         .map_err(|e| vec![deserialize_problem(&e)])?;
-    validate(raw, base_dir)
+    validate(raw, base_dir, credentials)
 }
 
 /// Turns a `config` crate error into a problem naming the key when the crate says it.
@@ -266,8 +272,9 @@ fn unknown_field(message: &str) -> Option<&str> {
         .and_then(|r| r.split('`').next())
 }
 
-/// The problems found so far, and warnings (things that work but should be fixed).
-pub(crate) struct Problems(Vec<Problem>, Vec<String>);
+/// The problems found so far, warnings (things that work but should be fixed), and where
+/// systemd handed over credentials (`$CREDENTIALS_DIRECTORY`), if it did.
+pub(crate) struct Problems(Vec<Problem>, Vec<String>, Option<PathBuf>);
 
 impl Problems {
     pub(crate) fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
@@ -311,7 +318,7 @@ mod tests {
 
     #[test]
     fn the_builtin_policy_is_what_a_config_without_rows_means() {
-        let mut p = Problems(Vec::new(), Vec::new());
+        let mut p = Problems(Vec::new(), Vec::new(), None);
         let rules = build_rules(&mut p, BTreeMap::new());
         assert!(p.0.is_empty());
         assert_eq!(rules, Policy::builtin().rules);
@@ -609,6 +616,54 @@ jwt = "jwt-credential"
                 .warnings
                 .is_empty()
         );
+    }
+
+    /// The shipped unit loads the whole credentials directory (`okta-telus-sync_<name>`):
+    /// each of the three setups starts from it without editing the unit.
+    #[test]
+    fn each_setup_reads_its_secrets_from_the_loaded_credentials_directory() {
+        let pem = include_str!("../../tests/fixtures/okta-test-key.pem");
+        let cases: [(&[(&str, &str)], &str); 3] = [
+            // SSWS token + JWT.
+            (
+                &[
+                    ("okta-token", "t"),
+                    ("telus-client-secret", "s"),
+                    ("telus-jwt", "j"),
+                ],
+                "",
+            ),
+            // Token + `auth telus`: no JWT.
+            (&[("okta-token", "t"), ("telus-client-secret", "s")], ""),
+            // Okta OAuth private key.
+            (
+                &[
+                    ("okta-private-key", pem),
+                    ("telus-client-secret", "s"),
+                    ("telus-jwt", "j"),
+                ],
+                "[okta.oauth]\nclient_id = \"0oa1\"\n",
+            ),
+        ];
+        for (files, extra) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, value) in files {
+                std::fs::write(dir.path().join(format!("okta-telus-sync_{name}")), value).unwrap();
+            }
+            let text = format!(
+                "[okta]\nurl = \"https://x.okta.com\"\n{extra}[telus]\nclient_id = \"cid\"\n"
+            );
+            let env = vec![(
+                "CREDENTIALS_DIRECTORY".to_string(),
+                dir.path().display().to_string(),
+            )];
+            let c = from_toml_str(&text, env, Path::new("/tmp"))
+                .unwrap_or_else(|p| panic!("{files:?}: {p:?}"));
+            assert_eq!(
+                c.telus.jwt.is_some(),
+                files.iter().any(|(n, _)| *n == "telus-jwt")
+            );
+        }
     }
 
     #[test]

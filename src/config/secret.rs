@@ -38,9 +38,16 @@ pub(super) fn secret(
             }
         }
         (None, None) => {
-            let from_creds = std::env::var_os("CREDENTIALS_DIRECTORY")
-                .map(|d| PathBuf::from(d).join(cred_name))
-                .and_then(|path| read_secret_file(&path).ok());
+            // The shipped unit loads the whole credentials directory under one id, so each
+            // file arrives as `okta-telus-sync_<name>`; a unit of its own may load `<name>`.
+            let from_creds = p.2.as_ref().and_then(|dir| {
+                [
+                    format!("{CREDENTIAL_ID}_{cred_name}"),
+                    cred_name.to_string(),
+                ]
+                .iter()
+                .find_map(|name| read_secret_file(&dir.join(name)).ok())
+            });
             match from_creds {
                 Some(v) => v,
                 None if required => {
@@ -71,6 +78,10 @@ pub(super) fn env_name(key: &str) -> String {
         key.replace('.', "__").to_ascii_uppercase()
     )
 }
+
+/// The id the shipped unit loads the credentials directory under
+/// (`LoadCredential=okta-telus-sync:/etc/okta-telus-sync/credentials`).
+pub const CREDENTIAL_ID: &str = "okta-telus-sync";
 
 /// The most a secret file may hold: a token, a JWT or a PEM key is a few KiB. A path such as
 /// `/dev/zero` is refused instead of read until memory runs out.

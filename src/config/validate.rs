@@ -8,8 +8,12 @@ use super::*;
 use crate::reconcile::policy::{Features, Policy, Retry};
 use std::net::IpAddr;
 
-pub(super) fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, Vec<Problem>> {
-    let mut p = Problems(Vec::new(), Vec::new());
+pub(super) fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    credentials: Option<PathBuf>,
+) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new(), Vec::new(), credentials);
     let okta = validate_okta(&mut p, raw.okta, base_dir);
     let telus = validate_telus(&mut p, raw.telus, base_dir);
     let store_path = match raw.store.path {
