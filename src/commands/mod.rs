@@ -38,6 +38,53 @@ pub fn load_config(path: &std::path::Path) -> Result<config::Config, Exit> {
 }
 
 pub fn open_store(config: &config::Config) -> anyhow::Result<store::Store> {
+    refuse_root_on_a_service_store(&config.store_path)?;
     store::Store::open(&config.store_path)
         .with_context(|| format!("opening store {}", config.store_path.display()))
+}
+
+/// Root opening the service's store would leave root-owned files (the store, `-wal`, `-shm`,
+/// the lock files) that the service's user cannot open afterwards: refused, naming the
+/// command to run instead.
+fn refuse_root_on_a_service_store(store: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if effective_uid() != Some(0) {
+        return Ok(());
+    }
+    let dir = store
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let owner = std::fs::metadata(store)
+        .or_else(|_| std::fs::metadata(dir))
+        .map(|m| m.uid());
+    match owner {
+        Ok(uid) if uid != 0 => {
+            let user = user_name(uid).unwrap_or_else(|| uid.to_string());
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            anyhow::bail!(
+                "the store {} belongs to user {user}: as root, this command would leave files the service cannot open. Run it as that user:\n  sudo -u {user} okta-telus-sync {}",
+                store.display(),
+                args.join(" ")
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// This process's effective user id (Linux: `/proc/self/status`).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// A user's name from `/etc/passwd`.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
 }
