@@ -180,19 +180,198 @@ pub async fn serve(
     figures: Shared,
     max_age: std::time::Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    serve_with(listen, figures, max_age, Limits::default()).await
+}
+
+/// How much of the process the listener may hold: a scraper needs one short connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once; more are closed as they arrive.
+    pub connections: usize,
+    /// How long one connection may stay open, idle or not (so also how long its request
+    /// headers may take to arrive).
+    pub lifetime: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connections: 32,
+            lifetime: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// [`serve`] with explicit limits (tests use short ones).
+pub async fn serve_with(
+    listen: std::net::SocketAddr,
+    figures: Shared,
+    max_age: std::time::Duration,
+    limits: Limits,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(AppState { figures, max_age });
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = Capped {
+        inner: tokio::net::TcpListener::bind(listen).await?,
+        permits: Arc::new(tokio::sync::Semaphore::new(limits.connections)),
+        lifetime: limits.lifetime,
+    };
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     }))
 }
 
+/// A listener that holds at most `permits` connections, each for at most `lifetime`: idle
+/// or slow clients can neither exhaust the process's file descriptors nor hold the
+/// listener, so `/healthz` keeps answering and passes keep their sockets.
+struct Capped {
+    inner: tokio::net::TcpListener,
+    permits: Arc<tokio::sync::Semaphore>,
+    lifetime: std::time::Duration,
+}
+
+/// One accepted connection, closed (reads and writes fail) when its time is up.
+struct CappedStream {
+    stream: tokio::net::TcpStream,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = CappedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    // Out of descriptors, say: wait a little rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let deadline = Box::pin(tokio::time::sleep(self.lifetime));
+                    return (
+                        CappedStream {
+                            stream,
+                            deadline,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                // Over the cap: closed at once.
+                Err(_) => drop(stream),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl CappedStream {
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection lifetime over")
+}
+
+impl tokio::io::AsyncRead for CappedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.expired(cx) {
+            return std::task::Poll::Ready(Err(timed_out()));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.expired(cx) {
+            return std::task::Poll::Ready(Err(timed_out()));
+        }
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Idle clients cannot hold the listener: connections over the cap are closed at once,
+    /// and each held one at the end of its lifetime, so `/healthz` answers again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_neither_pile_up_nor_starve_healthz() {
+        use tokio::io::AsyncReadExt as _;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let limits = Limits {
+            connections: 4,
+            lifetime: std::time::Duration::from_millis(800),
+        };
+        let server = serve_with(
+            addr,
+            Default::default(),
+            std::time::Duration::from_secs(60),
+            limits,
+        )
+        .await
+        .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..40 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // Every idle connection is closed by the server: the extra ones at once, the held
+        // ones at the end of their lifetime.
+        for s in &mut idle {
+            let mut buf = [0u8; 16];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
+                .await
+                .expect("the server closed an idle connection");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        }
+        let resp = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 503, "no pass yet, but it answers");
+        server.abort();
+    }
 
     #[test]
     fn health_follows_the_last_success_and_the_token() {
