@@ -23,11 +23,16 @@ if command -v systemd-analyze >/dev/null; then
 else
   echo "systemd-analyze not found: unit not verified"
 fi
+# Completions and the man page, generated from the CLI itself, for the package.
+cargo build --release --locked
+target/release/okta-telus-sync assets target/assets
 cargo deb --locked
 deb=$(ls -t target/debian/okta-telus-sync_*.deb | head -n 1)
 contents=$(dpkg-deb --contents "$deb")
 printf '%s\n' "$contents"
-for f in ./usr/bin/okta-telus-sync ./lib/systemd/system/okta-telus-sync.service ./etc/okta-telus-sync/sync.toml ./usr/lib/sysusers.d/okta-telus-sync.conf ./usr/lib/tmpfiles.d/okta-telus-sync.conf; do
+for f in ./usr/bin/okta-telus-sync ./lib/systemd/system/okta-telus-sync.service ./etc/okta-telus-sync/sync.toml ./usr/lib/sysusers.d/okta-telus-sync.conf ./usr/lib/tmpfiles.d/okta-telus-sync.conf \
+    ./usr/share/bash-completion/completions/okta-telus-sync ./usr/share/zsh/vendor-completions/_okta-telus-sync \
+    ./usr/share/fish/vendor_completions.d/okta-telus-sync.fish ./usr/share/man/man1/okta-telus-sync.1.gz; do
   printf '%s\n' "$contents" | grep -q " $f\$" || { echo "missing in the package: $f"; exit 1; }
 done
 echo "package ok: $deb"

@@ -98,6 +98,9 @@ enum Command {
     /// Serve generated fakes for the scale benchmark (reads commands on stdin).
     #[command(hide = true)]
     ServeFakes(commands::serve_fakes::ServeFakesArgs),
+    /// Write shell completions (bash, zsh, fish) and the man page into DIR (for packaging).
+    #[command(hide = true)]
+    Assets { out: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +173,9 @@ fn main() -> ExitCode {
         } => runtime.block_on(commands::auth::telus(path, no_browser)),
         Command::Sandbox => runtime.block_on(commands::sandbox::run()),
         Command::ServeFakes(args) => runtime.block_on(commands::serve_fakes::run(args)),
+        Command::Assets { out } => {
+            commands::assets::write(<Cli as clap::CommandFactory>::command(), &out)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

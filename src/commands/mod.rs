@@ -1,6 +1,7 @@
 //! One module per command. Each loads the config itself (exit 2 naming the bad keys), does
 //! its work through the library, prints, and answers the exit code.
 
+pub mod assets;
 pub mod auth;
 pub mod check_config;
 pub mod history;
