@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-for t in config okta_users telus_pages link_header; do
+for t in config okta_users telus_pages link_header rate_headers; do
   echo "== $t ($secs s)"
   # New inputs go to fuzz/work/ (ignored by git); the committed seeds are read only.
   mkdir -p "fuzz/work/$t"
