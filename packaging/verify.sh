@@ -13,6 +13,8 @@ if command -v systemd-analyze >/dev/null; then
       'LoadCredential=okta-telus-sync:/etc/okta-telus-sync/credentials'; do
     grep -q "^$line" packaging/okta-telus-sync.service || { echo "unit lacks $line"; exit 1; }
   done
+  grep -q '^d /var/lib/okta-telus-sync 0700 okta-telus-sync okta-telus-sync' packaging/tmpfiles.conf \
+    || { echo "tmpfiles does not create the state directory"; exit 1; }
   exposure=$(systemd-analyze security --offline=true "$tmp/okta-telus-sync.service" 2>/dev/null \
     | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
   echo "systemd-analyze security --offline exposure: ${exposure:-unknown}"

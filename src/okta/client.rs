@@ -119,7 +119,8 @@ impl Bucket {
     fn usable(&self, percent: u8) -> Option<u64> {
         let remaining = self.remaining?;
         let reserve = self.limit.map_or(0, |limit| {
-            let ours = (limit * u64::from(percent) / 100).max(1);
+            // In u128: a hostile `X-Rate-Limit-Limit` near 2^64 must not overflow.
+            let ours = ((u128::from(limit) * u128::from(percent) / 100) as u64).max(1);
             limit.saturating_sub(ours)
         });
         Some(remaining.saturating_sub(reserve))
@@ -846,6 +847,14 @@ mod tests {
         b.remaining = Some(50);
         assert_eq!(b.claim(50), Claim::WaitForReset(1_700_000_060));
         assert_eq!(b.usable(100), Some(50));
+        // A limit header near 2^64 neither overflows nor panics.
+        let huge = Bucket {
+            remaining: Some(u64::MAX),
+            limit: Some(u64::MAX),
+            reset_epoch: 0,
+            in_flight: 0,
+        };
+        assert!(huge.usable(50).is_some());
         // Before any answer the budget is unknown: requests go to learn it.
         let mut fresh = Bucket::default();
         assert_eq!(fresh.claim(50), Claim::Go);

@@ -77,6 +77,8 @@ pub struct OktaState {
     /// org, per Okta's Profile Editor docs): `OKTA` ("Inherit from Okta"), or `OVERRIDE` (a
     /// priority list led by an app, refused for every user).
     pub masters: HashMap<String, String>,
+    /// A fault: every page links a next one (a cursor that never ends).
+    pub endless_cursor: bool,
     /// Groups and their member user ids; a group not here is answered 404.
     pub groups: HashMap<String, Vec<String>>,
     /// Apps and their assigned user ids, each with its app-specific profile (which differs
@@ -106,6 +108,7 @@ impl OktaState {
             tokens_issued: 0,
             custom_attrs: vec![("costCenter".into(), "string".into())],
             masters: HashMap::new(),
+            endless_cursor: false,
             groups: HashMap::new(),
             apps: HashMap::new(),
         }
@@ -440,7 +443,16 @@ fn list(
         })
         .collect();
     let self_link = format!("<{base}{uri}>; rel=\"self\"");
-    let next_link = if start + page.len() < users.len() {
+    let endless = st.endless_cursor.then(|| {
+        format!(
+            "<{base}{}?limit={limit}&after=zzz{}>; rel=\"next\"",
+            uri.path(),
+            st.requests.len()
+        )
+    });
+    let next_link = if let Some(next) = endless {
+        Some(Some(next))
+    } else if start + page.len() < users.len() {
         page.last().map(|last| {
             let mut next = url::Url::parse(&format!("{base}{}", uri.path())).ok()?;
             {

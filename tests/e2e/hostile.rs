@@ -312,3 +312,26 @@ async fn an_answer_over_the_size_cap_is_refused() {
     let err = r.system_error.unwrap();
     assert!(err.contains("larger than 16 MiB"), "{err}");
 }
+
+/// An Okta cursor that never ends (a new `after=` on every page) is followed at most 10,000
+/// pages, then the listing ends with an error. Long (10,000 requests):
+/// `cargo test --locked --test e2e -- --ignored endless`
+#[tokio::test]
+#[ignore = "long: 10,000 requests"]
+async fn an_endless_okta_cursor_is_not_followed_for_ever() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    {
+        let mut okta = sb.okta.lock();
+        okta.endless_cursor = true;
+        okta.rate_limit = u64::MAX / 2;
+    }
+    let (_dir, config, _store, clients) = setup(&sb);
+    let err = clients
+        .okta
+        .fetch_users(None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the cursor does not end"), "{err}");
+    let _ = config;
+}
