@@ -82,6 +82,17 @@ impl Drop for Daemon {
 
 const EVERY_SECOND: &str = "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n";
 
+/// The daemon passing every second on fakes where most users change (the share hold off).
+fn daemon_for_many_changes(sb: &Sandbox) -> (tempfile::TempDir, String, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("{EVERY_SECOND}[safety]\nmax_changed_percent = 100\n");
+    let cfg = crate::write_config(dir.path(), sb, &extra)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    (dir, cfg, d)
+}
+
 /// The daemon on the seeded fakes, passing every second, with `/metrics` on a free port.
 async fn seeded_daemon_with_metrics() -> (Sandbox, tempfile::TempDir, u16, Daemon) {
     let sb = Sandbox::start_seeded().await.unwrap();
@@ -204,12 +215,7 @@ async fn sigterm_during_a_slow_apply_finishes_the_change_in_flight_and_exits_0()
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.telus.lock().write_delay = Duration::from_millis(250);
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!("{EVERY_SECOND}[safety]\nmax_changed_percent = 100\n");
-    let cfg = crate::write_config(dir.path(), &sb, &extra)
-        .display()
-        .to_string();
-    let d = Daemon::start(&cfg, dir.path());
+    let (dir, _cfg, d) = daemon_for_many_changes(&sb);
     let started = std::time::Instant::now();
     while telus_writes(&sb) < 3 {
         assert!(
@@ -258,12 +264,7 @@ async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
         t.write_delay = Duration::from_millis(20);
         sb.okta.lock().write_delay = Duration::from_millis(20);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let extra = format!("{EVERY_SECOND}[safety]\nmax_changed_percent = 100\n");
-    let cfg = crate::write_config(dir.path(), &sb, &extra)
-        .display()
-        .to_string();
-    let d = Daemon::start(&cfg, dir.path());
+    let (_dir, cfg, d) = daemon_for_many_changes(&sb);
     // The daemon's first pass is under way: it has started writing.
     let started = std::time::Instant::now();
     while crate::okta_writes(&sb) + crate::telus_writes(&sb) == 0 {

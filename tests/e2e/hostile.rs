@@ -304,12 +304,7 @@ async fn an_answer_over_the_size_cap_is_refused() {
         FaultKind::Error { status: 200, body },
         2,
     );
-    let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(r.outcome, PassOutcome::SystemFailed);
-    let err = r.system_error.unwrap();
+    let err = crate::system_failure_of(&sb).await;
     assert!(err.contains("larger than 16 MiB"), "{err}");
 }
 

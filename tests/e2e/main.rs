@@ -1195,6 +1195,16 @@ async fn sync_refuses_with_exit_5_while_another_pass_holds_the_store() {
     assert!(telus_writes(&sb) > 0);
 }
 
+/// Runs one pass on fresh state that a whole-system failure must end; answers its error.
+async fn system_failure_of(sb: &Sandbox) -> String {
+    let (_dir, config, store, clients) = setup(sb);
+    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    r.system_error.unwrap()
+}
+
 fn telus_creates(sb: &Sandbox) -> usize {
     sb.telus
         .lock()
@@ -1307,12 +1317,7 @@ async fn a_listing_cut_short_of_its_total_pages_ends_the_pass() {
     let (okta, exts, nums) = many_users(2_100);
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.telus.lock().listing_stops_after_page = Some(1);
-    let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(r.outcome, PassOutcome::SystemFailed);
-    let err = r.system_error.unwrap();
+    let err = system_failure_of(&sb).await;
     assert!(err.contains("ended after 1 of the 3 pages"), "{err}");
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
 }
