@@ -301,8 +301,7 @@ async fn apply_action(
     ctx: &ApplyContext<'_>,
     created: Option<&TelusUser>,
 ) -> Result<Attempt, crate::store::Error> {
-    let (pass_id, store, okta, telus, targets) =
-        (ctx.pass_id, ctx.store, ctx.okta, ctx.telus, &ctx.targets);
+    let (pass_id, store, telus, targets) = (ctx.pass_id, ctx.store, ctx.telus, &ctx.targets);
     let current = |id: &ExtId| -> Option<&TelusUser> {
         created
             .filter(|c| &c.id == id)
@@ -358,7 +357,7 @@ async fn apply_action(
         }
         (Action::Update { .. }, System::Okta) => match &action.user.okta_id {
             Some(id) => {
-                return apply_okta_update(action, id, &rows, store, okta, targets).await;
+                return apply_okta_update(action, id, &rows, ctx).await;
             }
             None => Err(missing("the Okta user id")),
         },
@@ -398,17 +397,11 @@ async fn apply_okta_update(
     action: &PlannedAction,
     okta_id: &OktaId,
     rows: &[i64],
-    store: &Store,
-    okta: &okta::Client,
-    targets: &Targets<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<Attempt, crate::store::Error> {
+    let (store, okta) = (ctx.store, ctx.okta);
     let changes = action.changes();
-    let body = |cs: &[AttrChange]| -> BTreeMap<String, Option<String>> {
-        cs.iter()
-            .map(|c| (c.field.clone(), c.new.clone()))
-            .collect()
-    };
-    let first = okta.update_profile(okta_id, &body(changes)).await;
+    let first = okta.update_profile(okta_id, &profile_body(changes)).await;
     let refusal = match first {
         Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => e,
         other => {
@@ -427,24 +420,22 @@ async fn apply_okta_update(
             return Ok(report);
         }
     };
-    let (mut report, refused, last_updated) =
-        probe_each(action, okta_id, rows, store, okta, targets).await?;
+    let (mut report, refused, last_updated) = probe_each(action, okta_id, rows, ctx).await?;
     let e = WriteError::from(refusal);
-    let explanation = record_refusals(
-        action,
-        okta_id,
-        rows,
-        &refused,
-        last_updated,
-        &e,
-        store,
-        targets,
-    )?;
+    let explanation = record_refusals(action, okta_id, rows, (&refused, last_updated), &e, ctx)?;
     report.failed += refused.len();
     if report.failed_user.is_none() {
         report.failed_user = Some((action.user.clone(), (e.code.clone(), explanation)));
     }
     Ok(report)
+}
+
+/// An Okta profile update's body: the changed attributes only.
+fn profile_body(changes: &[AttrChange]) -> BTreeMap<String, Option<String>> {
+    changes
+        .iter()
+        .map(|c| (c.field.clone(), c.new.clone()))
+        .collect()
 }
 
 /// Sends each attribute of a refused update alone: the ones Okta takes land (and are
@@ -454,16 +445,10 @@ async fn probe_each(
     action: &PlannedAction,
     okta_id: &OktaId,
     rows: &[i64],
-    store: &Store,
-    okta: &okta::Client,
-    targets: &Targets<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<(Attempt, Vec<usize>, Option<String>), crate::store::Error> {
+    let (store, okta, targets) = (ctx.store, ctx.okta, &ctx.targets);
     let changes = action.changes();
-    let body = |cs: &[AttrChange]| -> BTreeMap<String, Option<String>> {
-        cs.iter()
-            .map(|c| (c.field.clone(), c.new.clone()))
-            .collect()
-    };
     let mut report = Attempt::default();
     let mut refused: Vec<usize> = Vec::new();
     let mut last_updated = targets
@@ -480,7 +465,7 @@ async fn probe_each(
     );
     for (i, c) in changes.iter().enumerate() {
         let one = std::slice::from_ref(c);
-        match okta.update_profile(okta_id, &body(one)).await {
+        match okta.update_profile(okta_id, &profile_body(one)).await {
             Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => refused.push(i),
             other => {
                 if let Ok(user) = &other {
@@ -503,17 +488,15 @@ async fn probe_each(
 
 /// Journals the refused attributes `failed` with Okta's explanation (and the user's profile
 /// source), and remembers each refusal with what it depended on. Answers the explanation.
-#[allow(clippy::too_many_arguments)]
 fn record_refusals(
     action: &PlannedAction,
     okta_id: &OktaId,
     rows: &[i64],
-    refused: &[usize],
-    last_updated: Option<String>,
+    (refused, last_updated): (&[usize], Option<String>),
     e: &WriteError,
-    store: &Store,
-    targets: &Targets<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<String, crate::store::Error> {
+    let (store, targets) = (ctx.store, &ctx.targets);
     let changes = action.changes();
     let user = targets.okta_users.get(okta_id);
     let provider = user.and_then(|u| u.provider.clone());
