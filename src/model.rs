@@ -457,9 +457,18 @@ pub struct TelusUser {
     /// this tool sets on every user it creates or writes: it links users without the store.
     pub directory_ref: Option<OktaId>,
     pub fields: Fields,
+    /// Whether the Company Directory listed this user in this read. Its direct number and
+    /// custom fields come from there; the directory leaves out Frozen and Unassigned users
+    /// (spec: listDirectoryEntries), and for those the two are unknown, never empty.
+    pub in_directory: bool,
 }
 
 impl TelusUser {
+    /// Whether this read knows the field: directory-only fields (`directNumber`,
+    /// `customFields.*`) are unknown for a user the directory did not list.
+    pub fn knows(&self, field: &str) -> bool {
+        self.in_directory || !is_directory_field(field)
+    }
     pub fn email(&self) -> Option<&str> {
         self.fields.get(TELUS_EMAIL)
     }
@@ -468,6 +477,11 @@ impl TelusUser {
 pub const TELUS_EMAIL: &str = "contact.email";
 pub const TELUS_EXTENSION_NUMBER: &str = "extensionNumber";
 pub const TELUS_DIRECT_NUMBER: &str = "directNumber";
+
+/// TELUS fields read from the Company Directory rather than the extension listing.
+pub fn is_directory_field(field: &str) -> bool {
+    field == TELUS_DIRECT_NUMBER || field.starts_with(TELUS_CUSTOM_PREFIX)
+}
 
 /// The TELUS fields a mapping row may name, and whether this tool may write them.
 pub const TELUS_FIELDS: &[(&str, bool)] = &[

@@ -451,9 +451,21 @@ pub fn status_text(
     if unfinished > 0 {
         let _ = writeln!(
             out,
-            "\n{unfinished} change(s) were interrupted by a stopped run; the next pass settles them against a fresh read."
+            "\n{unfinished} change(s) are not confirmed yet (a stopped run, a lost answer, or a bulk update TELUS is still applying); the next pass settles them, polling their bulk task first or against a fresh read."
         );
     }
+    let _ = match crate::apply::bulk_refusal(store) {
+        Some(r) => writeln!(
+            out,
+            "\nTELUS bulk updates: refused by this account ({}); updates go one per user (40 a minute) until {}, when bulk is tried again.",
+            r.reason,
+            r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => writeln!(
+            out,
+            "\nTELUS bulk updates: in use (500 users a request), unless the account refuses them."
+        ),
+    };
     status_session(&mut out, config, store.credentials("telus")?);
     Ok(out)
 }

@@ -26,7 +26,11 @@ pub struct ApplyReport {
     pub stopped: bool,
 }
 
+mod bulk;
+pub use bulk::{BulkRefusal, PENDING_TASK, TaskSettling, bulk_refusal, settle_tasks};
+
 /// A write's failure, reduced to what the journal and the pass need.
+#[derive(Clone)]
 struct WriteError {
     code: Option<String>,
     explanation: String,
@@ -51,6 +55,12 @@ impl From<okta::Error> for WriteError {
 
 impl From<telus::Error> for WriteError {
     fn from(e: telus::Error) -> Self {
+        WriteError::from(&e)
+    }
+}
+
+impl From<&telus::Error> for WriteError {
+    fn from(e: &telus::Error) -> Self {
         WriteError {
             code: e.code().map(str::to_string),
             explanation: e.explanation(),
@@ -159,12 +169,25 @@ pub async fn apply_plan(
                 }
             }
         }
-        futures_util::stream::iter(users.into_iter().map(Ok))
+        users
+    };
+    let telus_lane = async {
+        // Updates and status changes go in bulk requests unless the account refuses them;
+        // creates (and everyone, after a refusal) go one request at a time.
+        let users = by_user(false);
+        let (bulk, single): (Vec<_>, Vec<_>) = match bulk::bulk_refusal(ctx.store) {
+            Some(_) => (Vec::new(), users),
+            None => users.into_iter().partition(|u| bulk::bulk_eligible(u)),
+        };
+        let refused = run.bulk(bulk).await?;
+        futures_util::stream::iter(refused.into_iter().chain(single).map(Ok))
+            .try_for_each_concurrent(1, |actions| run.user(actions))
+            .await
     };
     futures_util::future::try_join(
-        by_user(true)
+        futures_util::stream::iter(by_user(true).into_iter().map(Ok))
             .try_for_each_concurrent(ctx.okta_concurrency.max(1), |actions| run.user(actions)),
-        by_user(false).try_for_each_concurrent(1, |actions| run.user(actions)),
+        telus_lane,
     )
     .await?;
     Ok(run.report.into_inner())
@@ -238,13 +261,18 @@ impl Run<'_, '_> {
             .instrument(span)
             .await?;
         let new_user = attempt.created.take();
+        self.absorb(attempt);
+        Ok(new_user)
+    }
+
+    /// Merges an attempt into the report and moves the progress on.
+    fn absorb(&self, attempt: Attempt) {
         let done = {
             let mut r = self.report.borrow_mut();
             r.merge(attempt);
             r.applied + r.failed
         };
         (self.progress.borrow_mut())(done, self.total);
-        Ok(new_user)
     }
 
     /// The dependent step of a create that landed: what the created user now gives back
@@ -288,6 +316,26 @@ impl Run<'_, '_> {
     }
 }
 
+/// An action's changes as journal entries.
+fn journal_entries<'a>(action: &'a PlannedAction, pass_id: i64) -> Vec<JournalEntry<'a>> {
+    action
+        .changes()
+        .iter()
+        .map(|c| JournalEntry {
+            pass_id,
+            system: action.system,
+            okta_id: action.user.okta_id.as_ref(),
+            ext_id: action.user.ext_id.as_ref(),
+            user_email: &action.user.email,
+            attribute: &c.attr,
+            field: &c.field,
+            old: c.old.as_deref(),
+            new: c.new.as_deref(),
+            rule: c.rule.as_str(),
+        })
+        .collect()
+}
+
 /// Okta profile updates: the only writes that go to Okta.
 fn is_okta_write(a: &PlannedAction) -> bool {
     matches!(a.action, Action::Update { .. }) && a.system == System::Okta
@@ -308,22 +356,7 @@ async fn apply_action(
             .or_else(|| targets.telus_users.get(id).copied())
     };
     let changes = action.changes();
-    let entries: Vec<JournalEntry<'_>> = changes
-        .iter()
-        .map(|c| JournalEntry {
-            pass_id,
-            system: action.system,
-            okta_id: action.user.okta_id.as_ref(),
-            ext_id: action.user.ext_id.as_ref(),
-            user_email: &action.user.email,
-            attribute: &c.attr,
-            field: &c.field,
-            old: c.old.as_deref(),
-            new: c.new.as_deref(),
-            rule: c.rule.as_str(),
-        })
-        .collect();
-    let rows = store.journal_planned(&entries)?;
+    let rows = store.journal_planned(&journal_entries(action, pass_id))?;
     let mut created: Option<TelusUser> = None;
     let result: Result<(), WriteError> = match (&action.action, action.system) {
         (Action::Create { .. }, _) => {

@@ -1,6 +1,6 @@
 //! One pass: fetch both directories (IO), reconcile (pure), apply (IO), and record it.
 
-use crate::apply::{ApplyContext, ApplyReport, Targets, apply_plan};
+use crate::apply::{ApplyContext, ApplyReport, Targets, TaskSettling, apply_plan, settle_tasks};
 use crate::config::Config;
 use crate::http::HttpSettings;
 use crate::model::{ExtId, OktaId, PassKind, PassOutcome, TelusUser};
@@ -266,6 +266,12 @@ pub async fn run_one_pass(
         pass_id,
     };
     let mut report = async {
+        // Bulk tasks an earlier run left are polled to their end before anything is read:
+        // a read taken while a task runs says nothing about its records.
+        let tasks = match opts.dry_run {
+            true => TaskSettling::default(),
+            false => settle_tasks(store, &clients.telus, opts.stop).await?,
+        };
         let fetched = match pass
             .fetch(since.as_deref())
             .instrument(tracing::info_span!("fetch"))
@@ -274,8 +280,10 @@ pub async fn run_one_pass(
             Ok(fetched) => fetched,
             Err(message) => return Ok(PassReport::system_failed(pass_id, opts.dry_run, message)),
         };
-        let settled = pass.settle(&fetched)?;
-        let plan = pass.plan(&fetched)?;
+        let mut settled = pass.settle(&fetched, &tasks.in_flight)?;
+        settled.0 += tasks.settled.0;
+        settled.1 += tasks.settled.1;
+        let plan = pass.plan(&fetched, &tasks.in_flight)?;
         pass.apply_and_record(fetched, plan, settled).await
     }
     .instrument(span)
@@ -401,7 +409,7 @@ impl Pass<'_> {
     /// Phase 2: changes a run that stopped mid-apply left `planned` are settled against what
     /// was just read, before anything is planned: nothing done twice, nothing lost. Returns
     /// (landed, not landed). Quarantined users are released here on `--retry-quarantined`.
-    fn settle(&self, fetched: &Fetched) -> anyhow::Result<(usize, usize)> {
+    fn settle(&self, fetched: &Fetched, in_flight: &[ExtId]) -> anyhow::Result<(usize, usize)> {
         if self.opts.dry_run {
             return Ok((0, 0));
         }
@@ -413,7 +421,15 @@ impl Pass<'_> {
             .collect();
         let mut settled = (0, 0);
         if !rows.is_empty() {
-            let settlements = settle(&rows, &fetched.okta, &fetched.telus, &self.config.policy);
+            let mut settlements = settle(&rows, &fetched.okta, &fetched.telus, &self.config.policy);
+            // A bulk update that may still be running: a read showing the change proves it
+            // landed; one not showing it yet proves nothing, so that row waits.
+            let waiting: std::collections::HashSet<i64> = rows
+                .iter()
+                .filter(|r| r.ext_id.as_ref().is_some_and(|id| in_flight.contains(id)))
+                .map(|r| r.row_id)
+                .collect();
+            settlements.retain(|s| s.landed || !waiting.contains(&s.row_id));
             let landed = settlements.iter().filter(|s| s.landed).count();
             settled = (landed, settlements.len() - landed);
             self.store.settle(&settlements)?;
@@ -431,7 +447,7 @@ impl Pass<'_> {
     }
 
     /// Phase 3: the one pure call that decides the pass.
-    fn plan(&self, fetched: &Fetched) -> anyhow::Result<Plan> {
+    fn plan(&self, fetched: &Fetched, in_flight: &[ExtId]) -> anyhow::Result<Plan> {
         let store = self.store;
         let baseline = store.baseline()?;
         let (known_okta, known_telus) = store.snapshot_counts()?;
@@ -460,6 +476,7 @@ impl Pass<'_> {
             failures: &failures,
             now: chrono::Utc::now(),
             approved: self.opts.approve,
+            in_flight,
         });
         log_plan(&plan);
         Ok(plan)

@@ -8,7 +8,7 @@ use super::plan::{Agreed, Baseline, KnownRefusal, Plan, PlannedAction, UserRef};
 use super::policy::{Policy, Safety};
 use super::retry::{FailureRow, Gate, fingerprint, gate, user_key};
 use super::safety::{HoldContext, hold_reasons};
-use crate::model::{Link, OktaUser, TelusUser};
+use crate::model::{ExtId, Link, OktaUser, System, TelusUser};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -40,6 +40,9 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
     /// `sync --approve`: holds are lifted, vanished users are created again.
     pub approved: bool,
+    /// TELUS users with a bulk update TELUS may still be applying: nothing more is sent to
+    /// them until its outcome is known (a read taken meanwhile says nothing about it).
+    pub in_flight: &'a [ExtId],
 }
 
 /// The final plan of a pass.
@@ -63,7 +66,33 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     plan.held = hold_reasons(&plan, inputs.safety, &inputs.hold);
     plan.approved = inputs.approved;
     defer_failed_users(&mut plan, inputs.failures, inputs.now);
+    defer_in_flight(&mut plan, inputs.in_flight);
     plan
+}
+
+/// Takes out the TELUS actions of users whose earlier bulk update may still be running.
+fn defer_in_flight(plan: &mut Plan, in_flight: &[ExtId]) {
+    if in_flight.is_empty() {
+        return;
+    }
+    let busy: HashSet<&ExtId> = in_flight.iter().collect();
+    let mut deferred = Vec::new();
+    plan.actions.retain(|a| {
+        let out =
+            a.system == System::Telus && a.user.ext_id.as_ref().is_some_and(|id| busy.contains(id));
+        if out {
+            deferred.push((
+                a.user.clone(),
+                "a bulk update sent earlier may still be running in TELUS: checked on the next pass"
+                    .to_string(),
+            ));
+        }
+        !out
+    });
+    deferred.dedup();
+    plan.deferred.extend(deferred);
+    plan.deferred.sort();
+    plan.deferred.dedup();
 }
 
 /// Moves the actions of users still backing off after a failure, or quarantined, out of

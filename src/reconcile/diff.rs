@@ -454,6 +454,11 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     let mut to_telus = Vec::new();
     let mut agreed = Vec::new();
     for rule in &policy.rules {
+        // A field this read does not know (a user the Company Directory left out) is left
+        // alone on both sides: unknown is not empty.
+        if !rule.telus.fields().iter().all(|f| t.knows(f)) {
+            continue;
+        }
         let base = baseline.get(&o.id, &rule.okta_attr);
         match plan_attr(rule, o, t, region, base, &user, policy, plan) {
             AttrDecision::Agree(value) => {

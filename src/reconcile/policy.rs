@@ -49,6 +49,20 @@ impl TelusSide {
         matches!(self, TelusSide::Field { writable: true, .. })
     }
 
+    /// Every TELUS field the side reads.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            TelusSide::Field { path, .. } => vec![path.as_str()],
+            TelusSide::Template(pieces) => pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Field(f) => Some(f.as_str()),
+                    Piece::Lit(_) => None,
+                })
+                .collect(),
+        }
+    }
+
     /// The target field path, when the side can be written.
     pub fn path(&self) -> Option<&str> {
         match self {

@@ -102,6 +102,8 @@ pub fn settle(
                     .ext_id
                     .as_ref()
                     .and_then(|id| telus_by_id.get(id))
+                    // A field this read does not know says nothing about the write.
+                    .filter(|t| t.knows(&r.field))
                     .map(|t| {
                         policy
                             .rule(&r.attr)
@@ -161,6 +163,7 @@ mod tests {
     fn telus_user(id: &str, email: &str, dept: &str) -> TelusUser {
         TelusUser {
             id: ExtId(id.into()),
+            in_directory: true,
             status: TelusStatus::Enabled,
             directory_ref: None,
             fields: [

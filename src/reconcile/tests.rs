@@ -89,6 +89,7 @@ fn okta_writes_okta_refuses_are_left_out_and_named_once() {
 fn telus(id: &str, status: &str, fields: &[(&str, &str)]) -> TelusUser {
     TelusUser {
         id: ExtId(id.into()),
+        in_directory: true,
         status: TelusStatus::parse(status),
         directory_ref: None,
         fields: fields
@@ -290,6 +291,24 @@ fn primary_phone_template_renders_a_missing_direct_number_as_empty() {
     assert_eq!(a.system, System::Okta);
     assert_eq!(c.field, "primaryPhone");
     assert_eq!(c.new.as_deref(), Some("#101"));
+}
+
+#[test]
+fn a_user_the_directory_left_out_has_an_unknown_direct_number_not_an_empty_one() {
+    // The same user as in the test above, but not listed by the Company Directory (Frozen,
+    // say): the primaryPhone row reads the direct number, so it is left alone; the other
+    // rows still plan.
+    let mut t = ana_telus();
+    t.fields.remove("directNumber");
+    t.in_directory = false;
+    tset(&mut t, "contact.department", "Legal");
+    let plan = plan1(ana_okta(), t.clone());
+    let (a, c) = only_change(&plan);
+    assert_eq!((a.system, c.attr.as_str()), (System::Telus, "department"));
+    // Listed, the same record writes "#101" to Okta.
+    t.in_directory = true;
+    let plan = plan1(ana_okta(), t);
+    assert!(plan.actions.iter().any(|a| a.system == System::Okta));
 }
 
 #[test]

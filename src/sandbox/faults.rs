@@ -80,13 +80,20 @@ pub fn new(dialect: Dialect) -> Faults {
     }))
 }
 
+/// Whether `path` is `prefix` or lies under it, whole path segments only: the prefix
+/// `.../extension` takes `.../extension/62001` but not `.../extension-bulk-update`.
+pub fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'))
+}
+
 fn take(faults: &Faults, method: &str, path: &str) -> Option<(FaultKind, Dialect)> {
     let mut st = faults.lock().unwrap_or_else(|e| e.into_inner());
     let dialect = st.dialect;
     let f = st
         .faults
         .iter_mut()
-        .find(|f| f.times > 0 && f.method == method && path.starts_with(&f.path_prefix))?;
+        .find(|f| f.times > 0 && f.method == method && under(path, &f.path_prefix))?;
     f.times -= 1;
     Some((f.kind.clone(), dialect))
 }

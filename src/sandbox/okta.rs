@@ -118,7 +118,7 @@ impl OktaState {
     pub fn count(&self, method: &str, prefix: &str) -> usize {
         self.requests
             .iter()
-            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .filter(|r| r.method == method && super::faults::under(&r.path, prefix))
             .count()
     }
 

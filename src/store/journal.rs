@@ -107,6 +107,46 @@ impl Store {
         })
     }
 
+    /// Marks journalled changes as sent in a bulk-update task: its id, or `PENDING_TASK`
+    /// just before the request goes (its answer, with the id, may be lost).
+    /// `None` takes the mark away: the change is settled by a read, or goes one by one.
+    pub fn set_task(&self, ids: &[i64], task: Option<&str>) -> Result<()> {
+        self.tx(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE journal SET task_id = ?2 WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id, task])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes changes journalled for a request that was refused whole before it did
+    /// anything (a bulk update the account does not offer): they are journalled again when
+    /// sent another way, so that each change has one row.
+    pub fn discard_unsent(&self, ids: &[i64]) -> Result<()> {
+        self.tx(|tx| {
+            let mut stmt =
+                tx.prepare_cached("DELETE FROM journal WHERE id = ?1 AND outcome = 'planned'")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Unfinished changes sent in a bulk-update task: (row id, task id or `PENDING_TASK`,
+    /// time journalled).
+    pub fn unfinished_tasks(&self) -> Result<Vec<(i64, String, String)>> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, task_id, time FROM journal
+                 WHERE outcome = 'planned' AND task_id IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Records how interrupted changes ended (with their baseline and links), atomically.
     pub fn settle(&self, settlements: &[Settlement]) -> Result<()> {
         self.tx(|tx| {

@@ -616,6 +616,7 @@ mod tests {
     fn the_telus_snapshot_is_merged_changed_added_and_gone() {
         let t = |id: &str, dept: &str| TelusUser {
             id: ExtId(id.into()),
+            in_directory: true,
             status: TelusStatus::Enabled,
             directory_ref: None,
             fields: [("contact.department", dept.to_string())].into(),

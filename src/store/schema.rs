@@ -129,4 +129,11 @@ CREATE TABLE okta_refusals (
     PRIMARY KEY (okta_id, attr)
 ) WITHOUT ROWID;
 "#,
+    // 7: whether the Company Directory listed each TELUS user (its direct number and custom
+    // fields are unknown when it did not), and the bulk-update task a journalled TELUS write
+    // went out in (settled by polling the task before any read).
+    r#"
+ALTER TABLE telus_users ADD COLUMN in_directory INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE journal ADD COLUMN task_id TEXT;
+"#,
 ];

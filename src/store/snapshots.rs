@@ -26,18 +26,26 @@ impl Store {
             )?;
             tx.execute("DELETE FROM temp.listed", [])?;
             let mut upsert = tx.prepare(
-                "INSERT INTO telus_users (id, status, fields, directory_ref) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO telus_users (id, status, fields, directory_ref, in_directory)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status, fields = excluded.fields,
-                    directory_ref = excluded.directory_ref
+                    directory_ref = excluded.directory_ref, in_directory = excluded.in_directory
                  WHERE telus_users.status IS NOT excluded.status
                     OR telus_users.fields IS NOT excluded.fields
-                    OR telus_users.directory_ref IS NOT excluded.directory_ref",
+                    OR telus_users.directory_ref IS NOT excluded.directory_ref
+                    OR telus_users.in_directory IS NOT excluded.in_directory",
             )?;
             let mut listed = tx.prepare("INSERT OR IGNORE INTO temp.listed (id) VALUES (?1)")?;
             for u in telus {
                 let fields = names.encode(tx, u.fields.iter())?;
                 let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
-                upsert.execute(params![u.id.0, u.status.as_str(), fields, reference])?;
+                upsert.execute(params![
+                    u.id.0,
+                    u.status.as_str(),
+                    fields,
+                    reference,
+                    u.in_directory
+                ])?;
                 listed.execute([&u.id.0])?;
             }
             tx.execute(
@@ -95,13 +103,15 @@ impl Store {
 
     pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
         self.load_users(
-            "SELECT id, status, NULL, directory_ref, fields FROM telus_users ORDER BY id",
+            "SELECT id, status, CAST(in_directory AS TEXT), directory_ref, fields FROM telus_users
+             ORDER BY id",
             "telus user",
-            |id, status, _, directory_ref, fields| TelusUser {
+            |id, status, in_directory, directory_ref, fields| TelusUser {
                 id: ExtId(id),
                 status: TelusStatus::parse(&status),
                 directory_ref: directory_ref.map(OktaId),
                 fields,
+                in_directory: in_directory.as_deref() != Some("0"),
             },
         )
     }

@@ -3,10 +3,10 @@
 //! Returns `model` types; never decides, never stores.
 
 use super::auth::{Persist, Restored};
-use super::pacing::Pacing;
+use super::pacing::{Claim, Pacing};
 use super::wire::{
-    CustomFieldDefDto, DIRECTORY_REF, DirectoryEntryDto, ErrorDto, ExtensionDto, ListDto,
-    PhoneNumberDto, TokenDto, contact_body, flatten_contact,
+    BulkTaskDto, CustomFieldDefDto, DIRECTORY_REF, DirectoryEntryDto, ErrorDto, ExtensionDto,
+    ListDto, TokenDto, contact_body, flatten_contact,
 };
 use crate::config::TelusConfig;
 use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
@@ -18,8 +18,8 @@ use crate::model::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -122,6 +122,32 @@ impl Error {
         }
     }
 
+    /// The account or app refuses bulk updates as such (the spec marks the endpoint
+    /// `x-availability: Limited`): a 403, a 404, or a feature-unavailable code. Per-user
+    /// writes are the way then.
+    pub fn refuses_bulk(&self) -> bool {
+        match self {
+            Error::Api { status, code, .. } => {
+                matches!(status, 403 | 404) || code.eq_ignore_ascii_case("FeatureNotAvailable")
+            }
+            _ => false,
+        }
+    }
+
+    /// The record a refused bulk request names (`parameterName` `records[N]...`).
+    pub fn bulk_record_index(&self) -> Option<usize> {
+        let Error::Api {
+            status: 400,
+            parameter: Some(p),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let rest = p.strip_prefix("records[")?;
+        rest[..rest.find(']')?].parse().ok()
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api { code, .. } | Error::Auth { code, .. } if !code.is_empty() => Some(code),
@@ -195,6 +221,8 @@ pub struct Counters {
     /// Waits for a rate-limit budget or penalty, and their total length in milliseconds.
     pub rate_waits: AtomicU64,
     pub rate_wait_ms: AtomicU64,
+    /// Company Directory pages answered 304 Not Modified (nothing decoded).
+    pub not_modified: AtomicU64,
 }
 
 pub struct Client {
@@ -213,12 +241,114 @@ pub struct Client {
     custom_ids: Mutex<HashMap<String, String>>,
     /// When each group last looked for a penalty another process met.
     penalty_checked: Mutex<HashMap<&'static str, Instant>>,
+    /// Company Directory pages as last read, with their `ETag`: a 304 reuses them.
+    directory_cache: Mutex<HashMap<u64, CachedPage>>,
     pub counters: Counters,
 }
 
+/// What this tool keeps of one Company Directory entry.
+struct DirectoryEntry {
+    id: Box<str>,
+    direct_number: Option<Box<str>>,
+    /// Custom field values, kept only when the mapping names custom fields.
+    custom: Box<[super::wire::CustomFieldValueDto]>,
+}
+
+/// A directory page as last read: its `ETag`, the page count it reported, its entries.
+struct CachedPage {
+    etag: String,
+    total_pages: u64,
+    custom: bool,
+    entries: Arc<[DirectoryEntry]>,
+}
+
+/// Pages read of one listing at most: a server that never ends one is not followed for ever.
+const MAX_PAGES: u64 = 10_000;
+
 const LIST_EXTENSIONS: &str = "/restapi/v1.0/account/~/extension";
-const LIST_NUMBERS: &str = "/restapi/v1.0/account/~/phone-number";
 const DIRECTORY_ENTRIES: &str = "/restapi/v1.0/account/~/directory/entries";
+const BULK_UPDATE: &str = "/restapi/v1.0/account/~/extension-bulk-update";
+/// Records one bulk update takes at most (spec: extensionBulkUpdate).
+pub const BULK_MAX: usize = 500;
+
+/// One extension's record in a bulk update.
+pub struct BulkRecord {
+    pub ext_id: ExtId,
+    body: serde_json::Value,
+}
+
+/// A bulk update's task (spec: ExtensionBulkUpdateTaskResource).
+#[derive(Debug)]
+pub struct BulkTask {
+    pub id: String,
+    pub status: TaskStatus,
+    /// Each record's outcome, once the task has run: `Ok` for `Success`, else the record's
+    /// first error.
+    pub results: Vec<(ExtId, Result<(), Error>)>,
+    /// The task's own errors (a task that `Failed` as a whole).
+    pub errors: Vec<Error>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Accepted,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl TaskStatus {
+    /// Whether the task has run: only then do its results, or a read, say anything.
+    pub fn finished(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed)
+    }
+}
+
+/// A task from the wire; an unknown status reads as still running (the harsher case).
+fn bulk_task(dto: super::wire::BulkTaskDto, endpoint: &str) -> BulkTask {
+    let status = match dto.status.as_deref() {
+        Some("Completed") => TaskStatus::Completed,
+        Some("Failed") => TaskStatus::Failed,
+        Some("InProgress") => TaskStatus::InProgress,
+        _ => TaskStatus::Accepted,
+    };
+    let error = |e: super::wire::ErrorItemDto| Error::Api {
+        endpoint: endpoint.to_string(),
+        status: 400,
+        code: e.error_code.unwrap_or_default(),
+        message: e.message.unwrap_or_default(),
+        parameter: e.parameter_name,
+    };
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    if let Some(result) = dto.result {
+        for r in result.affected_items.map(|a| a.result).unwrap_or_default() {
+            let Some(ext) = r.extension_id else { continue };
+            let outcome = match r.status.as_deref() {
+                Some("Success") => Ok(()),
+                _ => Err(r
+                    .errors
+                    .into_iter()
+                    .next()
+                    .map(error)
+                    .unwrap_or_else(|| Error::Api {
+                        endpoint: endpoint.to_string(),
+                        status: 400,
+                        code: String::new(),
+                        message: "the bulk update failed this record without saying why".into(),
+                        parameter: None,
+                    })),
+            };
+            results.push((ExtId(ext), outcome));
+        }
+        errors = result.errors.into_iter().map(error).collect();
+    }
+    BulkTask {
+        id: dto.id,
+        status,
+        results,
+        errors,
+    }
+}
 /// Company Directory records per page: its maximum.
 const DIRECTORY_PER_PAGE: u32 = 2000;
 
@@ -237,6 +367,7 @@ impl Client {
             token_lifetime: std::sync::atomic::AtomicI64::new(3600),
             custom_ids: Mutex::new(HashMap::new()),
             penalty_checked: Mutex::new(HashMap::new()),
+            directory_cache: Mutex::new(HashMap::new()),
             counters: Counters::default(),
         }
     }
@@ -326,50 +457,75 @@ impl Client {
         Ok(fields)
     }
 
-    /// Reads every user extension and the account's direct numbers, and joins them. With
-    /// `custom_fields`, users whose listing record lacks `customFields` are read one by one
-    /// (`GET extension/{id}`, Light group) for them.
+    /// Reads every user extension and the Company Directory, and joins them: the directory
+    /// gives each user's direct number and, with `custom_fields`, custom field values. The
+    /// two listings are read side by side (both Medium: 1,000 extensions and 2,000 directory
+    /// entries a page); no request is made per user, and no Heavy listing at all.
     pub async fn fetch_users_with(&self, custom_fields: bool) -> Result<Vec<TelusUser>, Error> {
-        let mut users = self.fetch_users().await?;
-        if !custom_fields {
-            return Ok(users);
-        }
-        if self.custom_ids.lock().map(|m| m.is_empty()).unwrap_or(true) {
+        if custom_fields && self.custom_ids.lock().map(|m| m.is_empty()).unwrap_or(true) {
             self.fetch_custom_fields().await?;
         }
-        // Every user's custom fields at once, from the Company Directory (a few Medium pages
-        // for the whole account), instead of one Light GET per user.
-        let mut directory = self.fetch_directory_custom_fields().await?;
+        let (users, directory) =
+            tokio::join!(self.fetch_extensions(), self.fetch_directory(custom_fields));
+        let (mut users, directory) = (users?, directory?);
+        let mut listed: HashMap<&str, &DirectoryEntry> = directory
+            .iter()
+            .flat_map(|page| page.iter())
+            .map(|e| (&*e.id, e))
+            .collect();
+        let mut unlisted = 0usize;
         for u in users.iter_mut() {
-            if u.fields
-                .iter()
-                .any(|(k, _)| k.starts_with(crate::model::TELUS_CUSTOM_PREFIX))
-            {
+            // The directory lists only Enabled, Disabled and NotActivated users, and not one
+            // created between the two reads: for a user it leaves out, the direct number and
+            // custom fields are unknown (left alone this pass), never empty.
+            let Some(entry) = listed.remove(u.id.0.as_str()) else {
+                u.in_directory = false;
+                unlisted += 1;
                 continue;
-            }
-            let values = match directory.remove(&u.id.0) {
-                Some(values) => values,
-                // The directory lists only Enabled, Disabled and NotActivated extensions: a
-                // user it leaves out is read alone, never taken for one with no values.
-                None => self.fetch_extension_custom_fields(&u.id).await?,
             };
-            for (k, v) in self.custom_values(Some(values)) {
-                u.fields.insert(&k, v);
+            if let Some(n) = &entry.direct_number {
+                u.fields.insert(TELUS_DIRECT_NUMBER, n.to_string());
             }
+            if custom_fields
+                && !u
+                    .fields
+                    .iter()
+                    .any(|(k, _)| k.starts_with(crate::model::TELUS_CUSTOM_PREFIX))
+            {
+                for (k, v) in self.custom_values(Some(entry.custom.to_vec())) {
+                    u.fields.insert(&k, v);
+                }
+            }
+        }
+        if unlisted > 0 {
+            tracing::debug!(
+                unlisted,
+                "users not in the Company Directory (Frozen, Unassigned or just created): their direct number and custom fields are left alone this pass"
+            );
         }
         Ok(users)
     }
 
-    /// The custom fields of every user the Company Directory lists, by extension id:
-    /// `GET directory/entries?showFederated=false&type=User&perPage=2000`, paged by page
-    /// number up to `paging.totalPages` (the directory sends no navigation links).
-    async fn fetch_directory_custom_fields(
-        &self,
-    ) -> Result<HashMap<String, Vec<super::wire::CustomFieldValueDto>>, Error> {
+    /// Every Company Directory page: `GET directory/entries?showFederated=false&type=User&
+    /// perPage=2000`, paged by page number up to `paging.totalPages` (the directory sends no
+    /// navigation links). A page read before is asked for with `If-None-Match`; a 304
+    /// reuses what that page gave then and decodes nothing.
+    async fn fetch_directory(&self, custom: bool) -> Result<Vec<Arc<[DirectoryEntry]>>, Error> {
         let endpoint = "GET directory/entries";
-        let mut out = HashMap::new();
+        let mut pages = Vec::new();
         let mut page = 1u64;
         loop {
+            if page > MAX_PAGES {
+                return Err(Error::Paging {
+                    endpoint: endpoint.to_string(),
+                    message: format!("more than {MAX_PAGES} pages: not followed further"),
+                });
+            }
+            let cached = self.directory_cache.lock().ok().and_then(|c| {
+                c.get(&page)
+                    .filter(|p| p.custom == custom)
+                    .map(|p| (p.etag.clone(), p.total_pages, p.entries.clone()))
+            });
             let mut url = self.base.clone();
             url.set_path(DIRECTORY_ENTRIES);
             url.query_pairs_mut()
@@ -378,46 +534,94 @@ impl Client {
                 .append_pair("perPage", &DIRECTORY_PER_PAGE.to_string())
                 .append_pair("page", &page.to_string());
             let resp = self
-                .send("Medium", endpoint, true, || self.http.get(url.clone()))
+                .send("Medium", endpoint, true, || {
+                    let req = self.http.get(url.clone());
+                    match &cached {
+                        Some((etag, _, _)) => {
+                            req.header(reqwest::header::IF_NONE_MATCH, etag.as_str())
+                        }
+                        None => req,
+                    }
+                })
                 .await?;
-            let dto: ListDto<DirectoryEntryDto> = decode(resp, endpoint).await?;
-            let total = dto.paging.as_ref().and_then(|p| p.total_pages).unwrap_or(1);
-            if dto
-                .paging
-                .as_ref()
-                .and_then(|p| p.page)
-                .is_some_and(|p| p != page)
-            {
-                return Err(Error::Paging {
-                    endpoint: endpoint.to_string(),
-                    message: format!("asked for page {page}, was served another"),
-                });
-            }
-            let empty = dto.records.is_empty();
-            for e in dto.records {
-                let values = e.custom_fields.unwrap_or_default();
-                out.insert(e.id, values.into_iter().map(Into::into).collect());
-            }
+            let (entries, total) = match (resp.status().as_u16(), cached) {
+                (304, Some((_, total, entries))) => {
+                    self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+                    (entries, total)
+                }
+                _ => self.directory_page(resp, endpoint, page, custom).await?,
+            };
+            let empty = entries.is_empty();
+            pages.push(entries);
             if page >= total || empty {
-                return Ok(out);
+                if let Ok(mut c) = self.directory_cache.lock() {
+                    c.retain(|k, _| *k <= page);
+                }
+                return Ok(pages);
             }
             page += 1;
         }
     }
 
-    /// One extension's custom fields (`GET extension/{id}`, Light): only for a user the
-    /// directory does not list.
-    async fn fetch_extension_custom_fields(
+    /// Decodes one directory page (remembering it with its `ETag`); answers its entries and
+    /// the server's page count.
+    async fn directory_page(
         &self,
-        id: &ExtId,
-    ) -> Result<Vec<super::wire::CustomFieldValueDto>, Error> {
-        let endpoint = format!("GET extension/{id}");
-        let url = extension_url(&self.base, id);
-        let resp = self
-            .send("Light", &endpoint, true, || self.http.get(url.clone()))
-            .await?;
-        let e: ExtensionDto = decode(resp, &endpoint).await?;
-        Ok(e.custom_fields.unwrap_or_default())
+        resp: reqwest::Response,
+        endpoint: &str,
+        page: u64,
+        custom: bool,
+    ) -> Result<(Arc<[DirectoryEntry]>, u64), Error> {
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 256)
+            .map(str::to_string);
+        let dto: ListDto<DirectoryEntryDto> = decode(resp, endpoint).await?;
+        let total = dto.paging.as_ref().and_then(|p| p.total_pages).unwrap_or(1);
+        if dto
+            .paging
+            .as_ref()
+            .and_then(|p| p.page)
+            .is_some_and(|p| p != page)
+        {
+            return Err(Error::Paging {
+                endpoint: endpoint.to_string(),
+                message: format!("asked for page {page}, was served another"),
+            });
+        }
+        let entries: Arc<[DirectoryEntry]> = dto
+            .records
+            .into_iter()
+            .map(|e| DirectoryEntry {
+                direct_number: e.direct_number().map(Into::into),
+                custom: match (custom, e.custom_fields) {
+                    (true, Some(values)) => values.into_iter().map(Into::into).collect(),
+                    _ => Box::default(),
+                },
+                id: e.id.into(),
+            })
+            .collect();
+        if let Ok(mut c) = self.directory_cache.lock() {
+            match etag {
+                Some(etag) => {
+                    c.insert(
+                        page,
+                        CachedPage {
+                            etag,
+                            total_pages: total,
+                            custom,
+                            entries: entries.clone(),
+                        },
+                    );
+                }
+                None => {
+                    c.remove(&page);
+                }
+            }
+        }
+        Ok((entries, total))
     }
 
     /// `customFields` of a record as `customFields.<name>` fields, learning their ids.
@@ -446,11 +650,15 @@ impl Client {
         out
     }
 
-    /// Reads every user extension and the account's direct numbers, and joins them. The two
-    /// listings are in different rate groups (Medium, Heavy) and are read at the same time;
-    /// each extension page becomes users as it arrives, so no page's JSON outlives its page.
+    /// Every user with its direct number (custom fields not read): `fetch_users_with(false)`.
     pub async fn fetch_users(&self) -> Result<Vec<TelusUser>, Error> {
-        let extensions = self.fetch_all(
+        self.fetch_users_with(false).await
+    }
+
+    /// Every user extension (`GET extension?type=User`, Medium). Each page becomes users as it
+    /// arrives, so no page's JSON outlives its page.
+    async fn fetch_extensions(&self) -> Result<Vec<TelusUser>, Error> {
+        self.fetch_all(
             LIST_EXTENSIONS,
             &[("type", "User")],
             "Medium",
@@ -460,47 +668,14 @@ impl Client {
                     return None;
                 }
                 let custom = self.custom_values(e.custom_fields.take());
-                let mut user = to_user(e, None);
+                let mut user = to_user(e);
                 for (k, v) in custom {
                     user.fields.insert(&k, v);
                 }
                 Some(user)
             },
-        );
-        let numbers = self.fetch_all(
-            LIST_NUMBERS,
-            &[("usageType", "DirectNumber")],
-            "Heavy",
-            "GET phone-number",
-            |n: PhoneNumberDto| {
-                let (Some(number), Some(ext)) = (n.phone_number, n.extension) else {
-                    return None;
-                };
-                if n.usage_type.as_deref().is_some_and(|u| u != "DirectNumber") {
-                    return None;
-                }
-                Some((ext.id, n.primary.unwrap_or(false), number))
-            },
-        );
-        let (users, numbers) = tokio::join!(extensions, numbers);
-        let (mut users, numbers) = (users?, numbers?);
-        // A user's direct number: its primary DirectNumber, else the lowest by number.
-        let mut direct: HashMap<String, (bool, String)> = HashMap::new();
-        for (ext, primary, number) in numbers {
-            let better = match direct.get(&ext) {
-                None => true,
-                Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
-            };
-            if better {
-                direct.insert(ext, (primary, number));
-            }
-        }
-        for user in &mut users {
-            if let Some((_, number)) = direct.remove(&user.id.0) {
-                user.fields.insert(TELUS_DIRECT_NUMBER, number);
-            }
-        }
-        Ok(users)
+        )
+        .await
     }
 
     /// `PUT extension/{id}` with the changed contact fields. `current` supplies the unchanged
@@ -568,7 +743,7 @@ impl Client {
             })
             .await?;
         let e: ExtensionDto = decode(resp, endpoint).await?;
-        Ok(to_user(e, None))
+        Ok(to_user(e))
     }
 
     /// `PUT extension/{id}` with `{"status": ...}`: `Disabled` never deletes the user.
@@ -590,6 +765,79 @@ impl Client {
             .await?;
         let _: ExtensionDto = decode(resp, &endpoint).await?;
         Ok(())
+    }
+
+    /// One extension's record for a bulk update: its changed contact fields (the whole
+    /// address when any part of it changed, as for a PUT), custom fields by id, a new status,
+    /// and the Okta id reference when the record lacks it.
+    pub fn bulk_record(
+        &self,
+        current: &TelusUser,
+        changes: &[(String, Option<String>)],
+        status: Option<&TelusStatus>,
+        okta_id: Option<&OktaId>,
+    ) -> Result<BulkRecord, Error> {
+        let endpoint = format!("POST extension-bulk-update record {}", current.id);
+        let flat: Vec<(String, String)> = current
+            .fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ids = self
+            .custom_ids
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let mut body = if changes.is_empty() {
+            serde_json::json!({})
+        } else {
+            contact_body(changes, &flat, &ids)
+                .map_err(|message| Error::Unsendable { endpoint, message })?
+        };
+        if let Some(status) = status {
+            body["status"] = serde_json::json!(status.as_str());
+        }
+        backfill_reference(&mut body, current, okta_id);
+        body["id"] = serde_json::json!(current.id.0);
+        Ok(BulkRecord {
+            ext_id: current.id.clone(),
+            body,
+        })
+    }
+
+    /// `POST extension-bulk-update` (Heavy) with up to 500 records: answers the task it
+    /// started. Never sent twice: a 5xx or a lost answer is `outcome_unknown`, since the
+    /// task may have been accepted.
+    pub async fn bulk_update(&self, records: &[&BulkRecord]) -> Result<BulkTask, Error> {
+        let endpoint = "POST extension-bulk-update";
+        let mut url = self.base.clone();
+        url.set_path(BULK_UPDATE);
+        let body = serde_json::json!({
+            "records": records.iter().map(|r| &r.body).collect::<Vec<_>>()
+        });
+        let resp = self
+            .send("Heavy", endpoint, false, || {
+                self.http.post(url.clone()).json(&body)
+            })
+            .await?;
+        let dto: BulkTaskDto = decode(resp, endpoint).await?;
+        Ok(bulk_task(dto, endpoint))
+    }
+
+    /// `GET extension-bulk-update/tasks/{id}` (Light): the task's state, with each record's
+    /// outcome once it has run.
+    pub async fn bulk_task(&self, id: &str) -> Result<BulkTask, Error> {
+        let endpoint = "GET extension-bulk-update/tasks";
+        let mut url = self.base.clone();
+        url.set_path(BULK_UPDATE);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push("tasks").push(id);
+        }
+        let resp = self
+            .send("Light", endpoint, true, || self.http.get(url.clone()))
+            .await?;
+        let dto: BulkTaskDto = decode(resp, endpoint).await?;
+        Ok(bulk_task(dto, endpoint))
     }
 
     /// Follows `navigation.nextPage.uri` from the first page; refuses loops, other origins and
@@ -940,7 +1188,7 @@ impl Client {
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            self.wait_for_group("Auth", endpoint).await?;
+            let ticket = self.wait_for_group("Auth", endpoint).await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let result = self
                 .http
@@ -949,9 +1197,12 @@ impl Client {
                 .form(form)
                 .send()
                 .await;
+            if let Ok(r) = &result {
+                self.note_rate_headers("Auth", r);
+            }
+            drop(ticket);
             match result {
                 Ok(r) => {
-                    self.note_rate_headers("Auth", &r);
                     let code = r.status().as_u16();
                     // A refresh token is single-use: a token request is retried only when the
                     // server surely did not process it (429, 503), never after a timeout.
@@ -1011,13 +1262,18 @@ impl Client {
         loop {
             attempt += 1;
             let token = self.access_token(false).await?;
-            self.wait_for_group(group, endpoint).await?;
+            let ticket = self.wait_for_group(group, endpoint).await?;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let result = build()
                 .bearer_auth(token.expose_secret())
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
                 .await;
+            // The budget the answer reports is noted before a request waiting to learn it goes.
+            if let Ok(resp) = &result {
+                self.note_rate_headers(group, resp);
+            }
+            drop(ticket);
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
@@ -1046,11 +1302,11 @@ impl Client {
                     return Err(err);
                 }
             };
-            self.note_rate_headers(group, &resp);
             let status = resp.status();
             // Wire detail without headers (they carry the credentials) or bodies.
             tracing::trace!(endpoint, attempt, status = status.as_u16(), "response");
-            if status.is_success() {
+            // 304 answers a conditional read (`If-None-Match`); its caller keeps what it had.
+            if status.is_success() || status.as_u16() == 304 {
                 return Ok(resp);
             }
             if status.as_u16() == 401 && !refreshed {
@@ -1178,34 +1434,61 @@ impl Client {
     }
 
     /// Sleeps while the group's budget is spent or a penalty runs.
-    async fn wait_for_group(&self, group: &'static str, endpoint: &str) -> Result<(), Error> {
+    async fn wait_for_group(
+        &self,
+        group: &'static str,
+        endpoint: &str,
+    ) -> Result<Ticket<'_>, Error> {
         self.look_for_shared_penalty(group);
-        let wait = self
-            .groups
-            .lock()
-            .ok()
-            .and_then(|g| g.wait(group, tokio::time::Instant::now()));
-        let Some(wait) = wait else { return Ok(()) };
-        if wait > self.settings.max_rate_wait {
-            return Err(Error::RateLimited {
-                endpoint: endpoint.to_string(),
-            });
+        loop {
+            let claim = self
+                .groups
+                .lock()
+                .map(|mut g| g.claim(group, tokio::time::Instant::now()))
+                .unwrap_or(Claim::Go);
+            let wait = match claim {
+                Claim::Go => return Ok(Ticket(None)),
+                Claim::Learn => return Ok(Ticket(Some((&self.groups, group)))),
+                Claim::Probing => {
+                    tokio::time::sleep(PROBE_POLL).await;
+                    continue;
+                }
+                Claim::Spent(wait) => wait,
+            };
+            if wait > self.settings.max_rate_wait {
+                return Err(Error::RateLimited {
+                    endpoint: endpoint.to_string(),
+                });
+            }
+            crate::http::announce_wait(
+                &format!("the TELUS {group} rate-limit budget ({endpoint})"),
+                wait,
+            );
+            self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .rate_wait_ms
+                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
         }
-        crate::http::announce_wait(
-            &format!("the TELUS {group} rate-limit budget ({endpoint})"),
-            wait,
-        );
-        self.counters.rate_waits.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .rate_wait_ms
-            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-        tokio::time::sleep(wait).await;
-        if let Ok(mut g) = self.groups.lock() {
-            g.window_over(group);
-        }
-        Ok(())
     }
 }
+
+/// A request's place in its group. The one learning an unknown budget lets the others go
+/// when dropped: after its answer's headers are noted, or when it failed or was cancelled.
+struct Ticket<'a>(Option<(&'a Mutex<Pacing>, &'static str)>);
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if let Some((groups, group)) = self.0
+            && let Ok(mut g) = groups.lock()
+        {
+            g.answered(group);
+        }
+    }
+}
+
+/// How often a request asks again while another learns its group's budget.
+const PROBE_POLL: Duration = Duration::from_millis(20);
 
 /// A refused request's error, from RingCentral's error body (`errors[0]`, else the top-level
 /// `errorCode`/`message`).
@@ -1264,23 +1547,24 @@ pub fn decode_extension_page(
 ) -> Result<(Vec<TelusUser>, Option<String>), serde_json::Error> {
     let page: ListDto<ExtensionDto> = serde_json::from_slice(body)?;
     let next = page.navigation.and_then(|n| n.next_page).map(|p| p.uri);
-    Ok((
-        page.records.into_iter().map(|e| to_user(e, None)).collect(),
-        next,
-    ))
+    Ok((page.records.into_iter().map(to_user).collect(), next))
 }
 
 /// Decodes one page of the phone-number listing: (extension id, number, primary).
-pub fn decode_number_page(body: &[u8]) -> Result<Vec<(String, String, bool)>, serde_json::Error> {
-    let page: ListDto<PhoneNumberDto> = serde_json::from_slice(body)?;
+/// Decodes one Company Directory page into (extension id, direct number) pairs (for fuzzing).
+pub fn decode_directory_page(
+    body: &[u8],
+) -> Result<Vec<(String, Option<String>)>, serde_json::Error> {
+    let page: ListDto<DirectoryEntryDto> = serde_json::from_slice(body)?;
     Ok(page
         .records
         .into_iter()
-        .filter_map(|n| Some((n.extension?.id, n.phone_number?, n.primary.unwrap_or(false))))
+        .map(|e| (e.direct_number(), e.id))
+        .map(|(n, id)| (id, n))
         .collect())
 }
 
-fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
+fn to_user(e: ExtensionDto) -> TelusUser {
     let mut flat = Vec::new();
     if let Some(contact) = &e.contact {
         flatten_contact(contact, &mut flat);
@@ -1288,9 +1572,6 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
     let mut fields: crate::model::Fields = flat.into_iter().collect();
     if let Some(n) = e.extension_number {
         fields.insert(TELUS_EXTENSION_NUMBER, n);
-    }
-    if let Some(number) = direct_number {
-        fields.insert(TELUS_DIRECT_NUMBER, number);
     }
     let directory_ref = e
         .references
@@ -1305,10 +1586,19 @@ fn to_user(e: ExtensionDto, direct_number: Option<String>) -> TelusUser {
         status: TelusStatus::parse(e.status.as_deref().unwrap_or("")),
         directory_ref,
         fields,
+        // A listing read sets it from the directory. A user just created is known to have no
+        // direct number: `POST extension` assigns none (numbers are assigned separately).
+        in_directory: true,
     }
 }
 
 async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) -> Result<T, Error> {
+    if resp.status().as_u16() == 304 {
+        return Err(Error::Decode {
+            endpoint: endpoint.to_string(),
+            message: "answered 304 Not Modified to a request that was not conditional".into(),
+        });
+    }
     let bytes = crate::http::read_capped(resp).await.map_err(|e| match e {
         crate::http::BodyError::TooLarge => Error::Decode {
             endpoint: endpoint.to_string(),

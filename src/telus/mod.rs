@@ -7,6 +7,6 @@ pub mod pacing;
 mod wire;
 
 pub use client::{
-    Client, Counters, Error, PER_PAGE, REFRESH_WARN, decode_extension_page, decode_number_page,
-    explain,
+    BULK_MAX, BulkRecord, BulkTask, Client, Counters, Error, PER_PAGE, REFRESH_WARN, TaskStatus,
+    decode_directory_page, decode_extension_page, explain,
 };

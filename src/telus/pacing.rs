@@ -20,6 +20,22 @@ struct Group {
 #[derive(Debug, Default)]
 pub struct Pacing {
     groups: HashMap<&'static str, Group>,
+    /// Groups whose budget is unknown (never seen, or its window ended) and that have one
+    /// request out to learn it: the others wait for its answer instead of all going at once.
+    probing: std::collections::HashSet<&'static str>,
+}
+
+/// Whether a request may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Go: one request of the known budget is taken.
+    Go,
+    /// Go and learn the budget from the answer; call `answered` once it is noted (or failed).
+    Learn,
+    /// The budget is spent (or a penalty runs) for this long.
+    Spent(Duration),
+    /// Another request is learning the budget: ask again shortly.
+    Probing,
 }
 
 /// The name of a known group (or `None`), as the `'static` key the state is kept under.
@@ -29,7 +45,9 @@ fn known(group: &str) -> Option<&'static str> {
 
 impl Pacing {
     /// An answer's `X-Rate-Limit-Remaining` and `-Window` (seconds): a window ends `window`
-    /// seconds after it began, so the earliest known end is kept.
+    /// seconds after it began, so the earliest known end is kept. Within a window the lower
+    /// of the server's count and this process's own (which already took the requests still
+    /// in flight) is kept: answers arrive out of order.
     pub fn note(&mut self, group: &str, remaining: u64, window_secs: u64, now: Instant) {
         let Some(group) = known(group) else { return };
         let end = now + crate::http::server_wait_secs(window_secs);
@@ -38,9 +56,39 @@ impl Pacing {
             until: end,
         });
         if g.until <= now {
-            g.until = end;
+            *g = Group {
+                remaining,
+                until: end,
+            };
+        } else {
+            g.remaining = g.remaining.min(remaining);
         }
-        g.remaining = remaining;
+    }
+
+    /// Takes one request of the group's budget, when there is one. An unknown budget is
+    /// learnt by one request at a time; RingCentral counts every request, and with a small
+    /// budget two sent blind at once could draw a 429 and its penalty.
+    pub fn claim(&mut self, group: &str, now: Instant) -> Claim {
+        let Some(group) = known(group) else {
+            return Claim::Go;
+        };
+        match self.groups.get_mut(group) {
+            Some(g) if g.until > now && g.remaining > 0 => {
+                g.remaining -= 1;
+                Claim::Go
+            }
+            Some(g) if g.until > now => Claim::Spent(g.until - now),
+            _ if self.probing.insert(group) => Claim::Learn,
+            _ => Claim::Probing,
+        }
+    }
+
+    /// A request of the group was answered (or failed): a budget it was learning is known
+    /// now, or is learnt by the next request.
+    pub fn answered(&mut self, group: &str) {
+        if let Some(group) = known(group) {
+            self.probing.remove(group);
+        }
     }
 
     /// A penalty (after a 429, or one another process met): nothing is sent to the group
@@ -65,11 +113,6 @@ impl Pacing {
     pub fn wait(&self, group: &str, now: Instant) -> Option<Duration> {
         let g = self.groups.get(group)?;
         (g.remaining == 0 && g.until > now).then(|| g.until - now)
-    }
-
-    /// After waiting out a spent window: its budget is learnt from the next answer.
-    pub fn window_over(&mut self, group: &str) {
-        self.groups.remove(group);
     }
 
     /// Each group whose window has not ended: (group, requests left, time to its end).
@@ -118,8 +161,35 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_secs(50)).await;
         assert_eq!(p.wait("Medium", Instant::now()), None, "the window is over");
-        p.window_over("Medium");
         assert!(p.live(Instant::now()).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_take_the_budget_as_they_go_and_an_unknown_one_is_learnt_by_one() {
+        let mut p = Pacing::default();
+        let t0 = Instant::now();
+        // Unknown: one request goes to learn it, the others wait for its answer.
+        assert_eq!(p.claim("Medium", t0), Claim::Learn);
+        assert_eq!(p.claim("Medium", t0), Claim::Probing);
+        p.note("Medium", 2, 60, t0);
+        p.answered("Medium");
+        // Two left: two go, the third waits for the window's end.
+        assert_eq!(p.claim("Medium", t0), Claim::Go);
+        assert_eq!(p.claim("Medium", t0), Claim::Go);
+        assert_eq!(p.claim("Medium", t0), Claim::Spent(Duration::from_secs(60)));
+        // A late answer reporting more left than this process took does not give it back.
+        p.note("Medium", 1, 60, t0);
+        assert!(matches!(p.claim("Medium", t0), Claim::Spent(_)));
+        // Once the window is over the budget is learnt again, by one request.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let now = Instant::now();
+        assert_eq!(p.claim("Medium", now), Claim::Learn);
+        assert_eq!(p.claim("Medium", now), Claim::Probing);
+        // Other groups are their own budgets.
+        assert_eq!(p.claim("Light", now), Claim::Learn);
+        // A learner that fails lets the next one learn.
+        p.answered("Medium");
+        assert_eq!(p.claim("Medium", now), Claim::Learn);
     }
 
     /// A window header of 2^64 seconds neither overflows the clock nor stalls for good.

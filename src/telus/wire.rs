@@ -1,4 +1,4 @@
-//! RingCentral's JSON: extension and phone-number listings, token and error bodies, and the
+//! RingCentral's JSON: extension listings, Company Directory entries, token and error bodies, and the
 //! contact update body. Private to `telus/`.
 
 use serde::{Deserialize, Deserializer};
@@ -88,7 +88,7 @@ pub(super) struct ReferenceDto {
 /// The `references` type that carries an identity directory's user id.
 pub(super) const DIRECTORY_REF: &str = "CustomerDirectoryId";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CustomFieldValueDto {
     #[serde(deserialize_with = "id_text")]
@@ -107,6 +107,47 @@ pub(super) struct DirectoryEntryDto {
     pub id: String,
     #[serde(default)]
     pub custom_fields: Option<Vec<DirectoryCustomFieldDto>>,
+    /// `AdgPhoneNumberResource`s: every number of the user, with its usage type.
+    #[serde(default)]
+    pub phone_numbers: Option<Vec<DirectoryPhoneDto>>,
+}
+
+/// `AdgPhoneNumberResource` of a directory entry: only what this tool reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DirectoryPhoneDto {
+    #[serde(default, deserialize_with = "opt_text")]
+    pub phone_number: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub e164: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub usage_type: Option<String>,
+    #[serde(default)]
+    pub primary: Option<bool>,
+}
+
+impl DirectoryEntryDto {
+    /// The user's direct number: its primary `DirectNumber`, else the lowest one by number.
+    pub fn direct_number(&self) -> Option<String> {
+        let mut best: Option<(bool, String)> = None;
+        for n in self.phone_numbers.iter().flatten() {
+            if n.usage_type.as_deref() != Some("DirectNumber") {
+                continue;
+            }
+            let Some(number) = n.phone_number.clone().or_else(|| n.e164.clone()) else {
+                continue;
+            };
+            let primary = n.primary.unwrap_or(false);
+            let better = match &best {
+                None => true,
+                Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
+            };
+            if better {
+                best = Some((primary, number));
+            }
+        }
+        best.map(|(_, n)| n)
+    }
 }
 
 /// `CustomFieldResource` of a directory entry: `{id, name, value}` (the name, where the
@@ -143,23 +184,44 @@ pub(super) struct CustomFieldDefDto {
     pub display_name: Option<String>,
 }
 
+/// `ExtensionBulkUpdateTaskResource`: a bulk update's task, and once it has run, each
+/// record's outcome (`result.affectedItems.result`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PhoneNumberDto {
+pub(super) struct BulkTaskDto {
+    #[serde(deserialize_with = "id_text")]
+    pub id: String,
     #[serde(default, deserialize_with = "opt_text")]
-    pub phone_number: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub usage_type: Option<String>,
+    pub status: Option<String>,
     #[serde(default)]
-    pub primary: Option<bool>,
-    #[serde(default)]
-    pub extension: Option<PhoneExtensionDto>,
+    pub result: Option<BulkResultDto>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct PhoneExtensionDto {
-    #[serde(deserialize_with = "id_text")]
-    pub id: String,
+#[serde(rename_all = "camelCase")]
+pub(super) struct BulkResultDto {
+    #[serde(default)]
+    pub affected_items: Option<BulkAffectedDto>,
+    #[serde(default)]
+    pub errors: Vec<ErrorItemDto>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BulkAffectedDto {
+    #[serde(default)]
+    pub result: Vec<BulkRecordResultDto>,
+}
+
+/// `ExtensionUpdateShortResult`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct BulkRecordResultDto {
+    #[serde(default, deserialize_with = "opt_text")]
+    pub extension_id: Option<String>,
+    #[serde(default, deserialize_with = "opt_text")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<ErrorItemDto>,
 }
 
 #[derive(Debug, Deserialize)]

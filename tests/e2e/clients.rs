@@ -40,6 +40,8 @@ async fn authorize(sb: &Sandbox, config: &okta_telus_sync::config::Config, clien
 #[tokio::test]
 async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never_reuses_one() {
     let sb = many_with(24, "department", "Sales").await;
+    // One PUT per user: a pass long enough to outlive access tokens.
+    without_bulk(&sb);
     {
         let mut st = sb.telus.lock();
         st.token_ttl = Duration::from_secs(2);
@@ -117,6 +119,7 @@ async fn without_a_session_or_jwt_the_pass_is_an_auth_failure() {
 #[tokio::test]
 async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
     let sb = many_with(15, "department", "Sales").await;
+    without_bulk(&sb);
     {
         let mut st = sb.telus.lock();
         st.window = Duration::from_secs(1);
@@ -154,6 +157,7 @@ async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
 #[tokio::test]
 async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remembered() {
     let sb = Sandbox::start_seeded().await.unwrap();
+    without_bulk(&sb);
     sb.telus.inject(
         "PUT",
         "/restapi/v1.0/account/~/extension/",
@@ -227,6 +231,7 @@ async fn a_stored_penalty_is_honoured_by_a_new_process() {
 #[tokio::test]
 async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
     let sb = Sandbox::start_seeded().await.unwrap();
+    without_bulk(&sb);
     // Ana's update meets a 503 then succeeds; David's is answered too late once.
     sb.telus.inject(
         "PUT",
@@ -359,6 +364,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
     ];
     for (status, body, explanation) in cases {
         let sb = Sandbox::start_seeded().await.unwrap();
+        without_bulk(&sb);
         sb.telus.inject(
             "PUT",
             "/restapi/v1.0/account/~/extension/62001",
@@ -393,6 +399,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
     }
     // 503 until the retries run out: the pass ends as a whole-system failure, explained.
     let sb = Sandbox::start_seeded().await.unwrap();
+    without_bulk(&sb);
     sb.telus.inject(
         "PUT",
         "/restapi/v1.0/account/~/extension/",
@@ -1032,6 +1039,8 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.telus.lock().write_delay = Duration::from_millis(40);
+    // An account without bulk updates: one Medium PUT per user.
+    sb.telus.lock().bulk = okta_telus_sync::sandbox::telus::BulkAvailability::FeatureNotAvailable;
     let dir = tempfile::tempdir().unwrap();
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
@@ -1041,7 +1050,9 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
     let pass = run_one_pass(&config, &clients, &store, PassOptions::default());
     let meddle = async {
         // Once the pass writes, another process stores a 1.5 s penalty on Medium.
+        let started = std::time::Instant::now();
         while sb.telus.lock().count("PUT", path) < 3 {
+            assert!(started.elapsed() < Duration::from_secs(30), "no PUT came");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let set = std::time::Instant::now();

@@ -10,8 +10,10 @@ use okta_telus_sync::sandbox::telus::{FakeExtension, FakeNumber};
 use okta_telus_sync::sandbox::{self, Sandbox};
 use okta_telus_sync::store::{HistoryFilter, Outcome, Store};
 use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod bulk;
 mod clients;
 mod daemon;
 mod faults;
@@ -57,6 +59,12 @@ fn setup(
 
 fn okta_writes(sb: &Sandbox) -> usize {
     sb.okta.lock().count("POST", "/api/v1/users/")
+}
+
+/// An account that refuses bulk updates (the spec marks them `x-availability: Limited`):
+/// every TELUS update goes as one PUT per user. For tests about that path.
+fn without_bulk(sb: &Sandbox) {
+    sb.telus.lock().bulk = okta_telus_sync::sandbox::telus::BulkAvailability::FeatureNotAvailable;
 }
 
 fn telus_writes(sb: &Sandbox) -> usize {
@@ -262,7 +270,8 @@ async fn paging_case(style: LinkStyle) {
     assert_eq!(report.okta_read, 2_100);
     assert_eq!(report.telus_read, 2_100);
     assert_eq!(report.plan.linked, 2_100);
-    // 2,100 users: 11 Okta pages of 200, 3 extension pages and 2 number pages of 1000.
+    // 2,100 users: 11 Okta pages of 200, 3 extension pages of 1000 and 2 Company Directory
+    // pages of 2000 (direct numbers come from there); no phone-number listing at all.
     assert_eq!(sb.okta.lock().count("GET", "/api/v1/users"), 11);
     assert_eq!(
         sb.telus
@@ -273,8 +282,14 @@ async fn paging_case(style: LinkStyle) {
     assert_eq!(
         sb.telus
             .lock()
-            .count("GET", "/restapi/v1.0/account/~/phone-number"),
+            .count("GET", "/restapi/v1.0/account/~/directory/entries"),
         2
+    );
+    assert_eq!(
+        sb.telus
+            .lock()
+            .count("GET", "/restapi/v1.0/account/~/phone-number"),
+        0
     );
     // Every 7th user's department differs; every even user has a direct number to write back.
     let to_telus = report
@@ -284,6 +299,83 @@ async fn paging_case(style: LinkStyle) {
         .filter(|a| a.system == okta_telus_sync::model::System::Telus)
         .count();
     assert_eq!(to_telus, 2_100usize.div_ceil(7));
+}
+
+/// Direct numbers come from the Company Directory (2,000 users a page), which answers 304 to
+/// a page that did not change: nothing is decoded, the page's users keep what it gave last
+/// time, and a change on another page still lands. A user the directory leaves out (Frozen)
+/// has an unknown number: Okta's copy is left alone, never cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_numbers_come_from_directory_pages_that_answer_304_when_unchanged() {
+    let (mut okta, exts, nums) = many_users(2_100);
+    // Okta agrees with TELUS on everyone but user 2050 (a number Okta does not have yet):
+    // a first pass of one write, within the fake Okta's budget.
+    for (i, u) in okta.iter_mut().enumerate() {
+        u.profile.insert("department".into(), json!("Support"));
+        if i % 2 == 0 && i != 2050 {
+            let phone = format!("+1604555{:04}#{}", i % 10_000, 1000 + i);
+            u.profile.insert("primaryPhone".into(), json!(phone));
+        }
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    let (_dir, config, store, clients) = setup(&sb);
+    let pass = || run_one_pass(&config, &clients, &store, PassOptions::default());
+    let directory = |sb: &Sandbox| {
+        let st = sb.telus.lock();
+        (
+            st.count("GET", "/restapi/v1.0/account/~/directory/entries"),
+            st.not_modified,
+        )
+    };
+    let first = pass().await.unwrap();
+    assert_eq!(first.plan.change_count(), 1, "{:#?}", first.plan.actions);
+    assert_eq!(
+        okta_field(&sb, "00u0002050", "primaryPhone").as_deref(),
+        Some("+16045552050#3050")
+    );
+    assert_eq!(directory(&sb), (2, 0));
+    let again = pass().await.unwrap();
+    assert_eq!(again.plan.change_count(), 0, "{:#?}", again.plan.actions);
+    assert_eq!(directory(&sb), (4, 2), "both pages unchanged: two 304s");
+    assert_eq!(
+        clients.telus.counters.not_modified.load(Ordering::Relaxed),
+        2
+    );
+    // A new number for a user on the second page: that page is read again, the first is not.
+    sb.telus
+        .lock()
+        .numbers
+        .iter_mut()
+        .find(|n| n.extension_id == Some(102_050))
+        .unwrap()
+        .phone_number = "+16045559999".into();
+    let third = pass().await.unwrap();
+    assert_eq!(third.plan.change_count(), 1, "{:#?}", third.plan.actions);
+    assert_eq!(directory(&sb), (6, 3));
+    assert_eq!(
+        okta_field(&sb, "00u0002050", "primaryPhone").as_deref(),
+        Some("+16045559999#3050")
+    );
+    // Frozen: out of the directory, so its number is unknown; Okta keeps it.
+    sb.telus
+        .lock()
+        .extensions
+        .iter_mut()
+        .find(|e| e.id == 100_004)
+        .unwrap()
+        .status = "Frozen".into();
+    let fourth = pass().await.unwrap();
+    assert_eq!(fourth.plan.change_count(), 0, "{:#?}", fourth.plan.actions);
+    assert_eq!(
+        okta_field(&sb, "00u0000004", "primaryPhone").as_deref(),
+        Some("+16045550004#1004")
+    );
+    assert_eq!(
+        sb.telus
+            .lock()
+            .count("GET", "/restapi/v1.0/account/~/phone-number"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -693,6 +785,7 @@ async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
 #[tokio::test]
 async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge() {
     let sb = Sandbox::start_seeded().await.unwrap();
+    without_bulk(&sb);
     {
         let mut st = sb.okta.lock();
         let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
@@ -771,6 +864,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
 #[tokio::test]
 async fn retry_quarantined_releases_the_user() {
     let sb = Sandbox::start_seeded().await.unwrap();
+    without_bulk(&sb);
     {
         let mut st = sb.okta.lock();
         let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
@@ -944,7 +1038,11 @@ async fn sigkill_trial(kill_after: usize) -> usize {
         });
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    without_bulk(&sb);
     sb.telus.lock().write_delay = Duration::from_millis(60);
+    // About exactly-once, not pacing: two processes' reads and 36 writes would wait out a
+    // 60 s Medium window at the published 40.
+    sb.telus.lock().limits.insert("Medium", 1000);
     sb.okta.lock().write_delay = Duration::from_millis(60);
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), &sb, "[safety]\nmax_changed_percent = 100\n")

@@ -103,7 +103,8 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
     let sb = Sandbox::start_seeded().await.unwrap();
     seed_cost_centers(&sb);
     // Frozen: the Company Directory leaves such a user out (spec: only Enabled, Disabled and
-    // NotActivated extensions are returned), so its custom fields are read alone.
+    // NotActivated extensions are returned), so its custom fields are unknown: left alone,
+    // never read as empty, never read one user at a time.
     sb.telus
         .lock()
         .extensions
@@ -121,9 +122,13 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
         .unwrap();
     // Okta masters it: pushed to TELUS by id.
     assert_eq!(custom(&sb, 62001).as_deref(), Some("4410"));
-    assert_eq!(custom(&sb, 62003).as_deref(), Some("6630"));
+    assert_eq!(
+        custom(&sb, 62003).as_deref(),
+        Some("9999"),
+        "unknown: left alone"
+    );
     // The listing lacks customFields: they come from one Company Directory page for all,
-    // and one single read for the user the directory leaves out; never one read per user.
+    // never one read per user.
     let (directory, singles) = {
         let st = sb.telus.lock();
         let count = |p: &str| {
@@ -137,8 +142,22 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
             count("/restapi/v1.0/account/~/extension/"),
         )
     };
-    assert_eq!((directory, singles), (1, 1));
+    assert_eq!((directory, singles), (1, 0));
     let writes = telus_writes(&sb) + okta_writes(&sb);
+    // Thawed, the user is listed again and gets Okta's value.
+    sb.telus
+        .lock()
+        .extensions
+        .iter_mut()
+        .find(|e| e.id == 62003)
+        .unwrap()
+        .status = "Enabled".into();
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(custom(&sb, 62003).as_deref(), Some("6630"));
+    let writes = writes + 1;
+    assert_eq!(telus_writes(&sb) + okta_writes(&sb), writes);
     let again = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();

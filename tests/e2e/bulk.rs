@@ -1,0 +1,271 @@
+//! TELUS bulk updates against the fake's `extension-bulk-update`: tasks applied when they
+//! run, per-record results, an account that refuses bulk, a 400 naming one record, a crash
+//! between a task's acceptance and its results, and an answer lost after acceptance.
+
+use crate::*;
+use okta_telus_sync::sandbox::faults::FaultKind;
+use okta_telus_sync::sandbox::telus::BulkAvailability;
+
+const BULK: &str = "/restapi/v1.0/account/~/extension-bulk-update";
+
+/// `n` linked-by-email users, each needing one TELUS department update (Okta says Sales),
+/// and nothing else; user 7's department is over TELUS's 64-character limit.
+async fn sandbox_with_updates(n: usize) -> Sandbox {
+    let (mut okta, exts, nums) = many_users(n);
+    for (i, u) in okta.iter_mut().enumerate() {
+        u.profile.insert("department".into(), json!("Sales"));
+        if i % 2 == 0 {
+            let phone = format!("+1604555{:04}#{}", i % 10_000, 1000 + i);
+            u.profile.insert("primaryPhone".into(), json!(phone));
+        }
+    }
+    okta[7]
+        .profile
+        .insert("department".into(), json!("D".repeat(70)));
+    Sandbox::start(okta, exts, nums).await.unwrap()
+}
+
+fn count(sb: &Sandbox, method: &str, prefix: &str) -> usize {
+    sb.telus.lock().count(method, prefix)
+}
+
+fn history_of(store: &Store, email: &str) -> Vec<okta_telus_sync::store::JournalRow> {
+    store
+        .history(&HistoryFilter {
+            user_email: Some(email.into()),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+fn department(sb: &Sandbox, ext: i64) -> Option<String> {
+    contact_field(sb, ext, &["department"])
+}
+
+/// One bulk request carries every update; the task is polled until it has run; each record
+/// is journalled on its own: 29 applied, the one TELUS failed journalled failed with its
+/// explanation. No PUT at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_update_journals_each_records_result() {
+    let sb = sandbox_with_updates(30).await;
+    let (_dir, config, store, clients) = setup(&sb);
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, PassOutcome::UsersFailed);
+    assert_eq!((report.apply.applied, report.apply.failed), (29, 1));
+    assert_eq!(count(&sb, "POST", BULK), 1);
+    assert!(count(&sb, "GET", &format!("{BULK}/tasks/")) >= 1);
+    assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
+    assert_eq!(department(&sb, 100_001).as_deref(), Some("Sales"));
+    assert_eq!(department(&sb, 100_007).as_deref(), Some("Support"));
+    let failed = history_of(&store, "user00007@northwind.ca");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].outcome, Outcome::Failed);
+    assert_eq!(failed[0].error_code.as_deref(), Some("CMN-101"));
+    assert!(
+        failed[0]
+            .explanation
+            .as_deref()
+            .unwrap()
+            .contains("contact.department"),
+        "{:?}",
+        failed[0].explanation
+    );
+    let ok = history_of(&store, "user00001@northwind.ca");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].outcome, Outcome::Applied);
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    // Converged but for the bad user, who alone is tried again.
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.plan.change_count(), 1, "{:#?}", again.plan.actions);
+    assert_eq!(again.apply.failed, 1);
+    assert_eq!(count(&sb, "POST", BULK), 2);
+}
+
+/// Where TELUS checks lengths when it accepts the request, its 400 names one record: that
+/// record fails, and the rest go in the same pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
+    let sb = sandbox_with_updates(30).await;
+    sb.telus.lock().bulk_checks_upfront = true;
+    let (_dir, config, store, clients) = setup(&sb);
+    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((report.apply.applied, report.apply.failed), (29, 1));
+    assert_eq!(
+        count(&sb, "POST", BULK),
+        2,
+        "the refused one, then the rest"
+    );
+    let failed = history_of(&store, "user00007@northwind.ca");
+    assert_eq!(failed[0].outcome, Outcome::Failed);
+    assert_eq!(failed[0].error_code.as_deref(), Some("CMN-101"));
+    assert_eq!(department(&sb, 100_029).as_deref(), Some("Sales"));
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+}
+
+/// An account that refuses bulk updates (each way RingCentral says so): the same changes
+/// go one PUT per user in the same pass, nothing journalled twice; the refusal is remembered
+/// (no bulk request next pass) and `status` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_refuses_bulk_gets_one_put_per_user() {
+    for mode in [
+        BulkAvailability::FeatureNotAvailable,
+        BulkAvailability::Forbidden,
+        BulkAvailability::NotFound,
+    ] {
+        let sb = sandbox_with_updates(12).await;
+        sb.telus.lock().bulk = mode;
+        let (_dir, config, store, clients) = setup(&sb);
+        let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.apply.applied, report.apply.failed),
+            (11, 1),
+            "{mode:?}"
+        );
+        assert_eq!(count(&sb, "POST", BULK), 1, "{mode:?}");
+        assert_eq!(
+            count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"),
+            12,
+            "{mode:?}"
+        );
+        assert_eq!(department(&sb, 100_011).as_deref(), Some("Sales"));
+        // One journal row per change, planned once.
+        let rows = history_of(&store, "user00003@northwind.ca");
+        assert_eq!(rows.len(), 1, "{mode:?}: {rows:#?}");
+        assert_eq!(rows[0].outcome, Outcome::Applied);
+        let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+        assert!(
+            status.contains("TELUS bulk updates: refused by this account"),
+            "{status}"
+        );
+        // Remembered: the next change goes by PUT at once.
+        {
+            let mut st = sb.okta.lock();
+            let u = st.users.iter_mut().find(|u| u.id == "00u0000002").unwrap();
+            u.profile.insert("department".into(), json!("Legal"));
+            u.last_updated =
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        }
+        run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(count(&sb, "POST", BULK), 1, "{mode:?}: bulk asked again");
+        assert_eq!(department(&sb, 100_002).as_deref(), Some("Legal"));
+    }
+}
+
+/// The process dies after TELUS accepted the task and before its results were recorded:
+/// the next pass polls the task before reading, journals each record's result, and sends
+/// nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_accepting_a_task_and_recording_it_loses_and_doubles_nothing() {
+    let sb = sandbox_with_updates(30).await;
+    sb.telus.lock().task_delay = Duration::from_millis(1500);
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
+    {
+        let store = Store::open(&config.store_path).unwrap();
+        let clients = Clients::new(&config, settings());
+        // Accepted, and its answer taken in: the client polls the task.
+        let accepted = async {
+            let started = std::time::Instant::now();
+            while count(&sb, "GET", &format!("{BULK}/tasks/")) == 0 {
+                assert!(started.elapsed() < Duration::from_secs(20), "no task sent");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        // The pass is dropped mid-poll once the task is accepted, long before it runs: its
+        // process died there.
+        tokio::select! {
+            r = run_one_pass(&config, &clients, &store, PassOptions::default()) => {
+                panic!("the pass finished before the task was accepted: {:?}", r.map(|r| r.outcome));
+            }
+            () = accepted => {}
+        }
+    }
+    let store = Store::open(&config.store_path).unwrap();
+    assert_eq!(store.unfinished_count().unwrap(), 30, "all left planned");
+    assert_eq!(department(&sb, 100_001).as_deref(), Some("Support"));
+
+    let clients = Clients::new(&config, settings());
+    let next = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    assert_eq!(next.settled, (29, 1));
+    // Only the record TELUS failed is tried again; nothing that landed is sent twice.
+    assert_eq!(next.plan.change_count(), 1, "{:#?}", next.plan.actions);
+    let bodies: Vec<String> = sb
+        .telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == BULK)
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[1].contains("\"100007\"") && !bodies[1].contains("\"100001\""));
+    assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
+    assert_eq!(department(&sb, 100_001).as_deref(), Some("Sales"));
+    let ok = history_of(&store, "user00001@northwind.ca");
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].outcome, Outcome::Applied);
+    let bad = history_of(&store, "user00007@northwind.ca");
+    assert_eq!(bad[0].outcome, Outcome::Failed);
+    assert_eq!(bad[0].error_code.as_deref(), Some("CMN-101"));
+}
+
+/// TELUS accepts the task but its answer is lost (a gateway 502, or no answer at all): the
+/// request is not sent again. While the task may still run, its users are left out; once a
+/// read shows the changes, they are confirmed from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
+    for fault in [FaultKind::DoneThen5xx, FaultKind::DoneThenSilence] {
+        let sb = sandbox_with_updates(10).await;
+        sb.telus.lock().task_delay = Duration::from_millis(2500);
+        sb.telus
+            .faults
+            .lock()
+            .unwrap()
+            .faults
+            .push(okta_telus_sync::sandbox::faults::Fault::new(
+                "POST",
+                BULK,
+                fault.clone(),
+                1,
+            ));
+        let dir = tempfile::tempdir().unwrap();
+        let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
+        let store = Store::open(&config.store_path).unwrap();
+        let mut s = settings();
+        s.timeout = Duration::from_secs(1);
+        let clients = Clients::new(&config, s);
+        let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(first.apply.applied, 0, "{fault:?}");
+        assert_eq!(store.unfinished_count().unwrap(), 10, "{fault:?}");
+        // The task has not run yet: the users wait, nothing is sent.
+        let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(second.plan.deferred.len(), 10, "{fault:?}");
+        assert_eq!(count(&sb, "POST", BULK), 1, "{fault:?}: sent again");
+        // Once it has run, a read confirms every change.
+        tokio::time::sleep(Duration::from_millis(2600)).await;
+        let third = run_one_pass(&config, &clients, &store, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(third.settled.0, 9, "{fault:?}");
+        assert_eq!(count(&sb, "POST", BULK), 1, "{fault:?}: sent again");
+        assert_eq!(department(&sb, 100_003).as_deref(), Some("Sales"));
+        assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
+    }
+}
