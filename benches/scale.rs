@@ -5,7 +5,9 @@
 //!    and 1,000 Okta updates with 10 ms round trips, one at a time and four at a time;
 //! 2. request economy of a full pass (5% changed), an incremental pass (50 changed) and a
 //!    no-change pass, against the minimum;
-//! 3. local cost (CPU, peak RSS, store size) at N = 1,000, 10,000 and 100,000 per side.
+//! 3. local cost (CPU, peak RSS, store size) at N = 1,000, 10,000 and 100,000 per side;
+//! 5. the time each kind of pass would take at RingCentral's and Okta's published limits,
+//!    projected from the requests it made in each rate group, on the bulk and per-user paths.
 //!
 //! Each N runs in a fresh child process of this benchmark so that peak RSS is its own.
 //! `SCALE_SIZES=1000,10000` overrides the sizes.
@@ -128,6 +130,33 @@ struct Bench {
 }
 
 impl Bench {
+    /// Fakes started with `args`; with `custom`, a `costCenter` ↔ `customFields.Cost Center`
+    /// row (Okta masters it) is added to the default table.
+    fn start_with(args: &[String], custom: bool) -> Bench {
+        let mut bench = Bench::start(args);
+        if custom {
+            let path = bench.dir.path().join("sync.toml");
+            std::fs::write(
+                &path,
+                format!(
+                    "[okta]\nurl = \"{}\"\ntoken = \"{}\"\n[telus]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\njwt = \"{}\"\n[store]\npath = \"{}\"\n[safety]\nmax_changed_percent = 100\nmax_creates = 1000000\n[attributes.costCenter]\ntelus = \"customFields.Cost Center\"\nmaster = \"okta\"\n",
+                    bench.fakes.okta,
+                    okta_telus_sync::sandbox::OKTA_TOKEN,
+                    bench.fakes.telus,
+                    okta_telus_sync::sandbox::TELUS_CLIENT_ID,
+                    okta_telus_sync::sandbox::TELUS_CLIENT_SECRET,
+                    okta_telus_sync::sandbox::TELUS_JWT,
+                    bench.config.store_path.display()
+                ),
+            )
+            .expect("config");
+            bench.config =
+                okta_telus_sync::config::load_with_env(&path, Vec::new()).expect("config loads");
+            bench.clients = Clients::new(&bench.config, settings());
+        }
+        bench
+    }
+
     fn start(args: &[String]) -> Bench {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -219,14 +248,15 @@ fn one(n: usize) -> Value {
             .unwrap_or(0) as f64
             / 1048576.0;
 
-    let numbers = n.div_ceil(2);
     json!({
         "n": n,
         "full": {
             "okta_list": delta(&c1, &c0, "okta_list"), "okta_list_min": n.div_ceil(200).max(1),
             "telus_extension_list": delta(&c1, &c0, "telus_extension_list"), "telus_extension_list_min": n.div_ceil(1000).max(1),
-            "telus_number_list": delta(&c1, &c0, "telus_number_list"), "telus_number_list_min": numbers.div_ceil(1000).max(1),
-            "telus_update": delta(&c1, &c0, "telus_update"), "telus_update_min": full.plan.change_count(),
+            "telus_directory": delta(&c1, &c0, "telus_directory"), "telus_directory_min": n.div_ceil(2000).max(1),
+            "telus_number_list": delta(&c1, &c0, "telus_number_list"),
+            "telus_bulk": delta(&c1, &c0, "telus_bulk"), "telus_bulk_min": full.plan.change_count().div_ceil(500),
+            "telus_update": delta(&c1, &c0, "telus_update"),
             "okta_update": delta(&c1, &c0, "okta_update"),
             "telus_token": delta(&c1, &c0, "telus_token"),
             "changes": full.plan.change_count(),
@@ -266,6 +296,8 @@ fn rate(limit: u64) -> Value {
         limit.to_string(),
         "--window-secs".into(),
         "1".into(),
+        // The per-user path (an account that refuses bulk updates): Medium PUTs to pace.
+        "--no-bulk".into(),
     ]);
     let (report, wall) = timed_pass(&rt, &config, &clients, &store);
     let c = fakes.ask("counts");
@@ -332,6 +364,176 @@ fn okta_rate(concurrency: usize, percent: u8) -> Value {
     })
 }
 
+/// RingCentral's published budgets per 60 s window, and Okta's users bucket (600 a minute)
+/// times the default share (`okta.rate_limit_percent` 50).
+const LIGHT: f64 = 50.0;
+const MEDIUM: f64 = 40.0;
+const HEAVY: f64 = 10.0;
+const OKTA_PER_MIN: f64 = 600.0 * 0.5;
+
+/// Requests one pass made, by rate group, from the fakes' counts before and after it.
+fn groups(after: &Value, before: &Value) -> Value {
+    let d = |k: &str| delta(after, before, k);
+    let records = d("telus_bulk_records");
+    let medium_reads = d("telus_extension_list") + d("telus_directory");
+    json!({
+        "medium_reads": medium_reads,
+        "medium_writes": d("telus_update") + d("telus_create"),
+        "creates": d("telus_create"),
+        "heavy": d("telus_bulk") + d("telus_number_list"),
+        "light": d("telus_task_polls") + d("telus_extension_get") + d("telus_custom_fields"),
+        "auth": d("telus_token"),
+        "okta": d("okta_list") + d("okta_update"),
+        "bulk_records": records,
+        "directory_304": d("telus_directory_304"),
+    })
+}
+
+/// Minutes a pass takes at the published limits, from its requests by group: TELUS reads
+/// (Medium listings, Light single reads) then writes (Heavy bulk requests, Light task polls,
+/// Medium PUTs), each group at its budget and taken one after another (no overlap counted,
+/// so an upper bound); Okta beside it at its share. Answers (pass, TELUS write time).
+/// `per_user`: the same changes sent one PUT per user (an account without bulk updates).
+/// Creates (one Medium POST each on either path) are projected apart.
+fn projection(g: &Value, per_user: bool) -> (f64, f64) {
+    let f = |k: &str| g[k].as_u64().unwrap_or(0) as f64;
+    let polls = f("polls");
+    let light_reads = f("light") - polls;
+    let puts = f("medium_writes") - f("creates");
+    let (heavy, light_writes, puts) = if per_user {
+        (0.0, 0.0, puts + f("bulk_records"))
+    } else {
+        (f("heavy"), polls, puts)
+    };
+    let reads = f("medium_reads") / MEDIUM + light_reads / LIGHT;
+    let writes = heavy / HEAVY + light_writes / LIGHT + puts / MEDIUM;
+    let okta = f("okta") / OKTA_PER_MIN;
+    ((reads + writes).max(okta), writes)
+}
+
+/// One size with or without a custom-field row: an onboarding pass (every existing user's
+/// department differs: one TELUS update each), a no-change full pass, an incremental pass
+/// (50 Okta users changed) and a pass with 5 % changed; each pass's requests by group.
+fn project(n: usize, custom: bool) -> Value {
+    let mut args = vec![
+        "--users".into(),
+        n.to_string(),
+        "--changed-per-mille".into(),
+        "1000".into(),
+    ];
+    if custom {
+        args.push("--custom-fields".into());
+    }
+    let Bench {
+        rt,
+        mut fakes,
+        dir: _dir,
+        config,
+        store,
+        clients,
+    } = Bench::start_with(&args, custom);
+    let mut out = serde_json::Map::new();
+    let mut pass = |name: &str, opts: PassOptions<'static>, fakes: &mut Fakes| {
+        let before = fakes.ask("counts");
+        let r = rt
+            .block_on(run_one_pass(&config, &clients, &store, opts))
+            .expect("pass");
+        let mut g = groups(&fakes.ask("counts"), &before);
+        g["polls"] = json!(delta(&fakes.ask("counts"), &before, "telus_task_polls"));
+        g["changes"] = json!(r.plan.change_count());
+        g["failed"] = json!(r.apply.failed);
+        out.insert(name.into(), g);
+    };
+    pass("onboarding", PassOptions::default(), &mut fakes);
+    fakes.ask("touch 50");
+    pass("incremental", PassOptions::default(), &mut fakes);
+    fakes.ask(&format!("touch {} Finance", n / 20));
+    pass("changed_5pc", PassOptions::default(), &mut fakes);
+    let full = PassOptions {
+        full: true,
+        ..PassOptions::default()
+    };
+    // The first read after writes reads the pages they changed; the next finds none changed.
+    pass("after_writes", full, &mut fakes);
+    pass("no_change_full", full, &mut fakes);
+    json!({"n": n, "custom": custom, "passes": out})
+}
+
+fn print_projections(sizes: &[usize], run: &dyn Fn(&[String]) -> Value) {
+    println!(
+        "\n5. Projected pass time at the published limits (RingCentral Light 50, Medium 40, Heavy 10"
+    );
+    println!(
+        "   per 60 s; Okta users bucket 600/min x 50 % share), from the requests each pass made."
+    );
+    println!("   minutes: bulk path / per-user path (an account that refuses bulk updates)");
+    println!(
+        "   {:>8} {:>7} | {:>17} | {:>17} | {:>17} | {:>17} | {:>20}",
+        "N",
+        "custom",
+        "no-change full",
+        "incremental",
+        "5 % changed",
+        "onboarding",
+        "TELUS write, 5 %"
+    );
+    for &n in sizes {
+        for custom in [false, true] {
+            let mut extra = vec!["--project".into(), n.to_string()];
+            if custom {
+                extra.push("--custom".into());
+            }
+            let r = run(&extra);
+            let p = &r["passes"];
+            let cell = |name: &str| {
+                let (bulk, _) = projection(&p[name], false);
+                let (single, _) = projection(&p[name], true);
+                format!("{bulk:>7.2} / {single:<7.2}")
+            };
+            let (_, w_bulk) = projection(&p["changed_5pc"], false);
+            let (_, w_single) = projection(&p["changed_5pc"], true);
+            println!(
+                "   {:>8} {:>7} | {} | {} | {} | {} | {:>8.2} / {:<9.2}",
+                n,
+                if custom { "yes" } else { "no" },
+                cell("no_change_full"),
+                cell("incremental"),
+                cell("changed_5pc"),
+                cell("onboarding"),
+                w_bulk,
+                w_single
+            );
+            println!(
+                "   {:>8} {:>7}   requests (Medium reads, Heavy, Light, Okta; 304s): full {} {} {} {} {}; 5 % {} {} {} {}; onboarding {} {} {} {}",
+                "",
+                "",
+                u(&p["no_change_full"]["medium_reads"]),
+                u(&p["no_change_full"]["heavy"]),
+                u(&p["no_change_full"]["light"]),
+                u(&p["no_change_full"]["okta"]),
+                u(&p["no_change_full"]["directory_304"]),
+                u(&p["changed_5pc"]["medium_reads"]),
+                u(&p["changed_5pc"]["heavy"]),
+                u(&p["changed_5pc"]["light"]),
+                u(&p["changed_5pc"]["okta"]),
+                u(&p["onboarding"]["medium_reads"]),
+                u(&p["onboarding"]["heavy"]),
+                u(&p["onboarding"]["light"]),
+                u(&p["onboarding"]["okta"]),
+            );
+        }
+        // Creates stay one POST each (Medium).
+        println!(
+            "   {:>8} creates: one POST per user, 40 a minute: {:.1} min for 1 % of N new users",
+            n,
+            (n as f64 / 100.0) / MEDIUM
+        );
+    }
+    println!(
+        "   targets at 100,000 with a custom-field row: no-change full <= 6 min; 5 % (5,000) TELUS write <= 3 min; onboarding TELUS write <= 30 min"
+    );
+}
+
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
@@ -341,6 +543,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1000);
         println!("{}", one(n));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--project") {
+        let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1000);
+        println!("{}", project(n, args.iter().any(|a| a == "--custom")));
         return;
     }
     if args.iter().any(|a| a == "--rate") {
@@ -373,7 +580,7 @@ fn main() {
     );
     let r = run(&["--rate".into()]);
     println!(
-        "\n1. Rate-limit efficiency: 2,000 TELUS updates, Medium budget {} per 1 s window",
+        "\n1. Rate-limit efficiency: 2,000 TELUS updates one PUT each (an account without bulk), Medium budget {} per 1 s window",
         r["limit"]
     );
     println!(
@@ -407,10 +614,20 @@ fn main() {
         .iter()
         .map(|n| run(&["--one".into(), n.to_string()]))
         .collect();
-    println!("\n2. Request economy (full pass, 5% changed): made / minimum");
+    println!(
+        "\n2. Request economy (full pass, 5% changed): made / minimum (no phone-number listing, no PUT: {} and {} made)",
+        results
+            .iter()
+            .map(|r| u(&r["full"]["telus_number_list"]))
+            .sum::<u64>(),
+        results
+            .iter()
+            .map(|r| u(&r["full"]["telus_update"]))
+            .sum::<u64>()
+    );
     println!(
         "   {:>8} {:>12} {:>12} {:>12} {:>12} {:>8} | incr. okta pages (50 changed) | no-change writes",
-        "N", "okta pages", "ext pages", "num pages", "telus PUT", "token"
+        "N", "okta pages", "ext pages", "dir. pages", "bulk req.", "token"
     );
     for r in &results {
         let f = &r["full"];
@@ -421,10 +638,10 @@ fn main() {
             u(&f["okta_list_min"]),
             u(&f["telus_extension_list"]),
             u(&f["telus_extension_list_min"]),
-            u(&f["telus_number_list"]),
-            u(&f["telus_number_list_min"]),
-            u(&f["telus_update"]),
-            u(&f["telus_update_min"]),
+            u(&f["telus_directory"]),
+            u(&f["telus_directory_min"]),
+            u(&f["telus_bulk"]),
+            u(&f["telus_bulk_min"]),
             u(&f["telus_token"]),
             u(&r["incremental"]["okta_read"]),
             u(&r["quiet"]["writes"])
@@ -451,4 +668,5 @@ fn main() {
         "   full: the first pass; all: the highest over it, an incremental pass and a no-change pass"
     );
     println!("   targets at N = 100,000: CPU < 5 s, peak RSS < 300 MiB, store < 100 MiB");
+    print_projections(&sizes, &run);
 }

@@ -15,6 +15,12 @@ pub struct ServeFakesArgs {
     medium_limit: Option<u64>,
     #[arg(long, default_value_t = 60)]
     window_secs: u64,
+    /// Every user has a `Cost Center` custom field (TELUS) and `costCenter` (Okta), agreeing.
+    #[arg(long)]
+    custom_fields: bool,
+    /// The account refuses bulk updates: one PUT per user.
+    #[arg(long)]
+    no_bulk: bool,
     #[command(flatten)]
     okta: OktaFakeArgs,
 }
@@ -37,13 +43,15 @@ pub struct OktaFakeArgs {
 
 /// The benchmark's peer: generated fakes in their own process, so that the benchmark
 /// measures only the sync's own CPU and memory. Prints the URLs as one JSON line, then obeys
-/// stdin: `touch K` (K Okta users change department), `counts` (requests by endpoint), EOF.
+/// stdin: `touch K [DEPT]` (K Okta users change department), `counts` (requests by endpoint), EOF.
 pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
     let ServeFakesArgs {
         users,
         changed_per_mille,
         medium_limit,
         window_secs,
+        custom_fields,
+        no_bulk,
         okta: okta_args,
     } = args;
     use tokio::io::AsyncBufReadExt as _;
@@ -54,7 +62,28 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
                 .insert("primaryPhone".into(), serde_json::json!("stale"));
         }
     }
+    if custom_fields {
+        for (i, u) in okta.iter_mut().enumerate() {
+            u.profile.insert(
+                "costCenter".into(),
+                serde_json::json!(format!("CC{}", i % 100)),
+            );
+        }
+    }
+    let ext_ids: Vec<i64> = exts.iter().map(|e| e.id).collect();
     let sb = sandbox::Sandbox::start(okta, exts, nums).await?;
+    if custom_fields {
+        let mut st = sb.telus.lock();
+        for (i, id) in ext_ids.iter().enumerate() {
+            st.custom_values
+                .entry(*id)
+                .or_default()
+                .insert("cf1".into(), format!("CC{}", i % 100));
+        }
+    }
+    if no_bulk {
+        sb.telus.lock().bulk = sandbox::telus::BulkAvailability::FeatureNotAvailable;
+    }
     {
         let mut st = sb.okta.lock();
         st.rate_limit = okta_args.okta_limit.unwrap_or(u64::MAX / 2);
@@ -78,42 +107,50 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
     while let Some(line) = lines.next_line().await? {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["touch", k] => {
+            ["touch", k, rest @ ..] => {
                 let k: usize = k.parse().unwrap_or(0);
+                let dept = rest.first().copied().unwrap_or("Legal");
                 let mut st = sb.okta.lock();
                 let ids: Vec<String> = st.users.iter().take(k).map(|u| u.id.clone()).collect();
                 for id in ids {
                     if let Some(u) = st.users.iter_mut().find(|u| u.id == id) {
                         u.profile
-                            .insert("department".into(), serde_json::json!("Legal"));
+                            .insert("department".into(), serde_json::json!(dept));
                     }
                     st.touch(&id);
                 }
                 println!("{}", serde_json::json!({"touched": k}));
             }
-            ["counts"] => {
-                let o = sb.okta.lock();
-                let t = sb.telus.lock();
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "okta_list": o.count("GET", "/api/v1/users"),
-                        "okta_update": o.count("POST", "/api/v1/users/"),
-                        "telus_token": t.count("POST", "/restapi/oauth/token"),
-                        "telus_extension_list": t.count("GET", "/restapi/v1.0/account/~/extension"),
-                        "telus_number_list": t.count("GET", "/restapi/v1.0/account/~/phone-number"),
-                        "telus_update": t.count("PUT", "/restapi/v1.0/account/~/extension/"),
-                        "telus_create": t.count("POST", "/restapi/v1.0/account/~/extension"),
-                        "telus_429": t.rate_limited,
-                        "telus_during_penalty": t.sent_during_penalty,
-                        "okta_429": o.rate_limited,
-                        "okta_peak_writes_in_flight": o.peak_writes_in_flight,
-                        "okta_update_windows": o.admitted_per_window("users-update"),
-                    })
-                );
-            }
+            ["counts"] => println!("{}", counts(&sb)),
             _ => {}
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Requests the fakes received, by endpoint, and their rate-limit and bulk counters.
+fn counts(sb: &sandbox::Sandbox) -> serde_json::Value {
+    let o = sb.okta.lock();
+    let t = sb.telus.lock();
+    serde_json::json!({
+        "okta_list": o.count("GET", "/api/v1/users"),
+        "okta_update": o.count("POST", "/api/v1/users/"),
+        "telus_token": t.count("POST", "/restapi/oauth/token"),
+        "telus_extension_list": t.count("GET", "/restapi/v1.0/account/~/extension"),
+        "telus_number_list": t.count("GET", "/restapi/v1.0/account/~/phone-number"),
+        "telus_directory": t.count("GET", "/restapi/v1.0/account/~/directory/entries"),
+        "telus_directory_304": t.not_modified,
+        "telus_extension_get": t.count("GET", "/restapi/v1.0/account/~/extension/"),
+        "telus_custom_fields": t.count("GET", "/restapi/v1.0/account/~/custom-fields"),
+        "telus_update": t.count("PUT", "/restapi/v1.0/account/~/extension/"),
+        "telus_create": t.count("POST", "/restapi/v1.0/account/~/extension"),
+        "telus_bulk": t.count("POST", "/restapi/v1.0/account/~/extension-bulk-update"),
+        "telus_bulk_records": t.bulk_records,
+        "telus_task_polls": t.count("GET", "/restapi/v1.0/account/~/extension-bulk-update/tasks"),
+        "telus_429": t.rate_limited,
+        "telus_during_penalty": t.sent_during_penalty,
+        "okta_429": o.rate_limited,
+        "okta_peak_writes_in_flight": o.peak_writes_in_flight,
+        "okta_update_windows": o.admitted_per_window("users-update"),
+    })
 }

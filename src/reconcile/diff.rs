@@ -456,7 +456,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
     for rule in &policy.rules {
         // A field this read does not know (a user the Company Directory left out) is left
         // alone on both sides: unknown is not empty.
-        if !rule.telus.fields().iter().all(|f| t.knows(f)) {
+        if !t.in_directory && !rule.telus.fields().iter().all(|f| t.knows(f)) {
             continue;
         }
         let base = baseline.get(&o.id, &rule.okta_attr);
@@ -513,7 +513,12 @@ fn plan_attr(
     let okta_raw = o.profile.get(&rule.okta_attr).map(str::to_string);
     let telus_raw = telus_value(t, &rule.telus);
     let on = normalize_in(rule.normalize, okta_raw.as_deref(), region);
-    let tn = normalize_in(rule.normalize, telus_raw.as_deref(), region);
+    // The same text reads the same (normalizing is a function of the text and the region):
+    // phone parsing, most of a converged pass's CPU, is done once for an agreeing pair.
+    let tn = match okta_raw.as_deref().map(str::trim) == telus_raw.as_deref().map(str::trim) {
+        true => on.clone(),
+        false => normalize_in(rule.normalize, telus_raw.as_deref(), region),
+    };
     if on.key() == tn.key() {
         let value = on.key().map(str::to_string);
         return match value.as_deref() != base {

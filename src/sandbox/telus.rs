@@ -97,6 +97,8 @@ pub struct TelusState {
     /// Whether a bulk request with a field over its length is refused whole with a 400 that
     /// names the record (else the record fails when the task runs).
     pub bulk_checks_upfront: bool,
+    /// Records accepted in bulk requests.
+    pub bulk_records: u64,
 }
 
 /// How the fake answers `POST extension-bulk-update`.
@@ -160,6 +162,7 @@ impl TelusState {
             task_delay: Duration::from_millis(200),
             tasks: HashMap::new(),
             bulk_checks_upfront: false,
+            bulk_records: 0,
         }
     }
 
@@ -738,16 +741,22 @@ async fn directory_entries(
         .collect();
     listed.sort_by_key(|e| e.id);
     let total = listed.len();
+    let mut numbers_of: HashMap<i64, Vec<&FakeNumber>> = HashMap::new();
+    for n in &st.numbers {
+        if let Some(ext) = n.extension_id {
+            numbers_of.entry(ext).or_default().push(n);
+        }
+    }
     let records: Vec<Value> = listed
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
         .map(|e| {
             let text = |k: &str| e.contact.get(k).cloned().unwrap_or(Value::Null);
-            let numbers: Vec<Value> = st
-                .numbers
-                .iter()
-                .filter(|n| n.extension_id == Some(e.id))
+            let numbers: Vec<Value> = numbers_of
+                .get(&e.id)
+                .into_iter()
+                .flatten()
                 .map(|n| {
                     json!({"phoneNumber": n.phone_number, "usageType": n.usage_type,
                            "primary": n.primary, "type": "VoiceFax"})
@@ -1128,6 +1137,7 @@ async fn bulk_update(
             return RcErr::invalid(&format!("records[{i}].contact.{k}")).response();
         }
     }
+    st.bulk_records += records.len() as u64;
     let id = format!("task-{}", st.tasks.len() + 1);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     st.tasks.insert(

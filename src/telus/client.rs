@@ -1,5 +1,6 @@
 //! The TELUS (RingCentral platform) client: jwt-bearer token grant with Basic client auth,
-//! extension and direct-number listings, contact updates, rate-limit groups and typed errors.
+//! extension listings and Company Directory pages (direct numbers, custom fields, 304s),
+//! contact updates one by one or in bulk tasks, rate-limit groups and typed errors.
 //! Returns `model` types; never decides, never stores.
 
 use super::auth::{Persist, Restored};
@@ -1550,7 +1551,6 @@ pub fn decode_extension_page(
     Ok((page.records.into_iter().map(to_user).collect(), next))
 }
 
-/// Decodes one page of the phone-number listing: (extension id, number, primary).
 /// Decodes one Company Directory page into (extension id, direct number) pairs (for fuzzing).
 pub fn decode_directory_page(
     body: &[u8],
