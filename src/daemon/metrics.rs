@@ -31,6 +31,10 @@ pub struct Figures {
     pub left_out_rows: u64,
     /// (user, attribute) pairs Okta refused and that are not sent again while unchanged.
     pub known_refusals: u64,
+    /// The TELUS account refused bulk updates: one PUT per user until the refusal expires.
+    pub bulk_refused: bool,
+    /// Changes not confirmed yet (a bulk task still running, a lost answer, a stopped run).
+    pub unconfirmed: u64,
 }
 
 pub type Shared = Arc<Mutex<Figures>>;
@@ -129,7 +133,22 @@ pub fn render(f: &Figures, now: i64) -> String {
         "okta_telus_sync_okta_known_refusals {}",
         f.known_refusals
     );
+    render_pending(&mut out, f);
     out
+}
+
+/// What waits on TELUS: a refusal of bulk updates, changes not confirmed yet.
+fn render_pending(out: &mut String, f: &Figures) {
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_telus_bulk_refused 1 while the TELUS account refuses bulk updates (extension-bulk-update) and updates go one PUT per user (40 a minute).\n# TYPE okta_telus_sync_telus_bulk_refused gauge\nokta_telus_sync_telus_bulk_refused {}",
+        u8::from(f.bulk_refused)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_unconfirmed_changes Changes journalled but not confirmed yet (a bulk task still running, an answer lost, a stopped run); the next pass settles them.\n# TYPE okta_telus_sync_unconfirmed_changes gauge\nokta_telus_sync_unconfirmed_changes {}",
+        f.unconfirmed
+    );
 }
 
 /// Healthy when the last successful pass is recent enough and the TELUS session is alive.
@@ -405,5 +424,10 @@ mod tests {
         assert!(render(&f, 0).contains("okta_telus_sync_okta_rows_left_out 1"));
         f.known_refusals = 2;
         assert!(render(&f, 0).contains("okta_telus_sync_okta_known_refusals 2"));
+        assert!(render(&f, 0).contains("okta_telus_sync_telus_bulk_refused 0"));
+        f.bulk_refused = true;
+        f.unconfirmed = 3;
+        assert!(render(&f, 0).contains("okta_telus_sync_telus_bulk_refused 1"));
+        assert!(render(&f, 0).contains("okta_telus_sync_unconfirmed_changes 3"));
     }
 }

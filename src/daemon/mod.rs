@@ -151,6 +151,8 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
         f.left_out_rows = report.plan.left_out.len() as u64;
     }
     f.known_refusals = store.okta_refusals().map(|v| v.len() as u64).unwrap_or(0);
+    f.bulk_refused = crate::apply::bulk_refusal(store).is_some();
+    f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
 }
 
 /// Delay before passes resume after a whole-system failure: 1 min doubling to 1 h, jittered.

@@ -269,3 +269,74 @@ async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
         assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
     }
 }
+
+/// The real binary killed with SIGKILL while TELUS runs its bulk task (accepted, polled, not
+/// finished), then run again: the task is polled to its end before anything is read, every
+/// record journalled once from its result, and no bulk request or PUT sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_bulk_task_then_rerun_settles_it_from_the_task() {
+    let sb = sandbox_with_updates(20).await;
+    sb.telus.lock().task_delay = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "[safety]\nmax_changed_percent = 100\n")
+        .display()
+        .to_string();
+    let mut child = bin()
+        .args(["--config", &cfg, "sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while count(&sb, "GET", &format!("{BULK}/tasks/")) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no task polled"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(store.unfinished_count().unwrap(), 20, "left planned");
+    drop(store);
+    assert_eq!(
+        department(&sb, 100_001).as_deref(),
+        Some("Support"),
+        "not run yet"
+    );
+    // Later tasks (the retry of user 7) run quickly.
+    sb.telus.lock().task_delay = Duration::from_millis(200);
+
+    let out = run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    // User 7's record failed in the task (and again when retried): exit 1, the others done.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(department(&sb, 100_001).as_deref(), Some("Sales"));
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    for i in [1, 2, 19] {
+        let rows = history_of(&store, &format!("user{i:05}@northwind.ca"));
+        assert_eq!(rows.len(), 1, "user {i}: {rows:#?}");
+        assert_eq!(rows[0].outcome, Outcome::Applied);
+        assert_eq!(
+            rows[0].explanation.as_deref(),
+            Some("confirmed after an interrupted run")
+        );
+    }
+    // The rerun sent one more bulk request: user 7's record alone, tried again.
+    let bodies: Vec<String> = sb
+        .telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == BULK)
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[1].contains("\"100007\"") && !bodies[1].contains("\"100001\""));
+    assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
+}
