@@ -364,7 +364,7 @@ pub async fn settle_tasks(
     for (task, rows) in by_task {
         let ids: Vec<i64> = rows.iter().map(|(r, _)| *r).collect();
         if task == PENDING_TASK {
-            if pending_is_young(&rows) {
+            if pending_is_young(&rows, chrono::Utc::now()) {
                 out.in_flight.extend(ids.iter().filter_map(ext_of));
             } else {
                 store.set_task(&ids, None)?;
@@ -401,13 +401,58 @@ pub async fn settle_tasks(
     Ok(out)
 }
 
-/// Whether a request whose answer was lost is too recent for a read to settle it.
-fn pending_is_young(rows: &[(i64, String)]) -> bool {
-    let newest = rows
-        .iter()
+/// Whether a request whose answer was lost is too recent for a read to settle it (a time
+/// that cannot be read counts as old: such rows are never held back for good).
+fn pending_is_young(rows: &[(i64, String)], now: chrono::DateTime<chrono::Utc>) -> bool {
+    rows.iter()
         .filter_map(|(_, t)| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .max();
-    newest.is_none_or(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc) < PENDING_GRACE)
+        .max()
+        .is_some_and(|t| now - t.with_timezone(&chrono::Utc) < PENDING_GRACE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_bulk_answer_holds_its_users_for_ten_minutes_only() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = |t: &str| vec![(1, t.to_string())];
+        assert!(pending_is_young(&at("2026-12-01T11:55:00.000Z"), now));
+        assert!(!pending_is_young(&at("2026-12-01T11:49:59.000Z"), now));
+        assert!(!pending_is_young(&at("not a time"), now));
+        // The newest row of the request decides.
+        let rows = vec![
+            (1, "2026-12-01T11:00:00.000Z".to_string()),
+            (2, "2026-12-01T11:59:00.000Z".to_string()),
+        ];
+        assert!(pending_is_young(&rows, now));
+    }
+
+    fn update(ext: &str) -> PlannedAction {
+        PlannedAction {
+            user: crate::reconcile::UserRef {
+                email: format!("{ext}@x"),
+                okta_id: None,
+                ext_id: Some(ExtId(ext.into())),
+            },
+            system: System::Telus,
+            action: Action::Update {
+                changes: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_updates_and_status_changes_go_in_bulk() {
+        let u = update("1");
+        assert!(bulk_eligible(&[&u]));
+        let mut okta = update("1");
+        okta.system = System::Okta;
+        assert!(!bulk_eligible(&[&u, &okta]));
+    }
 }
 
 /// Journals the outcome a finished task gives each of these rows; rows it does not mention
