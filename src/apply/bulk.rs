@@ -410,51 +410,6 @@ fn pending_is_young(rows: &[(i64, String)], now: chrono::DateTime<chrono::Utc>) 
         .is_some_and(|t| now - t.with_timezone(&chrono::Utc) < PENDING_GRACE)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lost_bulk_answer_holds_its_users_for_ten_minutes_only() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let at = |t: &str| vec![(1, t.to_string())];
-        assert!(pending_is_young(&at("2026-12-01T11:55:00.000Z"), now));
-        assert!(!pending_is_young(&at("2026-12-01T11:49:59.000Z"), now));
-        assert!(!pending_is_young(&at("not a time"), now));
-        // The newest row of the request decides.
-        let rows = vec![
-            (1, "2026-12-01T11:00:00.000Z".to_string()),
-            (2, "2026-12-01T11:59:00.000Z".to_string()),
-        ];
-        assert!(pending_is_young(&rows, now));
-    }
-
-    fn update(ext: &str) -> PlannedAction {
-        PlannedAction {
-            user: crate::reconcile::UserRef {
-                email: format!("{ext}@x"),
-                okta_id: None,
-                ext_id: Some(ExtId(ext.into())),
-            },
-            system: System::Telus,
-            action: Action::Update {
-                changes: Vec::new(),
-            },
-        }
-    }
-
-    #[test]
-    fn only_updates_and_status_changes_go_in_bulk() {
-        let u = update("1");
-        assert!(bulk_eligible(&[&u]));
-        let mut okta = update("1");
-        okta.system = System::Okta;
-        assert!(!bulk_eligible(&[&u, &okta]));
-    }
-}
-
 /// Journals the outcome a finished task gives each of these rows; rows it does not mention
 /// lose their task mark and are settled by the fresh read. Answers (landed, not landed).
 fn record_settled(
@@ -498,4 +453,49 @@ fn record_settled(
     store.settle(&landed)?;
     store.set_task(&unread, None)?;
     Ok((landed.len(), failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_bulk_answer_holds_its_users_for_ten_minutes_only() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let at = |t: &str| vec![(1, t.to_string())];
+        assert!(pending_is_young(&at("2026-12-01T11:55:00.000Z"), now));
+        assert!(!pending_is_young(&at("2026-12-01T11:49:59.000Z"), now));
+        assert!(!pending_is_young(&at("not a time"), now));
+        // The newest row of the request decides.
+        let rows = vec![
+            (1, "2026-12-01T11:00:00.000Z".to_string()),
+            (2, "2026-12-01T11:59:00.000Z".to_string()),
+        ];
+        assert!(pending_is_young(&rows, now));
+    }
+
+    fn update(ext: &str) -> PlannedAction {
+        PlannedAction {
+            user: crate::reconcile::UserRef {
+                email: format!("{ext}@x"),
+                okta_id: None,
+                ext_id: Some(ExtId(ext.into())),
+            },
+            system: System::Telus,
+            action: Action::Update {
+                changes: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn only_updates_and_status_changes_go_in_bulk() {
+        let u = update("1");
+        assert!(bulk_eligible(&[&u]));
+        let mut okta = update("1");
+        okta.system = System::Okta;
+        assert!(!bulk_eligible(&[&u, &okta]));
+    }
 }
