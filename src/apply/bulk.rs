@@ -87,6 +87,11 @@ impl Item<'_> {
     }
 }
 
+/// Every journal row of these items.
+fn rows_of(items: &[Item<'_>]) -> Vec<i64> {
+    items.iter().flat_map(Item::all_rows).collect()
+}
+
 /// How a bulk request ended.
 enum Sent<'p> {
     Done,
@@ -158,15 +163,16 @@ impl<'p> Run<'_, '_> {
             .flat_map(|i| i.actions.iter())
             .flat_map(|a| journal_entries(a, ctx.pass_id))
             .collect();
-        let mut ids = ctx.store.journal_planned(&entries)?.into_iter();
+        let mut ids = ctx
+            .store
+            .journal_planned_in(&entries, Some(PENDING_TASK))?
+            .into_iter();
         for item in &mut items {
             for a in &item.actions {
                 item.rows
                     .push(ids.by_ref().take(a.changes().len()).collect());
             }
         }
-        let all: Vec<i64> = items.iter().flat_map(Item::all_rows).collect();
-        ctx.store.set_task(&all, Some(PENDING_TASK))?;
         Ok(items)
     }
 
@@ -179,8 +185,7 @@ impl<'p> Run<'_, '_> {
             let records: Vec<&BulkRecord> = items.iter().map(|i| &i.record).collect();
             let e = match telus.bulk_update(&records).await {
                 Ok(task) => {
-                    let all: Vec<i64> = items.iter().flat_map(Item::all_rows).collect();
-                    store.set_task(&all, Some(&task.id))?;
+                    store.set_task(&rows_of(&items), Some(&task.id))?;
                     tracing::info!(task = %task.id, records = items.len(), "bulk update accepted");
                     let finished = self.poll(task, POLL_LIMIT).await;
                     self.record_task(items, finished)?;
@@ -190,8 +195,7 @@ impl<'p> Run<'_, '_> {
             };
             if e.refuses_bulk() {
                 remember_refusal(store, &e);
-                let all: Vec<i64> = items.iter().flat_map(Item::all_rows).collect();
-                store.discard_unsent(&all)?;
+                store.discard_unsent(&rows_of(&items))?;
                 return Ok(Sent::Refused(items));
             }
             if let Some(i) = e.bulk_record_index().filter(|i| *i < items.len()) {
@@ -205,8 +209,7 @@ impl<'p> Run<'_, '_> {
             }
             let failure = WriteError::from(&e);
             if !failure.unknown {
-                let all: Vec<i64> = items.iter().flat_map(Item::all_rows).collect();
-                store.set_task(&all, None)?;
+                store.set_task(&rows_of(&items), None)?;
             }
             for item in &items {
                 self.record_item(item, Err(failure.clone()))?;

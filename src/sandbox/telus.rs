@@ -1,7 +1,8 @@
 //! A fake TELUS / RingCentral platform API on loopback: the jwt-bearer token grant with Basic
 //! client auth, expiring access tokens, extension and phone-number listings with page
-//! navigation, extension updates, rate-limit groups with RingCentral's penalty rule, and
-//! RingCentral error bodies. It records every request so tests can count them.
+//! navigation, Company Directory pages with `ETag`/304, extension updates one by one and in
+//! bulk tasks that run after acceptance, rate-limit groups with RingCentral's penalty rule,
+//! and RingCentral error bodies. It records every request so tests can count them.
 
 use axum::Router;
 use axum::body::Bytes;

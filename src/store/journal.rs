@@ -6,6 +6,16 @@ impl Store {
     /// Journals one action's changes as `planned`, in one transaction, before its call;
     /// returns the row ids in order.
     pub fn journal_planned(&self, entries: &[JournalEntry<'_>]) -> Result<Vec<i64>> {
+        self.journal_planned_in(entries, None)
+    }
+
+    /// `journal_planned`, for changes going in a bulk-update task (`task`: its id, or
+    /// `PENDING_TASK` before the request names one).
+    pub fn journal_planned_in(
+        &self,
+        entries: &[JournalEntry<'_>],
+        task: Option<&str>,
+    ) -> Result<Vec<i64>> {
         self.tx(|tx| {
                     let ts = now();
             let mut ids = Vec::with_capacity(entries.len());
@@ -13,8 +23,8 @@ impl Store {
                 let mut stmt = tx
                     .prepare_cached(
                         "INSERT INTO journal (pass_id, time, direction, system, okta_id, ext_id, user_email,
-                         attribute, field, old, new, rule, outcome)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned')",
+                         attribute, field, old, new, rule, outcome, task_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'planned', ?13)",
                     )
                     ?;
                 for e in entries {
@@ -35,7 +45,8 @@ impl Store {
                             e.field,
                             e.old,
                             e.new,
-                            e.rule
+                            e.rule,
+                            task
                         ])
                         ?,
                     );

@@ -493,7 +493,7 @@ impl Client {
                     .iter()
                     .any(|(k, _)| k.starts_with(crate::model::TELUS_CUSTOM_PREFIX))
             {
-                for (k, v) in self.custom_values(Some(entry.custom.to_vec())) {
+                for (k, v) in self.custom_values(&entry.custom) {
                     u.fields.insert(&k, v);
                 }
             }
@@ -626,17 +626,14 @@ impl Client {
     }
 
     /// `customFields` of a record as `customFields.<name>` fields, learning their ids.
-    fn custom_values(
-        &self,
-        fields: Option<Vec<super::wire::CustomFieldValueDto>>,
-    ) -> Vec<(String, String)> {
+    fn custom_values(&self, fields: &[super::wire::CustomFieldValueDto]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let Ok(mut ids) = self.custom_ids.lock() else {
             return out;
         };
-        for f in fields.unwrap_or_default() {
-            let name = match f.display_name {
-                Some(n) => n,
+        for f in fields {
+            let name = match &f.display_name {
+                Some(n) => n.clone(),
                 None => match ids.iter().find(|(_, id)| **id == f.id) {
                     Some((n, _)) => n.clone(),
                     None => continue,
@@ -645,7 +642,7 @@ impl Client {
             ids.insert(name.clone(), f.id.clone());
             out.push((
                 format!("{}{name}", crate::model::TELUS_CUSTOM_PREFIX),
-                crate::model::capped(f.value.unwrap_or_default()),
+                crate::model::capped(f.value.clone().unwrap_or_default()),
             ));
         }
         out
@@ -664,11 +661,11 @@ impl Client {
             &[("type", "User")],
             "Medium",
             "GET extension",
-            |mut e: ExtensionDto| {
+            |e: ExtensionDto| {
                 if e.kind.as_deref().is_some_and(|k| k != "User") {
                     return None;
                 }
-                let custom = self.custom_values(e.custom_fields.take());
+                let custom = self.custom_values(e.custom_fields.as_deref().unwrap_or_default());
                 let mut user = to_user(e);
                 for (k, v) in custom {
                     user.fields.insert(&k, v);
@@ -677,6 +674,27 @@ impl Client {
             },
         )
         .await
+    }
+
+    /// The `contact` (and `customFields`) part of a write of `changes`: the unchanged address
+    /// fields come from `current` (RingCentral replaces the address whole), custom fields go by
+    /// the ids learnt from the account. A custom field the account lacks is `Unsendable`.
+    fn contact_request(
+        &self,
+        changes: &[(String, Option<String>)],
+        current: Option<&TelusUser>,
+        endpoint: &str,
+    ) -> Result<serde_json::Value, Error> {
+        let flat: Vec<(String, String)> = current
+            .into_iter()
+            .flat_map(|c| c.fields.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ids = self.custom_ids.lock().unwrap_or_else(|e| e.into_inner());
+        contact_body(changes, &flat, &ids).map_err(|message| Error::Unsendable {
+            endpoint: endpoint.to_string(),
+            message,
+        })
     }
 
     /// `PUT extension/{id}` with the changed contact fields. `current` supplies the unchanged
@@ -689,20 +707,7 @@ impl Client {
     ) -> Result<(), Error> {
         let endpoint = format!("PUT extension/{}", current.id);
         let url = extension_url(&self.base, &current.id);
-        let flat: Vec<(String, String)> = current
-            .fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ids = self
-            .custom_ids
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        let mut body = contact_body(changes, &flat, &ids).map_err(|message| Error::Unsendable {
-            endpoint: endpoint.clone(),
-            message,
-        })?;
+        let mut body = self.contact_request(changes, Some(current), &endpoint)?;
         backfill_reference(&mut body, current, okta_id);
         let resp = self
             .send("Medium", &endpoint, true, || {
@@ -724,15 +729,7 @@ impl Client {
         let endpoint = "POST extension";
         let mut url = self.base.clone();
         url.set_path(LIST_EXTENSIONS);
-        let ids = self
-            .custom_ids
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        let mut body = contact_body(changes, &[], &ids).map_err(|message| Error::Unsendable {
-            endpoint: endpoint.to_string(),
-            message,
-        })?;
+        let mut body = self.contact_request(changes, None, endpoint)?;
         body["type"] = serde_json::json!("User");
         body["status"] = serde_json::json!("Enabled");
         // The Okta id travels with the user: it settles a create whose answer was lost, and
@@ -779,21 +776,9 @@ impl Client {
         okta_id: Option<&OktaId>,
     ) -> Result<BulkRecord, Error> {
         let endpoint = format!("POST extension-bulk-update record {}", current.id);
-        let flat: Vec<(String, String)> = current
-            .fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ids = self
-            .custom_ids
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        let mut body = if changes.is_empty() {
-            serde_json::json!({})
-        } else {
-            contact_body(changes, &flat, &ids)
-                .map_err(|message| Error::Unsendable { endpoint, message })?
+        let mut body = match changes.is_empty() {
+            true => serde_json::json!({}),
+            false => self.contact_request(changes, Some(current), &endpoint)?,
         };
         if let Some(status) = status {
             body["status"] = serde_json::json!(status.as_str());

@@ -88,7 +88,7 @@ pub(super) struct ReferenceDto {
 /// The `references` type that carries an identity directory's user id.
 pub(super) const DIRECTORY_REF: &str = "CustomerDirectoryId";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct CustomFieldValueDto {
     #[serde(deserialize_with = "id_text")]

@@ -38,6 +38,17 @@ fn history_of(store: &Store, email: &str) -> Vec<okta_telus_sync::store::Journal
         .unwrap()
 }
 
+/// The bodies of the bulk requests TELUS received, in order.
+fn bulk_bodies(sb: &Sandbox) -> Vec<String> {
+    sb.telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == BULK)
+        .map(|r| r.body.clone())
+        .collect()
+}
+
 fn department(sb: &Sandbox, ext: i64) -> Option<String> {
     contact_field(sb, ext, &["department"])
 }
@@ -202,14 +213,7 @@ async fn a_crash_between_accepting_a_task_and_recording_it_loses_and_doubles_not
     assert_eq!(next.settled, (29, 1));
     // Only the record TELUS failed is tried again; nothing that landed is sent twice.
     assert_eq!(next.plan.change_count(), 1, "{:#?}", next.plan.actions);
-    let bodies: Vec<String> = sb
-        .telus
-        .lock()
-        .requests
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == BULK)
-        .map(|r| r.body.clone())
-        .collect();
+    let bodies = bulk_bodies(&sb);
     assert_eq!(bodies.len(), 2);
     assert!(bodies[1].contains("\"100007\"") && !bodies[1].contains("\"100001\""));
     assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
@@ -230,23 +234,8 @@ async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
     for fault in [FaultKind::DoneThen5xx, FaultKind::DoneThenSilence] {
         let sb = sandbox_with_updates(10).await;
         sb.telus.lock().task_delay = Duration::from_millis(2500);
-        sb.telus
-            .faults
-            .lock()
-            .unwrap()
-            .faults
-            .push(okta_telus_sync::sandbox::faults::Fault::new(
-                "POST",
-                BULK,
-                fault.clone(),
-                1,
-            ));
-        let dir = tempfile::tempdir().unwrap();
-        let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
-        let store = Store::open(&config.store_path).unwrap();
-        let mut s = settings();
-        s.timeout = Duration::from_secs(1);
-        let clients = Clients::new(&config, s);
+        sb.telus.inject("POST", BULK, fault.clone(), 1);
+        let (_dir, config, store, clients) = setup_impatient(&sb);
         let first = run_one_pass(&config, &clients, &store, PassOptions::default())
             .await
             .unwrap();
@@ -281,21 +270,11 @@ async fn sigkill_during_a_bulk_task_then_rerun_settles_it_from_the_task() {
     let cfg = write_config(dir.path(), &sb, "[safety]\nmax_changed_percent = 100\n")
         .display()
         .to_string();
-    let mut child = bin()
-        .args(["--config", &cfg, "sync"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while count(&sb, "GET", &format!("{BULK}/tasks/")) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no task polled"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    // Killed while TELUS runs the task: accepted, and polled, not yet run.
+    sigkill_sync_when(&cfg, "no task polled", || {
+        count(&sb, "GET", &format!("{BULK}/tasks/")) > 0
+    })
+    .await;
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     assert_eq!(store.unfinished_count().unwrap(), 20, "left planned");
     drop(store);
@@ -328,14 +307,7 @@ async fn sigkill_during_a_bulk_task_then_rerun_settles_it_from_the_task() {
         );
     }
     // The rerun sent one more bulk request: user 7's record alone, tried again.
-    let bodies: Vec<String> = sb
-        .telus
-        .lock()
-        .requests
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == BULK)
-        .map(|r| r.body.clone())
-        .collect();
+    let bodies = bulk_bodies(&sb);
     assert_eq!(bodies.len(), 2);
     assert!(bodies[1].contains("\"100007\"") && !bodies[1].contains("\"100001\""));
     assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);

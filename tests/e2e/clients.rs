@@ -252,12 +252,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
         FaultKind::Slow(Duration::from_millis(2500)),
         1,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
-    let store = Store::open(&config.store_path).unwrap();
-    let mut s = settings();
-    s.timeout = Duration::from_secs(1);
-    let clients = Clients::new(&config, s);
+    let (_dir, config, store, clients) = setup_impatient(&sb);
     let first = run_one_pass(&config, &clients, &store, PassOptions::default())
         .await
         .unwrap();

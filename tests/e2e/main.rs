@@ -42,18 +42,30 @@ const DRY: PassOptions<'static> = PassOptions {
 
 /// A temporary store and fresh clients for these fakes, with the default mastering table.
 /// The directory is returned so the store outlives the test's use of it.
-fn setup(
-    sb: &Sandbox,
-) -> (
+fn setup(sb: &Sandbox) -> Setup {
+    setup_with(sb, settings())
+}
+
+/// `setup`, with clients that give up on an answer after one second (for answers that are
+/// slow or never come).
+fn setup_impatient(sb: &Sandbox) -> Setup {
+    let mut s = settings();
+    s.timeout = Duration::from_secs(1);
+    setup_with(sb, s)
+}
+
+type Setup = (
     tempfile::TempDir,
     okta_telus_sync::config::Config,
     Store,
     Clients,
-) {
+);
+
+fn setup_with(sb: &Sandbox, settings: HttpSettings) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
-    let clients = Clients::new(&config, settings());
+    let clients = Clients::new(&config, settings);
     (dir, config, store, clients)
 }
 
@@ -522,6 +534,23 @@ path = "state.db"
     )
     .unwrap();
     path
+}
+
+/// Starts the real binary's `sync` on `cfg`, and kills it with SIGKILL as soon as `ready`
+/// holds (checked every 5 ms; `what` names the failure if it never does within 30 s).
+async fn sigkill_sync_when(cfg: &str, what: &str, mut ready: impl FnMut() -> bool) {
+    let mut child = bin()
+        .args(["--config", cfg, "sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
 }
 
 async fn run_bin(args: Vec<String>) -> std::process::Output {
@@ -1049,26 +1078,11 @@ async fn sigkill_trial(kill_after: usize) -> usize {
         .display()
         .to_string();
 
-    let mut child = bin()
-        .args(["--config", &cfg, "sync"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the apply is well under way, then kill it without warning.
-    let started = std::time::Instant::now();
-    loop {
-        let writes = telus_writes(&sb) + okta_writes(&sb);
-        if writes >= kill_after {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "apply never started"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap();
-    let _ = child.wait();
+    // Killed without warning once the apply is well under way.
+    sigkill_sync_when(&cfg, "apply never started", || {
+        telus_writes(&sb) + okta_writes(&sb) >= kill_after
+    })
+    .await;
     let store = Store::open(&dir.path().join("state.db")).unwrap();
     let interrupted = store.unfinished_count().unwrap();
     drop(store);
