@@ -209,3 +209,16 @@ pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Re
     ));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_prefix_takes_whole_path_segments_only() {
+        use super::under;
+        assert!(under("/a/extension", "/a/extension"));
+        assert!(under("/a/extension/62001", "/a/extension"));
+        assert!(under("/a/extension/62001", "/a/extension/"));
+        assert!(!under("/a/extension-bulk-update", "/a/extension"));
+        assert!(!under("/a/ext", "/a/extension"));
+    }
+}

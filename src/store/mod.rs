@@ -633,6 +633,65 @@ mod tests {
     }
 
     #[test]
+    fn a_user_left_out_of_the_directory_stays_so_in_the_snapshot() {
+        let mut t = TelusUser {
+            id: ExtId("1".into()),
+            in_directory: false,
+            status: TelusStatus::Enabled,
+            directory_ref: None,
+            fields: [("contact.department", "Sales".to_string())].into(),
+        };
+        let s = Store::open_in_memory().unwrap();
+        s.save_snapshots(&[], std::slice::from_ref(&t)).unwrap();
+        assert_eq!(s.load_telus().unwrap(), vec![t.clone()]);
+        // Listed again, nothing else changed: the row is rewritten.
+        t.in_directory = true;
+        s.save_snapshots(&[], std::slice::from_ref(&t)).unwrap();
+        assert_eq!(s.load_telus().unwrap(), vec![t]);
+    }
+
+    #[test]
+    fn changes_in_a_bulk_task_are_found_by_it_and_unsent_ones_discarded() {
+        let s = Store::open_in_memory().unwrap();
+        let pass = s.begin_pass(PassKind::Full).unwrap();
+        let entry = |attribute| JournalEntry {
+            pass_id: pass,
+            system: System::Telus,
+            okta_id: None,
+            ext_id: None,
+            user_email: "a@x.ca",
+            attribute,
+            field: "contact.department",
+            old: None,
+            new: Some("Sales"),
+            rule: "master",
+        };
+        let rows = s
+            .journal_planned_in(&[entry("department"), entry("city")], Some("pending"))
+            .unwrap();
+        let tasks = |s: &Store| -> Vec<(i64, String)> {
+            s.unfinished_tasks()
+                .unwrap()
+                .into_iter()
+                .map(|(r, t, _)| (r, t))
+                .collect()
+        };
+        assert_eq!(
+            tasks(&s),
+            vec![(rows[0], "pending".into()), (rows[1], "pending".into())]
+        );
+        s.set_task(&rows[..1], Some("task-9")).unwrap();
+        s.set_task(&rows[1..], None).unwrap();
+        assert_eq!(tasks(&s), vec![(rows[0], "task-9".into())]);
+        // A finished change is never discarded; an unsent one is.
+        s.journal_outcome(&rows[..1], Outcome::Applied, None, None, &[])
+            .unwrap();
+        s.discard_unsent(&rows).unwrap();
+        assert_eq!(s.unfinished_count().unwrap(), 0);
+        assert_eq!(s.history(&HistoryFilter::default()).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_new_link_replaces_an_old_one_on_either_end() {
         let s = Store::open_in_memory().unwrap();
         let l = |o: &str, e: &str| Link {

@@ -312,3 +312,39 @@ async fn sigkill_during_a_bulk_task_then_rerun_settles_it_from_the_task() {
     assert!(bodies[1].contains("\"100007\"") && !bodies[1].contains("\"100001\""));
     assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
 }
+
+/// A task TELUS no longer knows (expired, 404) after a crash: its records are settled by a
+/// fresh read instead, and what did not land is sent again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_telus_forgot_is_settled_by_a_read_and_the_rest_sent_again() {
+    let sb = sandbox_with_updates(10).await;
+    sb.telus.lock().task_delay = Duration::from_secs(3600);
+    let (_dir, config, store, clients) = setup(&sb);
+    let polled = async {
+        while count(&sb, "GET", &format!("{BULK}/tasks/")) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        _ = run_one_pass(&config, &clients, &store, PassOptions::default()) => {
+            panic!("the pass finished before its task was polled");
+        }
+        () = polled => {}
+    }
+    assert_eq!(store.unfinished_count().unwrap(), 10);
+    // The task never ran, and TELUS has forgotten it.
+    {
+        let mut st = sb.telus.lock();
+        st.tasks.clear();
+        st.task_delay = Duration::from_millis(200);
+    }
+    let next = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(next.settled, (0, 10), "the read shows none landed");
+    assert_eq!(next.plan.change_count(), 10);
+    assert_eq!((next.apply.applied, next.apply.failed), (9, 1));
+    assert_eq!(count(&sb, "POST", BULK), 2);
+    assert_eq!(department(&sb, 100_001).as_deref(), Some("Sales"));
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+}
