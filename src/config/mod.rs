@@ -7,6 +7,7 @@ mod secret;
 mod validate;
 
 pub use crate::reconcile::policy::Safety;
+pub use validate::is_loopback;
 use crate::reconcile::policy::{Policy, Retry};
 use raw::RawConfig;
 use secrecy::SecretString;

@@ -201,8 +201,8 @@ struct OktaTokenDto {
 }
 
 pub struct Client {
-    http: reqwest::Client,
-    base: Url,
+    pub(super) http: reqwest::Client,
+    pub(super) base: Url,
     auth: Auth,
     scope: OktaScope,
     settings: HttpSettings,
@@ -212,15 +212,32 @@ pub struct Client {
     /// Woken when a request's slot is released.
     freed: tokio::sync::Notify,
     pub counters: Counters,
+    /// `X-Okta-Request-Id` of this client's recent profile writes, newest last: the System
+    /// Log names the same id as each event's `transaction.id`, so the event poller can tell
+    /// its own writes from an admin's.
+    pub(super) own_requests: Mutex<super::logs::OwnRequests>,
 }
+
+/// How many of its own writes' request ids a client remembers (a bulk onboarding's worth).
+pub(super) const OWN_REQUESTS_KEPT: usize = 200_000;
 
 const BUCKET_LIST: &str = "users-list";
 /// The most pages one listing follows: two million users at 200 a page.
 const MAX_PAGES: usize = 10_000;
 const BUCKET_UPDATE: &str = "users-update";
 const BUCKET_SCHEMA: &str = "schemas";
+/// `GET /api/v1/users/{id}`: Okta counts single-user reads apart from listings.
+pub(super) const BUCKET_GET: &str = "users-get";
+/// `GET /api/v1/logs`: a small org-wide bucket (DESIGN: 120 a minute).
+pub(super) const BUCKET_LOGS: &str = "logs";
 /// The rate-limit buckets this client tracks.
-pub const BUCKETS: [&str; 3] = [BUCKET_LIST, BUCKET_UPDATE, BUCKET_SCHEMA];
+pub const BUCKETS: [&str; 5] = [
+    BUCKET_LIST,
+    BUCKET_UPDATE,
+    BUCKET_SCHEMA,
+    BUCKET_GET,
+    BUCKET_LOGS,
+];
 
 impl Client {
     pub fn new(cfg: &OktaConfig, settings: HttpSettings) -> Client {
@@ -254,6 +271,7 @@ impl Client {
             rate_limit_percent: cfg.rate_limit_percent,
             freed: tokio::sync::Notify::new(),
             counters: Counters::default(),
+            own_requests: Mutex::new(Default::default()),
         }
     }
 
@@ -428,6 +446,7 @@ impl Client {
                 self.http.post(url.clone()).json(&body)
             })
             .await?;
+        self.remember_own_request(&resp);
         let bytes = read_body(resp, &endpoint).await?;
         let dto: UserDto = serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
             endpoint: endpoint.clone(),
@@ -529,7 +548,7 @@ impl Client {
     }
 
     /// Sends with auth, waits out exhausted rate-limit buckets, retries transient failures.
-    async fn send(
+    pub(super) async fn send(
         &self,
         bucket: &'static str,
         endpoint: &str,
@@ -752,7 +771,7 @@ fn now_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {
+pub(super) async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {
     match crate::http::read_capped(resp).await {
         Ok(b) => Ok(b),
         Err(crate::http::BodyError::TooLarge) => Err(Error::Decode {
@@ -791,7 +810,7 @@ pub fn decode_users(body: &[u8], app: bool) -> Result<Vec<OktaUser>, serde_json:
     }
 }
 
-fn to_model(dto: UserDto) -> OktaUser {
+pub(super) fn to_model(dto: UserDto) -> OktaUser {
     OktaUser {
         id: OktaId(dto.id),
         status: OktaStatus::parse(&dto.status),

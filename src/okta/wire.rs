@@ -207,3 +207,34 @@ mod tests {
         assert_eq!(next_link(["garbage"]), None);
     }
 }
+
+/// A System Log `LogEvent`, only the parts a change hint needs (Okta's System Log API:
+/// `uuid`, `published`, `eventType`, `transaction.id`, `target[]` with `id` and `type`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct LogEventDto {
+    #[serde(default)]
+    pub uuid: String,
+    #[serde(default)]
+    pub published: String,
+    #[serde(default)]
+    pub event_type: String,
+    #[serde(default)]
+    pub transaction: Option<LogTransactionDto>,
+    #[serde(default)]
+    pub target: Option<Vec<LogTargetDto>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogTransactionDto {
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogTargetDto {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}

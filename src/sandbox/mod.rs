@@ -6,11 +6,13 @@ pub mod faults;
 // Handlers return an early `Response` as their error; its size does not matter in a fake.
 #[allow(clippy::result_large_err)]
 pub mod okta;
+mod okta_logs;
 pub mod scale;
 pub mod seed;
 pub mod served;
 #[allow(clippy::result_large_err)]
 pub mod telus;
+pub mod telus_ws;
 
 use crate::config::{Config, OktaConfig, OktaScope, Safety, Schedule, TelusConfig};
 use crate::reconcile::policy::Policy;

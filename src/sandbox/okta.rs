@@ -84,6 +84,28 @@ pub struct OktaState {
     /// Apps and their assigned user ids, each with its app-specific profile (which differs
     /// from the Okta profile: a client must read the embedded user, never the app profile).
     pub apps: HashMap<String, Assignments>,
+    /// The System Log: one event per user change, oldest first.
+    pub log: Vec<FakeLogEvent>,
+    log_seq: u64,
+    /// How long after a change its event becomes visible to `/api/v1/logs`. Okta documents
+    /// the log as eventually consistent without a bound; one second is modelled.
+    pub log_delay: std::time::Duration,
+    /// How far back `since` may reach (Okta keeps 90 days of System Log); an older `since`
+    /// or a cursor to events no longer kept is refused with 400 E0000001.
+    pub log_retention: std::time::Duration,
+    /// An OAuth app without `okta.logs.read`: `/api/v1/logs` answers 403 E0000006.
+    pub logs_forbidden: bool,
+}
+
+/// A System Log event of the fake (`LogEvent`: uuid, published, eventType, transaction.id,
+/// target[] naming the user).
+#[derive(Debug, Clone)]
+pub struct FakeLogEvent {
+    pub seq: u64,
+    pub published_ms: u64,
+    pub event_type: String,
+    pub user_id: String,
+    pub transaction_id: String,
 }
 
 impl OktaState {
@@ -111,7 +133,35 @@ impl OktaState {
             endless_cursor: false,
             groups: HashMap::new(),
             apps: HashMap::new(),
+            log: Vec::new(),
+            log_seq: 0,
+            log_delay: std::time::Duration::from_secs(1),
+            log_retention: std::time::Duration::from_secs(90 * 86_400),
+            logs_forbidden: false,
         }
+    }
+
+    /// Writes a System Log event naming `user_id`, as Okta does for every change; returns its
+    /// transaction id.
+    pub fn log_event(
+        &mut self,
+        event_type: &str,
+        user_id: &str,
+        transaction: Option<&str>,
+    ) -> String {
+        self.log_seq += 1;
+        let seq = self.log_seq;
+        let transaction_id = transaction
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("admin-ui-{seq}"));
+        self.log.push(FakeLogEvent {
+            seq,
+            published_ms: now_epoch_ms(),
+            event_type: event_type.to_string(),
+            user_id: user_id.to_string(),
+            transaction_id: transaction_id.clone(),
+        });
+        transaction_id
     }
 
     /// Requests with this method whose path starts with `prefix`.
@@ -146,6 +196,7 @@ impl OktaState {
         let stamp = self.tick();
         if let Some(u) = self.users.iter_mut().find(|u| u.id == id) {
             u.last_updated = stamp;
+            self.log_event("user.account.update_profile", id, None);
         }
     }
 
@@ -175,19 +226,20 @@ impl FakeOkta {
             .route("/api/v1/users/{id}", get(get_user).post(update_user))
             .route("/oauth2/v1/token", axum::routing::post(oauth_token))
             .route("/api/v1/meta/schemas/user/default", get(schema))
+            .route("/api/v1/logs", get(super::okta_logs::logs))
             .with_state(state.clone());
         Self::serve(state, app, super::faults::Dialect::Okta).await
     }
 }
 
-fn now_epoch_ms() -> u64 {
+pub(super) fn now_epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Response {
     let body = json!({
         "errorCode": code,
         "errorSummary": summary,
@@ -200,7 +252,7 @@ fn error(status: StatusCode, code: &str, summary: &str, causes: &[String]) -> Re
 
 /// Logs the request, checks SSWS auth and the bucket's budget; on success returns the rate
 /// headers to attach.
-fn admit(
+pub(super) fn admit(
     st: &mut OktaState,
     method: &Method,
     uri: &Uri,
@@ -291,7 +343,7 @@ fn user_json(u: &FakeOktaUser, base: &str) -> Value {
     })
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+pub(super) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
@@ -650,12 +702,18 @@ async fn update_user(
         );
     }
     let stamp = st.tick();
+    let request_id = format!("req{}", st.log_seq + 1);
+    st.log_event("user.account.update_profile", &id, Some(&request_id));
     let user = &mut st.users[idx];
     user.profile = profile;
     user.last_updated = stamp;
     let base = base_url(&headers);
     let mut resp = axum::Json(user_json(user, &base)).into_response();
     resp.headers_mut().extend(rate);
+    // Okta's request id, the same as the System Log's `transaction.id` for the event.
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-okta-request-id", v);
+    }
     resp
 }
 

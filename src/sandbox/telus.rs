@@ -100,6 +100,8 @@ pub struct TelusState {
     pub bulk_checks_upfront: bool,
     /// Records accepted in bulk requests.
     pub bulk_records: u64,
+    /// The notification gateway (WebSocket).
+    pub gateway: super::telus_ws::Gateway,
 }
 
 /// How the fake answers `POST extension-bulk-update`.
@@ -164,6 +166,7 @@ impl TelusState {
             tasks: HashMap::new(),
             bulk_checks_upfront: false,
             bulk_records: 0,
+            gateway: Default::default(),
         }
     }
 
@@ -176,6 +179,13 @@ impl TelusState {
 
     pub fn extension(&self, id: i64) -> Option<&FakeExtension> {
         self.extensions.iter().find(|e| e.id == id)
+    }
+
+    /// Says an admin changed extension `id` in the portal (tests edit the state directly):
+    /// the gateway sends the extension-list event with `hints` (e.g. `ExtensionInfo`,
+    /// `CompanyNumbers`).
+    pub fn changed(&mut self, id: i64, hints: &[&str]) {
+        self.gateway.notify(id, "Update", hints);
     }
 
     pub fn extension_by_email(&self, email: &str) -> Option<&FakeExtension> {
@@ -209,6 +219,12 @@ impl FakeTelus {
         let app = Router::new()
             .route("/restapi/oauth/token", post(token))
             .route("/restapi/oauth/authorize", get(authorize))
+            .route("/restapi/oauth/wstoken", post(super::telus_ws::ws_token))
+            .route("/ws", get(super::telus_ws::ws))
+            .route(
+                "/restapi/v1.0/account/{account}/extension/{id}/phone-number",
+                get(super::telus_ws::extension_numbers),
+            )
             .route(
                 "/restapi/v1.0/account/{account}/extension",
                 get(list_extensions).post(create_extension),
@@ -242,7 +258,7 @@ impl FakeTelus {
     }
 }
 
-fn rc_error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response {
+pub(super) fn rc_error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response {
     let mut item = json!({"errorCode": code, "message": message});
     if let Some(p) = parameter {
         item["parameterName"] = json!(p);
@@ -324,7 +340,7 @@ fn too_many(mut headers: HeaderMap, window: Duration) -> Response {
 }
 
 /// Checks the Bearer token, then the group budget.
-fn admit(
+pub(super) fn admit(
     st: &mut TelusState,
     method: &Method,
     uri: &Uri,
@@ -569,7 +585,7 @@ fn custom_json(st: &TelusState, ext: i64) -> Value {
     )
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+pub(super) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get("host")
         .and_then(|v| v.to_str().ok())
@@ -578,7 +594,7 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// Pages `items` the RingCentral way: `page` 1-based, `perPage` at most 1000.
-fn paged<T>(
+pub(super) fn paged<T>(
     items: &[T],
     render: impl Fn(&T) -> Value,
     q: &HashMap<String, String>,
@@ -1068,6 +1084,10 @@ fn apply_update(st: &mut TelusState, id: &str, parsed: &Value) -> Result<usize, 
             .or_default()
             .insert(id, value);
     }
+    // The extension-list event: contact info and status changes raise an Update (custom
+    // fields raise none, per DESIGN). Whether an update that changes nothing raises one, the
+    // guide does not say: the harsher case (an event) is modelled.
+    st.gateway.notify(ext_id, "Update", &["ExtensionInfo"]);
     Ok(idx)
 }
 
@@ -1337,6 +1357,7 @@ async fn create_extension(
         contact,
     };
     st.extensions.push(ext);
+    st.gateway.notify(id, "Create", &[]);
     let base = base_url(&headers);
     let created = st
         .extensions

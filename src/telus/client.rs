@@ -227,8 +227,8 @@ pub struct Counters {
 }
 
 pub struct Client {
-    http: reqwest::Client,
-    base: Url,
+    pub(super) http: reqwest::Client,
+    pub(super) base: Url,
     client_id: String,
     client_secret: SecretString,
     jwt: Option<SecretString>,
@@ -626,7 +626,10 @@ impl Client {
     }
 
     /// `customFields` of a record as `customFields.<name>` fields, learning their ids.
-    fn custom_values(&self, fields: &[super::wire::CustomFieldValueDto]) -> Vec<(String, String)> {
+    pub(super) fn custom_values(
+        &self,
+        fields: &[super::wire::CustomFieldValueDto],
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let Ok(mut ids) = self.custom_ids.lock() else {
             return out;
@@ -1236,7 +1239,7 @@ impl Client {
 
     /// Sends with a Bearer token; paces by rate-limit group; retries 5xx, network errors and
     /// 429 (after the penalty); refreshes the token once on a 401.
-    async fn send(
+    pub(super) async fn send(
         &self,
         group: &'static str,
         endpoint: &str,
@@ -1502,7 +1505,7 @@ async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error {
 
 /// One extension's URL. The id comes from a server, so it is one percent-encoded path
 /// segment: an id such as `../../oauth/revoke` cannot aim a write at another endpoint.
-fn extension_url(base: &Url, id: &ExtId) -> Url {
+pub(super) fn extension_url(base: &Url, id: &ExtId) -> Url {
     let mut url = base.clone();
     url.set_path(LIST_EXTENSIONS);
     if let Ok(mut segments) = url.path_segments_mut() {
@@ -1549,7 +1552,7 @@ pub fn decode_directory_page(
         .collect())
 }
 
-fn to_user(e: ExtensionDto) -> TelusUser {
+pub(super) fn to_user(e: ExtensionDto) -> TelusUser {
     let mut flat = Vec::new();
     if let Some(contact) = &e.contact {
         flatten_contact(contact, &mut flat);
@@ -1577,7 +1580,10 @@ fn to_user(e: ExtensionDto) -> TelusUser {
     }
 }
 
-async fn decode<T: DeserializeOwned>(resp: reqwest::Response, endpoint: &str) -> Result<T, Error> {
+pub(super) async fn decode<T: DeserializeOwned>(
+    resp: reqwest::Response,
+    endpoint: &str,
+) -> Result<T, Error> {
     if resp.status().as_u16() == 304 {
         return Err(Error::Decode {
             endpoint: endpoint.to_string(),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod client;
+pub mod events;
 pub mod pacing;
 mod wire;
 

@@ -129,25 +129,35 @@ pub(super) struct DirectoryPhoneDto {
 impl DirectoryEntryDto {
     /// The user's direct number: its primary `DirectNumber`, else the lowest one by number.
     pub fn direct_number(&self) -> Option<String> {
-        let mut best: Option<(bool, String)> = None;
-        for n in self.phone_numbers.iter().flatten() {
-            if n.usage_type.as_deref() != Some("DirectNumber") {
-                continue;
-            }
-            let Some(number) = n.phone_number.clone().or_else(|| n.e164.clone()) else {
-                continue;
-            };
-            let primary = n.primary.unwrap_or(false);
-            let better = match &best {
-                None => true,
-                Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
-            };
-            if better {
-                best = Some((primary, number));
-            }
-        }
-        best.map(|(_, n)| n)
+        direct_number(self.phone_numbers.iter().flatten())
     }
+}
+
+/// Among a user's numbers (`AdgPhoneNumberResource`s of a directory entry, or
+/// `UserPhoneNumberInfo`s of `GET extension/{id}/phone-number`: both carry `phoneNumber`,
+/// `usageType` and `primary`), the direct number: the primary `DirectNumber`, else the
+/// lowest one by number.
+pub(super) fn direct_number<'a>(
+    numbers: impl Iterator<Item = &'a DirectoryPhoneDto>,
+) -> Option<String> {
+    let mut best: Option<(bool, String)> = None;
+    for n in numbers {
+        if n.usage_type.as_deref() != Some("DirectNumber") {
+            continue;
+        }
+        let Some(number) = n.phone_number.clone().or_else(|| n.e164.clone()) else {
+            continue;
+        };
+        let primary = n.primary.unwrap_or(false);
+        let better = match &best {
+            None => true,
+            Some((p, cur)) => (primary && !p) || (primary == *p && number < *cur),
+        };
+        if better {
+            best = Some((primary, number));
+        }
+    }
+    best.map(|(_, n)| n)
 }
 
 /// `CustomFieldResource` of a directory entry: `{id, name, value}` (the name, where the
@@ -408,4 +418,14 @@ mod tests {
         assert_eq!(e.id, "77");
         assert!(serde_json::from_str::<ExtensionDto>(r#"{"id": null}"#).is_err());
     }
+}
+
+/// The WebSocket token (spec: `WsTokenResponse`).
+#[derive(Debug, Deserialize)]
+pub(super) struct WsTokenDto {
+    pub ws_access_token: String,
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
 }

@@ -1,0 +1,420 @@
+//! The fake TELUS notification gateway: `POST /restapi/oauth/wstoken`, the WebSocket at
+//! `/ws` (ConnectionDetails, one subscription per session, a `ServerNotification` for every
+//! extension change, heartbeats, idle timeout), dropped connections, and session recovery
+//! with `wsc` that succeeds within the recovery timeout or fails. Also the per-extension
+//! phone-number listing a targeted read uses.
+
+use super::telus::{FakeNumber, Shared, TelusState, admit, base_url, paged, rc_error};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the gateway sends down one connection.
+#[derive(Debug)]
+enum Out {
+    Text(String),
+    /// The network drops the connection: no close frame.
+    Cut,
+}
+
+/// One WebSocket session: its subscription, its live connection if any, and the events kept
+/// for a recovery (RingCentral keeps up to `recoveryBufferSize` = 100, the newest).
+#[derive(Debug)]
+struct WsSession {
+    subscribed: bool,
+    out: Option<mpsc::UnboundedSender<Out>>,
+    buffer: VecDeque<Value>,
+    dropped_at: Option<Instant>,
+    sequence: i64,
+}
+
+/// The gateway's state, part of the fake's.
+#[derive(Debug)]
+pub struct Gateway {
+    /// Whether the app has the `WebSocketsSubscription` permission (else `wstoken` answers
+    /// 403 CMN-408).
+    pub permitted: bool,
+    /// Single-use WebSocket tokens and their expiry (`expires_in`: 30 s in the guide).
+    tokens: HashMap<String, Instant>,
+    sessions: HashMap<String, WsSession>,
+    /// RingCentral's `recoveryTimeout` (180 s).
+    pub recovery_timeout: Duration,
+    /// The gateway cannot recover any session (`recoveryState: Failed`), whatever the time.
+    pub recovery_fails: bool,
+    /// RingCentral's `idleTimeout` (30 minutes): a connection the client says nothing on for
+    /// this long is closed with WSG-902.
+    pub idle_timeout: Duration,
+    pub connections: u64,
+    pub recovered: u64,
+    pub recovery_failed: u64,
+    pub subscriptions: u64,
+    pub heartbeats: u64,
+    pub notifications: u64,
+    /// Idle connections closed with WSG-902.
+    pub idle_closed: u64,
+    counter: u64,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            permitted: true,
+            tokens: HashMap::new(),
+            sessions: HashMap::new(),
+            recovery_timeout: Duration::from_secs(180),
+            recovery_fails: false,
+            idle_timeout: Duration::from_secs(1800),
+            connections: 0,
+            recovered: 0,
+            recovery_failed: 0,
+            subscriptions: 0,
+            heartbeats: 0,
+            notifications: 0,
+            idle_closed: 0,
+            counter: 0,
+        }
+    }
+}
+
+impl Gateway {
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}x{}", self.counter, rand::random::<u32>())
+    }
+
+    /// Connections up now.
+    pub fn live(&self) -> usize {
+        self.sessions.values().filter(|s| s.out.is_some()).count()
+    }
+
+    /// Sessions subscribed now (connected or awaiting recovery).
+    pub fn subscribed(&self) -> usize {
+        self.sessions.values().filter(|s| s.subscribed).count()
+    }
+
+    /// Drops every live connection as a network would (no close frame); each session can be
+    /// recovered within the recovery timeout.
+    pub fn drop_connections(&mut self) {
+        for s in self.sessions.values_mut() {
+            if let Some(out) = s.out.take() {
+                let _ = out.send(Out::Cut);
+                s.dropped_at = Some(Instant::now());
+            }
+        }
+    }
+
+    /// A `ServerNotification` of the extension-list event to every subscribed session, or
+    /// into its recovery buffer while it is disconnected.
+    pub fn notify(&mut self, ext_id: i64, event_type: &str, hints: &[&str]) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let timeout = self.recovery_timeout;
+        let mut sent = 0;
+        for (wsc, s) in self.sessions.iter_mut().filter(|(_, s)| s.subscribed) {
+            s.sequence += 1;
+            let mut body = json!({"extensionId": ext_id.to_string(), "eventType": event_type});
+            if event_type == "Update" {
+                body["hints"] = json!(hints);
+            }
+            let message = json!([
+                {"type": "ServerNotification", "messageId": format!("n{}", s.sequence), "status": 200,
+                 "wsc": {"token": wsc, "sequence": s.sequence}},
+                {"uuid": format!("n{}", s.sequence), "event": "/restapi/v1.0/account/100/extension",
+                 "timestamp": now, "subscriptionId": "fake-sub", "ownerId": "100", "body": body}
+            ]);
+            match &s.out {
+                Some(out) => {
+                    let _ = out.send(Out::Text(message.to_string()));
+                    sent += 1;
+                }
+                None if s.dropped_at.is_some_and(|d| d.elapsed() < timeout) => {
+                    if s.buffer.len() == 100 {
+                        s.buffer.pop_front();
+                    }
+                    s.buffer.push_back(message);
+                }
+                None => {}
+            }
+        }
+        self.notifications += sent;
+    }
+}
+
+/// `POST /restapi/oauth/wstoken` (spec: authWsToken, throttling group Auth).
+pub async fn ws_token(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Auth") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    if !st.gateway.permitted {
+        return rc_error(
+            StatusCode::FORBIDDEN,
+            "CMN-408",
+            "In order to call this API endpoint, application needs to have [WebSocketsSubscription] permission",
+            None,
+        );
+    }
+    let token = st.gateway.next_id("wst");
+    st.gateway
+        .tokens
+        .insert(token.clone(), Instant::now() + Duration::from_secs(30));
+    let host = base_url(&headers).replacen("http://", "ws://", 1);
+    let mut resp = axum::Json(json!({
+        "ws_access_token": token,
+        "uri": format!("{host}/ws"),
+        "expires_in": 30,
+    }))
+    .into_response();
+    resp.headers_mut().extend(rate);
+    resp
+}
+
+/// `GET /ws?access_token=…[&wsc=…]`: the WebSocket, once per single-use token.
+pub async fn ws(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let valid = q
+            .get("access_token")
+            .and_then(|t| st.gateway.tokens.remove(t))
+            .is_some_and(|exp| exp > Instant::now());
+        if !valid {
+            return rc_error(
+                StatusCode::UNAUTHORIZED,
+                "WSG-401",
+                "WebSocket token is invalid, used or expired",
+                None,
+            );
+        }
+    }
+    let wsc = q.get("wsc").cloned();
+    upgrade.on_upgrade(move |socket| serve(state, socket, wsc))
+}
+
+/// Opens or recovers a session, then relays notifications out and answers the client.
+async fn serve(state: Shared, mut socket: WebSocket, wsc: Option<String>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
+    let (session_id, idle_timeout) = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        open(&mut st, wsc, tx)
+    };
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Text(t)) => {
+                    if socket.send(Message::Text(t.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Out::Cut) | None => return,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    last_heard = tokio::time::Instant::now();
+                    let reply = {
+                        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                        answer(&mut st, &session_id, &t)
+                    };
+                    if let Some(reply) = reply
+                        && socket.send(Message::Text(reply.into())).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+            },
+            _ = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                let error = json!([{"type": "Error", "messageId": "idle", "status": 400},
+                                   {"errorCode": "WSG-902", "message": "Idle timeout expired"}]);
+                let _ = socket.send(Message::Text(error.to_string().into())).await;
+                let _ = socket.send(Message::Close(None)).await;
+                state.lock().unwrap_or_else(|e| e.into_inner()).gateway.idle_closed += 1;
+                break;
+            }
+        }
+    }
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = st.gateway.sessions.get_mut(&session_id)
+        && s.out.take().is_some()
+    {
+        s.dropped_at = Some(Instant::now());
+    }
+}
+
+/// The session a connection takes: the one its `wsc` names when still recoverable (its
+/// missed events queued after ConnectionDetails), else a new one, unsubscribed.
+fn open(
+    st: &mut TelusState,
+    wsc: Option<String>,
+    tx: mpsc::UnboundedSender<Out>,
+) -> (String, Duration) {
+    let g = &mut st.gateway;
+    g.connections += 1;
+    let timeout = g.recovery_timeout;
+    let recoverable = wsc.as_ref().filter(|w| {
+        !g.recovery_fails
+            && g.sessions.get(*w).is_some_and(|s| {
+                s.out.is_none() && s.dropped_at.is_some_and(|d| d.elapsed() < timeout)
+            })
+    });
+    let (id, state) = match recoverable {
+        Some(w) => {
+            g.recovered += 1;
+            (w.clone(), Some("Successful"))
+        }
+        None => {
+            if wsc.is_some() {
+                g.recovery_failed += 1;
+            }
+            let id = g.next_id("wsc");
+            g.sessions.insert(
+                id.clone(),
+                WsSession {
+                    subscribed: false,
+                    out: None,
+                    buffer: VecDeque::new(),
+                    dropped_at: None,
+                    sequence: 0,
+                },
+            );
+            (id, wsc.is_some().then_some("Failed"))
+        }
+    };
+    let s = g.sessions.get_mut(&id).expect("just inserted or found");
+    s.sequence += 1;
+    let mut details = json!({
+        "creationTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "maxConnectionsPerSession": 50,
+        "recoveryBufferSize": 100,
+        "recoveryTimeout": timeout.as_secs(),
+        "idleTimeout": g.idle_timeout.as_secs(),
+        "absoluteTimeout": 86400,
+        "maxActiveRequests": 10,
+    });
+    if let Some(state) = state {
+        details["recoveryState"] = json!(state);
+    }
+    let message = json!([
+        {"type": "ConnectionDetails", "messageId": format!("cd{}", s.sequence), "status": 200,
+         "wsc": {"token": id, "sequence": s.sequence}},
+        details
+    ]);
+    let _ = tx.send(Out::Text(message.to_string()));
+    for missed in s.buffer.drain(..) {
+        let _ = tx.send(Out::Text(missed.to_string()));
+    }
+    s.out = Some(tx);
+    s.dropped_at = None;
+    (id, g.idle_timeout)
+}
+
+/// The gateway's answer to a client message: a subscription (replacing any earlier one of
+/// the session) or a heartbeat.
+fn answer(st: &mut TelusState, session: &str, text: &str) -> Option<String> {
+    let parts: Vec<Value> = serde_json::from_str(text).ok()?;
+    let meta = parts.first()?;
+    let message_id = meta.get("messageId").cloned().unwrap_or(Value::Null);
+    let g = &mut st.gateway;
+    match meta.get("type").and_then(Value::as_str)? {
+        "Heartbeat" => {
+            g.heartbeats += 1;
+            Some(json!([{"type": "Heartbeat", "messageId": message_id, "status": 200}]).to_string())
+        }
+        "ClientRequest" => {
+            let body = parts.get(1).cloned().unwrap_or(Value::Null);
+            let filters: Vec<&str> = body
+                .get("eventFilters")
+                .and_then(Value::as_array)
+                .map(|f| f.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let path = meta.get("path").and_then(Value::as_str).unwrap_or("");
+            let ok = meta.get("method").and_then(Value::as_str) == Some("POST")
+                && path.trim_end_matches('/') == "/restapi/v1.0/subscription"
+                && filters == ["/restapi/v1.0/account/~/extension"]
+                && body.pointer("/deliveryMode/transportType").and_then(Value::as_str)
+                    == Some("WebSocket");
+            if !ok {
+                return Some(json!([
+                    {"type": "ClientResponse", "messageId": message_id, "status": 400},
+                    {"errorCode": "SUB-400", "message": "Event filters or delivery mode are not supported by this fake"}
+                ]).to_string());
+            }
+            g.subscriptions += 1;
+            if let Some(s) = g.sessions.get_mut(session) {
+                s.subscribed = true;
+            }
+            Some(json!([
+                {"type": "ClientResponse", "messageId": message_id, "status": 200},
+                {"id": "fake-sub", "status": "Active", "eventFilters": filters,
+                 "deliveryMode": {"transportType": "WebSocket"}, "expiresIn": 900}
+            ]).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// `GET extension/{id}/phone-number` (spec: listExtensionPhoneNumbers, Light): the numbers
+/// assigned to one extension, paged.
+pub async fn extension_numbers(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path((_account, id)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let rate = match admit(&mut st, &method, &uri, &headers, b"", "Light") {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    let Some(ext) = id.parse::<i64>().ok().filter(|n| st.extension(*n).is_some()) else {
+        return rc_error(
+            StatusCode::NOT_FOUND,
+            "CMN-102",
+            &format!("Resource for parameter [extensionId] is not found: {id}"),
+            Some("extensionId"),
+        );
+    };
+    let base = base_url(&headers);
+    let nums: Vec<&FakeNumber> = st
+        .numbers
+        .iter()
+        .filter(|n| n.extension_id == Some(ext))
+        .collect();
+    let render = |n: &&FakeNumber| {
+        json!({
+            "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
+            "id": n.id,
+            "phoneNumber": n.phone_number,
+            "paymentType": "Local",
+            "type": "VoiceFax",
+            "usageType": n.usage_type,
+            "status": "Normal",
+            "primary": n.primary,
+        })
+    };
+    match paged(&nums, render, &q, &base, &uri) {
+        Ok(body) => {
+            let mut resp = axum::Json(body).into_response();
+            resp.headers_mut().extend(rate);
+            resp
+        }
+        Err(resp) => resp,
+    }
+}
