@@ -674,6 +674,8 @@ impl PassOutcome {
 pub enum PassKind {
     Full,
     Incremental,
+    /// A pass for the users change events named: only they are read and reconciled.
+    Targeted,
 }
 
 impl PassKind {
@@ -681,6 +683,7 @@ impl PassKind {
         match self {
             PassKind::Full => "full",
             PassKind::Incremental => "incremental",
+            PassKind::Targeted => "targeted",
         }
     }
 
@@ -688,6 +691,7 @@ impl PassKind {
         match s {
             "full" => Some(PassKind::Full),
             "incremental" => Some(PassKind::Incremental),
+            "targeted" => Some(PassKind::Targeted),
             _ => None,
         }
     }

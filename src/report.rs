@@ -384,6 +384,37 @@ fn duration(start: &str, end: Option<&str>) -> String {
 }
 
 /// What `status` prints: the store, recent passes, a held pass, failing users, credentials.
+/// Each change-event channel: as the running daemon last wrote it, or off by configuration.
+fn status_events(
+    out: &mut String,
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+) -> Result<(), crate::store::Error> {
+    use crate::store::state::{OKTA_EVENTS_STATE, TELUS_EVENTS_STATE};
+    let _ = writeln!(out, "\nChange events:");
+    let okta = match config.events.okta_poll {
+        None => "off (events.okta_poll_seconds = 0)".to_string(),
+        Some(every) => format!(
+            "System Log polled every {} s: {}",
+            every.as_secs(),
+            store
+                .meta(OKTA_EVENTS_STATE)?
+                .unwrap_or_else(|| "not started (the daemon, `run`, polls)".into())
+        ),
+    };
+    let telus = match config.events.telus_websocket {
+        false => "off (events.telus = \"off\")".to_string(),
+        true => format!(
+            "WebSocket notifications: {}",
+            store
+                .meta(TELUS_EVENTS_STATE)?
+                .unwrap_or_else(|| "not started (the daemon, `run`, listens)".into())
+        ),
+    };
+    let _ = writeln!(out, "  Okta:  {okta}\n  TELUS: {telus}");
+    Ok(())
+}
+
 pub fn status_text(
     config: &crate::config::Config,
     store: &crate::store::Store,
@@ -397,6 +428,7 @@ pub fn status_text(
         store.schema_version()?
     );
     status_passes(&mut out, &store.recent_passes(10)?);
+    status_events(&mut out, config, store)?;
     let refusals = store.okta_refusals()?;
     if !refusals.is_empty() {
         let _ = writeln!(

@@ -7,13 +7,13 @@ mod secret;
 mod validate;
 
 pub use crate::reconcile::policy::Safety;
-pub use validate::is_loopback;
 use crate::reconcile::policy::{Policy, Retry};
 use raw::RawConfig;
 use secrecy::SecretString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use url::Url;
+pub use validate::is_loopback;
 use validate::validate;
 
 /// Environment variables with this prefix override keys: `OKTA_TELUS_SYNC__OKTA__TOKEN` sets `okta.token`.
@@ -80,6 +80,36 @@ pub struct Schedule {
     pub full_cron: String,
 }
 
+/// `[events]`: change events that start a pass within seconds of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// How often the Okta System Log is polled; `None`: Okta events off.
+    pub okta_poll: Option<std::time::Duration>,
+    /// Whether TELUS change notifications come over RingCentral's WebSocket gateway.
+    pub telus_websocket: bool,
+    /// While every event channel is healthy, scheduled incremental passes run at most this
+    /// often (they stay the safety net for what events miss). Zero: as scheduled.
+    pub quiet_incremental: std::time::Duration,
+    /// Quiet time on the WebSocket after which a heartbeat is sent.
+    pub telus_heartbeat: std::time::Duration,
+}
+
+impl Events {
+    /// No change events: passes only on the schedule.
+    pub fn off() -> Events {
+        Events {
+            okta_poll: None,
+            telus_websocket: false,
+            quiet_incremental: std::time::Duration::ZERO,
+            telus_heartbeat: std::time::Duration::from_secs(30),
+        }
+    }
+
+    pub fn any(&self) -> bool {
+        self.okta_poll.is_some() || self.telus_websocket
+    }
+}
+
 /// The validated configuration. Passed explicitly; never global.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,6 +120,7 @@ pub struct Config {
     pub journal_days: u32,
     pub retry: Retry,
     pub schedule: Schedule,
+    pub events: Events,
     pub http: Option<HttpConfig>,
     pub safety: Safety,
     pub policy: Policy,

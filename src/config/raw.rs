@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) schedule: RawSchedule,
     #[serde(default)]
+    pub(super) events: RawEvents,
+    #[serde(default)]
     pub(super) features: RawFeatures,
     #[serde(default)]
     pub(super) safety: RawSafety,
@@ -132,6 +134,26 @@ pub(super) struct RawHttp {
 pub(super) struct RawSchedule {
     pub(super) cron: Option<String>,
     pub(super) full_cron: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawEvents {
+    pub(super) okta_poll_seconds: u64,
+    pub(super) telus: String,
+    pub(super) quiet_incremental_minutes: u64,
+    pub(super) telus_heartbeat_seconds: u64,
+}
+
+impl Default for RawEvents {
+    fn default() -> Self {
+        RawEvents {
+            okta_poll_seconds: 10,
+            telus: "websocket".into(),
+            quiet_incremental_minutes: 60,
+            telus_heartbeat_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,6 +36,7 @@ pub(super) fn validate(
             "0 0 3 * * *",
         ),
     };
+    let events = validate_events(&mut p, &raw.events);
     let http = raw.http.and_then(|h| validate_http(&mut p, h));
     if raw.retry.quarantine_after == 0 {
         p.push("retry.quarantine_after", "must be at least 1");
@@ -64,6 +65,7 @@ pub(super) fn validate(
                 backoff: std::time::Duration::from_secs(raw.retry.backoff_seconds),
             },
             schedule,
+            events,
             http,
             safety: Safety {
                 max_deactivations: raw.safety.max_deactivations,
@@ -76,6 +78,48 @@ pub(super) fn validate(
         }),
         // Every `None` above pushed a problem.
         _ => Err(p.0),
+    }
+}
+
+/// `[events]`.
+fn validate_events(p: &mut Problems, raw: &super::raw::RawEvents) -> Events {
+    use std::time::Duration;
+    // The logs bucket is 120 a minute for the whole org, and this tool takes half of a
+    // bucket: one poll every 2 s is the most it may spend.
+    if (1..2).contains(&raw.okta_poll_seconds) {
+        p.push(
+            "events.okta_poll_seconds",
+            format!(
+                "{} s would spend more than half of Okta's System Log rate limit (120 a minute for the whole org): use 2 or more, or 0 to turn Okta events off",
+                raw.okta_poll_seconds
+            ),
+        );
+    }
+    let telus_websocket = match raw.telus.as_str() {
+        "websocket" => true,
+        "off" => false,
+        other => {
+            p.push(
+                "events.telus",
+                format!("{other:?} is not \"websocket\" or \"off\""),
+            );
+            false
+        }
+    };
+    if !(5..=600).contains(&raw.telus_heartbeat_seconds) {
+        p.push(
+            "events.telus_heartbeat_seconds",
+            format!(
+                "{} is outside 5..=600 (RingCentral closes a connection idle for 30 minutes)",
+                raw.telus_heartbeat_seconds
+            ),
+        );
+    }
+    Events {
+        okta_poll: (raw.okta_poll_seconds > 0).then(|| Duration::from_secs(raw.okta_poll_seconds)),
+        telus_websocket,
+        quiet_incremental: Duration::from_secs(raw.quiet_incremental_minutes * 60),
+        telus_heartbeat: Duration::from_secs(raw.telus_heartbeat_seconds),
     }
 }
 

@@ -35,6 +35,16 @@ pub struct Figures {
     pub bulk_refused: bool,
     /// Changes not confirmed yet (a bulk task still running, a lost answer, a stopped run).
     pub unconfirmed: u64,
+    /// Change events by side (`okta`, `telus`) and what became of them (`hint`: the user was
+    /// read again; `own`: an echo of this tool's write; `ignored`: nothing this tool reads).
+    pub events: BTreeMap<(String, String), u64>,
+    /// Whether each configured event channel is up (by side).
+    pub channel_up: BTreeMap<String, bool>,
+    /// Seconds from a change event to the end of the pass that applied what it named:
+    /// sum, count and the last one.
+    pub event_lag_sum: f64,
+    pub event_lag_count: u64,
+    pub event_lag_last: Option<f64>,
 }
 
 pub type Shared = Arc<Mutex<Figures>>;
@@ -134,7 +144,44 @@ pub fn render(f: &Figures, now: i64) -> String {
         f.known_refusals
     );
     render_pending(&mut out, f);
+    render_events(&mut out, f);
     out
+}
+
+/// Change events: received per side, channel state, lag to the applied change.
+fn render_events(out: &mut String, f: &Figures) {
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_events_total Change events received, by side and what became of them (hint: its users were read again; own: an echo of this tool's write; ignored: names nothing this tool syncs).\n# TYPE okta_telus_sync_events_total counter"
+    );
+    for ((side, kind), n) in &f.events {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_events_total{{side=\"{side}\",kind=\"{kind}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_event_channel_up 1 while a configured change-event channel is up (Okta: the last System Log poll answered; TELUS: the WebSocket is subscribed).\n# TYPE okta_telus_sync_event_channel_up gauge"
+    );
+    for (side, up) in &f.channel_up {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_event_channel_up{{side=\"{side}\"}} {}",
+            u8::from(*up)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_event_lag_seconds Seconds from a change event to the end of the pass that applied its change.\n# TYPE okta_telus_sync_event_lag_seconds summary\nokta_telus_sync_event_lag_seconds_sum {}\nokta_telus_sync_event_lag_seconds_count {}",
+        f.event_lag_sum, f.event_lag_count
+    );
+    if let Some(last) = f.event_lag_last {
+        let _ = writeln!(
+            out,
+            "# HELP okta_telus_sync_event_lag_last_seconds The lag of the last event-driven change.\n# TYPE okta_telus_sync_event_lag_last_seconds gauge\nokta_telus_sync_event_lag_last_seconds {last}"
+        );
+    }
 }
 
 /// What waits on TELUS: a refusal of bulk updates, changes not confirmed yet.

@@ -2,8 +2,10 @@
 //! whole-system failure, signals (stop, reload, pass now), systemd notifications, metrics.
 //! It alone owns spawning, the scheduler, backoff and signals.
 
+pub mod events;
 pub mod metrics;
 pub mod pass;
+pub mod targeted;
 
 use crate::config::{self, Config};
 use crate::http::HttpSettings;
@@ -14,6 +16,7 @@ use pass::{Clients, PassOptions, run_one_pass};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use targeted::{Named, Targeted, run_targeted_pass};
 use tokio::sync::mpsc;
 
 /// What the operator can ask of a running daemon (SIGTERM/SIGINT, SIGHUP, SIGUSR1).
@@ -78,6 +81,9 @@ fn config_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.schedule != new.schedule {
         changed.push("schedule");
+    }
+    if old.events != new.events {
+        changed.push("events");
     }
     if old.safety != new.safety {
         changed.push("safety");
@@ -155,6 +161,20 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
     f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
 }
 
+/// Says in the log which change events the daemon listens to.
+fn log_events_config(config: &Config) {
+    let e = &config.events;
+    match (e.okta_poll, e.telus_websocket) {
+        (None, false) => tracing::info!("change events off: passes run on the schedule only"),
+        (okta, telus) => tracing::info!(
+            okta_poll_s = okta.map(|d| d.as_secs()).unwrap_or(0),
+            telus = if telus { "websocket" } else { "off" },
+            quiet_incremental_min = e.quiet_incremental.as_secs() / 60,
+            "change events on: targeted passes within seconds of a change"
+        ),
+    }
+}
+
 /// Delay before passes resume after a whole-system failure: 1 min doubling to 1 h, jittered.
 fn failure_backoff(failures: u32) -> Duration {
     let base = Duration::from_secs(60).saturating_mul(1 << failures.saturating_sub(1).min(6));
@@ -182,6 +202,58 @@ struct Daemon {
     /// While backing off after a whole-system failure: when passes resume.
     resume_at: Option<tokio::time::Instant>,
     reload_pending: bool,
+    /// An operator asked for a pass (SIGUSR1): it runs even while events keep passes quiet.
+    forced: bool,
+    /// The change-event channels, and what they have named since the last pass.
+    channels: Option<events::Channels>,
+    events: events::Events,
+}
+
+/// What the daemon answers while a pass runs.
+struct Inbox<'a> {
+    signals: &'a mut mpsc::Receiver<Signal>,
+    ticks: &'a mut mpsc::Receiver<Tick>,
+    watchdog: &'a mut tokio::time::Interval,
+}
+
+/// The next change event, or never when no channel runs.
+async fn next_event(channels: &mut Option<events::Channels>) -> Option<events::Event> {
+    match channels {
+        Some(c) => c.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drives `pass` to its end while answering signals (a stop lets the change in flight
+/// finish; a reload waits for the end), coalescing ticks, and taking in change events (they
+/// go in the next event-driven pass). Returns the pass's result and whether a reload waits.
+async fn drive<T>(
+    pass: impl std::future::Future<Output = T>,
+    stop: &AtomicBool,
+    inbox: &mut Inbox<'_>,
+    channels: &mut Option<events::Channels>,
+    ev: &mut events::Events,
+    store: &Store,
+) -> (T, bool) {
+    tokio::pin!(pass);
+    let mut reload = false;
+    loop {
+        tokio::select! {
+            r = &mut pass => return (r, reload),
+            Some(sig) = inbox.signals.recv() => match sig {
+                Signal::Terminate => {
+                    tracing::info!("stop requested: finishing the change in flight");
+                    notify(&[sd_notify::NotifyState::Stopping]);
+                    stop.store(true, Ordering::SeqCst);
+                }
+                Signal::Reload => reload = true,
+                Signal::PassNow => {}
+            },
+            Some(_) = inbox.ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
+            Some(e) = next_event(channels) => ev.on_event(e, store),
+            _ = inbox.watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+        }
+    }
 }
 
 /// Runs passes on the schedules until `Signal::Terminate`. `config_path` is re-read on
@@ -210,7 +282,10 @@ pub async fn run(
             .map(|d| d / 2)
             .unwrap_or(Duration::from_secs(3600)),
     );
+    let channels = events::start(&config, &clients, &store);
+    log_events_config(&config);
     let mut d = Daemon {
+        events: events::Events::new(&config, figures.clone()),
         config_path,
         config,
         store,
@@ -223,25 +298,45 @@ pub async fn run(
         system_failures: 0,
         resume_at: None,
         reload_pending: false,
+        forced: false,
+        channels,
     };
     let mut due: Option<Tick> = None;
     loop {
         if std::mem::take(&mut d.reload_pending) {
             d.reload().await?;
         }
+        let mut inbox = Inbox {
+            signals: &mut signals,
+            ticks: &mut ticks,
+            watchdog: &mut watchdog,
+        };
         if let Some(tick) = due.take() {
-            d.tick(tick, &mut signals, &mut ticks, &mut watchdog).await;
+            d.tick(tick, &mut inbox).await;
+        }
+        let backing_off = d.resume_at.is_some_and(|t| t > tokio::time::Instant::now());
+        if !backing_off
+            && !d.stop.load(Ordering::SeqCst)
+            && d.events
+                .due
+                .is_some_and(|t| t <= tokio::time::Instant::now())
+        {
+            d.event_pass(&mut inbox).await;
         }
         if d.stop.load(Ordering::SeqCst) {
             break;
         }
+        let event_due = d.events.due.map(|t| t.max(d.resume_at.unwrap_or(t)));
         tokio::select! {
+            Some(e) = next_event(&mut d.channels) => d.events.on_event(e, &d.store),
+            _ = tokio::time::sleep_until(event_due.unwrap_or_else(tokio::time::Instant::now)), if event_due.is_some() => {}
             Some(sig) = signals.recv() => match sig {
                 Signal::Terminate => break,
                 Signal::Reload => d.reload_pending = true,
                 Signal::PassNow => {
                     // An operator's request overrides a backoff.
                     d.resume_at = None;
+                    d.forced = true;
                     due = Some(Tick::Incremental);
                 }
             },
@@ -250,6 +345,7 @@ pub async fn run(
         }
     }
     notify(&[sd_notify::NotifyState::Stopping]);
+    d.channels = None;
     let _ = d.sched.shutdown().await;
     if let Some(h) = d.http.take() {
         h.abort();
@@ -305,21 +401,26 @@ impl Daemon {
             }
         }
         let store_path = self.config.store_path.clone();
+        let restart_events = ["okta", "telus", "events"]
+            .iter()
+            .any(|c| changed.contains(c));
         self.config = new;
         self.config.store_path = store_path;
+        if restart_events {
+            // New credentials or settings: the channels start again, and what they missed
+            // meanwhile is read by a pass.
+            self.channels = None;
+            self.events = events::Events::new(&self.config, self.figures.clone());
+            self.channels = events::start(&self.config, &self.clients, &self.store);
+            log_events_config(&self.config);
+        }
         tracing::info!(changed = %changed.join(","), "config reloaded; takes effect from the next pass");
         Ok(())
     }
 
-    /// Runs the pass a tick asks for (unless backing off), answering signals meanwhile: a
-    /// stop lets the change in flight finish; a reload waits for the pass to end.
-    async fn tick(
-        &mut self,
-        tick: Tick,
-        signals: &mut mpsc::Receiver<Signal>,
-        ticks: &mut mpsc::Receiver<Tick>,
-        watchdog: &mut tokio::time::Interval,
-    ) {
+    /// Runs the pass a tick asks for (unless backing off, or, for an incremental tick, while
+    /// change events are healthy and a whole pass ran recently enough).
+    async fn tick(&mut self, tick: Tick, inbox: &mut Inbox<'_>) {
         if self
             .resume_at
             .is_some_and(|t| t > tokio::time::Instant::now())
@@ -327,6 +428,37 @@ impl Daemon {
             tracing::info!("pass skipped: backing off after a whole-system failure");
             return;
         }
+        if tick == Tick::Incremental && !std::mem::take(&mut self.forced) && self.quiet() {
+            tracing::debug!(
+                "incremental tick skipped: change events are healthy and a whole pass ran within events.quiet_incremental_minutes"
+            );
+            return;
+        }
+        self.whole_pass(tick, Named::default(), inbox).await;
+    }
+
+    /// Whether change events are healthy and a whole pass ran recently enough that a
+    /// scheduled incremental pass may wait.
+    fn quiet(&self) -> bool {
+        let quiet = self.config.events.quiet_incremental;
+        if quiet.is_zero() || !self.events.healthy() {
+            return false;
+        }
+        let Ok(Some(last)) = self.store.last_whole_pass() else {
+            return false;
+        };
+        let ok = matches!(
+            last.summary.outcome,
+            Some(PassOutcome::Clean | PassOutcome::UsersFailed)
+        );
+        let recent = chrono::DateTime::parse_from_rfc3339(&last.started_at)
+            .map(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+            .is_ok_and(|age| age.to_std().is_ok_and(|age| age < quiet));
+        ok && recent
+    }
+
+    /// Runs a full or incremental pass; `named` is what events had asked for (for the lag).
+    async fn whole_pass(&mut self, tick: Tick, named: Named, inbox: &mut Inbox<'_>) {
         let kind = if tick == Tick::Full {
             "full"
         } else {
@@ -340,29 +472,93 @@ impl Daemon {
             stop: Some(&self.stop),
             ..PassOptions::default()
         };
-        let mut reload = false;
-        let report = {
-            let pass = run_one_pass(&self.config, &self.clients, &self.store, opts);
-            tokio::pin!(pass);
-            loop {
-                tokio::select! {
-                    r = &mut pass => break r,
-                    Some(sig) = signals.recv() => match sig {
-                        Signal::Terminate => {
-                            tracing::info!("stop requested: finishing the change in flight");
-                            notify(&[sd_notify::NotifyState::Stopping]);
-                            self.stop.store(true, Ordering::SeqCst);
-                        }
-                        Signal::Reload => reload = true,
-                        Signal::PassNow => {}
-                    },
-                    Some(_) = ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
-                    _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                }
-            }
-        };
+        let (report, reload) = drive(
+            run_one_pass(&self.config, &self.clients, &self.store, opts),
+            &self.stop,
+            inbox,
+            &mut self.channels,
+            &mut self.events,
+            &self.store,
+        )
+        .await;
         self.reload_pending |= reload;
+        if let Ok(r) = &report
+            && !matches!(r.outcome, PassOutcome::Busy | PassOutcome::SystemFailed)
+        {
+            self.events
+                .after_pass(&self.store, r.pass_id, true, &named, r.apply.applied > 0);
+        }
         self.after_pass(report);
+    }
+
+    /// Runs what change events asked for: a whole pass when events were lost (or a targeted
+    /// pass escalates), else a targeted pass for the users they named.
+    async fn event_pass(&mut self, inbox: &mut Inbox<'_>) {
+        let (named, catchup) = self.events.take();
+        if let Some((kind, reason)) = catchup {
+            tracing::info!(reason = %reason, "change events ask for a pass of the whole directory");
+            let tick = match kind {
+                events::Catchup::Full => Tick::Full,
+                events::Catchup::Incremental => Tick::Incremental,
+            };
+            return self.whole_pass(tick, named, inbox).await;
+        }
+        if named.is_empty() {
+            return;
+        }
+        notify(&[sd_notify::NotifyState::Status("running a targeted pass")]);
+        let opts = PassOptions {
+            stop: Some(&self.stop),
+            ..PassOptions::default()
+        };
+        let (result, reload) = drive(
+            run_targeted_pass(&self.config, &self.clients, &self.store, opts, &named),
+            &self.stop,
+            inbox,
+            &mut self.channels,
+            &mut self.events,
+            &self.store,
+        )
+        .await;
+        self.reload_pending |= reload;
+        match result {
+            Ok(Targeted::Nothing) => {
+                tracing::debug!(users = named.len(), "change events named no linked user");
+                self.events
+                    .after_pass(&self.store, None, false, &named, false);
+            }
+            Ok(Targeted::Escalate(reason)) => {
+                tracing::info!(reason = %reason, "targeted pass not enough: an incremental pass follows");
+                self.events.put_back(
+                    Named::default(),
+                    Some((events::Catchup::Incremental, reason)),
+                    Duration::ZERO,
+                );
+            }
+            Ok(Targeted::Ran(report)) if report.outcome == PassOutcome::Busy => {
+                self.events.put_back(named, None, Duration::from_secs(5));
+                self.after_pass(Ok(*report));
+            }
+            Ok(Targeted::Ran(report)) => {
+                if report.outcome == PassOutcome::SystemFailed {
+                    // After the backoff, a pass reads what these events named.
+                    self.events.put_back(
+                        Named::default(),
+                        Some((
+                            events::Catchup::Incremental,
+                            "a targeted pass failed".into(),
+                        )),
+                        Duration::ZERO,
+                    );
+                } else {
+                    let applied = report.apply.applied > 0;
+                    self.events
+                        .after_pass(&self.store, report.pass_id, false, &named, applied);
+                }
+                self.after_pass(Ok(*report));
+            }
+            Err(e) => self.after_pass(Err(e)),
+        }
     }
 
     /// Counts the pass, and backs off after a whole-system failure. A tick skipped because

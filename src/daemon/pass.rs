@@ -16,16 +16,18 @@ use tracing::Instrument;
 
 /// Both API clients, kept across passes so tokens and rate-limit state carry over.
 pub struct Clients {
-    pub okta: okta::Client,
-    pub telus: telus::Client,
+    /// Shared with the event channels: the Okta poller recognises this client's own writes;
+    /// the WebSocket listener shares the TELUS token and pacing.
+    pub okta: std::sync::Arc<okta::Client>,
+    pub telus: std::sync::Arc<telus::Client>,
 }
 
 impl Clients {
     /// Clients that keep nothing across runs (tests, the sandbox's first look).
     pub fn new(config: &Config, settings: HttpSettings) -> Clients {
         Clients {
-            okta: okta::Client::new(&config.okta, settings),
-            telus: telus::Client::new(&config.telus, settings),
+            okta: std::sync::Arc::new(okta::Client::new(&config.okta, settings)),
+            telus: std::sync::Arc::new(telus::Client::new(&config.telus, settings)),
         }
     }
 
@@ -48,15 +50,15 @@ impl Clients {
             }
         }
         Ok(Clients {
-            okta: okta::Client::new(&config.okta, settings),
-            telus: telus::Client::with_persistence(
+            okta: std::sync::Arc::new(okta::Client::new(&config.okta, settings)),
+            telus: std::sync::Arc::new(telus::Client::with_persistence(
                 &config.telus,
                 settings,
                 restored,
                 Box::new(StorePersist {
                     path: config.store_path.clone(),
                 }),
-            ),
+            )),
         })
     }
 }
@@ -209,7 +211,7 @@ fn incremental_since(
     if store.snapshot_counts()?.0 == 0 {
         return Ok(None);
     }
-    let Some(last) = store.recent_passes(1)?.into_iter().next() else {
+    let Some(last) = store.last_whole_pass()? else {
         return Ok(None);
     };
     if !matches!(
@@ -264,6 +266,7 @@ pub async fn run_one_pass(
         store,
         opts,
         pass_id,
+        targeted: false,
     };
     let mut report = async {
         // Bulk tasks an earlier run left are polled to their end before anything is read:
@@ -298,7 +301,7 @@ pub async fn run_one_pass(
 }
 
 /// The mapped names first, so that no flood of other names from a server can crowd them out.
-fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
+pub(super) fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
     let unmapped = crate::model::register_mapped_names(config.policy.field_names());
     if !unmapped.is_empty() {
         anyhow::bail!(
@@ -311,7 +314,7 @@ fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
 
 /// The one-writer lock for a pass that may write: `Ok(None)` for a dry run (no lock),
 /// `Err(message)` naming the holder when another pass keeps it past `opts.lock_wait`.
-async fn take_store(
+pub(super) async fn take_store(
     store: &Store,
     opts: &PassOptions<'_>,
 ) -> anyhow::Result<Result<Option<crate::store::lock::PassLock>, String>> {
@@ -331,7 +334,7 @@ async fn take_store(
 }
 
 /// What a finished pass records in the store.
-fn summary_of(report: &PassReport) -> PassSummary {
+pub(super) fn summary_of(report: &PassReport) -> PassSummary {
     let message = report
         .system_error
         .clone()
@@ -353,19 +356,21 @@ fn summary_of(report: &PassReport) -> PassSummary {
 }
 
 /// Both directories as this pass read them, and what Okta's schema says about writes.
-struct Fetched {
-    okta: Vec<crate::model::OktaUser>,
-    telus: Vec<TelusUser>,
-    okta_writes: OktaWrites,
+pub(super) struct Fetched {
+    pub(super) okta: Vec<crate::model::OktaUser>,
+    pub(super) telus: Vec<TelusUser>,
+    pub(super) okta_writes: OktaWrites,
 }
 
 /// One pass's fixed parts, shared by its phases.
-struct Pass<'a> {
-    config: &'a Config,
-    clients: &'a Clients,
-    store: &'a Store,
-    opts: PassOptions<'a>,
-    pass_id: Option<i64>,
+pub(super) struct Pass<'a> {
+    pub(super) config: &'a Config,
+    pub(super) clients: &'a Clients,
+    pub(super) store: &'a Store,
+    pub(super) opts: PassOptions<'a>,
+    pub(super) pass_id: Option<i64>,
+    /// Reads and stores only the users change events named (the others' stored copies stay).
+    pub(super) targeted: bool,
 }
 
 impl Pass<'_> {
@@ -484,7 +489,7 @@ impl Pass<'_> {
 
     /// Phase 4: unless held or a dry run, store the snapshots, links and agreed values, apply
     /// the plan, and record each attempted user's failure or success.
-    async fn apply_and_record(
+    pub(super) async fn apply_and_record(
         &self,
         fetched: Fetched,
         plan: Plan,
@@ -493,7 +498,10 @@ impl Pass<'_> {
         let (config, store) = (self.config, self.store);
         let mut apply = ApplyReport::default();
         if let (Some(pass_id), false) = (self.pass_id, plan.is_held()) {
-            store.save_snapshots(&fetched.okta, &fetched.telus)?;
+            match self.targeted {
+                true => store.merge_snapshots(&fetched.okta, &fetched.telus)?,
+                false => store.save_snapshots(&fetched.okta, &fetched.telus)?,
+            }
             store.add_links(&plan.new_links)?;
             store.set_baseline(&plan.agreed)?;
             let known_refusals = store.okta_refusals()?;
@@ -594,7 +602,7 @@ fn unfinished(r: crate::store::JournalRow) -> Unfinished {
 }
 
 /// Says in the log what the plan holds back: holds, attributes left out, users not synced.
-fn log_plan(plan: &Plan) {
+pub(super) fn log_plan(plan: &Plan) {
     if !plan.held.is_empty() {
         let reasons = plan.held_reasons().join("; ");
         if plan.approved {
@@ -620,7 +628,7 @@ fn log_plan(plan: &Plan) {
 /// attribute's master (what a per-user refusal depends on). A schema that cannot be read (an
 /// OAuth app without `okta.schemas.read`, say) leaves out nothing: Okta then refuses such
 /// updates user by user, as the journal shows.
-async fn okta_writes(config: &Config, clients: &Clients) -> OktaWrites {
+pub(super) async fn okta_writes(config: &Config, clients: &Clients) -> OktaWrites {
     if !crate::schema::policy_writes_okta(&config.policy) {
         return OktaWrites::default();
     }

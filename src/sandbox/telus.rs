@@ -258,7 +258,12 @@ impl FakeTelus {
     }
 }
 
-pub(super) fn rc_error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response {
+pub(super) fn rc_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    parameter: Option<&str>,
+) -> Response {
     let mut item = json!({"errorCode": code, "message": message});
     if let Some(p) = parameter {
         item["parameterName"] = json!(p);

@@ -346,7 +346,9 @@ fn answer(st: &mut TelusState, session: &str, text: &str) -> Option<String> {
             let ok = meta.get("method").and_then(Value::as_str) == Some("POST")
                 && path.trim_end_matches('/') == "/restapi/v1.0/subscription"
                 && filters == ["/restapi/v1.0/account/~/extension"]
-                && body.pointer("/deliveryMode/transportType").and_then(Value::as_str)
+                && body
+                    .pointer("/deliveryMode/transportType")
+                    .and_then(Value::as_str)
                     == Some("WebSocket");
             if !ok {
                 return Some(json!([
@@ -358,11 +360,14 @@ fn answer(st: &mut TelusState, session: &str, text: &str) -> Option<String> {
             if let Some(s) = g.sessions.get_mut(session) {
                 s.subscribed = true;
             }
-            Some(json!([
-                {"type": "ClientResponse", "messageId": message_id, "status": 200},
-                {"id": "fake-sub", "status": "Active", "eventFilters": filters,
-                 "deliveryMode": {"transportType": "WebSocket"}, "expiresIn": 900}
-            ]).to_string())
+            Some(
+                json!([
+                    {"type": "ClientResponse", "messageId": message_id, "status": 200},
+                    {"id": "fake-sub", "status": "Active", "eventFilters": filters,
+                     "deliveryMode": {"transportType": "WebSocket"}, "expiresIn": 900}
+                ])
+                .to_string(),
+            )
         }
         _ => None,
     }
@@ -383,7 +388,11 @@ pub async fn extension_numbers(
         Ok(h) => h,
         Err(resp) => return resp,
     };
-    let Some(ext) = id.parse::<i64>().ok().filter(|n| st.extension(*n).is_some()) else {
+    let Some(ext) = id
+        .parse::<i64>()
+        .ok()
+        .filter(|n| st.extension(*n).is_some())
+    else {
         return rc_error(
             StatusCode::NOT_FOUND,
             "CMN-102",

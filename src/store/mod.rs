@@ -9,7 +9,7 @@ mod names;
 mod passes;
 mod schema;
 mod snapshots;
-mod state;
+pub mod state;
 
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
 use crate::model::{PassKind, PassOutcome, TokenPair};

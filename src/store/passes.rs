@@ -37,12 +37,25 @@ impl Store {
     }
 
     pub fn recent_passes(&self, limit: usize) -> Result<Vec<PassRow>> {
+        self.passes_where("1", limit)
+    }
+
+    /// The last full or incremental pass (targeted passes read only a few users: an
+    /// incremental read continues from the last pass that read a whole directory).
+    pub fn last_whole_pass(&self) -> Result<Option<PassRow>> {
+        Ok(self
+            .passes_where("kind != 'targeted'", 1)?
+            .into_iter()
+            .next())
+    }
+
+    fn passes_where(&self, condition: &str, limit: usize) -> Result<Vec<PassRow>> {
         self.run(|c| {
-            let mut stmt = c.prepare(
+            let mut stmt = c.prepare(&format!(
                 "SELECT id, kind, started_at, finished_at, outcome, okta_read, telus_read, planned,
                             applied, failed, failed_users, message
-                     FROM passes ORDER BY id DESC LIMIT ?1",
-            )?;
+                     FROM passes WHERE {condition} ORDER BY id DESC LIMIT ?1"
+            ))?;
             let rows = stmt.query_map([limit as i64], |r| {
                 Ok(PassRow {
                     id: r.get(0)?,
@@ -62,6 +75,33 @@ impl Store {
                 })
             })?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+    }
+
+    /// The users a pass wrote to (changes journalled `applied`): Okta ids, extension ids.
+    pub fn written_in_pass(&self, pass_id: i64) -> Result<(Vec<String>, Vec<String>)> {
+        self.run(|c| {
+            let mut stmt = c.prepare(
+                "SELECT DISTINCT system, okta_id, ext_id FROM journal
+                     WHERE pass_id = ?1 AND outcome = 'applied'",
+            )?;
+            let mut okta = Vec::new();
+            let mut telus = Vec::new();
+            let rows = stmt.query_map([pass_id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                match row? {
+                    (system, Some(id), _) if system == "okta" => okta.push(id),
+                    (system, _, Some(id)) if system == "telus" => telus.push(id),
+                    _ => {}
+                }
+            }
+            Ok((okta, telus))
         })
     }
 

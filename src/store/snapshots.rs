@@ -57,6 +57,44 @@ impl Store {
         })
     }
 
+    /// Stores the users a targeted pass read over their stored copies, in one transaction;
+    /// every other stored user stays as it was.
+    pub fn merge_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
+        self.tx(|tx| {
+            let mut names = self.names.borrow_mut();
+            let mut okta_upsert = tx.prepare(
+                "INSERT OR REPLACE INTO okta_users (id, status, last_updated, profile, provider)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for u in okta {
+                let profile = names.encode(tx, u.profile.iter())?;
+                okta_upsert.execute(params![
+                    u.id.0,
+                    u.status.as_str(),
+                    u.last_updated,
+                    profile,
+                    u.provider
+                ])?;
+            }
+            let mut telus_upsert = tx.prepare(
+                "INSERT OR REPLACE INTO telus_users (id, status, fields, directory_ref, in_directory)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for u in telus {
+                let fields = names.encode(tx, u.fields.iter())?;
+                let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
+                telus_upsert.execute(params![
+                    u.id.0,
+                    u.status.as_str(),
+                    fields,
+                    reference,
+                    u.in_directory
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
     /// How many users each stored snapshot holds (Okta, TELUS).
     pub fn snapshot_counts(&self) -> Result<(usize, usize)> {
         self.run(|c| {

@@ -2,11 +2,24 @@
 
 use super::*;
 
+/// Meta keys of the change-event channels: the System Log cursor (the `next` link polling
+/// continues from), and each channel's state line the daemon writes for `status`.
+pub const OKTA_CURSOR: &str = "events.okta.cursor";
+pub const OKTA_EVENTS_STATE: &str = "events.okta.state";
+pub const TELUS_EVENTS_STATE: &str = "events.telus.state";
+
 impl Store {
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
         self.run(|c| {
             c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
+        })
+    }
+
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.run(|c| {
+            c.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+            Ok(())
         })
     }
 

@@ -147,8 +147,7 @@ impl Client {
         let gateway = Url::parse(uri)
             .ok()
             .filter(|u| {
-                u.scheme() == "wss"
-                    || (u.scheme() == "ws" && crate::config::is_loopback(u))
+                u.scheme() == "wss" || (u.scheme() == "ws" && crate::config::is_loopback(u))
             })
             .ok_or_else(|| Error::Decode {
                 endpoint: endpoint.to_string(),
@@ -249,7 +248,12 @@ async fn connect_once(
 ) -> Ended {
     let (token, gateway) = match client.ws_token().await {
         Ok(t) => t,
-        Err(Error::Api { status: 403, code, message, .. }) => {
+        Err(Error::Api {
+            status: 403,
+            code,
+            message,
+            ..
+        }) => {
             return Ended::Refused(format!(
                 "RingCentral refused a WebSocket token (HTTP 403 {code}: {message}): the app needs the WebSocketsSubscription permission"
             ));
@@ -265,7 +269,12 @@ async fn connect_once(
     {
         Ok(Ok((ws, _))) => ws,
         // The error names the URL, which holds the token: only its kind is told.
-        Ok(Err(e)) => return Ended::Failed(format!("cannot connect to the gateway: {}", ws_error_kind(&e))),
+        Ok(Err(e)) => {
+            return Ended::Failed(format!(
+                "cannot connect to the gateway: {}",
+                ws_error_kind(&e)
+            ));
+        }
         Err(_) => return Ended::Failed("the gateway did not answer in time".into()),
     };
     // Nothing is sent before ConnectionDetails (the session-recovery guide).
@@ -285,7 +294,9 @@ async fn connect_once(
         wsc,
         sequence,
         recovery_timeout: Duration::from_secs(
-            body.get("recoveryTimeout").and_then(Value::as_u64).unwrap_or(180),
+            body.get("recoveryTimeout")
+                .and_then(Value::as_u64)
+                .unwrap_or(180),
         ),
         dropped_at: Instant::now(),
     };
@@ -298,7 +309,11 @@ async fn connect_once(
         }
     }
     let lost = !recovered;
-    if tx.send(Notice::Subscribed { lost, recovered }).await.is_err() {
+    if tx
+        .send(Notice::Subscribed { lost, recovered })
+        .await
+        .is_err()
+    {
         return Ended::Closed;
     }
     let reason = pump(&mut ws, &mut session, tx, opts).await;
@@ -312,9 +327,8 @@ async fn connect_once(
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Sends the subscription `ClientRequest` and waits for its `ClientResponse`.
 async fn subscribe(ws: &mut Ws, opts: &ListenOptions) -> Result<(), Ended> {
@@ -325,16 +339,25 @@ async fn subscribe(ws: &mut Ws, opts: &ListenOptions) -> Result<(), Ended> {
         {"eventFilters": [EVENT_FILTER], "deliveryMode": {"transportType": "WebSocket"}}
     ]);
     if let Err(e) = ws.send(Message::text(request.to_string())).await {
-        return Err(Ended::Failed(format!("cannot subscribe: {}", ws_error_kind(&e))));
+        return Err(Ended::Failed(format!(
+            "cannot subscribe: {}",
+            ws_error_kind(&e)
+        )));
     }
     let deadline = Instant::now() + opts.heartbeat;
     loop {
         let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => t,
             Ok(Some(Ok(_))) => continue,
-            _ => return Err(Ended::Failed("no answer to the subscription request".into())),
+            _ => {
+                return Err(Ended::Failed(
+                    "no answer to the subscription request".into(),
+                ));
+            }
         };
-        let Some((meta, body)) = parse(&msg) else { continue };
+        let Some((meta, body)) = parse(&msg) else {
+            continue;
+        };
         if meta.get("messageId").and_then(Value::as_str) != Some(message_id.as_str()) {
             continue;
         }
@@ -480,7 +503,10 @@ mod tests {
             json!({"timestamp": "2026-12-01T10:00:00.000Z",
                    "body": {"extensionId": "62", "eventType": "Update", "hints": hints}})
         };
-        assert_eq!(notice_of(&body(json!(["Features", "AnsweringRules"]))), None);
+        assert_eq!(
+            notice_of(&body(json!(["Features", "AnsweringRules"]))),
+            None
+        );
         assert!(matches!(
             notice_of(&body(json!(["Features", "CompanyNumbers"]))),
             Some(Notice::Changed { ext, .. }) if ext.0 == "62"
@@ -488,8 +514,10 @@ mod tests {
         // No hints at all: taken as a change (the harsher reading).
         assert!(notice_of(&body(json!([]))).is_some());
         let created = json!({"body": {"extensionId": 63, "eventType": "Create"}});
-        assert!(matches!(notice_of(&created), Some(Notice::Changed { ext, event_type, .. })
-            if ext.0 == "63" && event_type == "Create"));
+        assert!(
+            matches!(notice_of(&created), Some(Notice::Changed { ext, event_type, .. })
+            if ext.0 == "63" && event_type == "Create")
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -21,13 +21,13 @@ fn signal(child: &Child, sig: &str) {
     assert!(ok, "kill {sig}");
 }
 
-struct Daemon {
-    child: Child,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
     log: std::path::PathBuf,
 }
 
 impl Daemon {
-    fn start(cfg: &str, dir: &std::path::Path) -> Daemon {
+    pub(crate) fn start(cfg: &str, dir: &std::path::Path) -> Daemon {
         let log = dir.join("daemon.log");
         let child = crate::bin()
             .args(["--config", cfg, "run"])
@@ -39,11 +39,11 @@ impl Daemon {
         Daemon { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    async fn wait_for_log(&self, needle: &str, count: usize) {
+    pub(crate) async fn wait_for_log(&self, needle: &str, count: usize) {
         let started = std::time::Instant::now();
         while self.log().matches(needle).count() < count {
             assert!(
@@ -55,7 +55,7 @@ impl Daemon {
         }
     }
 
-    async fn wait_exit(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn wait_exit(mut self) -> std::process::ExitStatus {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             loop {

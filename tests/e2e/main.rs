@@ -16,6 +16,7 @@ use std::time::Duration;
 mod bulk;
 mod clients;
 mod daemon;
+mod events;
 mod faults;
 mod hostile;
 mod schema;

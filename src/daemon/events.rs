@@ -1,0 +1,562 @@
+//! Change events in the daemon: the Okta System Log poller and the TELUS WebSocket listener
+//! run as tasks that send what they hear; `Events` coalesces it into the users the next
+//! targeted pass reads, drops echoes of this tool's own writes, says when events were lost
+//! (a pass of the whole directory then), keeps the System Log cursor, and reports each
+//! channel's health to `status` (through the store) and the metrics.
+
+use super::metrics;
+use super::pass::Clients;
+use super::targeted::Named;
+use crate::config::Config;
+use crate::model::{ExtId, OktaId};
+use crate::okta::{self, LogCursor};
+use crate::store::Store;
+use crate::telus::events::{ListenOptions, Notice};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::store::state::{
+    OKTA_CURSOR, OKTA_EVENTS_STATE as OKTA_STATE, TELUS_EVENTS_STATE as TELUS_STATE,
+};
+
+/// How long after the first event of a batch its targeted pass starts: events a moment
+/// apart (an admin saving a form, a script) go in one pass.
+pub const DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// How long after a pass wrote to a TELUS user the notification of that write is expected.
+/// RingCentral's notifications name no author, so each write is expected to raise one
+/// notification, which is taken as its echo; any further one is a real hint (an edit of
+/// the same user meanwhile). The guide does not say a write raises exactly one: if it
+/// raises more, each extra costs one targeted read that finds nothing to do.
+pub const ECHO_WINDOW: Duration = Duration::from_secs(60);
+
+/// What the channel tasks send to the daemon.
+#[derive(Debug)]
+pub enum Event {
+    /// A System Log poll: its events, and the link the next poll starts from.
+    Okta {
+        events: Vec<okta::LogEvent>,
+        next: String,
+    },
+    /// Where Okta polling starts: `resumed` from the stored cursor, else from now (events
+    /// before now are unknown).
+    OktaStarted {
+        resumed: bool,
+    },
+    /// Okta refused the cursor (too old for the log's retention, or unknown): events lost.
+    OktaLost {
+        reason: String,
+    },
+    /// A poll failed; the next one tries again.
+    OktaDown {
+        reason: String,
+    },
+    /// Okta refuses this credential the System Log (no `okta.logs.read`): Okta events off.
+    OktaRefused {
+        reason: String,
+    },
+    Telus(Notice),
+}
+
+/// The running channel tasks (stopped when dropped) and what they send.
+pub struct Channels {
+    pub rx: mpsc::Receiver<Event>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Channels {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the channels `config.events` asks for; `None` when both are off.
+pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channels> {
+    if !config.events.any() {
+        return None;
+    }
+    let (tx, rx) = mpsc::channel(1024);
+    let mut tasks = Vec::new();
+    if let Some(every) = config.events.okta_poll {
+        let stored = store.meta(OKTA_CURSOR).ok().flatten();
+        tasks.push(tokio::spawn(poll_okta(
+            clients.okta.clone(),
+            every,
+            stored,
+            tx.clone(),
+        )));
+    }
+    if config.events.telus_websocket {
+        let (ntx, mut nrx) = mpsc::channel(1024);
+        let opts = ListenOptions {
+            heartbeat: config.events.telus_heartbeat,
+            ..ListenOptions::default()
+        };
+        tasks.push(tokio::spawn(crate::telus::events::listen(
+            clients.telus.clone(),
+            ntx,
+            opts,
+        )));
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(n) = nrx.recv().await {
+                if tx.send(Event::Telus(n)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    Some(Channels { rx, tasks })
+}
+
+/// Polls the System Log every `every` from the stored cursor (else from now), sending each
+/// poll's events and next link.
+async fn poll_okta(
+    client: std::sync::Arc<okta::Client>,
+    every: Duration,
+    stored: Option<String>,
+    tx: mpsc::Sender<Event>,
+) {
+    let from_now = || LogCursor::Since(crate::store::now());
+    let resumed = stored.is_some();
+    let mut cursor = stored.map(LogCursor::Next).unwrap_or_else(from_now);
+    if tx.send(Event::OktaStarted { resumed }).await.is_err() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tx.closed() => return,
+        }
+        let event = match client.poll_logs(&cursor).await {
+            Ok(poll) => {
+                cursor = LogCursor::Next(poll.next.clone());
+                Event::Okta {
+                    events: poll.events,
+                    next: poll.next,
+                }
+            }
+            Err(okta::Error::Api {
+                status: 400,
+                code,
+                summary,
+                ..
+            }) => {
+                cursor = from_now();
+                Event::OktaLost {
+                    reason: format!("Okta refused the System Log cursor ({code}: {summary})"),
+                }
+            }
+            Err(okta::Error::Api {
+                status: status @ (401 | 403),
+                code,
+                summary,
+                ..
+            }) => {
+                let _ = tx
+                    .send(Event::OktaRefused {
+                        reason: format!(
+                            "Okta refuses the System Log to this credential (HTTP {status} {code}: {summary}): an OAuth app needs the okta.logs.read scope; an API token, an admin role that can read the System Log"
+                        ),
+                    })
+                    .await;
+                return;
+            }
+            Err(e) => Event::OktaDown {
+                reason: e.to_string(),
+            },
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A channel's health, as `status` and the metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Up { since: String },
+    Down { reason: String, since: String },
+    Off { reason: String },
+}
+
+impl Health {
+    fn line(&self, last: Option<&(String, String)>) -> String {
+        let state = match self {
+            Health::Starting => "starting".to_string(),
+            Health::Up { since } => format!("up since {since}"),
+            Health::Down { reason, since } => format!("down since {since}: {reason}"),
+            Health::Off { reason } => format!("off: {reason}"),
+        };
+        match last {
+            Some((at, what)) => format!("{state}; last event {at} ({what})"),
+            None => format!("{state}; no event yet"),
+        }
+    }
+}
+
+/// Which whole pass events ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Catchup {
+    Incremental,
+    Full,
+}
+
+/// The daemon's event state between passes.
+pub struct Events {
+    /// Users named since the last pass, and when each was first named (for the lag).
+    pub pending: Named,
+    first_seen: HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// A whole pass that events asked for, and why.
+    pub catchup: Option<(Catchup, String)>,
+    /// When the next event-driven pass is due.
+    pub due: Option<Instant>,
+    /// The System Log cursor to store once the pass covering its events has run.
+    cursor_unsaved: Option<String>,
+    /// TELUS users this tool wrote: echoes still expected, and until when.
+    echo: HashMap<ExtId, (u32, Instant)>,
+    /// Notifications heard per TELUS user still pending (an echo heard before its pass
+    /// ended takes one away).
+    heard: HashMap<ExtId, u32>,
+    pub okta: Health,
+    pub telus: Health,
+    last_okta: Option<(String, String)>,
+    last_telus: Option<(String, String)>,
+    figures: metrics::Shared,
+}
+
+impl Events {
+    pub fn new(config: &Config, figures: metrics::Shared) -> Events {
+        let off = |on: bool, what: &str| match on {
+            true => Health::Starting,
+            false => Health::Off {
+                reason: format!("{what} in sync.toml"),
+            },
+        };
+        Events {
+            pending: Named::default(),
+            first_seen: HashMap::new(),
+            catchup: None,
+            due: None,
+            cursor_unsaved: None,
+            echo: HashMap::new(),
+            heard: HashMap::new(),
+            okta: off(
+                config.events.okta_poll.is_some(),
+                "events.okta_poll_seconds = 0",
+            ),
+            telus: off(config.events.telus_websocket, "events.telus = \"off\""),
+            last_okta: None,
+            last_telus: None,
+            figures,
+        }
+    }
+
+    /// Whether every event channel is up: then scheduled incremental passes may be rarer.
+    pub fn healthy(&self) -> bool {
+        matches!(self.okta, Health::Up { .. }) && matches!(self.telus, Health::Up { .. })
+    }
+
+    /// Takes in one event from a channel.
+    pub fn on_event(&mut self, event: Event, store: &Store) {
+        match event {
+            Event::Okta { events, next } => self.on_okta(events, next, store),
+            Event::OktaStarted { resumed } => {
+                self.set_okta(Health::Up { since: now_text() }, store);
+                if !resumed {
+                    self.ask(
+                        Catchup::Incremental,
+                        "Okta events start from now: changes before are read by a pass",
+                    );
+                }
+            }
+            Event::OktaLost { reason } => {
+                tracing::warn!(reason = %reason, "Okta events were lost: a full pass reads everything, then polling goes on from now");
+                self.cursor_unsaved = None;
+                let _ = store.delete_meta(OKTA_CURSOR);
+                self.ask(Catchup::Full, &reason);
+            }
+            Event::OktaDown { reason } => {
+                if !matches!(self.okta, Health::Down { .. }) {
+                    tracing::warn!(error = %reason, "System Log poll failed; polling goes on");
+                }
+                self.set_okta(
+                    Health::Down {
+                        reason,
+                        since: now_text(),
+                    },
+                    store,
+                );
+            }
+            Event::OktaRefused { reason } => {
+                tracing::error!(reason = %reason, "Okta change events are off; scheduled passes carry Okta's changes");
+                self.set_okta(Health::Off { reason }, store);
+            }
+            Event::Telus(n) => self.on_telus(n, store),
+        }
+    }
+
+    fn on_okta(&mut self, events: Vec<okta::LogEvent>, next: String, store: &Store) {
+        if !matches!(self.okta, Health::Up { .. }) {
+            self.set_okta(Health::Up { since: now_text() }, store);
+        }
+        let mut hinted = false;
+        for e in events {
+            let kind = match (e.own, e.users.is_empty()) {
+                (true, _) => "own",
+                (false, true) => "ignored",
+                (false, false) => "hint",
+            };
+            self.count("okta", kind);
+            self.last_okta = Some((
+                e.published.clone(),
+                format!("{} {}", e.event_type, join(&e.users)),
+            ));
+            if kind != "hint" {
+                continue;
+            }
+            hinted = true;
+            let at = parse_time(&e.published);
+            for u in e.users {
+                self.first_seen.entry(format!("o:{u}")).or_insert(at);
+                self.pending.okta.insert(u, e.event_type.clone());
+            }
+        }
+        if hinted {
+            self.schedule();
+            self.write_state(store);
+        }
+        // The cursor moves on in the store only when nothing it passed over still waits.
+        if self.pending.okta.is_empty() && self.catchup.is_none() {
+            self.cursor_unsaved = None;
+            let _ = store.set_meta(OKTA_CURSOR, &next);
+        } else {
+            self.cursor_unsaved = Some(next);
+        }
+    }
+
+    fn on_telus(&mut self, n: Notice, store: &Store) {
+        match n {
+            Notice::Subscribed { lost, recovered } => {
+                self.set_telus(Health::Up { since: now_text() }, store);
+                if recovered {
+                    tracing::info!(
+                        "TELUS notification session recovered: missed events are replayed"
+                    );
+                }
+                if lost {
+                    self.ask(
+                        Catchup::Incremental,
+                        "TELUS events may have been missed (a new WebSocket session)",
+                    );
+                }
+            }
+            Notice::Changed {
+                ext,
+                event_type,
+                timestamp,
+            } => {
+                self.last_telus = Some((timestamp.clone(), format!("{event_type} {ext}")));
+                if let Some((expected, until)) = self.echo.get_mut(&ext)
+                    && *expected > 0
+                    && *until > Instant::now()
+                {
+                    *expected -= 1;
+                    self.count("telus", "own");
+                    return;
+                }
+                *self.heard.entry(ext.clone()).or_default() += 1;
+                self.count("telus", "hint");
+                self.first_seen
+                    .entry(format!("t:{ext}"))
+                    .or_insert(parse_time(&timestamp));
+                self.pending.telus.insert(ext, event_type);
+                self.schedule();
+                self.write_state(store);
+            }
+            Notice::Down { reason } => {
+                if !matches!(self.telus, Health::Down { .. }) {
+                    tracing::warn!(reason = %reason, "TELUS notifications down; reconnecting");
+                }
+                self.set_telus(
+                    Health::Down {
+                        reason,
+                        since: now_text(),
+                    },
+                    store,
+                );
+            }
+            Notice::Refused { reason } => {
+                tracing::error!(reason = %reason, "TELUS change events are off; scheduled passes carry TELUS's changes");
+                self.set_telus(Health::Off { reason }, store);
+            }
+        }
+    }
+
+    /// Asks for a whole pass (the larger kind wins) as soon as possible.
+    fn ask(&mut self, kind: Catchup, reason: &str) {
+        match &self.catchup {
+            Some((k, _)) if *k >= kind => {}
+            _ => self.catchup = Some((kind, reason.to_string())),
+        }
+        self.schedule();
+    }
+
+    fn schedule(&mut self) {
+        if self.due.is_none() {
+            self.due = Some(Instant::now() + DEBOUNCE);
+        }
+    }
+
+    /// Takes what the next event-driven pass covers, leaving nothing pending.
+    pub fn take(&mut self) -> (Named, Option<(Catchup, String)>) {
+        self.due = None;
+        // What was heard of these users is answered by this pass's read; what is heard from
+        // now on (the pass's own echoes among it) is counted afresh.
+        for ext in self.pending.telus.keys() {
+            self.heard.remove(ext);
+        }
+        (std::mem::take(&mut self.pending), self.catchup.take())
+    }
+
+    /// Puts back what a pass could not take (the store was busy), to try again shortly.
+    pub fn put_back(&mut self, named: Named, catchup: Option<(Catchup, String)>, retry: Duration) {
+        for (k, v) in named.okta {
+            self.pending.okta.entry(k).or_insert(v);
+        }
+        for (k, v) in named.telus {
+            self.pending.telus.entry(k).or_insert(v);
+        }
+        if let Some((kind, reason)) = catchup {
+            self.ask(kind, &reason);
+        }
+        self.due = Some(Instant::now() + retry);
+    }
+
+    /// After any pass that ran to its end: its TELUS writes' echoes are expected for a
+    /// while (and those heard during the pass dropped); a whole pass also answers every
+    /// hint; the System Log cursor is stored; the lag of what `named` asked for is taken.
+    pub fn after_pass(
+        &mut self,
+        store: &Store,
+        pass_id: Option<i64>,
+        whole: bool,
+        named: &Named,
+        applied: bool,
+    ) {
+        let now = Instant::now();
+        self.echo.retain(|_, (n, until)| *n > 0 && *until > now);
+        if let Some(id) = pass_id
+            && let Ok((_, telus)) = store.written_in_pass(id)
+        {
+            for ext in telus {
+                let ext = ExtId(ext);
+                // The write's notification, heard while the pass ran, is its echo.
+                if let Some(n) = self.heard.get_mut(&ext).filter(|n| **n > 0) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.heard.remove(&ext);
+                        self.pending.telus.remove(&ext);
+                    }
+                    self.count("telus", "own");
+                    continue;
+                }
+                let e = self.echo.entry(ext).or_insert((0, now));
+                e.0 += 1;
+                e.1 = now + ECHO_WINDOW;
+            }
+        }
+        if whole {
+            // A whole pass read everyone: the catch-up it was is done.
+            self.catchup = None;
+        }
+        if applied {
+            let earliest = named
+                .okta
+                .keys()
+                .map(|u| format!("o:{u}"))
+                .chain(named.telus.keys().map(|e| format!("t:{e}")))
+                .filter_map(|k| self.first_seen.get(&k).copied())
+                .min();
+            if let Some(at) = earliest {
+                let lag = (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0;
+                let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+                f.event_lag_sum += lag;
+                f.event_lag_count += 1;
+                f.event_lag_last = Some(lag);
+            }
+        }
+        for u in named.okta.keys() {
+            self.first_seen.remove(&format!("o:{u}"));
+        }
+        for e in named.telus.keys() {
+            self.first_seen.remove(&format!("t:{e}"));
+        }
+        if self.pending.okta.is_empty()
+            && self.catchup.is_none()
+            && let Some(cursor) = self.cursor_unsaved.take()
+        {
+            let _ = store.set_meta(OKTA_CURSOR, &cursor);
+        }
+        if self.pending.is_empty() && self.catchup.is_none() {
+            self.due = None;
+        }
+    }
+
+    fn count(&self, side: &str, kind: &str) {
+        let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        *f.events
+            .entry((side.to_string(), kind.to_string()))
+            .or_default() += 1;
+    }
+
+    fn set_okta(&mut self, h: Health, store: &Store) {
+        self.okta = h;
+        self.write_state(store);
+    }
+
+    fn set_telus(&mut self, h: Health, store: &Store) {
+        self.telus = h;
+        self.write_state(store);
+    }
+
+    /// Each channel's state line, for `status` (another process) and the metrics.
+    fn write_state(&self, store: &Store) {
+        let _ = store.set_meta(OKTA_STATE, &self.okta.line(self.last_okta.as_ref()));
+        let _ = store.set_meta(TELUS_STATE, &self.telus.line(self.last_telus.as_ref()));
+        let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        for (side, h) in [("okta", &self.okta), ("telus", &self.telus)] {
+            match h {
+                Health::Off { .. } => f.channel_up.remove(side),
+                _ => f
+                    .channel_up
+                    .insert(side.into(), matches!(h, Health::Up { .. })),
+            };
+        }
+    }
+}
+
+fn now_text() -> String {
+    crate::store::now()
+}
+
+fn parse_time(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| chrono::Utc::now())
+}
+
+fn join(users: &[OktaId]) -> String {
+    users
+        .iter()
+        .map(|u| u.0.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
