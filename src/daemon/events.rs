@@ -308,6 +308,10 @@ impl Events {
             self.set_okta(Health::Up { since: now_text() }, store);
         }
         let mut hinted = false;
+        if !events.is_empty() {
+            let own = events.iter().filter(|e| e.own).count();
+            tracing::info!(events = events.len(), own, "System Log events");
+        }
         for e in events {
             let kind = match (e.own, e.users.is_empty()) {
                 (true, _) => "own",
@@ -374,6 +378,7 @@ impl Events {
                 }
                 *self.heard.entry(ext.clone()).or_default() += 1;
                 self.count("telus", "hint");
+                tracing::info!(ext = %ext, event = %event_type, "TELUS notification");
                 self.first_seen
                     .entry(format!("t:{ext}"))
                     .or_insert(parse_time(&timestamp));

@@ -95,6 +95,8 @@ pub struct OktaState {
     pub log_retention: std::time::Duration,
     /// An OAuth app without `okta.logs.read`: `/api/v1/logs` answers 403 E0000006.
     pub logs_forbidden: bool,
+    /// The newest event dropped for its age: a cursor before it would skip events.
+    pub log_trimmed_upto: u64,
 }
 
 /// A System Log event of the fake (`LogEvent`: uuid, published, eventType, transaction.id,
@@ -138,6 +140,7 @@ impl OktaState {
             log_delay: std::time::Duration::from_secs(1),
             log_retention: std::time::Duration::from_secs(90 * 86_400),
             logs_forbidden: false,
+            log_trimmed_upto: 0,
         }
     }
 

@@ -62,6 +62,14 @@ pub async fn logs(
     }
     let now = now_epoch_ms();
     let oldest_kept = now.saturating_sub(st.log_retention.as_millis() as u64);
+    if let Some(last_old) = st
+        .log
+        .iter()
+        .take_while(|e| e.published_ms < oldest_kept)
+        .last()
+    {
+        st.log_trimmed_upto = last_old.seq;
+    }
     st.log.retain(|e| e.published_ms >= oldest_kept);
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => 100,
@@ -77,7 +85,7 @@ pub async fn logs(
     let after = match (q.get("after"), q.get("since")) {
         (Some(a), _) => match a.parse::<u64>() {
             // A cursor to events the log no longer keeps is refused.
-            Ok(seq) if st.log.first().is_none_or(|e| e.seq <= seq + 1) => seq,
+            Ok(seq) if seq >= st.log_trimmed_upto => seq,
             _ => return bad_request("after: The cursor is invalid or has expired"),
         },
         (None, Some(since)) => match chrono::DateTime::parse_from_rfc3339(since) {

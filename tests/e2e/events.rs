@@ -139,3 +139,295 @@ async fn edits_on_either_side_land_by_targeted_passes_without_a_directory_read()
     );
     assert!(text.contains("last event"), "{text}");
 }
+
+const FAST_POLL: &str = "[events]\nokta_poll_seconds = 2\n";
+
+/// The daemon on the seeded fakes with `extra` config, after its first pass and subscription.
+async fn started(sb: &Sandbox, extra: &str) -> (tempfile::TempDir, String, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), sb, extra).display().to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 1).await;
+    until("the WebSocket subscription", &d, || {
+        sb.telus.lock().gateway.subscribed() >= 1
+    })
+    .await;
+    (dir, cfg, d)
+}
+
+fn whole_passes(dir: &std::path::Path) -> usize {
+    passes_of(dir, "full") + passes_of(dir, "incremental")
+}
+
+/// A dropped connection is recovered with `wsc` within the recovery timeout: the event
+/// TELUS sent meanwhile is replayed and lands by a targeted pass, with no pass of the whole
+/// directory and no new subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_recovered_and_the_missed_event_replayed() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let whole = whole_passes(dir.path());
+    {
+        // The network drops the connection, and an admin assigns a number before the
+        // daemon is back: the gateway keeps the event for the session.
+        let mut t = sb.telus.lock();
+        t.gateway.drop_connections();
+        drop(t);
+        assign_number(&sb, 62002, "+16045550299");
+    }
+    until("the number in Okta", &d, || {
+        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
+    })
+    .await;
+    let t = sb.telus.lock();
+    assert_eq!((t.gateway.recovered, t.gateway.recovery_failed), (1, 0));
+    assert_eq!(
+        t.gateway.subscriptions, 1,
+        "a recovered session keeps its subscription"
+    );
+    drop(t);
+    assert_eq!(
+        whole_passes(dir.path()),
+        whole,
+        "no catch-up pass after a recovery"
+    );
+    assert!(passes_of(dir.path(), "targeted") >= 1);
+}
+
+/// A session the gateway cannot recover: the daemon subscribes again and runs an
+/// incremental pass, which carries the change whose event was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_recovery_subscribes_again_and_a_pass_carries_the_lost_change() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let whole = whole_passes(dir.path());
+    {
+        let mut t = sb.telus.lock();
+        t.gateway.recovery_fails = true;
+        t.gateway.drop_connections();
+        drop(t);
+        assign_number(&sb, 62002, "+16045550299");
+    }
+    until("the number in Okta", &d, || {
+        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
+    })
+    .await;
+    let t = sb.telus.lock();
+    assert_eq!((t.gateway.recovered, t.gateway.recovery_failed), (0, 1));
+    assert_eq!(
+        t.gateway.subscriptions, 2,
+        "subscribed again on the new session"
+    );
+    drop(t);
+    assert_eq!(
+        passes_of(dir.path(), "incremental"),
+        whole - passes_of(dir.path(), "full") + 1
+    );
+    assert!(
+        d.log().contains("TELUS events may have been missed"),
+        "{}",
+        d.log()
+    );
+}
+
+/// A restart loses nothing and replays nothing: the System Log is read on from the stored
+/// cursor (the edit made while the daemon was down arrives as an event; the one handled
+/// before the stop does not come again), and TELUS's missed events are carried by the
+/// catch-up pass that follows the new subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_from_the_stored_cursor_and_catches_up_on_telus() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, cfg, d) = started(&sb, FAST_POLL).await;
+    okta_department(&sb, "00u1ana", "Finance");
+    until("the first department in TELUS", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    // Stored only once its pass has run: wait for the poll after it.
+    until("the cursor stored", &d, || {
+        Store::open(&dir.path().join("state.db"))
+            .unwrap()
+            .meta("events.okta.cursor")
+            .unwrap()
+            .is_some_and(|c| c.contains("after="))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    assert!(d.wait_exit().await.success());
+
+    // While it is down: an edit on each side.
+    okta_department(&sb, "00u3chl", "Legal");
+    assign_number(&sb, 62002, "+16045550299");
+    let d = Daemon::start(&cfg, dir.path());
+    until("the Okta edit in TELUS", &d, || {
+        contact_field(&sb, 62003, &["department"]).as_deref() == Some("Legal")
+    })
+    .await;
+    until("the TELUS edit in Okta", &d, || {
+        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
+    })
+    .await;
+    until("the System Log read on", &d, || {
+        d.log().contains("System Log events")
+    })
+    .await;
+    let log = d.log();
+    assert!(
+        log.contains("System Log events events=1 own=0"),
+        "only the edit made while down comes from the cursor, not the one before:\n{log}"
+    );
+    assert!(
+        !log.contains("Okta events start from now"),
+        "the cursor was resumed:\n{log}"
+    );
+}
+
+/// A stored cursor Okta refuses (its events are past the log's retention): a full pass reads
+/// everything, then polling goes on from now and edits land by targeted passes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_past_retention_means_a_full_pass_then_polling_from_now() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, cfg, d) = started(&sb, FAST_POLL).await;
+    okta_department(&sb, "00u1ana", "Finance");
+    until("the department in TELUS", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    assert!(d.wait_exit().await.success());
+    // The log keeps a second; the daemon was away longer, and an edit went by meanwhile.
+    okta_department(&sb, "00u3chl", "Legal");
+    sb.okta.lock().log_retention = Duration::from_millis(1000);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let full = passes_of(dir.path(), "full");
+    let d = Daemon::start(&cfg, dir.path());
+    until("the lost edit in TELUS", &d, || {
+        contact_field(&sb, 62003, &["department"]).as_deref() == Some("Legal")
+    })
+    .await;
+    until("the full pass", &d, || {
+        passes_of(dir.path(), "full") == full + 1
+    })
+    .await;
+    assert!(d.log().contains("Okta events were lost"), "{}", d.log());
+    sb.okta.lock().log_retention = Duration::from_secs(3600);
+    okta_department(&sb, "00u4dav", "Research");
+    until("an edit after the loss in TELUS", &d, || {
+        contact_field(&sb, 62004, &["department"]).as_deref() == Some("Research")
+    })
+    .await;
+}
+
+/// A burst: 60 users edited in Okta at once is more than a targeted pass takes, so one
+/// incremental pass carries it; TELUS's 60 notifications of that pass's own (bulk) write are
+/// its echoes, and no extension is read one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_becomes_one_pass_and_its_echoes_are_not_read_again() {
+    let (okta, telus, numbers) = many_users(60);
+    let sb = Sandbox::start(okta, telus, numbers).await.unwrap();
+    let (dir, _cfg, d) = started(
+        &sb,
+        "[events]\nokta_poll_seconds = 2\n[safety]\nmax_changed_percent = 100\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let incremental = passes_of(dir.path(), "incremental");
+    let ids: Vec<String> = sb.okta.lock().users.iter().map(|u| u.id.clone()).collect();
+    for id in &ids {
+        okta_department(&sb, id, "Burst");
+    }
+    until("every department in TELUS", &d, || {
+        let t = sb.telus.lock();
+        t.extensions
+            .iter()
+            .all(|e| e.contact.get("department").and_then(Value::as_str) == Some("Burst"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(passes_of(dir.path(), "incremental"), incremental + 1);
+    assert_eq!(
+        passes_of(dir.path(), "targeted"),
+        0,
+        "no user read one by one"
+    );
+    let single_reads = sb
+        .telus
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/extension/"))
+        .count();
+    assert_eq!(single_reads, 0);
+}
+
+/// Idle, the daemon sends only System Log polls to Okta and nothing to TELUS's REST API,
+/// and its heartbeats keep the WebSocket open past the gateway's idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_costs_only_log_polls_and_heartbeats_keep_the_connection() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.lock().gateway.idle_timeout = Duration::from_secs(7);
+    let extra = "[events]\nokta_poll_seconds = 2\ntelus_heartbeat_seconds = 5\n";
+    let (_dir, _cfg, d) = started(&sb, extra).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (okta_before, telus_before) = (
+        sb.okta.lock().requests.len(),
+        sb.telus.lock().requests.len(),
+    );
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let o = sb.okta.lock();
+    let idle: Vec<&str> = o.requests[okta_before..]
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(idle.iter().all(|p| *p == "/api/v1/logs"), "{idle:?}");
+    assert!(
+        (6..=9).contains(&idle.len()),
+        "one poll every 2 s: {}",
+        idle.len()
+    );
+    drop(o);
+    let t = sb.telus.lock();
+    assert_eq!(
+        t.requests.len(),
+        telus_before,
+        "no TELUS REST request while idle"
+    );
+    assert_eq!(
+        (t.gateway.connections, t.gateway.idle_closed),
+        (1, 0),
+        "{}",
+        d.log()
+    );
+    assert!(t.gateway.heartbeats >= 2);
+}
+
+/// An app without the `WebSocketsSubscription` permission: TELUS events are off with a line
+/// that says why, Okta events still work, and `status` shows both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_websocket_permission_telus_events_are_off_with_a_clear_line() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.lock().gateway.permitted = false;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, FAST_POLL)
+        .display()
+        .to_string();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("TELUS change events are off", 1).await;
+    d.wait_for_log("pass complete", 1).await;
+    okta_department(&sb, "00u1ana", "Finance");
+    until("the department in TELUS", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    let status = run_bin(vec!["--config".into(), cfg, "status".into()]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("WebSocketsSubscription"), "{text}");
+    assert!(
+        text.contains("Okta:  System Log polled every 2 s: up since"),
+        "{text}"
+    );
+}
