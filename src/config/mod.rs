@@ -78,6 +78,10 @@ pub struct TelusConfig {
 pub struct Schedule {
     pub cron: String,
     pub full_cron: String,
+    /// `schedule.cron` was left unset: its incremental passes may be rarer while change
+    /// events are healthy (`events.quiet_incremental_minutes`). A cron the admin wrote is
+    /// kept as written.
+    pub cron_is_default: bool,
 }
 
 /// `[events]`: change events that start a pass within seconds of a change.
@@ -413,6 +417,35 @@ jwt = "jwt-credential"
             .join("\n");
         let c = from_toml_str(&text, env, Path::new("/etc")).unwrap();
         assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len());
+        // The shipped file says what a config without `[events]` means.
+        let bare = from_toml_str(MINIMAL, Vec::new(), Path::new("/etc")).unwrap();
+        assert_eq!(c.events, bare.events);
+        assert_eq!(c.schedule, bare.schedule);
+        assert!(c.schedule.cron_is_default && c.events.okta_poll.is_some());
+    }
+
+    #[test]
+    fn events_keys_are_checked_and_named() {
+        let errs = parse(&format!(
+            "{MINIMAL}\n[events]\nokta_poll_seconds = 1\ntelus = \"webhook\"\ntelus_heartbeat_seconds = 3600\n"
+        ))
+        .unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "events.okta_poll_seconds",
+                "events.telus",
+                "events.telus_heartbeat_seconds"
+            ]
+        );
+        let off = from_toml_str(
+            &format!("{MINIMAL}\n[events]\nokta_poll_seconds = 0\ntelus = \"off\"\n"),
+            Vec::new(),
+            Path::new("/etc"),
+        )
+        .unwrap();
+        assert!(!off.events.any());
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub(super) fn validate(
     if raw.store.journal_days == Some(0) {
         p.push("store.journal_days", "must be at least 1");
     }
+    let cron_is_default = raw.schedule.cron.is_none();
     let schedule = Schedule {
+        cron_is_default,
         cron: check_cron(&mut p, "schedule.cron", raw.schedule.cron, "0 */15 * * * *"),
         full_cron: check_cron(
             &mut p,

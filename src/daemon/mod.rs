@@ -441,7 +441,7 @@ impl Daemon {
     /// scheduled incremental pass may wait.
     fn quiet(&self) -> bool {
         let quiet = self.config.events.quiet_incremental;
-        if quiet.is_zero() || !self.events.healthy() {
+        if quiet.is_zero() || !self.config.schedule.cron_is_default || !self.events.healthy() {
             return false;
         }
         let Ok(Some(last)) = self.store.last_whole_pass() else {

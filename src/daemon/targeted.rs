@@ -14,6 +14,7 @@ use crate::store::Store;
 use crate::summary::PassReport;
 use futures_util::StreamExt as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tracing::Instrument as _;
 
 /// Above this many users, one pass of the whole directory costs less than reading each
 /// (two Light requests a user against a directory read of Medium pages), and a burst of
@@ -135,30 +136,25 @@ pub async fn run_targeted_pass(
         Ok(f) => f,
         Err(reason) => return Ok(Targeted::Escalate(reason)),
     };
-    let pass_id = Some(store.begin_pass(PassKind::Targeted)?);
+    let pass_id = store.begin_pass(PassKind::Targeted)?;
     let pass = Pass {
         config,
         clients,
         store,
         opts,
-        pass_id,
+        pass_id: Some(pass_id),
         targeted: true,
     };
-    let span = tracing::info_span!(
-        "sync_pass",
-        pass_id = pass_id.unwrap_or(0),
-        kind = "targeted",
-        users = pairs.len()
-    );
-    let _e = span.enter();
-    let plan = plan_pairs(&pass, &fetched, &pairs)?;
-    drop(_e);
-    let mut report = pass.apply_and_record(fetched, plan, (0, 0)).await?;
+    let span = tracing::info_span!("sync_pass", pass_id, kind = "targeted", users = pairs.len());
+    let mut report = async {
+        let plan = plan_pairs(&pass, &fetched, &pairs)?;
+        pass.apply_and_record(fetched, plan, (0, 0)).await
+    }
+    .instrument(span)
+    .await?;
     report.kind = PassKind::Targeted;
     clients.save_pacing(store);
-    if let Some(id) = pass_id {
-        store.finish_pass(id, &summary_of(&report))?;
-    }
+    store.finish_pass(pass_id, &summary_of(&report))?;
     Ok(Targeted::Ran(Box::new(report)))
 }
 

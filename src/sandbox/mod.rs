@@ -138,6 +138,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
             },
             http: None,
             schedule: Schedule {
+                cron_is_default: true,
                 cron: "0 */15 * * * *".into(),
                 full_cron: "0 0 3 * * *".into(),
             },

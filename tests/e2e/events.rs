@@ -121,12 +121,15 @@ async fn edits_on_either_side_land_by_targeted_passes_without_a_directory_read()
         2,
         "one targeted pass per edit; echoes read nothing"
     );
-    let t = sb.telus.lock();
+    let single = sb
+        .telus
+        .lock()
+        .count("GET", "/restapi/v1.0/account/~/extension/62001");
     assert_eq!(
-        t.count("GET", "/restapi/v1.0/account/~/extension/62001"),
-        2 + 2
+        single,
+        2 + 2,
+        "the extension and its numbers, once per targeted pass"
     );
-    drop(t);
     let status = run_bin(vec!["--config".into(), cfg.clone(), "status".into()]).await;
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
