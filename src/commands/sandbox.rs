@@ -64,10 +64,132 @@ pub async fn run() -> anyhow::Result<Exit> {
     );
 
     print_directories(&sb);
+    drop(store);
+    change_events(&sb, &config).await?;
     println!(
         "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
     );
     Ok(Exit::Ok)
+}
+
+/// The daemon with change events on (the shipped `[events]` defaults): an edit on either
+/// side lands within seconds, without waiting for a scheduled pass.
+async fn change_events(
+    sb: &sandbox::Sandbox,
+    config: &okta_telus_sync::config::Config,
+) -> anyhow::Result<()> {
+    use okta_telus_sync::daemon::{self, Signal};
+    println!("\n== Change events: the daemon (`run`) with the default [events] ==");
+    let mut config = config.clone();
+    config.events = okta_telus_sync::config::Events {
+        okta_poll: Some(std::time::Duration::from_secs(10)),
+        telus_websocket: true,
+        quiet_incremental: std::time::Duration::from_secs(3600),
+        telus_heartbeat: std::time::Duration::from_secs(30),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // The daemon and the admin's edits run side by side in this task (the daemon's store
+    // connection stays on one thread).
+    let edits = async {
+        let result = edits(sb).await;
+        let _ = tx.send(Signal::Terminate).await;
+        result
+    };
+    let (ran, edited) = tokio::join!(
+        daemon::run(std::path::PathBuf::from("sandbox.toml"), config, rx),
+        edits
+    );
+    ran.context("the daemon")?;
+    edited
+}
+
+/// An edit on each side, each timed until it shows on the other.
+async fn edits(sb: &sandbox::Sandbox) -> anyhow::Result<()> {
+    // Up when subscribed and its start-up pass (events before it are unknown) is done.
+    wait_for("the daemon to subscribe", || {
+        sb.telus.lock().gateway.subscribed() == 1 && sb.okta.lock().count("GET", "/api/v1/logs") > 0
+    })
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    {
+        let mut t = sb.telus.lock();
+        for n in t
+            .numbers
+            .iter_mut()
+            .filter(|n| n.extension_id == Some(62012))
+        {
+            n.extension_id = None;
+        }
+        if let Some(n) = t
+            .numbers
+            .iter_mut()
+            .find(|n| n.phone_number == "+16045550299")
+        {
+            n.extension_id = Some(62012);
+            n.primary = true;
+        }
+        t.changed(62012, &["CompanyNumbers"]);
+    }
+    println!("An admin assigns +16045550299 to Liam (ext 112) in the TELUS portal...");
+    let phone = |sb: &sandbox::Sandbox| okta_value(sb, "00uCliam", "primaryPhone");
+    wait_for("Liam's new number in Okta", || {
+        phone(sb).as_deref() == Some("+16045550299#112")
+    })
+    .await?;
+    println!(
+        "  ...Okta's primaryPhone for Liam is {} after {:.1} s (a targeted pass read Liam alone).",
+        phone(sb).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    {
+        let mut o = sb.okta.lock();
+        if let Some(u) = o.users.iter_mut().find(|u| u.id == "00uCliam") {
+            u.profile
+                .insert("department".into(), serde_json::json!("Research"));
+        }
+        o.touch("00uCliam");
+    }
+    println!("An admin moves Liam to Research in Okta...");
+    let dept = |sb: &sandbox::Sandbox| {
+        sb.telus.lock().extension(62012).and_then(|e| {
+            e.contact
+                .get("department")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+    };
+    wait_for("Liam's new department in TELUS", || {
+        dept(sb).as_deref() == Some("Research")
+    })
+    .await?;
+    println!(
+        "  ...TELUS shows Research after {:.1} s (the System Log is polled every 10 s).",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn okta_value(sb: &sandbox::Sandbox, id: &str, attr: &str) -> Option<String> {
+    sb.okta.lock().user(id).and_then(|u| {
+        u.profile
+            .get(attr)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    })
+}
+
+/// Waits up to 30 s for `cond`.
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    while !cond() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            anyhow::bail!("the sandbox waited 30 s for {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 /// Both fakes' directories as the passes left them.
