@@ -7,10 +7,16 @@
 //!    no-change pass, against the minimum;
 //! 3. local cost (CPU, peak RSS, store size) at N = 1,000, 10,000 and 100,000 per side;
 //! 5. the time each kind of pass would take at RingCentral's and Okta's published limits,
-//!    projected from the requests it made in each rate group, on the bulk and per-user paths.
+//!    projected from the requests it made in each rate group, on the bulk and per-user paths;
+//! 6. change events at 10,000 users: latency both ways, idle cost, no loss (`events.rs`).
+//!
+//! `cargo bench --bench scale -- --events-only` prints section 6 alone (about 5 minutes).
 //!
 //! Each N runs in a fresh child process of this benchmark so that peak RSS is its own.
 //! `SCALE_SIZES=1000,10000` overrides the sizes.
+
+#[path = "scale_parts/events.rs"]
+mod events;
 
 use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
@@ -551,6 +557,10 @@ fn main() {
         println!("{}", project(n, args.iter().any(|a| a == "--custom")));
         return;
     }
+    if args.iter().any(|a| a == "--events") {
+        println!("{}", events::run());
+        return;
+    }
     if args.iter().any(|a| a == "--rate") {
         println!("{}", rate(200));
         return;
@@ -573,6 +583,10 @@ fn main() {
         serde_json::from_str(last).unwrap_or(Value::Null)
     };
 
+    if args.iter().any(|a| a == "--events-only") {
+        events::print(&run(&["--events".into()]));
+        return;
+    }
     println!(
         "okta-telus-sync scale benchmark ({} cores)",
         std::thread::available_parallelism()
@@ -670,4 +684,5 @@ fn main() {
     );
     println!("   targets at N = 100,000: CPU < 5 s, peak RSS < 300 MiB, store < 100 MiB");
     print_projections(&sizes, &run);
+    events::print(&run(&["--events".into()]));
 }

@@ -6,6 +6,32 @@ use crate::Exit;
 use okta_telus_sync::daemon::pass::Clients;
 use okta_telus_sync::http::HttpSettings;
 
+/// Whether the credentials allow the change events `[events]` turns on: one System Log read
+/// and one WebSocket token. A refusal is a warning (scheduled passes still carry changes).
+async fn check_events(config: &okta_telus_sync::config::Config, clients: &Clients) {
+    use okta_telus_sync::okta::LogCursor;
+    if let Some(every) = config.events.okta_poll {
+        let since = LogCursor::Since(okta_telus_sync::store::now());
+        match clients.okta.poll_logs(&since).await {
+            Ok(_) => println!(
+                "change events: Okta System Log readable (polled every {} s)",
+                every.as_secs()
+            ),
+            Err(e) => println!(
+                "warning: change events: Okta System Log not readable ({e}); an OAuth app needs the okta.logs.read scope. Okta changes will wait for scheduled passes"
+            ),
+        }
+    }
+    if config.events.telus_websocket {
+        match clients.telus.check_websocket().await {
+            Ok(()) => println!("change events: TELUS WebSocket notifications allowed"),
+            Err(why) => println!(
+                "warning: change events: {why}. TELUS changes will wait for scheduled passes"
+            ),
+        }
+    }
+}
+
 pub enum SchemaOut {
     Text,
     Json,
@@ -52,6 +78,7 @@ pub async fn run(path: &std::path::Path, out: SchemaOut) -> anyhow::Result<Exit>
             okta_telus_sync::schema::schema_text(&config.policy, &okta, &telus)
         ),
         SchemaOut::Check => {
+            check_events(&config, &clients).await;
             if problems.is_empty() {
                 println!(
                     "{}: ok; authenticated to Okta and TELUS; all {} rows match both live schemas",

@@ -21,6 +21,14 @@ pub struct ServeFakesArgs {
     /// The account refuses bulk updates: one PUT per user.
     #[arg(long)]
     no_bulk: bool,
+    /// RingCentral's published budgets (Light 50, Medium 40, Heavy 10, Auth 5 a minute) and
+    /// Okta's System Log budget (120 a minute) for every Okta bucket.
+    #[arg(long)]
+    published_limits: bool,
+    /// The WebSocket gateway's recovery timeout in seconds (RingCentral: 180; a scaled
+    /// clock shortens it).
+    #[arg(long, default_value_t = 180)]
+    recovery_timeout_secs: u64,
     #[command(flatten)]
     okta: OktaFakeArgs,
 }
@@ -52,6 +60,8 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
         window_secs,
         custom_fields,
         no_bulk,
+        published_limits,
+        recovery_timeout_secs,
         okta: okta_args,
     } = args;
     use tokio::io::AsyncBufReadExt as _;
@@ -99,6 +109,15 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
         st.limits
             .insert("Medium", medium_limit.unwrap_or(u64::MAX / 2));
     }
+    if published_limits {
+        sb.telus.lock().limits.clear();
+        sb.telus.lock().window = std::time::Duration::from_secs(60);
+        let mut st = sb.okta.lock();
+        st.rate_limit = 120;
+        st.window_secs = 60;
+    }
+    sb.telus.lock().gateway.recovery_timeout =
+        std::time::Duration::from_secs(recovery_timeout_secs);
     println!(
         "{}",
         serde_json::json!({"okta": sb.okta.url(), "telus": sb.telus.url()})
@@ -122,10 +141,87 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
                 println!("{}", serde_json::json!({"touched": k}));
             }
             ["counts"] => println!("{}", counts(&sb)),
-            _ => {}
+            _ => println!("{}", edit(&sb, &words)),
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The admin's edits and reads the events benchmark makes, by user index I:
+/// `okta-dept I DEPT`, `okta-suspend I`, `telus-number I NUMBER`, `get I`,
+/// `ws-outage SECS`, `ws-drop`.
+fn edit(sb: &sandbox::Sandbox, words: &[&str]) -> serde_json::Value {
+    use serde_json::json;
+    let index = |w: &str| w.parse::<usize>().unwrap_or(0);
+    match words {
+        ["okta-dept", i, dept] => {
+            let mut o = sb.okta.lock();
+            let Some(u) = o.users.get_mut(index(i)) else {
+                return json!({"error": "no such user"});
+            };
+            u.profile.insert("department".into(), json!(dept));
+            let id = u.id.clone();
+            o.touch(&id);
+            json!({"ok": true})
+        }
+        ["okta-suspend", i] => {
+            let mut o = sb.okta.lock();
+            let Some(u) = o.users.get_mut(index(i)) else {
+                return json!({"error": "no such user"});
+            };
+            u.status = "SUSPENDED".into();
+            let id = u.id.clone();
+            o.touch(&id);
+            o.log_event("user.lifecycle.suspend", &id, None);
+            json!({"ok": true})
+        }
+        ["telus-number", i, number] => {
+            let mut t = sb.telus.lock();
+            let Some(ext) = t.extensions.get(index(i)).map(|e| e.id) else {
+                return json!({"error": "no such user"});
+            };
+            for n in t.numbers.iter_mut().filter(|n| n.extension_id == Some(ext)) {
+                n.extension_id = None;
+            }
+            let id = t.numbers.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+            t.numbers.push(sandbox::telus::FakeNumber {
+                id,
+                phone_number: number.to_string(),
+                usage_type: "DirectNumber".into(),
+                primary: true,
+                extension_id: Some(ext),
+            });
+            t.changed(ext, &["CompanyNumbers"]);
+            json!({"ok": true})
+        }
+        ["get", i] => {
+            let o = sb.okta.lock();
+            let t = sb.telus.lock();
+            let (Some(u), Some(e)) = (o.users.get(index(i)), t.extensions.get(index(i))) else {
+                return json!({"error": "no such user"});
+            };
+            json!({
+                "okta_status": u.status,
+                "okta_dept": u.profile.get("department"),
+                "okta_phone": u.profile.get("primaryPhone"),
+                "telus_status": e.status,
+                "telus_dept": e.contact.get("department"),
+            })
+        }
+        ["ws-outage", secs] => {
+            let secs = secs.parse::<u64>().unwrap_or(1);
+            sb.telus
+                .lock()
+                .gateway
+                .outage(std::time::Duration::from_secs(secs));
+            json!({"ok": true})
+        }
+        ["ws-drop"] => {
+            sb.telus.lock().gateway.drop_connections();
+            json!({"ok": true})
+        }
+        _ => json!({"error": "unknown command"}),
+    }
 }
 
 /// Requests the fakes received, by endpoint, and their rate-limit and bulk counters.
@@ -152,5 +248,14 @@ fn counts(sb: &sandbox::Sandbox) -> serde_json::Value {
         "okta_429": o.rate_limited,
         "okta_peak_writes_in_flight": o.peak_writes_in_flight,
         "okta_update_windows": o.admitted_per_window("users-update"),
+        "okta_requests": o.requests.len(),
+        "okta_logs": o.count("GET", "/api/v1/logs"),
+        "telus_requests": t.requests.len(),
+        "telus_wstoken": t.count("POST", "/restapi/oauth/wstoken"),
+        "ws_connections": t.gateway.connections,
+        "ws_heartbeats": t.gateway.heartbeats,
+        "ws_recovered": t.gateway.recovered,
+        "ws_recovery_failed": t.gateway.recovery_failed,
+        "ws_notifications": t.gateway.notifications,
     })
 }

@@ -461,22 +461,8 @@ impl Events {
         if let Some(id) = pass_id
             && let Ok((_, telus)) = store.written_in_pass(id)
         {
-            for ext in telus {
-                let ext = ExtId(ext);
-                // The write's notification, heard while the pass ran, is its echo.
-                if let Some(n) = self.heard.get_mut(&ext).filter(|n| **n > 0) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.heard.remove(&ext);
-                        self.pending.telus.remove(&ext);
-                    }
-                    self.count("telus", "own");
-                    continue;
-                }
-                let e = self.echo.entry(ext).or_insert((0, now));
-                e.0 += 1;
-                e.1 = now + ECHO_WINDOW;
-            }
+            let written: Vec<ExtId> = telus.into_iter().map(ExtId).collect();
+            self.echo_written(&written);
         }
         if whole {
             // A whole pass read everyone: the catch-up it was is done.
@@ -512,6 +498,26 @@ impl Events {
         }
         if self.pending.is_empty() && self.catchup.is_none() {
             self.due = None;
+        }
+    }
+
+    /// One notification is expected of each TELUS user written: one heard while the pass
+    /// ran is that echo (dropped now); else the next one heard is.
+    fn echo_written(&mut self, written: &[ExtId]) {
+        let now = Instant::now();
+        for ext in written {
+            if let Some(n) = self.heard.get_mut(ext).filter(|n| **n > 0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.heard.remove(ext);
+                    self.pending.telus.remove(ext);
+                }
+                self.count("telus", "own");
+                continue;
+            }
+            let e = self.echo.entry(ext.clone()).or_insert((0, now));
+            e.0 += 1;
+            e.1 = now + ECHO_WINDOW;
         }
     }
 
@@ -564,4 +570,142 @@ fn join(users: &[OktaId]) -> String {
         .map(|u| u.0.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> (Events, Store) {
+        let config = crate::sandbox::config_for(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            crate::reconcile::policy::Policy::builtin(),
+            std::path::Path::new(":memory:"),
+        );
+        (
+            Events::new(&config, Default::default()),
+            Store::open_in_memory().unwrap(),
+        )
+    }
+
+    fn changed(ext: &str) -> Event {
+        Event::Telus(Notice::Changed {
+            ext: ExtId(ext.into()),
+            event_type: "Update".into(),
+            timestamp: "2026-12-01T10:00:00.000Z".into(),
+        })
+    }
+
+    fn okta_event(user: &str, own: bool) -> okta::LogEvent {
+        okta::LogEvent {
+            uuid: "u".into(),
+            published: "2026-12-01T10:00:00.000Z".into(),
+            event_type: "user.account.update_profile".into(),
+            users: vec![OktaId(user.into())],
+            own,
+        }
+    }
+
+    /// A pass that wrote to extension 61: one notification of 61 is its echo, whether heard
+    /// during the pass or after it; a second one is an edit to read.
+    #[test]
+    fn each_write_is_expected_to_echo_once() {
+        let (mut ev, store) = events();
+        // Heard during the pass that writes 61 (nothing pending before it).
+        ev.on_event(changed("61"), &store);
+        assert_eq!(ev.pending.telus.len(), 1);
+        ev.echo_written(&[ExtId("61".into())]);
+        assert!(
+            ev.pending.telus.is_empty(),
+            "the echo heard during the pass is dropped"
+        );
+        // Written again; its echo comes after the pass, then a real edit.
+        ev.echo_written(&[ExtId("61".into())]);
+        ev.on_event(changed("61"), &store);
+        assert!(ev.pending.telus.is_empty(), "the expected echo");
+        ev.on_event(changed("61"), &store);
+        assert_eq!(ev.pending.telus.len(), 1, "a second notification is a hint");
+        let f = ev.figures.lock().unwrap();
+        assert_eq!(f.events[&("telus".to_string(), "own".to_string())], 2);
+        assert_eq!(f.events[&("telus".to_string(), "hint".to_string())], 2);
+    }
+
+    /// The System Log cursor is stored only when no hint it passed over still waits for a
+    /// pass; the Okta writes of this tool are no hint.
+    #[test]
+    fn the_cursor_is_stored_once_its_events_are_answered() {
+        let (mut ev, store) = events();
+        let cursor = || store.meta(OKTA_CURSOR).unwrap();
+        ev.on_event(
+            Event::Okta {
+                events: vec![okta_event("00u1", true)],
+                next: "c1".into(),
+            },
+            &store,
+        );
+        assert_eq!(
+            cursor().as_deref(),
+            Some("c1"),
+            "only an own write: nothing waits"
+        );
+        ev.on_event(
+            Event::Okta {
+                events: vec![okta_event("00u2", false)],
+                next: "c2".into(),
+            },
+            &store,
+        );
+        ev.on_event(
+            Event::Okta {
+                events: vec![],
+                next: "c3".into(),
+            },
+            &store,
+        );
+        assert_eq!(
+            cursor().as_deref(),
+            Some("c1"),
+            "00u2 still waits for its pass"
+        );
+        let (named, _) = ev.take();
+        assert!(named.okta.contains_key(&OktaId("00u2".into())));
+        ev.after_pass(&store, None, false, &named, false);
+        assert_eq!(
+            cursor().as_deref(),
+            Some("c3"),
+            "answered: the cursor moves on"
+        );
+    }
+
+    /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.
+    #[test]
+    fn lost_events_ask_for_the_larger_pass_and_forget_the_cursor() {
+        let (mut ev, store) = events();
+        store.set_meta(OKTA_CURSOR, "old").unwrap();
+        ev.on_event(
+            Event::Telus(Notice::Subscribed {
+                lost: true,
+                recovered: false,
+            }),
+            &store,
+        );
+        ev.on_event(
+            Event::OktaLost {
+                reason: "too old".into(),
+            },
+            &store,
+        );
+        assert_eq!(ev.catchup.as_ref().map(|c| c.0), Some(Catchup::Full));
+        assert_eq!(store.meta(OKTA_CURSOR).unwrap(), None);
+        ev.on_event(
+            Event::Telus(Notice::Subscribed {
+                lost: true,
+                recovered: false,
+            }),
+            &store,
+        );
+        assert_eq!(ev.catchup.as_ref().map(|c| c.0), Some(Catchup::Full));
+        assert!(ev.due.is_some());
+    }
 }

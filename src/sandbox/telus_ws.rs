@@ -57,6 +57,8 @@ pub struct Gateway {
     pub notifications: u64,
     /// Idle connections closed with WSG-902.
     pub idle_closed: u64,
+    /// An outage of the gateway: until then `wstoken` answers 503 and nothing connects.
+    pub down_until: Option<Instant>,
     counter: u64,
 }
 
@@ -76,6 +78,7 @@ impl Default for Gateway {
             heartbeats: 0,
             notifications: 0,
             idle_closed: 0,
+            down_until: None,
             counter: 0,
         }
     }
@@ -106,6 +109,13 @@ impl Gateway {
                 s.dropped_at = Some(Instant::now());
             }
         }
+    }
+
+    /// The gateway goes away for `length`: live connections drop, and no new one is made
+    /// (`wstoken` answers 503) until it is back.
+    pub fn outage(&mut self, length: Duration) {
+        self.drop_connections();
+        self.down_until = Some(Instant::now() + length);
     }
 
     /// A `ServerNotification` of the extension-list event to every subscribed session, or
@@ -156,6 +166,14 @@ pub async fn ws_token(
         Ok(h) => h,
         Err(resp) => return resp,
     };
+    if st.gateway.down_until.is_some_and(|t| t > Instant::now()) {
+        return rc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "CMN-201",
+            "Service Temporarily Unavailable",
+            None,
+        );
+    }
     if !st.gateway.permitted {
         return rc_error(
             StatusCode::FORBIDDEN,

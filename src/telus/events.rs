@@ -134,6 +134,23 @@ impl Client {
         Ok(Some(user))
     }
 
+    /// Whether this app may open the notification WebSocket (asks for a token and drops it):
+    /// `Err` says why not, in an admin's words.
+    pub async fn check_websocket(&self) -> Result<(), String> {
+        match self.ws_token().await {
+            Ok(_) => Ok(()),
+            Err(Error::Api {
+                status: 403,
+                code,
+                message,
+                ..
+            }) => Err(format!(
+                "RingCentral refuses a WebSocket token (HTTP 403 {code}: {message}): give the app the WebSocketsSubscription permission, or set events.telus = \"off\""
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// `POST /restapi/oauth/wstoken` (Auth group): a single-use token and the gateway's URI.
     async fn ws_token(&self) -> Result<(SecretString, Url), Error> {
         let endpoint = "POST oauth/wstoken";

@@ -233,6 +233,33 @@ async fn check_config_connect_names_a_row_whose_attribute_is_missing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("change events: Okta System Log readable"),
+        "{text}"
+    );
+    assert!(
+        text.contains("change events: TELUS WebSocket notifications allowed"),
+        "{text}"
+    );
+    // Credentials that do not allow events: warned, not refused.
+    sb.telus.lock().gateway.permitted = false;
+    sb.okta.lock().logs_forbidden = true;
+    let out = crate::run_bin(vec![
+        "--config".into(),
+        dir2.path().join("sync.toml").display().to_string(),
+        "check-config".into(),
+        "--connect".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: change events: Okta System Log not readable")
+            && text.contains("okta.logs.read"),
+        "{text}"
+    );
+    assert!(text.contains("WebSocketsSubscription permission"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
