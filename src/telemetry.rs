@@ -14,8 +14,15 @@ pub enum LogFormat {
 /// Installs the global subscriber. `default` applies when `RUST_LOG` is unset.
 pub fn init(default: &str, format: LogFormat) {
     // The scheduler crate is chatty at INFO about its own start-up.
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},tokio_cron_scheduler=warn")));
+    // The WebSocket crates log the gateway URL, which carries the single-use token, at
+    // DEBUG and TRACE: they are silenced whatever RUST_LOG asks.
+    for quiet in ["tungstenite=off", "tokio_tungstenite=off"] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // journald stamps every line itself, and shows no colours.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     use std::io::IsTerminal as _;

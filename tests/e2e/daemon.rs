@@ -23,7 +23,7 @@ pub(crate) fn signal(child: &Child, sig: &str) {
 
 pub(crate) struct Daemon {
     pub(crate) child: Child,
-    log: std::path::PathBuf,
+    pub(crate) log: std::path::PathBuf,
 }
 
 impl Daemon {

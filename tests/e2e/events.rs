@@ -434,3 +434,46 @@ async fn without_the_websocket_permission_telus_events_are_off_with_a_clear_line
         "{text}"
     );
 }
+
+/// The WebSocket token and the session's `wsc` never reach the log, even at TRACE (the
+/// WebSocket crates quote the URL that carries them: they are silenced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_websocket_token_reaches_the_log_at_trace() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, FAST_POLL)
+        .display()
+        .to_string();
+    let log = dir.path().join("daemon.log");
+    let child = crate::bin()
+        .args(["--config", &cfg, "run"])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, log };
+    d.wait_for_log("pass complete", 1).await;
+    until("the subscription", &d, || {
+        sb.telus.lock().gateway.subscribed() == 1
+    })
+    .await;
+    // A reconnection with `wsc` too.
+    sb.telus.lock().gateway.drop_connections();
+    until("the recovery", &d, || {
+        sb.telus.lock().gateway.recovered == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = d.log();
+    assert!(text.len() > 10_000, "TRACE output was produced");
+    // The fake's tokens look like `wst12x…` and `wsc3x…`.
+    for prefix in ["wst", "wsc"] {
+        let leaked = text.match_indices(prefix).any(|(i, _)| {
+            let rest = &text[i + 3..];
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with('x')
+        });
+        assert!(!leaked, "a {prefix} token leaked");
+    }
+}
