@@ -32,6 +32,11 @@ pub const DEBOUNCE: Duration = Duration::from_secs(1);
 /// raises more, each extra costs one targeted read that finds nothing to do.
 pub const ECHO_WINDOW: Duration = Duration::from_secs(60);
 
+/// A targeted pass that leaves a change unconfirmed (its answer lost) reads the user again
+/// this much later, up to `MAX_REREADS` times; the read settles the change.
+pub const REREAD_AFTER: Duration = Duration::from_secs(5);
+pub const MAX_REREADS: u32 = 3;
+
 /// What the channel tasks send to the daemon.
 #[derive(Debug)]
 pub enum Event {
@@ -225,6 +230,8 @@ pub struct Events {
     /// Notifications heard per TELUS user still pending (an echo heard before its pass
     /// ended takes one away).
     heard: HashMap<ExtId, u32>,
+    /// Users read again because a change to them was left unconfirmed, and how often.
+    rereads: HashMap<String, u32>,
     pub okta: Health,
     pub telus: Health,
     last_okta: Option<(String, String)>,
@@ -248,6 +255,7 @@ impl Events {
             cursor_unsaved: None,
             echo: HashMap::new(),
             heard: HashMap::new(),
+            rereads: HashMap::new(),
             okta: off(
                 config.events.okta_poll.is_some(),
                 "events.okta_poll_seconds = 0",
@@ -431,6 +439,39 @@ impl Events {
         (std::mem::take(&mut self.pending), self.catchup.take())
     }
 
+    /// Reads `named` again after `delay`, at most `MAX_REREADS` times per user: a change whose
+    /// answer was lost is settled by the read. A user past that waits for a scheduled pass.
+    pub fn reread(&mut self, named: &Named, delay: Duration) {
+        let mut again = Named::default();
+        for (k, v) in &named.okta {
+            let n = self.rereads.entry(format!("o:{k}")).or_default();
+            *n += 1;
+            if *n <= MAX_REREADS {
+                again.okta.insert(k.clone(), v.clone());
+            }
+        }
+        for (k, v) in &named.telus {
+            let n = self.rereads.entry(format!("t:{k}")).or_default();
+            *n += 1;
+            if *n <= MAX_REREADS {
+                again.telus.insert(k.clone(), v.clone());
+            }
+        }
+        if !again.is_empty() {
+            self.put_back(again, None, delay);
+        }
+    }
+
+    /// Forgets the re-reads of users whose changes are confirmed.
+    pub fn confirmed(&mut self, named: &Named) {
+        for k in named.okta.keys() {
+            self.rereads.remove(&format!("o:{k}"));
+        }
+        for k in named.telus.keys() {
+            self.rereads.remove(&format!("t:{k}"));
+        }
+    }
+
     /// Puts back what a pass could not take (the store was busy), to try again shortly.
     pub fn put_back(&mut self, named: Named, catchup: Option<(Catchup, String)>, retry: Duration) {
         for (k, v) in named.okta {
@@ -519,6 +560,20 @@ impl Events {
             e.0 += 1;
             e.1 = now + ECHO_WINDOW;
         }
+    }
+
+    /// The daemon stops: `status` must not go on saying the channels are up.
+    pub fn stopped(&mut self, store: &Store) {
+        let since = now_text();
+        for h in [&mut self.okta, &mut self.telus] {
+            if !matches!(h, Health::Off { .. }) {
+                *h = Health::Down {
+                    reason: "the daemon is not running".into(),
+                    since: since.clone(),
+                };
+            }
+        }
+        self.write_state(store);
     }
 
     fn count(&self, side: &str, kind: &str) {
@@ -676,6 +731,24 @@ mod tests {
             Some("c3"),
             "answered: the cursor moves on"
         );
+    }
+
+    /// A user whose change stays unconfirmed is read again a few times, then left to the
+    /// scheduled passes; a confirmed change resets the count.
+    #[test]
+    fn unconfirmed_users_are_read_again_a_few_times() {
+        let (mut ev, _store) = events();
+        let mut named = Named::default();
+        named.telus.insert(ExtId("61".into()), "Update".into());
+        for _ in 0..MAX_REREADS {
+            ev.reread(&named, Duration::ZERO);
+            assert_eq!(ev.take().0, named);
+        }
+        ev.reread(&named, Duration::ZERO);
+        assert!(ev.take().0.is_empty(), "given up after {MAX_REREADS}");
+        ev.confirmed(&named);
+        ev.reread(&named, Duration::ZERO);
+        assert_eq!(ev.take().0, named);
     }
 
     /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.

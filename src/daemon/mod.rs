@@ -346,6 +346,7 @@ pub async fn run(
     }
     notify(&[sd_notify::NotifyState::Stopping]);
     d.channels = None;
+    d.events.stopped(&d.store);
     let _ = d.sched.shutdown().await;
     if let Some(h) = d.http.take() {
         h.abort();
@@ -554,6 +555,11 @@ impl Daemon {
                     let applied = report.apply.applied > 0;
                     self.events
                         .after_pass(&self.store, report.pass_id, false, &named, applied);
+                    // A change whose answer was lost: a read of its user settles it.
+                    match self.store.unfinished_count() {
+                        Ok(0) => self.events.confirmed(&named),
+                        _ => self.events.reread(&named, events::REREAD_AFTER),
+                    }
                 }
                 self.after_pass(Ok(*report));
             }

@@ -588,7 +588,7 @@ fn merge_changed(
 }
 
 /// A journal row left `planned`, as the settlement reads it.
-fn unfinished(r: crate::store::JournalRow) -> Unfinished {
+pub(super) fn unfinished(r: crate::store::JournalRow) -> Unfinished {
     Unfinished {
         row_id: r.id,
         system: r.system,

@@ -4,7 +4,7 @@
 
 use super::pass::{
     Clients, Fetched, Pass, PassOptions, log_plan, okta_writes, register_mapped_names, summary_of,
-    take_store,
+    take_store, unfinished,
 };
 use crate::config::{Config, OktaScope};
 use crate::model::{ExtId, Link, OktaId, PassKind, TelusUser};
@@ -121,16 +121,25 @@ pub async fn run_targeted_pass(
         Ok(lock) => lock,
         Err(busy) => return Ok(Targeted::Ran(Box::new(PassReport::busy(busy)))),
     };
-    if store.unfinished_count()? > 0 {
-        return Ok(Targeted::Escalate(
-            "changes of an earlier pass are not confirmed yet".into(),
-        ));
-    }
     let pairs = match resolve(named, &store.links()?, &config.okta.scope) {
         Ok(p) if p.is_empty() => return Ok(Targeted::Nothing),
         Ok(p) => p,
         Err(reason) => return Ok(Targeted::Escalate(reason)),
     };
+    // Unconfirmed changes of these users (an answer lost) are settled against the read
+    // below; a bulk task or a create is left to a whole pass, which polls tasks and finds
+    // created users by reference.
+    let rows = unconfirmed_of(store, &pairs)?;
+    let tasks: BTreeSet<i64> = store.unfinished_tasks()?.into_iter().map(|t| t.0).collect();
+    if let Some(r) = rows
+        .iter()
+        .find(|r| r.rule == "create" || tasks.contains(&r.id))
+    {
+        return Ok(Targeted::Escalate(format!(
+            "a change to {} sent earlier is not confirmed yet",
+            r.user_email
+        )));
+    }
     clients.restore_pacing(store);
     let fetched = match read_pairs(config, clients, &pairs).await {
         Ok(f) => f,
@@ -147,8 +156,9 @@ pub async fn run_targeted_pass(
     };
     let span = tracing::info_span!("sync_pass", pass_id, kind = "targeted", users = pairs.len());
     let mut report = async {
+        let settled = settle_rows(&pass, &fetched, rows)?;
         let plan = plan_pairs(&pass, &fetched, &pairs)?;
-        pass.apply_and_record(fetched, plan, (0, 0)).await
+        pass.apply_and_record(fetched, plan, settled).await
     }
     .instrument(span)
     .await?;
@@ -156,6 +166,46 @@ pub async fn run_targeted_pass(
     clients.save_pacing(store);
     store.finish_pass(pass_id, &summary_of(&report))?;
     Ok(Targeted::Ran(Box::new(report)))
+}
+
+/// Changes journalled `planned` for the users of `pairs`.
+fn unconfirmed_of(
+    store: &Store,
+    pairs: &[(OktaId, ExtId)],
+) -> anyhow::Result<Vec<crate::store::JournalRow>> {
+    let okta: BTreeSet<&str> = pairs.iter().map(|(o, _)| o.0.as_str()).collect();
+    let ext: BTreeSet<&str> = pairs.iter().map(|(_, e)| e.0.as_str()).collect();
+    Ok(store
+        .unfinished()?
+        .into_iter()
+        .filter(|r| {
+            r.okta_id.as_deref().is_some_and(|o| okta.contains(o))
+                || r.ext_id.as_deref().is_some_and(|e| ext.contains(e))
+        })
+        .collect())
+}
+
+/// Settles the named users' unconfirmed changes against what was just read (landed, or
+/// not, and then planned again). Returns (landed, not landed).
+fn settle_rows(
+    pass: &Pass<'_>,
+    fetched: &Fetched,
+    rows: Vec<crate::store::JournalRow>,
+) -> anyhow::Result<(usize, usize)> {
+    if rows.is_empty() {
+        return Ok((0, 0));
+    }
+    let rows: Vec<crate::reconcile::Unfinished> = rows.into_iter().map(unfinished).collect();
+    let settlements =
+        crate::reconcile::settle(&rows, &fetched.okta, &fetched.telus, &pass.config.policy);
+    let landed = settlements.iter().filter(|s| s.landed).count();
+    pass.store.settle(&settlements)?;
+    tracing::info!(
+        landed,
+        not_landed = settlements.len() - landed,
+        "unconfirmed changes settled by a targeted read"
+    );
+    Ok((landed, settlements.len() - landed))
 }
 
 /// Reads each pair's Okta user and TELUS user as they are now, a few at a time. `Err` names

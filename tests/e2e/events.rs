@@ -260,6 +260,12 @@ async fn a_restart_resumes_from_the_stored_cursor_and_catches_up_on_telus() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     crate::daemon::signal(&d.child, "-TERM");
     assert!(d.wait_exit().await.success());
+    let status = run_bin(vec!["--config".into(), cfg.clone(), "status".into()]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("down since") && text.contains("the daemon is not running"),
+        "{text}"
+    );
 
     // While it is down: an edit on each side.
     okta_department(&sb, "00u3chl", "Legal");
@@ -476,4 +482,86 @@ async fn no_websocket_token_reaches_the_log_at_trace() {
         });
         assert!(!leaked, "a {prefix} token leaked");
     }
+}
+
+fn telus_named(ext: &str) -> okta_telus_sync::daemon::targeted::Named {
+    let mut named = okta_telus_sync::daemon::targeted::Named::default();
+    named
+        .telus
+        .insert(okta_telus_sync::model::ExtId(ext.into()), "Update".into());
+    named
+}
+
+async fn targeted(
+    config: &okta_telus_sync::config::Config,
+    clients: &Clients,
+    store: &Store,
+    named: &okta_telus_sync::daemon::targeted::Named,
+) -> okta_telus_sync::summary::PassReport {
+    use okta_telus_sync::daemon::targeted::{Targeted, run_targeted_pass};
+    match run_targeted_pass(config, clients, store, PassOptions::default(), named)
+        .await
+        .unwrap()
+    {
+        Targeted::Ran(r) => *r,
+        other => panic!("expected a targeted pass, got {other:?}"),
+    }
+}
+
+/// A targeted pass's write whose answer is lost after Okta did the work stays unconfirmed;
+/// the next read of that user settles it as landed, and nothing is sent again. Duplicate and
+/// late hints for a user already in agreement read it and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_settled_by_the_next_read_and_duplicate_hints_write_nothing() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (_dir, config, store, clients) = setup_impatient(&sb);
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assign_number(&sb, 62001, "+16045550299");
+    // Okta does the work, then the answer never comes (both attempts).
+    sb.okta.inject(
+        "POST",
+        "/api/v1/users/00u1ana",
+        okta_telus_sync::sandbox::faults::FaultKind::DoneThenSilence,
+        2,
+    );
+    let named = telus_named("62001");
+    let first = targeted(&config, &clients, &store, &named).await;
+    assert_eq!(first.kind.as_str(), "targeted");
+    assert_eq!(
+        store.unfinished_count().unwrap(),
+        1,
+        "the write is unconfirmed"
+    );
+    assert_eq!(
+        okta_field(&sb, "00u1ana", "primaryPhone").as_deref(),
+        Some("+16045550299#101"),
+        "Okta did the work"
+    );
+    let posts = sb.okta.lock().count("POST", "/api/v1/users/00u1ana");
+    let second = targeted(&config, &clients, &store, &named).await;
+    assert_eq!(second.settled, (1, 0), "settled as landed by the read");
+    assert_eq!(second.plan.change_count(), 0);
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    assert_eq!(
+        sb.okta.lock().count("POST", "/api/v1/users/00u1ana"),
+        posts,
+        "not sent again"
+    );
+    // The same hint again, and a late one for the earlier state: reads, no write.
+    let writes = okta_writes(&sb) + telus_writes(&sb);
+    for _ in 0..2 {
+        let r = targeted(&config, &clients, &store, &named).await;
+        assert_eq!(r.plan.change_count(), 0);
+    }
+    assert_eq!(okta_writes(&sb) + telus_writes(&sb), writes);
+    let history = store
+        .history(&HistoryFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.attribute == "primaryPhone" && r.okta_id.as_deref() == Some("00u1ana"))
+        .collect::<Vec<_>>();
+    assert_eq!(history.len(), 1, "one change, journalled once: {history:?}");
+    assert_eq!(history[0].outcome, Outcome::Applied);
 }
