@@ -161,6 +161,29 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
     f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
 }
 
+/// Whether a scheduled incremental tick may be skipped: the cron is the default one, every
+/// event channel is healthy, and the last whole pass (its outcome and start) succeeded within
+/// `events.quiet_incremental`.
+fn skip_incremental_tick(
+    config: &Config,
+    healthy: bool,
+    last_whole: Option<(Option<PassOutcome>, &str)>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let quiet = config.events.quiet_incremental;
+    if quiet.is_zero() || !config.schedule.cron_is_default || !healthy {
+        return false;
+    }
+    let Some((outcome, started_at)) = last_whole else {
+        return false;
+    };
+    let ok = matches!(outcome, Some(PassOutcome::Clean | PassOutcome::UsersFailed));
+    let recent = chrono::DateTime::parse_from_rfc3339(started_at)
+        .map(|t| now - t.with_timezone(&chrono::Utc))
+        .is_ok_and(|age| age.to_std().is_ok_and(|age| age < quiet));
+    ok && recent
+}
+
 /// Says in the log which change events the daemon listens to.
 fn log_events_config(config: &Config) {
     let e = &config.events;
@@ -441,21 +464,14 @@ impl Daemon {
     /// Whether change events are healthy and a whole pass ran recently enough that a
     /// scheduled incremental pass may wait.
     fn quiet(&self) -> bool {
-        let quiet = self.config.events.quiet_incremental;
-        if quiet.is_zero() || !self.config.schedule.cron_is_default || !self.events.healthy() {
-            return false;
-        }
-        let Ok(Some(last)) = self.store.last_whole_pass() else {
-            return false;
-        };
-        let ok = matches!(
-            last.summary.outcome,
-            Some(PassOutcome::Clean | PassOutcome::UsersFailed)
-        );
-        let recent = chrono::DateTime::parse_from_rfc3339(&last.started_at)
-            .map(|t| chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-            .is_ok_and(|age| age.to_std().is_ok_and(|age| age < quiet));
-        ok && recent
+        let last = self.store.last_whole_pass().ok().flatten();
+        skip_incremental_tick(
+            &self.config,
+            self.events.healthy(),
+            last.as_ref()
+                .map(|p| (p.summary.outcome, p.started_at.as_str())),
+            chrono::Utc::now(),
+        )
     }
 
     /// Runs a full or incremental pass; `named` is what events had asked for (for the lag).
@@ -614,6 +630,58 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default incremental pass is skipped only while events are healthy and a whole
+    /// pass succeeded within the quiet period; a written cron, a channel down, a failed or
+    /// old last pass bring the schedule back.
+    #[test]
+    fn incremental_ticks_are_quiet_only_while_events_are_healthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[okta]\nurl = \"https://x.okta.com\"\ntoken = \"t\"\n[telus]\nclient_id = \"c\"\nclient_secret = \"s\"\njwt = \"j\"\n";
+        let config = config::from_toml_str(text, Vec::new(), dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        let ago = |min: i64| {
+            (now - chrono::Duration::minutes(min))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let (recent, old) = (ago(20), ago(70));
+        let ok = Some(PassOutcome::Clean);
+        assert!(skip_incremental_tick(
+            &config,
+            true,
+            Some((ok, &recent)),
+            now
+        ));
+        assert!(
+            !skip_incremental_tick(&config, false, Some((ok, &recent)), now),
+            "a channel down"
+        );
+        assert!(
+            !skip_incremental_tick(&config, true, Some((ok, &old)), now),
+            "over an hour ago"
+        );
+        let failed = Some(PassOutcome::SystemFailed);
+        assert!(!skip_incremental_tick(
+            &config,
+            true,
+            Some((failed, &recent)),
+            now
+        ));
+        assert!(
+            !skip_incremental_tick(&config, true, None, now),
+            "no whole pass yet"
+        );
+        let written = config::from_toml_str(
+            &format!("{text}[schedule]\ncron = \"*/15 * * * *\"\n"),
+            Vec::new(),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(
+            !skip_incremental_tick(&written, true, Some((ok, &recent)), now),
+            "a written cron is kept"
+        );
+    }
 
     /// A reload whose only change is a rotated secret (a new `token_file` content) rebuilds
     /// that side's client: `Debug` prints every secret the same, so it cannot tell.
