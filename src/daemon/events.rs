@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::store::state::{
-    OKTA_CURSOR, OKTA_EVENTS_STATE as OKTA_STATE, TELUS_EVENTS_STATE as TELUS_STATE,
+    OKTA_CURSOR, OKTA_CURSOR_AT, OKTA_EVENTS_STATE as OKTA_STATE, TELUS_EVENTS_STATE as TELUS_STATE,
 };
 
 /// How long after the first event of a batch its targeted pass starts: events a moment
@@ -36,6 +36,13 @@ pub const ECHO_WINDOW: Duration = Duration::from_secs(60);
 /// this much later, up to `MAX_REREADS` times; the read settles the change.
 pub const REREAD_AFTER: Duration = Duration::from_secs(5);
 pub const MAX_REREADS: u32 = 3;
+
+/// How often the last event is written to the store for `status` during a stream of events.
+const STATE_EVERY: Duration = Duration::from_secs(5);
+
+/// Okta keeps the System Log for 90 days (Okta's System Log API): a cursor stored longer ago
+/// than that may point past what Okta still has, so events are taken as lost without asking.
+pub const LOG_RETENTION: chrono::Duration = chrono::Duration::days(90);
 
 /// What the channel tasks send to the daemon.
 #[derive(Debug)]
@@ -88,6 +95,18 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
     let mut tasks = Vec::new();
     if let Some(every) = config.events.okta_poll {
         let stored = store.meta(OKTA_CURSOR).ok().flatten();
+        let stored_at = store.meta(OKTA_CURSOR_AT).ok().flatten();
+        if stored.is_some() && cursor_too_old(stored_at.as_deref(), chrono::Utc::now()) {
+            // Okta may no longer have what the cursor points past: events were lost.
+            let _ = tx.try_send(Event::OktaLost {
+                reason: format!(
+                    "the stored System Log cursor dates from {}, past the log's 90-day retention",
+                    stored_at.as_deref().unwrap_or("an unknown time")
+                ),
+            });
+            let _ = store.delete_meta(OKTA_CURSOR);
+        }
+        let stored = store.meta(OKTA_CURSOR).ok().flatten();
         tasks.push(tokio::spawn(poll_okta(
             clients.okta.clone(),
             every,
@@ -116,6 +135,15 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
         }));
     }
     Some(Channels { rx, tasks })
+}
+
+/// Whether a cursor stored at `stored_at` is older than the System Log's retention (a
+/// cursor with no time is taken as old).
+fn cursor_too_old(stored_at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
+    match stored_at.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => now - t.with_timezone(&chrono::Utc) > LOG_RETENTION,
+        None => true,
+    }
 }
 
 /// Polls the System Log every `every` from the stored cursor (else from now), sending each
@@ -232,6 +260,10 @@ pub struct Events {
     heard: HashMap<ExtId, u32>,
     /// Users read again because a change to them was left unconfirmed, and how often.
     rereads: HashMap<String, u32>,
+    /// When the state lines were last written to the store.
+    state_written: Option<Instant>,
+    /// The System Log cursor last stored (not written again while unchanged).
+    cursor_saved: Option<String>,
     pub okta: Health,
     pub telus: Health,
     last_okta: Option<(String, String)>,
@@ -256,6 +288,8 @@ impl Events {
             echo: HashMap::new(),
             heard: HashMap::new(),
             rereads: HashMap::new(),
+            state_written: None,
+            cursor_saved: None,
             okta: off(
                 config.events.okta_poll.is_some(),
                 "events.okta_poll_seconds = 0",
@@ -288,6 +322,7 @@ impl Events {
             Event::OktaLost { reason } => {
                 tracing::warn!(reason = %reason, "Okta events were lost: a full pass reads everything, then polling goes on from now");
                 self.cursor_unsaved = None;
+                self.cursor_saved = None;
                 let _ = store.delete_meta(OKTA_CURSOR);
                 self.ask(Catchup::Full, &reason);
             }
@@ -343,12 +378,12 @@ impl Events {
         }
         if hinted {
             self.schedule();
-            self.write_state(store);
+            self.note_last_event(store);
         }
         // The cursor moves on in the store only when nothing it passed over still waits.
         if self.pending.okta.is_empty() && self.catchup.is_none() {
             self.cursor_unsaved = None;
-            let _ = store.set_meta(OKTA_CURSOR, &next);
+            self.save_cursor(store, next);
         } else {
             self.cursor_unsaved = Some(next);
         }
@@ -392,7 +427,7 @@ impl Events {
                     .or_insert(parse_time(&timestamp));
                 self.pending.telus.insert(ext, event_type);
                 self.schedule();
-                self.write_state(store);
+                self.note_last_event(store);
             }
             Notice::Down { reason } => {
                 if !matches!(self.telus, Health::Down { .. }) {
@@ -535,7 +570,7 @@ impl Events {
             && self.catchup.is_none()
             && let Some(cursor) = self.cursor_unsaved.take()
         {
-            let _ = store.set_meta(OKTA_CURSOR, &cursor);
+            self.save_cursor(store, cursor);
         }
         if self.pending.is_empty() && self.catchup.is_none() {
             self.due = None;
@@ -559,6 +594,18 @@ impl Events {
             let e = self.echo.entry(ext.clone()).or_insert((0, now));
             e.0 += 1;
             e.1 = now + ECHO_WINDOW;
+        }
+    }
+
+    /// Stores the System Log cursor, with when, unless it is the one already stored.
+    fn save_cursor(&mut self, store: &Store, cursor: String) {
+        if self.cursor_saved.as_ref() == Some(&cursor) {
+            return;
+        }
+        if store.set_meta(OKTA_CURSOR, &cursor).is_ok()
+            && store.set_meta(OKTA_CURSOR_AT, &now_text()).is_ok()
+        {
+            self.cursor_saved = Some(cursor);
         }
     }
 
@@ -594,7 +641,20 @@ impl Events {
     }
 
     /// Each channel's state line, for `status` (another process) and the metrics.
-    fn write_state(&self, store: &Store) {
+    /// The last event in the state lines, at most every few seconds (a burst of thousands of
+    /// events must not become thousands of store writes); health changes are written at once.
+    fn note_last_event(&mut self, store: &Store) {
+        if self
+            .state_written
+            .is_some_and(|t| t.elapsed() < STATE_EVERY)
+        {
+            return;
+        }
+        self.write_state(store);
+    }
+
+    fn write_state(&mut self, store: &Store) {
+        self.state_written = Some(Instant::now());
         let _ = store.set_meta(OKTA_STATE, &self.okta.line(self.last_okta.as_ref()));
         let _ = store.set_meta(TELUS_STATE, &self.telus.line(self.last_telus.as_ref()));
         let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
@@ -749,6 +809,15 @@ mod tests {
         ev.confirmed(&named);
         ev.reread(&named, Duration::ZERO);
         assert_eq!(ev.take().0, named);
+    }
+
+    #[test]
+    fn a_cursor_older_than_the_log_retention_is_taken_as_lost() {
+        let now = chrono::Utc::now();
+        let at = |days: i64| (now - chrono::Duration::days(days)).to_rfc3339();
+        assert!(!cursor_too_old(Some(&at(89)), now));
+        assert!(cursor_too_old(Some(&at(91)), now));
+        assert!(cursor_too_old(None, now));
     }
 
     /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.

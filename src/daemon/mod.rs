@@ -458,7 +458,7 @@ impl Daemon {
             );
             return;
         }
-        self.whole_pass(tick, Named::default(), inbox).await;
+        self.whole_pass(tick, Named::default(), None, inbox).await;
     }
 
     /// Whether change events are healthy and a whole pass ran recently enough that a
@@ -474,8 +474,15 @@ impl Daemon {
         )
     }
 
-    /// Runs a full or incremental pass; `named` is what events had asked for (for the lag).
-    async fn whole_pass(&mut self, tick: Tick, named: Named, inbox: &mut Inbox<'_>) {
+    /// Runs a full or incremental pass; `named` and `catchup` are what events had asked for
+    /// (for the lag; put back when the pass could not run or failed whole).
+    async fn whole_pass(
+        &mut self,
+        tick: Tick,
+        named: Named,
+        catchup: Option<(events::Catchup, String)>,
+        inbox: &mut Inbox<'_>,
+    ) {
         let kind = if tick == Tick::Full {
             "full"
         } else {
@@ -499,11 +506,16 @@ impl Daemon {
         )
         .await;
         self.reload_pending |= reload;
-        if let Ok(r) = &report
-            && !matches!(r.outcome, PassOutcome::Busy | PassOutcome::SystemFailed)
-        {
-            self.events
-                .after_pass(&self.store, r.pass_id, true, &named, r.apply.applied > 0);
+        match &report {
+            Ok(r) if !matches!(r.outcome, PassOutcome::Busy | PassOutcome::SystemFailed) => {
+                self.events
+                    .after_pass(&self.store, r.pass_id, true, &named, r.apply.applied > 0);
+            }
+            // What events asked for waits for the store, or for the end of the backoff.
+            _ if catchup.is_some() || !named.is_empty() => {
+                self.events.put_back(named, catchup, Duration::from_secs(5));
+            }
+            _ => {}
         }
         self.after_pass(report);
     }
@@ -518,7 +530,9 @@ impl Daemon {
                 events::Catchup::Full => Tick::Full,
                 events::Catchup::Incremental => Tick::Incremental,
             };
-            return self.whole_pass(tick, named, inbox).await;
+            return self
+                .whole_pass(tick, named, Some((kind, reason)), inbox)
+                .await;
         }
         if named.is_empty() {
             return;

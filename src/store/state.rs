@@ -5,6 +5,7 @@ use super::*;
 /// Meta keys of the change-event channels: the System Log cursor (the `next` link polling
 /// continues from), and each channel's state line the daemon writes for `status`.
 pub const OKTA_CURSOR: &str = "events.okta.cursor";
+pub const OKTA_CURSOR_AT: &str = "events.okta.cursor_at";
 pub const OKTA_EVENTS_STATE: &str = "events.okta.state";
 pub const TELUS_EVENTS_STATE: &str = "events.telus.state";
 
