@@ -156,8 +156,9 @@ impl Client {
         let endpoint = "POST oauth/wstoken";
         let mut url = self.base.clone();
         url.set_path("/restapi/oauth/wstoken");
+        // Safe to repeat: a token that was issued but whose answer was lost is never used.
         let resp = self
-            .send("Auth", endpoint, false, || self.http.post(url.clone()))
+            .send("Auth", endpoint, true, || self.http.post(url.clone()))
             .await?;
         let dto: WsTokenDto = decode(resp, endpoint).await?;
         let uri = dto.uri.as_deref().unwrap_or_default();

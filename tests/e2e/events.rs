@@ -565,3 +565,49 @@ async fn a_lost_answer_is_settled_by_the_next_read_and_duplicate_hints_write_not
     assert_eq!(history.len(), 1, "one change, journalled once: {history:?}");
     assert_eq!(history[0].outcome, Outcome::Applied);
 }
+
+/// Faults on the event channels themselves: System Log polls answered 503 (past every
+/// retry) and with a body that is not JSON, and `wstoken` answered 503 while the daemon
+/// reconnects (retried: a token is safe to ask for again). Each channel reports itself down, keeps trying, and the edits made
+/// meanwhile land; the session is still recovered (the retries stay within its timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_channels_ride_out_server_errors_and_bad_answers() {
+    use okta_telus_sync::sandbox::faults::FaultKind;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, cfg, d) = started(&sb, FAST_POLL).await;
+    sb.okta
+        .inject("GET", "/api/v1/logs", FaultKind::Unavailable, 4);
+    sb.okta
+        .inject("GET", "/api/v1/logs", FaultKind::Malformed, 1);
+    okta_department(&sb, "00u1ana", "Finance");
+    d.wait_for_log("System Log poll failed", 1).await;
+    {
+        // Two: each reconnection takes a token from the Auth group, five a minute at
+        // RingCentral (the fake's budget too), which start-up has already drawn on.
+        sb.telus
+            .inject("POST", "/restapi/oauth/wstoken", FaultKind::Unavailable, 2);
+        sb.telus.lock().gateway.drop_connections();
+        assign_number(&sb, 62002, "+16045550299");
+    }
+    until("the Okta edit in TELUS", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    until("the TELUS edit in Okta", &d, || {
+        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
+    })
+    .await;
+    assert_eq!(sb.telus.lock().gateway.recovered, 1, "{}", d.log());
+    assert!(d.log().contains("TELUS notifications down"), "{}", d.log());
+    let status = run_bin(vec!["--config".into(), cfg, "status".into()]).await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("Okta:  System Log polled every 2 s: up since"),
+        "{text}"
+    );
+    assert!(
+        text.contains("TELUS: WebSocket notifications: up since"),
+        "{text}"
+    );
+    drop(dir);
+}
