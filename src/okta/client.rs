@@ -320,23 +320,14 @@ impl Client {
                     ),
                 });
             }
-            let resp = self
-                .send(BUCKET_LIST, &endpoint, || self.http.get(url.clone()))
-                .await?;
-            let links: Vec<String> = resp
-                .headers()
-                .get_all(reqwest::header::LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_string))
-                .collect();
-            let body = read_body(resp, &endpoint).await?;
+            let (body, next) = self.get_page(BUCKET_LIST, &endpoint, &url).await?;
             let decode_err = |e: serde_json::Error| Error::Decode {
                 endpoint: endpoint.clone(),
                 message: e.to_string(),
             };
             let app = matches!(self.scope, OktaScope::App(_));
             users.extend(decode_users(&body, app).map_err(decode_err)?);
-            match next_link(links.iter().map(String::as_str)) {
+            match next {
                 Some(next) => {
                     url = same_origin_link(&self.base, &next).map_err(|message| Error::Paging {
                         endpoint: endpoint.clone(),
@@ -346,6 +337,26 @@ impl Client {
                 None => return Ok(users),
             }
         }
+    }
+
+    /// One page of a listing: its body and the `rel="next"` link of its `Link` headers.
+    pub(super) async fn get_page(
+        &self,
+        bucket: &'static str,
+        endpoint: &str,
+        url: &Url,
+    ) -> Result<(Vec<u8>, Option<String>), Error> {
+        let resp = self
+            .send(bucket, endpoint, || self.http.get(url.clone()))
+            .await?;
+        let links: Vec<String> = resp
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let body = read_body(resp, endpoint).await?;
+        Ok((body, next_link(links.iter().map(String::as_str))))
     }
 
     /// Each bucket's known state whose window has not reset: (bucket, remaining, limit,

@@ -2,7 +2,7 @@
 //! and single-user reads for targeted passes. Knows the log's query and event shapes.
 
 use super::client::{BUCKET_GET, BUCKET_LOGS, Client, Error, read_body, to_model};
-use super::wire::{LogEventDto, UserDto, next_link};
+use super::wire::{LogEventDto, UserDto};
 use crate::http::same_origin_link;
 use crate::model::{OktaId, OktaUser};
 
@@ -94,16 +94,7 @@ impl Client {
         };
         let mut events = Vec::new();
         for _ in 0..POLL_PAGES {
-            let resp = self
-                .send(BUCKET_LOGS, &endpoint, || self.http.get(url.clone()))
-                .await?;
-            let links: Vec<String> = resp
-                .headers()
-                .get_all(reqwest::header::LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_string))
-                .collect();
-            let body = read_body(resp, &endpoint).await?;
+            let (body, next) = self.get_page(BUCKET_LOGS, &endpoint, &url).await?;
             let page: Vec<LogEventDto> =
                 serde_json::from_slice(&body).map_err(|e| Error::Decode {
                     endpoint: endpoint.clone(),
@@ -111,7 +102,7 @@ impl Client {
                 })?;
             let full = page.len() >= LOG_LIMIT as usize;
             events.extend(page.into_iter().map(|e| self.hint_of(e)));
-            let Some(next) = next_link(links.iter().map(String::as_str)) else {
+            let Some(next) = next else {
                 return Err(Error::Paging {
                     endpoint,
                     message: "a polling request came back without a next link".into(),

@@ -864,16 +864,7 @@ async fn list_numbers(
     }
     let by_id: HashMap<i64, &FakeExtension> = st.extensions.iter().map(|e| (e.id, e)).collect();
     let render = |n: &&FakeNumber| {
-        let mut v = json!({
-            "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
-            "id": n.id,
-            "phoneNumber": n.phone_number,
-            "paymentType": "Local",
-            "type": "VoiceFax",
-            "usageType": n.usage_type,
-            "status": "Normal",
-            "primary": n.primary,
-        });
+        let mut v = number_json(n, &base);
         if let Some(ext) = n.extension_id.and_then(|id| by_id.get(&id)) {
             v["extension"] = json!({
                 "uri": format!("{base}/restapi/v1.0/account/100/extension/{}", ext.id),
@@ -883,7 +874,34 @@ async fn list_numbers(
         }
         v
     };
-    match paged(&nums, render, &q, &base, &uri) {
+    paged_response(&nums, render, &q, &base, &uri, rate)
+}
+
+/// A phone number as the number listings show it (spec: PhoneNumberInfo /
+/// UserPhoneNumberInfo, the fields this tool and the fakes use).
+pub(super) fn number_json(n: &FakeNumber, base: &str) -> Value {
+    json!({
+        "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
+        "id": n.id,
+        "phoneNumber": n.phone_number,
+        "paymentType": "Local",
+        "type": "VoiceFax",
+        "usageType": n.usage_type,
+        "status": "Normal",
+        "primary": n.primary,
+    })
+}
+
+/// A page of `items` as JSON with the rate-limit headers, or the paging error.
+pub(super) fn paged_response<T>(
+    items: &[T],
+    render: impl Fn(&T) -> Value,
+    q: &HashMap<String, String>,
+    base: &str,
+    uri: &Uri,
+    rate: HeaderMap,
+) -> Response {
+    match paged(items, render, q, base, uri) {
         Ok(body) => {
             let mut resp = axum::Json(body).into_response();
             resp.headers_mut().extend(rate);

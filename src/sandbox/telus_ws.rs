@@ -4,7 +4,9 @@
 //! with `wsc` that succeeds within the recovery timeout or fails. Also the per-extension
 //! phone-number listing a targeted read uses.
 
-use super::telus::{FakeNumber, Shared, TelusState, admit, base_url, paged, rc_error};
+use super::telus::{
+    FakeNumber, Shared, TelusState, admit, base_url, number_json, paged_response, rc_error,
+};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -424,24 +426,6 @@ pub async fn extension_numbers(
         .iter()
         .filter(|n| n.extension_id == Some(ext))
         .collect();
-    let render = |n: &&FakeNumber| {
-        json!({
-            "uri": format!("{base}/restapi/v1.0/account/100/phone-number/{}", n.id),
-            "id": n.id,
-            "phoneNumber": n.phone_number,
-            "paymentType": "Local",
-            "type": "VoiceFax",
-            "usageType": n.usage_type,
-            "status": "Normal",
-            "primary": n.primary,
-        })
-    };
-    match paged(&nums, render, &q, &base, &uri) {
-        Ok(body) => {
-            let mut resp = axum::Json(body).into_response();
-            resp.headers_mut().extend(rate);
-            resp
-        }
-        Err(resp) => resp,
-    }
+    let render = |n: &&FakeNumber| number_json(n, &base);
+    paged_response(&nums, render, &q, &base, &uri, rate)
 }

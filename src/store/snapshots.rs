@@ -9,43 +9,16 @@ impl Store {
     /// are removed, so a pass that changes little writes little.
     pub fn save_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
         self.tx(|tx| {
-            let mut names = self.names.borrow_mut();
             tx.execute("DELETE FROM okta_users", [])?;
-            let mut ins = tx.prepare(
-                "INSERT INTO okta_users (id, status, last_updated, profile, provider)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for u in okta {
-                let profile = names.encode(tx, u.profile.iter())?;
-                let status = u.status.as_str();
-                ins.execute(params![u.id.0, status, u.last_updated, profile, u.provider])?;
-            }
+            self.put_okta_users(tx, okta)?;
             tx.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS listed (id TEXT PRIMARY KEY) WITHOUT ROWID",
                 [],
             )?;
             tx.execute("DELETE FROM temp.listed", [])?;
-            let mut upsert = tx.prepare(
-                "INSERT INTO telus_users (id, status, fields, directory_ref, in_directory)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, fields = excluded.fields,
-                    directory_ref = excluded.directory_ref, in_directory = excluded.in_directory
-                 WHERE telus_users.status IS NOT excluded.status
-                    OR telus_users.fields IS NOT excluded.fields
-                    OR telus_users.directory_ref IS NOT excluded.directory_ref
-                    OR telus_users.in_directory IS NOT excluded.in_directory",
-            )?;
+            self.put_telus_users(tx, telus)?;
             let mut listed = tx.prepare("INSERT OR IGNORE INTO temp.listed (id) VALUES (?1)")?;
             for u in telus {
-                let fields = names.encode(tx, u.fields.iter())?;
-                let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
-                upsert.execute(params![
-                    u.id.0,
-                    u.status.as_str(),
-                    fields,
-                    reference,
-                    u.in_directory
-                ])?;
                 listed.execute([&u.id.0])?;
             }
             tx.execute(
@@ -61,38 +34,59 @@ impl Store {
     /// every other stored user stays as it was.
     pub fn merge_snapshots(&self, okta: &[OktaUser], telus: &[TelusUser]) -> Result<()> {
         self.tx(|tx| {
-            let mut names = self.names.borrow_mut();
-            let mut okta_upsert = tx.prepare(
-                "INSERT OR REPLACE INTO okta_users (id, status, last_updated, profile, provider)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for u in okta {
-                let profile = names.encode(tx, u.profile.iter())?;
-                okta_upsert.execute(params![
-                    u.id.0,
-                    u.status.as_str(),
-                    u.last_updated,
-                    profile,
-                    u.provider
-                ])?;
-            }
-            let mut telus_upsert = tx.prepare(
-                "INSERT OR REPLACE INTO telus_users (id, status, fields, directory_ref, in_directory)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for u in telus {
-                let fields = names.encode(tx, u.fields.iter())?;
-                let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
-                telus_upsert.execute(params![
-                    u.id.0,
-                    u.status.as_str(),
-                    fields,
-                    reference,
-                    u.in_directory
-                ])?;
-            }
-            Ok(())
+            self.put_okta_users(tx, okta)?;
+            self.put_telus_users(tx, telus)
         })
+    }
+
+    /// Writes Okta users over their stored copies.
+    fn put_okta_users(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        okta: &[OktaUser],
+    ) -> rusqlite::Result<()> {
+        let mut names = self.names.borrow_mut();
+        let mut put = tx.prepare(
+            "INSERT OR REPLACE INTO okta_users (id, status, last_updated, profile, provider)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for u in okta {
+            let profile = names.encode(tx, u.profile.iter())?;
+            let status = u.status.as_str();
+            put.execute(params![u.id.0, status, u.last_updated, profile, u.provider])?;
+        }
+        Ok(())
+    }
+
+    /// Writes TELUS users, each only where it changed.
+    fn put_telus_users(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        telus: &[TelusUser],
+    ) -> rusqlite::Result<()> {
+        let mut names = self.names.borrow_mut();
+        let mut upsert = tx.prepare(
+            "INSERT INTO telus_users (id, status, fields, directory_ref, in_directory)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, fields = excluded.fields,
+                directory_ref = excluded.directory_ref, in_directory = excluded.in_directory
+             WHERE telus_users.status IS NOT excluded.status
+                OR telus_users.fields IS NOT excluded.fields
+                OR telus_users.directory_ref IS NOT excluded.directory_ref
+                OR telus_users.in_directory IS NOT excluded.in_directory",
+        )?;
+        for u in telus {
+            let fields = names.encode(tx, u.fields.iter())?;
+            let reference = u.directory_ref.as_ref().map(|r| r.0.as_str());
+            upsert.execute(params![
+                u.id.0,
+                u.status.as_str(),
+                fields,
+                reference,
+                u.in_directory
+            ])?;
+        }
+        Ok(())
     }
 
     /// How many users each stored snapshot holds (Okta, TELUS).

@@ -162,6 +162,36 @@ fn whole_passes(dir: &std::path::Path) -> usize {
     passes_of(dir, "full") + passes_of(dir, "incremental")
 }
 
+/// The gateway drops the daemon's connection (recovering the session, or not), an admin
+/// assigns Ben a number before the daemon is back, and the number reaches Okta. Answers
+/// the gateway's (recovered, recovery failed, subscriptions) and the whole passes run
+/// during it.
+async fn drop_then_number(
+    sb: &Sandbox,
+    dir: &std::path::Path,
+    d: &Daemon,
+    recovery_fails: bool,
+) -> ((u64, u64, u64), usize) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let whole = whole_passes(dir);
+    {
+        let mut t = sb.telus.lock();
+        t.gateway.recovery_fails = recovery_fails;
+        t.gateway.drop_connections();
+    }
+    assign_number(sb, 62002, "+16045550299");
+    until("the number in Okta", d, || {
+        okta_field(sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
+    })
+    .await;
+    let t = sb.telus.lock();
+    let g = &t.gateway;
+    (
+        (g.recovered, g.recovery_failed, g.subscriptions),
+        whole_passes(dir) - whole,
+    )
+}
+
 /// A dropped connection is recovered with `wsc` within the recovery timeout: the event
 /// TELUS sent meanwhile is replayed and lands by a targeted pass, with no pass of the whole
 /// directory and no new subscription.
@@ -169,32 +199,9 @@ fn whole_passes(dir: &std::path::Path) -> usize {
 async fn a_dropped_connection_is_recovered_and_the_missed_event_replayed() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let whole = whole_passes(dir.path());
-    {
-        // The network drops the connection, and an admin assigns a number before the
-        // daemon is back: the gateway keeps the event for the session.
-        let mut t = sb.telus.lock();
-        t.gateway.drop_connections();
-        drop(t);
-        assign_number(&sb, 62002, "+16045550299");
-    }
-    until("the number in Okta", &d, || {
-        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
-    })
-    .await;
-    let t = sb.telus.lock();
-    assert_eq!((t.gateway.recovered, t.gateway.recovery_failed), (1, 0));
-    assert_eq!(
-        t.gateway.subscriptions, 1,
-        "a recovered session keeps its subscription"
-    );
-    drop(t);
-    assert_eq!(
-        whole_passes(dir.path()),
-        whole,
-        "no catch-up pass after a recovery"
-    );
+    let (gateway, whole) = drop_then_number(&sb, dir.path(), &d, false).await;
+    assert_eq!(gateway, (1, 0, 1), "recovered; the subscription kept");
+    assert_eq!(whole, 0, "no catch-up pass after a recovery");
     assert!(passes_of(dir.path(), "targeted") >= 1);
 }
 
@@ -204,30 +211,13 @@ async fn a_dropped_connection_is_recovered_and_the_missed_event_replayed() {
 async fn a_failed_recovery_subscribes_again_and_a_pass_carries_the_lost_change() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let whole = whole_passes(dir.path());
-    {
-        let mut t = sb.telus.lock();
-        t.gateway.recovery_fails = true;
-        t.gateway.drop_connections();
-        drop(t);
-        assign_number(&sb, 62002, "+16045550299");
-    }
-    until("the number in Okta", &d, || {
-        okta_field(&sb, "00u2ben", "primaryPhone").as_deref() == Some("+16045550299#102")
-    })
-    .await;
-    let t = sb.telus.lock();
-    assert_eq!((t.gateway.recovered, t.gateway.recovery_failed), (0, 1));
+    let (gateway, whole) = drop_then_number(&sb, dir.path(), &d, true).await;
     assert_eq!(
-        t.gateway.subscriptions, 2,
-        "subscribed again on the new session"
+        gateway,
+        (0, 1, 2),
+        "refused; subscribed again on the new session"
     );
-    drop(t);
-    assert_eq!(
-        passes_of(dir.path(), "incremental"),
-        whole - passes_of(dir.path(), "full") + 1
-    );
+    assert_eq!(whole, 1, "one incremental catch-up pass");
     assert!(
         d.log().contains("TELUS events may have been missed"),
         "{}",
