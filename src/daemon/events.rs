@@ -373,7 +373,7 @@ impl Events {
             let at = parse_time(&e.published);
             for u in e.users {
                 self.first_seen.entry(format!("o:{u}")).or_insert(at);
-                self.pending.okta.insert(u, e.event_type.clone());
+                note(&mut self.pending.okta, u, &e.event_type);
             }
         }
         if hinted {
@@ -425,7 +425,7 @@ impl Events {
                 self.first_seen
                     .entry(format!("t:{ext}"))
                     .or_insert(parse_time(&timestamp));
-                self.pending.telus.insert(ext, event_type);
+                note(&mut self.pending.telus, ext, &event_type);
                 self.schedule();
                 self.note_last_event(store);
             }
@@ -510,10 +510,10 @@ impl Events {
     /// Puts back what a pass could not take (the store was busy), to try again shortly.
     pub fn put_back(&mut self, named: Named, catchup: Option<(Catchup, String)>, retry: Duration) {
         for (k, v) in named.okta {
-            self.pending.okta.entry(k).or_insert(v);
+            note(&mut self.pending.okta, k, &v);
         }
         for (k, v) in named.telus {
-            self.pending.telus.entry(k).or_insert(v);
+            note(&mut self.pending.telus, k, &v);
         }
         if let Some((kind, reason)) = catchup {
             self.ask(kind, &reason);
@@ -669,6 +669,33 @@ impl Events {
     }
 }
 
+/// How much an event type says, for the pass that reads its user: a deletion or creation,
+/// a lifecycle or membership change, then a profile edit. Whatever order events come in,
+/// a user keeps the weightiest.
+fn weight(event_type: &str) -> u8 {
+    match event_type {
+        "Delete" => 4,
+        "Update" => 2,
+        "Create" => 1,
+        t if t.starts_with("user.lifecycle") || t.contains("user_membership") => 3,
+        _ => 2,
+    }
+}
+
+/// Records `event_type` for `key` unless a weightier one is already pending.
+fn note<K: Ord>(pending: &mut std::collections::BTreeMap<K, String>, key: K, event_type: &str) {
+    match pending.entry(key) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(event_type.to_string());
+        }
+        std::collections::btree_map::Entry::Occupied(mut o) => {
+            if weight(event_type) > weight(o.get()) {
+                o.insert(event_type.to_string());
+            }
+        }
+    }
+}
+
 fn now_text() -> String {
     crate::store::now()
 }
@@ -818,6 +845,22 @@ mod tests {
         assert!(!cursor_too_old(Some(&at(89)), now));
         assert!(cursor_too_old(Some(&at(91)), now));
         assert!(cursor_too_old(None, now));
+    }
+
+    /// Out of order or not, a user keeps its weightiest event: an edit after (or before) the
+    /// creation notice of a linked extension is still read; an activation is not hidden by
+    /// a later profile edit.
+    #[test]
+    fn a_user_keeps_its_weightiest_event() {
+        let mut p = std::collections::BTreeMap::new();
+        note(&mut p, 1, "Update");
+        note(&mut p, 1, "Create");
+        assert_eq!(p[&1], "Update");
+        note(&mut p, 2, "user.lifecycle.activate");
+        note(&mut p, 2, "user.account.update_profile");
+        assert_eq!(p[&2], "user.lifecycle.activate");
+        note(&mut p, 1, "Delete");
+        assert_eq!(p[&1], "Delete");
     }
 
     /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.

@@ -89,6 +89,9 @@ pub fn resolve(
             Some(_) if event == "Delete" => {
                 return Err(format!("TELUS extension {ext} was deleted"));
             }
+            // Extension ids are never reused: a linked extension was created by this tool's
+            // own create, whose answer already told it everything.
+            Some(_) if event == "Create" => {}
             Some(okta) => {
                 pairs.insert(((*okta).clone(), ext.clone()));
             }
@@ -360,6 +363,13 @@ mod tests {
                 .unwrap_err()
                 .contains("30 users")
         );
+    }
+
+    #[test]
+    fn the_creation_of_an_extension_this_tool_linked_is_its_own_echo() {
+        let links = [link("00u1", "61")];
+        let n = named(&[], &[("61", "Create")]);
+        assert_eq!(resolve(&n, &links, &OktaScope::All), Ok(Vec::new()));
     }
 
     #[test]
