@@ -79,10 +79,12 @@ async fn change_events(
     config: &okta_telus_sync::config::Config,
 ) -> anyhow::Result<()> {
     use okta_telus_sync::daemon::{self, Signal};
-    println!("\n== Change events: the daemon (`run`) with the default [events] ==");
+    println!(
+        "\n== Change events: the daemon (`run`) with [events] on (Okta's System Log polled every 2 s here; 10 s by default) =="
+    );
     let mut config = config.clone();
     config.events = okta_telus_sync::config::Events {
-        okta_poll: Some(std::time::Duration::from_secs(10)),
+        okta_poll: Some(std::time::Duration::from_secs(2)),
         telus_websocket: true,
         quiet_incremental: std::time::Duration::from_secs(3600),
         telus_heartbeat: std::time::Duration::from_secs(30),
@@ -131,7 +133,9 @@ async fn edits(sb: &sandbox::Sandbox) -> anyhow::Result<()> {
         }
         t.changed(62012, &["CompanyNumbers"]);
     }
-    println!("An admin assigns +16045550299 to Liam (ext 112) in the TELUS portal...");
+    println!(
+        "An admin assigns +16045550299 to Liam (ext 112) in the TELUS portal (the WebSocket notifies the daemon)..."
+    );
     let phone = |sb: &sandbox::Sandbox| okta_value(sb, "00uCliam", "primaryPhone");
     wait_for("Liam's new number in Okta", || {
         phone(sb).as_deref() == Some("+16045550299#112")
@@ -151,7 +155,9 @@ async fn edits(sb: &sandbox::Sandbox) -> anyhow::Result<()> {
         }
         o.touch("00uCliam");
     }
-    println!("An admin moves Liam to Research in Okta...");
+    println!(
+        "An admin moves Liam to Research in Okta (the daemon sees it at its next System Log poll)..."
+    );
     let dept = |sb: &sandbox::Sandbox| {
         sb.telus.lock().extension(62012).and_then(|e| {
             e.contact
@@ -165,7 +171,7 @@ async fn edits(sb: &sandbox::Sandbox) -> anyhow::Result<()> {
     })
     .await?;
     println!(
-        "  ...TELUS shows Research after {:.1} s (the System Log is polled every 10 s).",
+        "  ...TELUS shows Research after {:.1} s (a targeted pass, at the next poll).",
         started.elapsed().as_secs_f64()
     );
     Ok(())
