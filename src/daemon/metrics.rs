@@ -452,6 +452,30 @@ mod tests {
     }
 
     #[test]
+    fn event_metrics_render_per_side_with_the_lag() {
+        let mut f = Figures::default();
+        f.events.insert(("telus".into(), "own".into()), 5000);
+        f.events.insert(("okta".into(), "hint".into()), 3);
+        f.channel_up.insert("okta".into(), true);
+        f.channel_up.insert("telus".into(), false);
+        f.event_lag_sum = 12.5;
+        f.event_lag_count = 3;
+        f.event_lag_last = Some(1.5);
+        let text = render(&f, 0);
+        for line in [
+            "okta_telus_sync_events_total{side=\"telus\",kind=\"own\"} 5000",
+            "okta_telus_sync_events_total{side=\"okta\",kind=\"hint\"} 3",
+            "okta_telus_sync_event_channel_up{side=\"okta\"} 1",
+            "okta_telus_sync_event_channel_up{side=\"telus\"} 0",
+            "okta_telus_sync_event_lag_seconds_sum 12.5",
+            "okta_telus_sync_event_lag_seconds_count 3",
+            "okta_telus_sync_event_lag_last_seconds 1.5",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn metrics_render_in_prometheus_text() {
         let mut f = Figures::default();
         f.passes.insert(("full".into(), "ok".into()), 2);
