@@ -421,7 +421,7 @@ impl Events {
                 }
                 *self.heard.entry(ext.clone()).or_default() += 1;
                 self.count("telus", "hint");
-                tracing::info!(ext = %ext, event = %event_type, "TELUS notification");
+                tracing::debug!(ext = %ext, event = %event_type, "TELUS notification");
                 self.first_seen
                     .entry(format!("t:{ext}"))
                     .or_insert(parse_time(&timestamp));
@@ -522,13 +522,13 @@ impl Events {
     }
 
     /// After any pass that ran to its end: its TELUS writes' echoes are expected for a
-    /// while (and those heard during the pass dropped); a whole pass also answers every
-    /// hint; the System Log cursor is stored; the lag of what `named` asked for is taken.
+    /// while (and those heard during the pass dropped); the System Log cursor is stored once
+    /// nothing waits; the lag of what `named` (taken by the pass) asked for is recorded. A
+    /// catch-up asked for while the pass ran stays: the pass read before that loss.
     pub fn after_pass(
         &mut self,
         store: &Store,
         pass_id: Option<i64>,
-        whole: bool,
         named: &Named,
         applied: bool,
     ) {
@@ -539,10 +539,6 @@ impl Events {
         {
             let written: Vec<ExtId> = telus.into_iter().map(ExtId).collect();
             self.echo_written(&written);
-        }
-        if whole {
-            // A whole pass read everyone: the catch-up it was is done.
-            self.catchup = None;
         }
         if applied {
             let earliest = named
@@ -812,7 +808,7 @@ mod tests {
         );
         let (named, _) = ev.take();
         assert!(named.okta.contains_key(&OktaId("00u2".into())));
-        ev.after_pass(&store, None, false, &named, false);
+        ev.after_pass(&store, None, &named, false);
         assert_eq!(
             cursor().as_deref(),
             Some("c3"),
@@ -861,6 +857,31 @@ mod tests {
         assert_eq!(p[&2], "user.lifecycle.activate");
         note(&mut p, 1, "Delete");
         assert_eq!(p[&1], "Delete");
+    }
+
+    /// Events lost while a pass runs are not answered by that pass (it read before the loss):
+    /// the catch-up stays for the next one.
+    #[test]
+    fn a_loss_during_a_pass_outlives_it() {
+        let (mut ev, store) = events();
+        ev.on_event(
+            Event::Telus(Notice::Subscribed {
+                lost: true,
+                recovered: false,
+            }),
+            &store,
+        );
+        let (named, catchup) = ev.take();
+        assert!(catchup.is_some());
+        ev.on_event(
+            Event::Telus(Notice::Subscribed {
+                lost: true,
+                recovered: false,
+            }),
+            &store,
+        );
+        ev.after_pass(&store, None, &named, false);
+        assert!(ev.catchup.is_some() && ev.due.is_some());
     }
 
     /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.

@@ -458,7 +458,13 @@ impl Daemon {
             );
             return;
         }
-        self.whole_pass(tick, Named::default(), None, inbox).await;
+        // Hints heard before this pass are answered by its read.
+        let (named, catchup) = self.events.take();
+        let tick = match &catchup {
+            Some((events::Catchup::Full, _)) => Tick::Full,
+            _ => tick,
+        };
+        self.whole_pass(tick, named, catchup, inbox).await;
     }
 
     /// Whether change events are healthy and a whole pass ran recently enough that a
@@ -509,7 +515,7 @@ impl Daemon {
         match &report {
             Ok(r) if !matches!(r.outcome, PassOutcome::Busy | PassOutcome::SystemFailed) => {
                 self.events
-                    .after_pass(&self.store, r.pass_id, true, &named, r.apply.applied > 0);
+                    .after_pass(&self.store, r.pass_id, &named, r.apply.applied > 0);
             }
             // What events asked for waits for the store, or for the end of the backoff.
             _ if catchup.is_some() || !named.is_empty() => {
@@ -555,8 +561,7 @@ impl Daemon {
         match result {
             Ok(Targeted::Nothing) => {
                 tracing::debug!(users = named.len(), "change events named no linked user");
-                self.events
-                    .after_pass(&self.store, None, false, &named, false);
+                self.events.after_pass(&self.store, None, &named, false);
             }
             Ok(Targeted::Escalate(reason)) => {
                 tracing::info!(reason = %reason, "targeted pass not enough: an incremental pass follows");
@@ -584,7 +589,7 @@ impl Daemon {
                 } else {
                     let applied = report.apply.applied > 0;
                     self.events
-                        .after_pass(&self.store, report.pass_id, false, &named, applied);
+                        .after_pass(&self.store, report.pass_id, &named, applied);
                     // A change whose answer was lost: a read of its user settles it.
                     match self.store.unfinished_count() {
                         Ok(0) => self.events.confirmed(&named),
