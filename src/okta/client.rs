@@ -339,6 +339,18 @@ impl Client {
         }
     }
 
+    /// `/api/v1/users/{id}` on the configured org, the id one percent-encoded segment.
+    pub(super) fn user_url(&self, id: &OktaId, endpoint: &str) -> Result<Url, Error> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| Error::Paging {
+                endpoint: endpoint.to_string(),
+                message: "base URL cannot take a path".into(),
+            })?
+            .extend(["api", "v1", "users", &id.0]);
+        Ok(url)
+    }
+
     /// One page of a listing: its body and the `rel="next"` link of its `Link` headers.
     pub(super) async fn get_page(
         &self,
@@ -444,13 +456,7 @@ impl Client {
         changes: &BTreeMap<String, Option<String>>,
     ) -> Result<OktaUser, Error> {
         let endpoint = format!("POST users/{id}");
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| Error::Paging {
-                endpoint: endpoint.clone(),
-                message: "base URL cannot take a path".into(),
-            })?
-            .extend(["api", "v1", "users", &id.0]);
+        let url = self.user_url(id, &endpoint)?;
         let body = serde_json::json!({ "profile": changes });
         let resp = self
             .send(BUCKET_UPDATE, &endpoint, || {

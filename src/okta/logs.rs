@@ -45,13 +45,7 @@ impl Client {
     /// `GET /api/v1/users/{id}`: one user as it is now; `None` when Okta no longer has it.
     pub async fn get_user(&self, id: &OktaId) -> Result<Option<OktaUser>, Error> {
         let endpoint = format!("GET users/{id}");
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| Error::Paging {
-                endpoint: endpoint.clone(),
-                message: "base URL cannot take a path".into(),
-            })?
-            .extend(["api", "v1", "users", &id.0]);
+        let url = self.user_url(id, &endpoint)?;
         let resp = match self
             .send(BUCKET_GET, &endpoint, || self.http.get(url.clone()))
             .await
