@@ -453,10 +453,30 @@ impl Pass<'_> {
 
     /// Phase 3: the one pure call that decides the pass.
     fn plan(&self, fetched: &Fetched, in_flight: &[ExtId]) -> anyhow::Result<Plan> {
+        let (known_okta, known_telus) = self.store.snapshot_counts()?;
+        self.decide(fetched, &self.store.links()?, in_flight, |has_baseline| {
+            HoldContext {
+                known_okta,
+                known_telus,
+                okta_read: fetched.okta.len(),
+                telus_read: fetched.telus.len(),
+                has_baseline,
+            }
+        })
+    }
+
+    /// The pure plan over `fetched` and `links`, with the stored baseline, refusals and
+    /// failures (none for a dry run: it shows every user's changes); `hold` is given whether a
+    /// baseline exists. Logs what the plan holds back.
+    pub(super) fn decide(
+        &self,
+        fetched: &Fetched,
+        links: &[crate::model::Link],
+        in_flight: &[ExtId],
+        hold: impl FnOnce(bool) -> HoldContext,
+    ) -> anyhow::Result<Plan> {
         let store = self.store;
         let baseline = store.baseline()?;
-        let (known_okta, known_telus) = store.snapshot_counts()?;
-        // A dry run shows every user's changes: backoff applies to real passes only.
         let failures = match self.opts.dry_run {
             true => Vec::new(),
             false => store.failures()?,
@@ -465,19 +485,13 @@ impl Pass<'_> {
         let plan = decide::plan(&decide::Inputs {
             okta: &fetched.okta,
             telus: &fetched.telus,
-            links: &store.links()?,
+            links,
             baseline: &baseline,
             policy: &self.config.policy,
             safety: &self.config.safety,
             okta_writes: &fetched.okta_writes,
             known_refusals: &store.okta_refusals()?,
-            hold: HoldContext {
-                known_okta,
-                known_telus,
-                okta_read: fetched.okta.len(),
-                telus_read: fetched.telus.len(),
-                has_baseline: !baseline.is_empty(),
-            },
+            hold: hold(!baseline.is_empty()),
             failures: &failures,
             now: chrono::Utc::now(),
             approved: self.opts.approve,
@@ -602,7 +616,7 @@ pub(super) fn unfinished(r: crate::store::JournalRow) -> Unfinished {
 }
 
 /// Says in the log what the plan holds back: holds, attributes left out, users not synced.
-pub(super) fn log_plan(plan: &Plan) {
+fn log_plan(plan: &Plan) {
     if !plan.held.is_empty() {
         let reasons = plan.held_reasons().join("; ");
         if plan.approved {

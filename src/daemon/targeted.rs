@@ -3,12 +3,11 @@
 //! pacing as any pass. It owns deciding when a pass of the whole directory must go instead.
 
 use super::pass::{
-    Clients, Fetched, Pass, PassOptions, log_plan, okta_writes, register_mapped_names, summary_of,
+    Clients, Fetched, Pass, PassOptions, okta_writes, register_mapped_names, summary_of,
     take_store, unfinished,
 };
 use crate::config::{Config, OktaScope};
 use crate::model::{ExtId, Link, OktaId, PassKind, TelusUser};
-use crate::reconcile::decide;
 use crate::reconcile::{HoldContext, Plan};
 use crate::store::Store;
 use crate::summary::PassReport;
@@ -259,7 +258,6 @@ fn plan_pairs(
     fetched: &Fetched,
     pairs: &[(OktaId, ExtId)],
 ) -> anyhow::Result<Plan> {
-    let store = pass.store;
     let links: Vec<Link> = pairs
         .iter()
         .map(|(o, e)| Link {
@@ -267,31 +265,14 @@ fn plan_pairs(
             ext_id: e.clone(),
         })
         .collect();
-    let baseline = store.baseline()?;
     let n = pairs.len();
-    let plan = decide::plan(&decide::Inputs {
-        okta: &fetched.okta,
-        telus: &fetched.telus,
-        links: &links,
-        baseline: &baseline,
-        policy: &pass.config.policy,
-        safety: &pass.config.safety,
-        okta_writes: &fetched.okta_writes,
-        known_refusals: &store.okta_refusals()?,
-        hold: HoldContext {
-            known_okta: n,
-            known_telus: n,
-            okta_read: n,
-            telus_read: n,
-            has_baseline: false,
-        },
-        failures: &store.failures()?,
-        now: chrono::Utc::now(),
-        approved: false,
-        in_flight: &[],
-    });
-    log_plan(&plan);
-    Ok(plan)
+    pass.decide(fetched, &links, &[], |_| HoldContext {
+        known_okta: n,
+        known_telus: n,
+        okta_read: n,
+        telus_read: n,
+        has_baseline: false,
+    })
 }
 
 #[cfg(test)]
