@@ -267,7 +267,7 @@ impl<'p> Run<'_, '_> {
                 rows,
                 action.changes(),
                 outcome.clone(),
-                self.ctx.store,
+                self.ctx,
             )?);
         }
         self.absorb(attempt);
@@ -350,6 +350,7 @@ pub struct TaskSettling {
 pub async fn settle_tasks(
     store: &Store,
     telus: &telus::Client,
+    policy: &crate::reconcile::policy::Policy,
     stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<TaskSettling, crate::store::Error> {
     let mut out = TaskSettling::default();
@@ -387,7 +388,7 @@ pub async fn settle_tasks(
             out.in_flight.extend(ids.iter().filter_map(ext_of));
             continue;
         };
-        let (landed, failed) = record_settled(store, &journal, &ids, &done)?;
+        let (landed, failed) = record_settled(store, &journal, &ids, &done, policy)?;
         out.settled.0 += landed;
         out.settled.1 += failed;
     }
@@ -420,6 +421,7 @@ fn record_settled(
     journal: &HashMap<i64, crate::store::JournalRow>,
     ids: &[i64],
     task: &BulkTask,
+    policy: &crate::reconcile::policy::Policy,
 ) -> Result<(usize, usize), crate::store::Error> {
     let results: HashMap<&str, &Result<(), telus::Error>> = task
         .results
@@ -433,10 +435,13 @@ fn record_settled(
             Some(Ok(())) => landed.push(Settlement {
                 row_id: *id,
                 landed: true,
-                baseline: row
-                    .okta_id
-                    .as_ref()
-                    .map(|o| Agreed::one(OktaId(o.clone()), &row.attribute, row.new.clone())),
+                baseline: row.okta_id.as_ref().map(|o| {
+                    Agreed::one(
+                        OktaId(o.clone()),
+                        &row.attribute,
+                        super::compared_value(policy, &row.attribute, row.new.as_deref()),
+                    )
+                }),
                 link: None,
             }),
             Some(Err(e)) => {

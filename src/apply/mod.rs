@@ -296,7 +296,7 @@ impl Run<'_, '_> {
             values: create
                 .changes()
                 .iter()
-                .map(|c| (crate::model::intern(&c.attr), c.new.clone()))
+                .map(|c| (crate::model::intern(&c.attr), compared(self.ctx, c)))
                 .collect(),
         };
         let (actions, agreed) = crate::reconcile::decide::after_create(
@@ -410,7 +410,7 @@ async fn apply_action(
             }
         }
     };
-    let mut report = record(action, &rows, changes, result, store)?;
+    let mut report = record(action, &rows, changes, result, ctx)?;
     if let (Some(user), Some(okta_id), 0) = (created, &action.user.okta_id, report.failed) {
         store.add_links(&[Link {
             okta_id: okta_id.clone(),
@@ -444,7 +444,7 @@ async fn apply_okta_update(
                 rows,
                 changes,
                 other.map(|_| ()).map_err(WriteError::from),
-                store,
+                ctx,
             )?;
             if applied {
                 let attrs: Vec<&str> = changes.iter().map(|c| c.attr.as_str()).collect();
@@ -510,7 +510,7 @@ async fn probe_each(
                     &rows[i..=i],
                     one,
                     other.map(|_| ()).map_err(WriteError::from),
-                    store,
+                    ctx,
                 )?;
                 report.absorb(r);
             }
@@ -581,8 +581,9 @@ fn record(
     rows: &[i64],
     changes: &[AttrChange],
     result: Result<(), WriteError>,
-    store: &Store,
+    ctx: &ApplyContext<'_>,
 ) -> Result<Attempt, crate::store::Error> {
+    let store = ctx.store;
     let mut report = Attempt::default();
     match result {
         Ok(()) => {
@@ -591,7 +592,7 @@ fn record(
                     okta_id: okta_id.clone(),
                     values: changes
                         .iter()
-                        .map(|c| (crate::model::intern(&c.attr), c.new.clone()))
+                        .map(|c| (crate::model::intern(&c.attr), compared(ctx, c)))
                         .collect(),
                 }],
                 None => Vec::new(),
@@ -639,6 +640,25 @@ fn record(
             }
         }
     }
+}
+
+/// The baseline a confirmed change leaves: its value in the form values are compared in (a
+/// country name written to TELUS is remembered by its code).
+fn compared(ctx: &ApplyContext<'_>, c: &AttrChange) -> Option<String> {
+    compared_value(ctx.after_create.policy, &c.attr, c.new.as_deref())
+}
+
+/// The same, for an attribute and the value written.
+fn compared_value(
+    policy: &crate::reconcile::policy::Policy,
+    attr: &str,
+    written: Option<&str>,
+) -> Option<String> {
+    let kind = policy
+        .rule(attr)
+        .map(|r| r.normalize)
+        .unwrap_or(crate::reconcile::policy::Normalize::None);
+    crate::reconcile::normalize::compared_form(kind, written)
 }
 
 fn missing(what: &str) -> WriteError {

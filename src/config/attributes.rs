@@ -169,7 +169,7 @@ pub(super) fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) ->
                     p.push(
                         format!("{key}.normalize"),
                         format!(
-                            "{s:?} is not \"none\", \"email\", \"e164\" or \"iso-subdivision\""
+                            "{s:?} is not \"none\", \"email\", \"e164\", \"iso-subdivision\" or \"iso-country\""
                         ),
                     );
                     continue;

@@ -417,6 +417,11 @@ jwt = "jwt-credential"
             .join("\n");
         let c = from_toml_str(&text, env, Path::new("/etc")).unwrap();
         assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len());
+        // The shipped table spells out the built-in one, normalizations included.
+        assert_eq!(
+            c.policy.rules,
+            crate::reconcile::policy::Policy::builtin().rules
+        );
         // The shipped file says what a config without `[events]` means.
         let bare = from_toml_str(MINIMAL, Vec::new(), Path::new("/etc")).unwrap();
         assert_eq!(c.events, bare.events);

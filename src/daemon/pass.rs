@@ -198,6 +198,9 @@ pub struct PassOptions<'a> {
 /// clock skew and Okta's indexing delay lose nothing.
 const INCREMENTAL_MARGIN_MINUTES: i64 = 5;
 
+/// How many linked Okta users missing from a full listing a pass reads by id.
+const MAX_MISSING_READS: usize = 200;
+
 /// The `lastUpdated` bound for an incremental Okta read, or `None` for a full read: the
 /// first pass, `--full`, a scope Okta cannot filter, or a previous pass that failed.
 fn incremental_since(
@@ -273,7 +276,7 @@ pub async fn run_one_pass(
         // a read taken while a task runs says nothing about its records.
         let tasks = match opts.dry_run {
             true => TaskSettling::default(),
-            false => settle_tasks(store, &clients.telus, opts.stop).await?,
+            false => settle_tasks(store, &clients.telus, &config.policy, opts.stop).await?,
         };
         let fetched = match pass
             .fetch(since.as_deref())
@@ -401,6 +404,12 @@ impl Pass<'_> {
         };
         let okta = match since {
             Some(_) => merge_changed(self.store.load_okta()?, okta),
+            None if self.config.okta.scope == crate::config::OktaScope::All => {
+                match self.with_deprovisioned(okta).await? {
+                    Ok(okta) => okta,
+                    Err(message) => return Ok(Err(message)),
+                }
+            }
             None => okta,
         };
         tracing::info!(okta = okta.len(), telus = telus.len(), "directories read");
@@ -409,6 +418,68 @@ impl Pass<'_> {
             telus,
             okta_writes,
         }))
+    }
+
+    /// Okta's plain user listing leaves DEPROVISIONED users out (management spec,
+    /// `listUsers`: "omits users that have a status of DEPROVISIONED"), so a linked user
+    /// missing from a full listing is read by id: a deactivated user is then disabled as
+    /// such, a deleted one (404) has left. A stored copy already DEPROVISIONED is kept
+    /// without a read. Past `MAX_MISSING_READS` the rest stay missing (the deactivation
+    /// limit holds such a pass). `Err` is a whole-system failure.
+    async fn with_deprovisioned(
+        &self,
+        mut okta: Vec<crate::model::OktaUser>,
+    ) -> anyhow::Result<Result<Vec<crate::model::OktaUser>, String>> {
+        let listed: std::collections::HashSet<&OktaId> = okta.iter().map(|u| &u.id).collect();
+        let links = self.store.links()?;
+        let missing: Vec<&OktaId> = links
+            .iter()
+            .map(|l| &l.okta_id)
+            .filter(|id| !listed.contains(id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(Ok(okta));
+        }
+        let stored = self.store.load_okta_ids(&missing)?;
+        let mut found = Vec::new();
+        let mut to_read = Vec::new();
+        for id in missing {
+            match stored.iter().find(|u| &u.id == id) {
+                Some(u) if u.status == crate::model::OktaStatus::Deprovisioned => {
+                    found.push(u.clone())
+                }
+                _ => to_read.push(id.clone()),
+            }
+        }
+        if to_read.len() > MAX_MISSING_READS {
+            tracing::warn!(
+                missing = to_read.len(),
+                read = MAX_MISSING_READS,
+                "many linked Okta users are missing from the listing; only some are read by id"
+            );
+            to_read.truncate(MAX_MISSING_READS);
+        }
+        for id in &to_read {
+            match self.clients.okta.get_user(id).await {
+                Ok(Some(u)) => found.push(u),
+                Ok(None) => {}
+                Err(e) => {
+                    let message = format!("reading Okta user {id}, missing from the listing: {e}");
+                    tracing::error!(error = %message, "fetch failed, pass ended");
+                    return Ok(Err(message));
+                }
+            }
+        }
+        if !found.is_empty() {
+            tracing::info!(
+                kept = found.len(),
+                read = to_read.len(),
+                "linked okta users missing from the listing (deactivated) kept"
+            );
+            okta.extend(found);
+            okta.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(Ok(okta))
     }
 
     /// Phase 2: changes a run that stopped mid-apply left `planned` are settled against what

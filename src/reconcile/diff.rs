@@ -1,7 +1,7 @@
 //! Matching users across the two directories and deciding, attribute by attribute, what each
 //! side must receive. Pure: snapshots, links and baseline in, a sorted `Plan` out.
 
-use super::normalize::{Norm, normalize, normalize_in};
+use super::normalize::{Norm, normalize, normalize_in, phone_extension, written_form};
 use super::plan::STATUS_ATTR;
 use super::plan::{
     Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
@@ -216,9 +216,9 @@ fn index_by_email<'a>(snap: &Snapshot<'a>, m: &Matching<'a>, plan: &mut Plan) ->
 
 /// Then email.
 fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, plan: &mut Plan) {
-    // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred;
-    // a suspended or deactivated one matches only when no live user has the email (and then
-    // its TELUS user is deactivated).
+    // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred,
+    // then a STAGED one; a suspended or deactivated one matches only when no other user has
+    // the email (and then its TELUS user is deactivated).
     let by_email = index_by_email(snap, m, plan);
     for (email, (oktas, teluses)) in &by_email {
         let live: Vec<&OktaUser> = oktas
@@ -226,7 +226,16 @@ fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, 
             .copied()
             .filter(|o| o.status.is_live())
             .collect();
-        let candidates = if live.is_empty() { oktas.clone() } else { live };
+        let staged: Vec<&OktaUser> = oktas
+            .iter()
+            .copied()
+            .filter(|o| o.status == OktaStatus::Staged)
+            .collect();
+        let candidates = match (live.is_empty(), staged.is_empty()) {
+            (false, _) => live,
+            (true, false) => staged,
+            (true, true) => oktas.clone(),
+        };
         let dup = |o: Option<&OktaUser>, t: Option<&TelusUser>| Problem {
             user: UserRef {
                 email: email.clone(),
@@ -320,14 +329,17 @@ fn plan_deactivate(user: &UserRef, t: &TelusUser, why: &str, policy: &Policy, pl
     });
 }
 
-/// A TELUS user for an in-scope ACTIVE Okta user with no match, from the Okta-sourced rows.
+/// A TELUS user for an in-scope live Okta user with no match (ACTIVE, PROVISIONED, RECOVERY,
+/// PASSWORD_EXPIRED, LOCKED_OUT: the statuses Okta's own app assignments push), from the
+/// Okta-sourced rows. STAGED users wait for their activation; SUSPENDED and DEPROVISIONED
+/// ones are never created.
 fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
     let user = UserRef {
         email: email.to_string(),
         okta_id: Some(o.id.clone()),
         ext_id: None,
     };
-    if !policy.features.create_users || o.status != OktaStatus::Active {
+    if !policy.features.create_users || !o.status.is_live() {
         if o.status.is_live() {
             plan.problems.push(Problem {
                 user,
@@ -345,6 +357,7 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
         }
         return;
     }
+    note_extensions(o, o.profile.get("countryCode"), &user, policy, plan);
     let mut changes = Vec::new();
     for rule in &policy.rules {
         let Some(path) = rule.telus.path() else {
@@ -362,7 +375,7 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
                 attr: rule.okta_attr.clone(),
                 field: path.to_string(),
                 old: None,
-                new: Some(v),
+                new: Some(written_form(rule.normalize, &v, true)),
                 rule: Rule::Create,
             }),
             Norm::Invalid { trimmed, reason } => plan.problems.push(Problem {
@@ -411,19 +424,25 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         okta_id: Some(o.id.clone()),
         ext_id: Some(t.id.clone()),
     };
-    if !o.status.is_live() {
+    match &o.status {
         // Suspended or deactivated in Okta: disable in TELUS; attributes are not synced.
-        if matches!(o.status, OktaStatus::Suspended | OktaStatus::Deprovisioned) {
+        OktaStatus::Suspended | OktaStatus::Deprovisioned => {
             let why = if o.status == OktaStatus::Suspended {
                 "suspended in Okta"
             } else {
                 "deactivated in Okta"
             };
             plan_deactivate(&user, t, why, policy, plan);
+            return;
         }
-        return;
+        // A status this tool does not know: nothing is written (the harsher reading).
+        OktaStatus::Other(_) => return,
+        // STAGED (not activated yet, an imported user say): its rows sync as for a live
+        // user, and its TELUS status is left as it is, neither disabled nor enabled. Live
+        // users are kept Enabled below.
+        _ => {}
     }
-    if t.status == TelusStatus::Disabled {
+    if o.status.is_live() && t.status == TelusStatus::Disabled {
         let we_disabled = baseline
             .get(&o.id, STATUS_ATTR)
             .is_some_and(|s| s == TelusStatus::Disabled.as_str());
@@ -450,6 +469,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         .profile
         .get("countryCode")
         .or_else(|| t.fields.get("contact.businessAddress.country"));
+    note_extensions(o, region, &user, policy, plan);
     let mut to_okta = Vec::new();
     let mut to_telus = Vec::new();
     let mut agreed = Vec::new();
@@ -486,6 +506,45 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             action: Action::Update { changes },
         });
     }
+}
+
+/// One note per user whose Okta phone numbers, in rows written to TELUS, carry an extension
+/// that the TELUS field cannot hold (the number alone is compared and written). Not a
+/// failure; the extension itself is not in the note's text.
+fn note_extensions(
+    o: &OktaUser,
+    region: Option<&str>,
+    user: &UserRef,
+    policy: &Policy,
+    plan: &mut Plan,
+) {
+    let attrs: Vec<&str> = policy
+        .rules
+        .iter()
+        .filter(|r| r.normalize == Normalize::E164 && policy.can_write(r, System::Telus))
+        .filter(|r| match &r.master {
+            Master::Priority(list) => list.first() == Some(&System::Okta),
+            Master::Latest { .. } => true,
+        })
+        .filter(|r| {
+            o.profile
+                .get(&r.okta_attr)
+                .is_some_and(|v| phone_extension(v, region).is_some())
+        })
+        .map(|r| r.okta_attr.as_str())
+        .collect();
+    let Some(first) = attrs.first() else {
+        return;
+    };
+    plan.problems.push(Problem {
+        user: user.clone(),
+        kind: ProblemKind::ExtensionLeftOut,
+        attr: Some(first.to_string()),
+        message: format!(
+            "the extension in Okta's {} cannot be carried by TELUS's field: the number alone is compared and written",
+            attrs.join(", ")
+        ),
+    });
 }
 
 /// What one row decides for one linked pair.
@@ -594,7 +653,11 @@ fn value_to_write(
 ) -> Option<Option<String>> {
     let target = source.other();
     match src_norm {
-        Norm::Value(v) => Some(Some(v.clone())),
+        Norm::Value(v) => Some(Some(written_form(
+            rule.normalize,
+            v,
+            target == System::Telus,
+        ))),
         Norm::Invalid { trimmed, reason } => {
             plan.problems.push(Problem {
                 user: user.clone(),

@@ -1,5 +1,6 @@
-//! Value normalization: the one form a value takes before it is compared or written
-//! (trimmed text, lowercased email, E.164 phone, ISO 3166-2 subdivision code). Pure.
+//! Value normalization: the one form a value takes before it is compared (trimmed text,
+//! lowercased email, E.164 phone, ISO 3166-2 subdivision code, ISO 3166-1 alpha-2 country),
+//! and the form it is written in where a field holds another (a TELUS country name). Pure.
 
 use super::policy::Normalize;
 
@@ -68,7 +69,94 @@ pub fn normalize_in(kind: Normalize, raw: Option<&str>, region: Option<&str>) ->
                 reason: "not a known Canadian province/territory or US state".to_string(),
             },
         },
+        Normalize::IsoCountry => match country_code(trimmed) {
+            Some(code) => Norm::Value(code.to_string()),
+            None => Norm::Invalid {
+                trimmed: trimmed.to_string(),
+                reason: "not a known country (ISO 3166-1 code or English name)".to_string(),
+            },
+        },
     }
+}
+
+/// The form a normalized value is written in to `to_telus` (true) or Okta: the compared
+/// form, except a country, which TELUS holds as its name (RingCentral's spec:
+/// `businessAddress.country` "Country name"; real records: "Canada").
+pub fn written_form(kind: Normalize, value: &str, to_telus: bool) -> String {
+    match (kind, to_telus) {
+        (Normalize::IsoCountry, true) => country_name(value).unwrap_or(value).to_string(),
+        _ => value.to_string(),
+    }
+}
+
+/// The compared form of a value this tool wrote (the baseline a confirmed write leaves):
+/// the written value itself, except a country name written to TELUS, which is compared by
+/// its code. Cheap for every other kind: nothing is parsed again.
+pub fn compared_form(kind: Normalize, written: Option<&str>) -> Option<String> {
+    match (kind, written) {
+        (Normalize::IsoCountry, Some(w)) => Some(
+            country_code(w)
+                .map(str::to_string)
+                .unwrap_or_else(|| w.to_string()),
+        ),
+        (_, w) => w.map(str::to_string),
+    }
+}
+
+/// Forms of a country that the ISO 3166-1 table of `celes` does not list but people write.
+const COUNTRY_ALIASES: &[(&str, &str)] = &[
+    ("uk", "GB"),
+    ("britain", "GB"),
+    ("turkiye", "TR"),
+    ("cocoskeelingislands", "CC"),
+    ("falklandislandsmalvinas", "FK"),
+];
+
+/// The name a country is written under in TELUS, where the short English name reads better
+/// than ISO's formal one ("United States", as RingCentral's country dictionary names it,
+/// rather than "The United States Of America").
+const COUNTRY_NAMES: &[(&str, &str)] = &[
+    ("US", "United States"),
+    ("GB", "United Kingdom"),
+    ("KR", "South Korea"),
+    ("KP", "North Korea"),
+    ("RU", "Russia"),
+    ("IR", "Iran"),
+    ("SY", "Syria"),
+    ("LA", "Laos"),
+    ("VN", "Vietnam"),
+    ("BO", "Bolivia"),
+    ("VE", "Venezuela"),
+    ("TZ", "Tanzania"),
+    ("MD", "Moldova"),
+    ("TW", "Taiwan"),
+];
+
+/// Maps a country in any common form (ISO 3166-1 alpha-2 or alpha-3 code, English short or
+/// formal name, common aliases such as "USA", "United States of America", "UK") to its
+/// alpha-2 code, from the ISO table of the `celes` crate.
+pub fn country_code(raw: &str) -> Option<&'static str> {
+    let key: String = fold(raw)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    // Numeric codes ("124") are a zip code typed in the wrong field more often than a country.
+    if key.is_empty() || key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if let Some((_, code)) = COUNTRY_ALIASES.iter().find(|(a, _)| *a == key) {
+        return Some(code);
+    }
+    key.parse::<celes::Country>().ok().map(|c| c.alpha2)
+}
+
+/// The English name TELUS is written for an alpha-2 code.
+pub fn country_name(code: &str) -> Option<&'static str> {
+    if let Some((_, name)) = COUNTRY_NAMES.iter().find(|(c, _)| *c == code) {
+        return Some(name);
+    }
+    let c = celes::Country::from_alpha2(code).ok()?;
+    Some(c.long_name.strip_prefix("The ").unwrap_or(c.long_name))
 }
 
 /// Formats a phone number in E.164, reading a number without a country code in Canada.
@@ -78,9 +166,24 @@ pub fn e164(raw: &str) -> Option<String> {
 
 /// Formats a phone number in E.164 with libphonenumber's metadata (the `phonenumber` crate),
 /// reading a number without a country code in `region` (default "CA"). A number that is not
-/// valid for its region, or that carries an extension (`x123`), is refused: an extension has
-/// no place in E.164.
+/// valid for its region is refused; an extension (`x123`) is left out: E.164 has no place
+/// for it ([`phone_extension`] tells it).
 pub fn e164_in(raw: &str, region: Option<&str>) -> Option<String> {
+    parse_phone(raw, region).map(|(number, _)| number)
+}
+
+/// The extension a phone number carries ("x123", "ext. 123"), which E.164 has no place for.
+/// Cheap for the usual number: only one that has a letter, `#`, `;` or `,` is parsed.
+pub fn phone_extension(raw: &str, region: Option<&str>) -> Option<String> {
+    if !raw.contains(|c: char| c.is_ascii_alphabetic() || matches!(c, '#' | ';' | ',')) {
+        return None;
+    }
+    parse_phone(raw, region).and_then(|(_, ext)| ext)
+}
+
+/// A phone number in E.164 with the extension it carried, if any; `None` when it is not a
+/// complete, valid number for its region.
+fn parse_phone(raw: &str, region: Option<&str>) -> Option<(String, Option<String>)> {
     let region = region
         .map(str::trim)
         .filter(|r| r.len() == 2)
@@ -91,10 +194,14 @@ pub fn e164_in(raw: &str, region: Option<&str>) -> Option<String> {
         })
         .unwrap_or(phonenumber::country::Id::CA);
     let number = phonenumber::parse(Some(region), raw.trim()).ok()?;
-    if number.extension().is_some() || !phonenumber::is_valid(&number) {
+    if !phonenumber::is_valid(&number) {
         return None;
     }
-    Some(number.format().mode(phonenumber::Mode::E164).to_string())
+    let ext = number.extension().map(|e| e.to_string());
+    Some((
+        number.format().mode(phonenumber::Mode::E164).to_string(),
+        ext,
+    ))
 }
 
 const SUBDIVISIONS: &[(&str, &[&str])] = &[
@@ -271,6 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn phones_with_an_extension_compare_by_the_number_and_name_the_extension() {
+        for (raw, ext) in [
+            ("(604) 555-0110 x123", "123"),
+            ("(403) 555-0111 ext. 123", "123"),
+            ("604-555-0110 ext 42", "42"),
+            ("+1 604 555 0110 #7", "7"),
+        ] {
+            let number = e164(raw);
+            assert!(
+                number.as_deref().is_some_and(|n| n.starts_with("+1")),
+                "{raw}: {number:?}"
+            );
+            assert_eq!(phone_extension(raw, None).as_deref(), Some(ext), "{raw}");
+        }
+        assert_eq!(e164("(604) 555-0110 x123").as_deref(), Some("+16045550110"));
+        assert_eq!(phone_extension("(604) 555-0103", None), None);
+        assert_eq!(phone_extension("+16045550103", None), None);
+        // libphonenumber keeps a 555 exchange with its area code: a fictional but whole number.
+        assert_eq!(e164("(604) 555-0103").as_deref(), Some("+16045550103"));
+    }
+
+    #[test]
     fn international_phone_is_kept() {
         assert_eq!(e164("+44 20 7946 0958").as_deref(), Some("+442079460958"));
     }
@@ -292,7 +421,9 @@ mod tests {
     fn unparseable_phones_are_invalid() {
         for raw in [
             "555-0142",
-            "604-555-0142 x12",
+            // Area code 555 does not exist; a number without one is not complete.
+            "+1-555-123-4567",
+            "555-0108",
             "+1 104 555 0142",
             "call me",
             "1+6045550142",
@@ -323,6 +454,73 @@ mod tests {
         }
         assert_eq!(subdivision_code("Narnia"), None);
         assert_eq!(subdivision_code("ZZ"), None);
+    }
+
+    #[test]
+    fn countries_in_common_forms_become_alpha2() {
+        let cases = [
+            ("CA", "CA"),
+            ("ca", "CA"),
+            ("CAN", "CA"),
+            ("Canada", "CA"),
+            (" canada ", "CA"),
+            ("US", "US"),
+            ("USA", "US"),
+            ("U.S.A.", "US"),
+            ("United States", "US"),
+            ("United States of America", "US"),
+            ("GB", "GB"),
+            ("UK", "GB"),
+            ("United Kingdom", "GB"),
+            ("France", "FR"),
+            ("DEU", "DE"),
+        ];
+        for (raw, code) in cases {
+            assert_eq!(country_code(raw), Some(code), "{raw}");
+        }
+        for raw in ["Narnia", "124", "", "ZZ"] {
+            assert_eq!(country_code(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn country_compares_by_code_and_is_written_to_telus_as_a_name() {
+        for raw in ["Canada", "CA", "CAN"] {
+            assert_eq!(
+                normalize(Normalize::IsoCountry, Some(raw)),
+                Norm::Value("CA".into())
+            );
+        }
+        assert_eq!(written_form(Normalize::IsoCountry, "CA", true), "Canada");
+        assert_eq!(
+            written_form(Normalize::IsoCountry, "US", true),
+            "United States"
+        );
+        assert_eq!(written_form(Normalize::IsoCountry, "FR", true), "France");
+        assert_eq!(written_form(Normalize::IsoCountry, "CA", false), "CA");
+        assert_eq!(written_form(Normalize::None, "CA", true), "CA");
+        // The written name reads back as the code it came from, for every country.
+        for code in [
+            "CA", "US", "GB", "KR", "NL", "PH", "AE", "RU", "VN", "BO", "DE",
+        ] {
+            let name = written_form(Normalize::IsoCountry, code, true);
+            assert_eq!(country_code(&name), Some(code), "{name}");
+            assert_eq!(
+                compared_form(Normalize::IsoCountry, Some(&name)).as_deref(),
+                Some(code)
+            );
+        }
+        // Every country of the ISO table: its written name reads back as its code.
+        let wrong: Vec<String> = celes::Country::get_countries()
+            .iter()
+            .filter(|c| country_name(c.alpha2).and_then(country_code) != Some(c.alpha2))
+            .map(|c| format!("{} {:?}", c.alpha2, country_name(c.alpha2)))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:?}");
+        assert!(matches!(
+            normalize(Normalize::IsoCountry, Some("Narnia")),
+            Norm::Invalid { .. }
+        ));
     }
 
     #[test]

@@ -196,6 +196,9 @@ pub enum ProblemKind {
     /// A linked TELUS user that is gone from the listing: reported, never re-created without
     /// `sync --approve`.
     Vanished,
+    /// An Okta phone number written with an extension ("x123"), which the TELUS field cannot
+    /// carry: the number alone is compared and written. A note, not a failure.
+    ExtensionLeftOut,
 }
 
 impl ProblemKind {
@@ -225,6 +228,7 @@ impl ProblemKind {
             ProblemKind::Drift => "drift",
             ProblemKind::KnownRefusal => "known-refusal",
             ProblemKind::Vanished => "vanished",
+            ProblemKind::ExtensionLeftOut => "extension-left-out",
         }
     }
 }

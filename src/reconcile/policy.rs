@@ -14,6 +14,10 @@ pub enum Normalize {
     E164,
     /// Canadian and US subdivision names to their ISO 3166-2 code ("British Columbia" → "BC").
     IsoSubdivision,
+    /// Countries compared by ISO 3166-1 alpha-2 code: "CA", "CAN" and "Canada" are equal.
+    /// Written to TELUS as the country name (the spec's "Country name", the form real
+    /// records hold), to Okta as the alpha-2 code (`countryCode`).
+    IsoCountry,
 }
 
 impl Normalize {
@@ -23,6 +27,7 @@ impl Normalize {
             "email" => Some(Normalize::Email),
             "e164" => Some(Normalize::E164),
             "iso-subdivision" => Some(Normalize::IsoSubdivision),
+            "iso-country" => Some(Normalize::IsoCountry),
             _ => None,
         }
     }
@@ -271,7 +276,7 @@ pub const DEFAULT_TABLE: &[(&str, &str, &str, &str)] = &[
         "countryCode",
         "contact.businessAddress.country",
         "okta",
-        "none",
+        "iso-country",
     ),
     ("department", "contact.department", "okta", "none"),
     (

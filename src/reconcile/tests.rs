@@ -621,6 +621,204 @@ fn staged_or_suspended_users_are_not_created_and_create_can_be_off() {
     assert_eq!(plan.problems[0].kind, ProblemKind::UnmatchedOkta);
 }
 
+/// What a pass does for one Okta status: (status, unmatched user created, linked user's
+/// department synced, linked enabled user disabled, linked user disabled by this tool enabled).
+const STATUS_TABLE: &[(&str, bool, bool, bool, bool)] = &[
+    ("ACTIVE", true, true, false, true),
+    ("PROVISIONED", true, true, false, true),
+    ("RECOVERY", true, true, false, true),
+    ("PASSWORD_EXPIRED", true, true, false, true),
+    ("LOCKED_OUT", true, true, false, true),
+    // Not activated yet (imported users are STAGED): never created, never disabled, but
+    // its rows sync, so that its primaryPhone is written back.
+    ("STAGED", false, true, false, false),
+    ("SUSPENDED", false, false, true, false),
+    ("DEPROVISIONED", false, false, true, false),
+];
+
+fn with_status(status: &str) -> OktaUser {
+    let mut o = ana_okta();
+    o.status = OktaStatus::parse(status);
+    o
+}
+
+#[test]
+fn unmatched_okta_user_is_created_for_each_live_status_only() {
+    for &(status, created, ..) in STATUS_TABLE {
+        let plan = run(
+            &[with_status(status)],
+            &[],
+            &[],
+            &Baseline::new(),
+            &Policy::builtin(),
+        );
+        assert_eq!(plan.count("create"), usize::from(created), "{status}");
+        // A live user that cannot be created would be reported; none is here.
+        assert_eq!(plan.failed_users(), 0, "{status}");
+    }
+}
+
+#[test]
+fn linked_user_rows_sync_for_live_and_staged_statuses() {
+    for &(status, _, synced, ..) in STATUS_TABLE {
+        let mut o = with_status(status);
+        set(&mut o, "department", "Marketing");
+        let plan = run(
+            &[o],
+            &[ana_telus()],
+            &[link("o1", "e1")],
+            &Baseline::new(),
+            &Policy::builtin(),
+        );
+        let dept = plan
+            .actions
+            .iter()
+            .flat_map(|a| a.changes())
+            .any(|c| c.attr == "department" && c.new.as_deref() == Some("Marketing"));
+        assert_eq!(dept, synced, "{status}: {:#?}", plan.actions);
+    }
+}
+
+#[test]
+fn linked_enabled_user_is_disabled_only_for_suspended_and_deprovisioned() {
+    for &(status, _, _, disabled, _) in STATUS_TABLE {
+        let plan = run(
+            &[with_status(status)],
+            &[ana_telus()],
+            &[link("o1", "e1")],
+            &Baseline::new(),
+            &Policy::builtin(),
+        );
+        assert_eq!(plan.count("deactivate"), usize::from(disabled), "{status}");
+    }
+}
+
+#[test]
+fn user_this_tool_disabled_is_enabled_again_for_live_statuses_only() {
+    let ours = base(&[("o1", STATUS_ATTR, "Disabled")]);
+    for &(status, _, _, _, enabled) in STATUS_TABLE {
+        let mut t = ana_telus();
+        t.status = TelusStatus::Disabled;
+        let plan = run(
+            &[with_status(status)],
+            &[t],
+            &[link("o1", "e1")],
+            &ours,
+            &Policy::builtin(),
+        );
+        assert_eq!(plan.count("reactivate"), usize::from(enabled), "{status}");
+        assert_eq!(plan.count("deactivate"), 0, "{status}");
+    }
+}
+
+#[test]
+fn staged_user_disabled_in_telus_is_left_so_without_a_problem() {
+    let mut t = ana_telus();
+    t.status = TelusStatus::Disabled;
+    let plan = run(
+        &[with_status("STAGED")],
+        &[t],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &Policy::builtin(),
+    );
+    assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
+    assert!(plan.problems.is_empty(), "{:#?}", plan.problems);
+}
+
+#[test]
+fn email_match_prefers_a_staged_user_over_a_deactivated_one() {
+    let gone = {
+        let mut o = with_status("DEPROVISIONED");
+        o.id = OktaId("o0".into());
+        o
+    };
+    let plan = run(
+        &[gone, with_status("STAGED")],
+        &[ana_telus()],
+        &[],
+        &Baseline::new(),
+        &Policy::builtin(),
+    );
+    assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+    assert_eq!(plan.count("deactivate"), 0);
+}
+
+#[test]
+fn country_names_in_telus_agree_with_okta_codes() {
+    for (okta_code, telus_name) in [
+        ("CA", "Canada"),
+        ("US", "USA"),
+        ("US", "United States"),
+        ("US", "United States of America"),
+        ("CA", "CAN"),
+    ] {
+        let mut o = ana_okta();
+        set(&mut o, "countryCode", okta_code);
+        let mut t = ana_telus();
+        tset(&mut t, "contact.businessAddress.country", telus_name);
+        let plan = plan1(o, t);
+        assert!(plan.actions.is_empty(), "{telus_name}: {:#?}", plan.actions);
+        // The baseline holds the compared form.
+        let agreed = plan.agreed[0].get("countryCode").cloned().flatten();
+        assert_eq!(agreed.as_deref(), Some(okta_code));
+    }
+}
+
+#[test]
+fn a_country_written_to_telus_is_its_name_and_to_okta_its_code() {
+    let mut o = ana_okta();
+    set(&mut o, "countryCode", "US");
+    let mut t = ana_telus();
+    tset(&mut t, "contact.businessAddress.country", "Canada");
+    let plan = plan1(o.clone(), t.clone());
+    let (a, c) = only_change(&plan);
+    assert_eq!(a.system, System::Telus);
+    assert_eq!(
+        (c.old.as_deref(), c.new.as_deref()),
+        (Some("Canada"), Some("United States"))
+    );
+    let p = policy_with("countryCode", Master::Priority(vec![System::Telus]));
+    let plan = run(&[o], &[t], &[], &Baseline::new(), &p);
+    let (a, c) = only_change(&plan);
+    assert_eq!(a.system, System::Okta);
+    assert_eq!(c.new.as_deref(), Some("CA"));
+    // A created user gets the name too.
+    let mut o = ana_okta();
+    set(&mut o, "countryCode", "CA");
+    let plan = run(&[o], &[], &[], &Baseline::new(), &Policy::builtin());
+    let country = plan.actions[0]
+        .changes()
+        .iter()
+        .find(|c| c.attr == "countryCode")
+        .and_then(|c| c.new.clone());
+    assert_eq!(country.as_deref(), Some("Canada"));
+}
+
+#[test]
+fn a_phone_with_an_extension_plans_no_write_and_one_note() {
+    for raw in ["(604) 555-0101 x123", "(604) 555-0101 ext. 123"] {
+        let mut o = ana_okta();
+        set(&mut o, "mobilePhone", raw);
+        let plan = plan1(o, ana_telus());
+        assert!(plan.actions.is_empty(), "{raw}: {:#?}", plan.actions);
+        let notes: Vec<&Problem> = plan
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::ExtensionLeftOut)
+            .collect();
+        assert_eq!(notes.len(), 1, "{raw}: {:#?}", plan.problems);
+        assert!(!notes[0].message.contains("123"));
+        assert_eq!(plan.failed_users(), 0);
+    }
+    // A changed number is written without its extension.
+    let mut o = ana_okta();
+    set(&mut o, "mobilePhone", "(604) 555-0199 x123");
+    let plan = plan1(o, ana_telus());
+    let (_, c) = only_change(&plan);
+    assert_eq!(c.new.as_deref(), Some("+16045550199"));
+}
+
 #[test]
 fn creating_without_an_email_is_refused() {
     let mut o = ana_okta();

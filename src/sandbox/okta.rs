@@ -463,6 +463,12 @@ fn list(
         .users
         .iter()
         .filter(|u| members.as_ref().is_none_or(|m| m.contains_key(&u.id)))
+        // listUsers "omits users that have a status of DEPROVISIONED"; a `filter` returns
+        // them (management spec, `listUsers` and its `filter` parameter). Group and app
+        // listings: the spec is silent; they keep them.
+        .filter(|u| {
+            !matches!(listing, Listing::All) || since.is_some() || u.status != "DEPROVISIONED"
+        })
         .filter(|u| {
             since.as_deref().is_none_or(|s| {
                 match (

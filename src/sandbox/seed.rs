@@ -80,7 +80,10 @@ fn contact(
         "emailAsLoginName": true,
         "mobilePhone": mobile,
         "department": dept,
-        "businessAddress": {"street": street, "city": city, "state": state, "zip": zip, "country": "CA"},
+        // Real records hold the country's name: "Canada" in RingCentral's own test data from
+        // a real sandbox account (ringcentral-js-widgets, integration-test/mock/data/
+        // extensionInfo.json); the spec calls the field "Country name".
+        "businessAddress": {"street": street, "city": city, "state": state, "zip": zip, "country": "Canada"},
     })
 }
 
@@ -104,9 +107,10 @@ pub fn okta_users() -> Vec<FakeOktaUser> {
             ),
         ),
         // Province spelled out in Okta, coded in TELUS: the same value, nothing to write.
+        // PROVISIONED (activation email sent, not yet signed in): a live account.
         okta(
             "00u2ben",
-            "ACTIVE",
+            "PROVISIONED",
             profile(
                 "Benoît",
                 "Tremblay",
@@ -120,9 +124,10 @@ pub fn okta_users() -> Vec<FakeOktaUser> {
             ),
         ),
         // Phone formatted differently on each side: the same number.
+        // RECOVERY (password reset under way): a live account.
         okta(
             "00u3chl",
-            "ACTIVE",
+            "RECOVERY",
             profile(
                 "Chloé",
                 "Wong",
@@ -136,9 +141,10 @@ pub fn okta_users() -> Vec<FakeOktaUser> {
             ),
         ),
         // Email cased differently; city moved in Okta.
+        // LOCKED_OUT (too many sign-in attempts): a live account.
         okta(
             "00u4dav",
-            "ACTIVE",
+            "LOCKED_OUT",
             profile(
                 "David",
                 "Martin",
@@ -175,7 +181,9 @@ pub fn okta_users() -> Vec<FakeOktaUser> {
                 "Farid",
                 "Haddad",
                 "farid.haddad@northwind.ca",
-                "+1 902 555 0106",
+                // A number as people write it, with an extension (TELUS's field cannot
+                // carry one: the number alone is compared and written).
+                "(902) 555-0106 x106",
                 "1801 Hollis St",
                 "Halifax",
                 "Nova Scotia",
@@ -216,9 +224,10 @@ pub fn okta_users() -> Vec<FakeOktaUser> {
             ),
         ),
         // In Okta only.
+        // PASSWORD_EXPIRED: a live account, created in TELUS like an ACTIVE one.
         okta(
             "00u9isa",
-            "ACTIVE",
+            "PASSWORD_EXPIRED",
             profile(
                 "Isabelle",
                 "Côté",

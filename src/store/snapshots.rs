@@ -122,21 +122,31 @@ impl Store {
     pub fn load_okta(&self) -> Result<Vec<OktaUser>> {
         self.load_users(
             "SELECT id, status, last_updated, provider, profile FROM okta_users ORDER BY id",
+            [],
             "okta user",
-            |id, status, last_updated, provider, profile| OktaUser {
-                id: OktaId(id),
-                status: OktaStatus::parse(&status),
-                last_updated,
-                provider,
-                profile,
-            },
+            okta_user,
         )
+    }
+
+    /// The stored copies of these Okta users (those the store has).
+    pub fn load_okta_ids(&self, ids: &[&OktaId]) -> Result<Vec<OktaUser>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.load_users(
+                "SELECT id, status, last_updated, provider, profile FROM okta_users WHERE id = ?1",
+                [&id.0],
+                "okta user",
+                okta_user,
+            )?);
+        }
+        Ok(out)
     }
 
     pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
         self.load_users(
             "SELECT id, status, CAST(in_directory AS TEXT), directory_ref, fields FROM telus_users
              ORDER BY id",
+            [],
             "telus user",
             |id, status, in_directory, directory_ref, fields| TelusUser {
                 id: ExtId(id),
@@ -153,13 +163,14 @@ impl Store {
     fn load_users<T>(
         &self,
         sql: &str,
+        params: impl rusqlite::Params,
         what: &str,
         make: impl Fn(String, String, Option<String>, Option<String>, crate::model::Fields) -> T,
     ) -> Result<Vec<T>> {
         type Raw = (String, String, Option<String>, Option<String>, String);
         let rows: Vec<Raw> = self.run(|c| {
             let mut stmt = c.prepare(sql)?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params, |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
             rows.collect()
@@ -170,5 +181,21 @@ impl Store {
             out.push(make(id, status, last_updated, extra, fields));
         }
         Ok(out)
+    }
+}
+
+fn okta_user(
+    id: String,
+    status: String,
+    last_updated: Option<String>,
+    provider: Option<String>,
+    profile: crate::model::Fields,
+) -> OktaUser {
+    OktaUser {
+        id: OktaId(id),
+        status: OktaStatus::parse(&status),
+        last_updated,
+        provider,
+        profile,
     }
 }
