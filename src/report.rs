@@ -109,7 +109,7 @@ fn plan_problems_text(out: &mut String, plan: &Plan) {
                 p.user.email,
                 p.kind.as_str(),
                 attr,
-                p.message
+                p.shown()
             );
         }
     }
@@ -124,13 +124,31 @@ fn plan_problems_text(out: &mut String, plan: &Plan) {
             "\nKnown refusals (not sent; tried again when the user's Okta record or the attribute's master changes):"
         );
         for p in refusals {
-            let _ = writeln!(out, "  {} {}", p.user.email, p.message);
+            let _ = writeln!(out, "  {} {}", p.user.email, p.shown());
+        }
+    }
+    let data: Vec<_> = plan
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::DataProblem)
+        .collect();
+    if !data.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nData problems (not sent and not failed while the values are unchanged; fix them at the source):"
+        );
+        for p in data {
+            let attr = p.attr.as_deref().unwrap_or("");
+            let _ = writeln!(out, "  {} {attr}: {}", p.user.email, p.shown());
         }
     }
     let notes: Vec<_> = plan
         .problems
         .iter()
-        .filter(|p| !p.kind.fails_user() && p.kind != ProblemKind::KnownRefusal)
+        .filter(|p| {
+            !p.kind.fails_user()
+                && !matches!(p.kind, ProblemKind::KnownRefusal | ProblemKind::DataProblem)
+        })
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\nNotes:");
@@ -144,7 +162,7 @@ fn plan_problems_text(out: &mut String, plan: &Plan) {
             } else {
                 p.user.email.clone()
             };
-            let _ = writeln!(out, "  {} [{}] {}", who, p.kind.as_str(), p.message);
+            let _ = writeln!(out, "  {} [{}] {}", who, p.kind.as_str(), p.shown());
         }
     }
 }
@@ -182,6 +200,7 @@ pub fn plan_json(plan: &Plan) -> Value {
             "fails_user": p.kind.fails_user(),
             "attribute": p.attr,
             "message": p.message,
+            "values": p.values,
         })).collect::<Vec<_>>(),
     })
 }
@@ -429,23 +448,7 @@ pub fn status_text(
     );
     status_passes(&mut out, &store.recent_passes(10)?);
     status_events(&mut out, config, store)?;
-    let refusals = store.okta_refusals()?;
-    if !refusals.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nKnown refusals: Okta refuses these attributes for these users (their profile source masters them); not sent again until the user's Okta record or the attribute's master changes:"
-        );
-        for k in &refusals {
-            let _ = writeln!(
-                out,
-                "  {}  {} (profile source {}, master {})",
-                k.email,
-                k.attr,
-                k.provider.as_deref().unwrap_or("unknown"),
-                k.master
-            );
-        }
-    }
+    status_known(&mut out, store)?;
     let failures = store.failures()?;
     let (quarantined, backing_off): (Vec<_>, Vec<_>) = failures.iter().partition(|f| f.quarantined);
     if !quarantined.is_empty() {
@@ -502,6 +505,47 @@ pub fn status_text(
     Ok(out)
 }
 
+/// What is known not to be writable: Okta's per-user refusals and data problems.
+fn status_known(out: &mut String, store: &crate::store::Store) -> Result<(), crate::store::Error> {
+    let refusals = store.okta_refusals()?;
+    if !refusals.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nKnown refusals: Okta refuses these attributes for these users (their profile source masters them); not sent again until the user's Okta record or the attribute's master changes:"
+        );
+        for k in &refusals {
+            let _ = writeln!(
+                out,
+                "  {}  {} (profile source {}, master {})",
+                k.email,
+                k.attr,
+                k.provider.as_deref().unwrap_or("unknown"),
+                k.master
+            );
+        }
+    }
+    let data = store.data_problems()?;
+    if !data.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nData problems: values that cannot be written until fixed at their source; not sent (and not failing passes) while unchanged, tried again when the value changes on either side or with `sync --retry-quarantined`:"
+        );
+        for d in &data {
+            let _ = writeln!(
+                out,
+                "  {}  {} → {}: {} {} (since {})",
+                d.email,
+                d.attr,
+                d.system.as_str(),
+                d.code,
+                d.explanation,
+                d.since
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The last passes, and the hold of the last one.
 fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
     if passes.is_empty() {
@@ -538,52 +582,28 @@ fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
     }
 }
 
-/// The TELUS session: how long its refresh token lives, or which credential is used.
+/// The TELUS session: how it renews, and whether it can lapse.
 fn status_session(
     out: &mut String,
     config: &crate::config::Config,
     stored: Option<crate::model::TokenPair>,
 ) {
-    match stored {
-        Some(t) => {
-            let now = chrono::Utc::now().timestamp();
-            match t.refresh_expires_at {
-                Some(exp) => {
-                    let left = exp - now;
-                    let when = chrono::DateTime::from_timestamp(exp, 0)
-                        .map(|d| d.to_rfc3339())
-                        .unwrap_or_default();
-                    let warn = if left <= 0 {
-                        "  EXPIRED: run `okta-telus-sync auth telus` again."
-                    } else if left < crate::telus::REFRESH_WARN.as_secs() as i64 {
-                        "  WARNING: under 7 days left; a pass renews it, or run `auth telus`."
-                    } else {
-                        ""
-                    };
-                    let _ = writeln!(
-                        out,
-                        "\nTELUS session (auth telus): refresh token valid until {when} ({} days left).{warn}",
-                        left.max(0) / 86_400
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "\nTELUS session (auth telus): no refresh token held.");
-                }
-            }
-        }
-        None if config.telus.jwt.is_some() => {
-            let _ = writeln!(
-                out,
-                "\nTELUS credentials: JWT bearer grant (server-to-server): no refresh token to expire; access tokens are fetched as needed."
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "\nTELUS credentials: none. Set telus.jwt, or run `okta-telus-sync auth telus`."
-            );
-        }
-    }
+    let a = session_assessment(config, stored.as_ref());
+    let _ = writeln!(out, "\n{}", a.line);
+}
+
+/// The TELUS session as of now, against the next scheduled pass.
+pub fn session_assessment(
+    config: &crate::config::Config,
+    stored: Option<&crate::model::TokenPair>,
+) -> crate::telus::session::Assessment {
+    let now = chrono::Utc::now();
+    crate::telus::session::assess(
+        now.timestamp(),
+        config.telus.jwt.as_ref(),
+        stored,
+        config.schedule.next_pass_after(now),
+    )
 }
 
 #[cfg(test)]

@@ -260,6 +260,11 @@ impl<'p> Run<'_, '_> {
         item: &Item<'_>,
         outcome: Result<(), WriteError>,
     ) -> Result<(), crate::store::Error> {
+        if let Err(e) = &outcome
+            && self.split_invalid(item, e)?
+        {
+            return Ok(());
+        }
         let mut attempt = Attempt::default();
         for (action, rows) in item.actions.iter().zip(&item.rows) {
             attempt.absorb(record(
@@ -272,6 +277,51 @@ impl<'p> Run<'_, '_> {
         }
         self.absorb(attempt);
         Ok(())
+    }
+}
+
+impl Run<'_, '_> {
+    /// A record TELUS failed for a value it names as invalid: that value is a data problem
+    /// (journalled `failed`, remembered); the record did nothing, so the user's other
+    /// changes lose their rows and are sent again one request at a time in this pass.
+    /// Answers false when the failure names no value of the record.
+    fn split_invalid(&self, item: &Item<'_>, e: &WriteError) -> Result<bool, crate::store::Error> {
+        let named: Vec<Vec<usize>> = item.actions.iter().map(|a| e.named(a.changes())).collect();
+        if named.iter().all(Vec::is_empty) {
+            return Ok(false);
+        }
+        let mut attempt = Attempt::default();
+        let (mut again, mut unsent) = (Vec::new(), Vec::new());
+        for ((action, rows), bad) in item.actions.iter().zip(&item.rows).zip(&named) {
+            if !bad.is_empty() {
+                attempt.absorb(super::record_data_problems(action, bad, rows, e, self.ctx)?);
+            }
+            let rest: Vec<crate::reconcile::AttrChange> = action
+                .changes()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !bad.contains(i))
+                .map(|(_, c)| c.clone())
+                .collect();
+            unsent.extend(
+                rows.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !bad.contains(i))
+                    .map(|(_, r)| *r),
+            );
+            if rest.is_empty() {
+                continue;
+            }
+            let mut action = (*action).clone();
+            if let Action::Update { changes } = &mut action.action {
+                *changes = rest;
+            }
+            again.push(action);
+        }
+        self.ctx.store.discard_unsent(&unsent)?;
+        self.absorb(attempt);
+        self.resend.borrow_mut().extend(again);
+        Ok(true)
     }
 }
 
@@ -303,6 +353,7 @@ fn still_running() -> WriteError {
         message: "bulk update task not finished".into(),
         systemic: false,
         unknown: true,
+        invalid: Vec::new(),
     }
 }
 

@@ -5,7 +5,9 @@
 
 use crate::model::{ExtId, Link, OktaId, OktaUser, System, TelusStatus, TelusUser};
 use crate::reconcile::decide::AfterCreate;
-use crate::reconcile::{Action, Agreed, AttrChange, KnownRefusal, Plan, PlannedAction, UserRef};
+use crate::reconcile::{
+    Action, Agreed, AttrChange, DataProblem, KnownRefusal, Plan, PlannedAction, UserRef,
+};
 use crate::store::{JournalEntry, Outcome, Store};
 use crate::{okta, telus};
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +26,11 @@ pub struct ApplyReport {
     pub systemic: Option<String>,
     /// A shutdown stopped the apply between two changes.
     pub stopped: bool,
+    /// Users with a value the target refused as invalid (a data problem, remembered so that
+    /// it is not sent again while unchanged), and of those, the ones with another failure
+    /// too: only these back off.
+    pub data_problem_users: std::collections::BTreeSet<UserRef>,
+    pub other_failure_users: std::collections::BTreeSet<UserRef>,
 }
 
 mod bulk;
@@ -39,16 +46,51 @@ struct WriteError {
     /// No answer came: the change stays `planned` and the next pass settles it against a
     /// fresh read instead of sending it again.
     unknown: bool,
+    /// Fields the target named as invalid (Okta attribute names, TELUS field paths).
+    invalid: Vec<String>,
+}
+
+impl WriteError {
+    /// The indexes of `changes` this refusal names as invalid values: data problems.
+    fn named(&self, changes: &[AttrChange]) -> Vec<usize> {
+        if self.unknown || self.systemic {
+            return Vec::new();
+        }
+        changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                self.invalid.iter().any(|f| {
+                    c.field == *f
+                        || c.field
+                            .strip_prefix(f.as_str())
+                            .is_some_and(|rest| rest.starts_with('.'))
+                })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 impl From<okta::Error> for WriteError {
     fn from(e: okta::Error) -> Self {
+        WriteError::from(&e)
+    }
+}
+
+impl From<&okta::Error> for WriteError {
+    fn from(e: &okta::Error) -> Self {
         WriteError {
             code: e.code().map(str::to_string),
             explanation: e.explanation(),
             message: e.to_string(),
             systemic: e.is_systemic(),
             unknown: e.outcome_unknown(),
+            invalid: e
+                .invalid_attributes()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         }
     }
 }
@@ -67,6 +109,7 @@ impl From<&telus::Error> for WriteError {
             message: e.to_string(),
             systemic: e.is_systemic(),
             unknown: e.outcome_unknown(),
+            invalid: e.invalid_field().map(str::to_string).into_iter().collect(),
         }
     }
 }
@@ -89,6 +132,8 @@ struct Attempt {
     failed_user: Option<(UserRef, (Option<String>, String))>,
     systemic: Option<String>,
     created: Option<TelusUser>,
+    /// Of `failed`, the changes refused as data problems.
+    data_problems: usize,
 }
 
 impl Attempt {
@@ -96,6 +141,7 @@ impl Attempt {
     fn absorb(&mut self, other: Attempt) {
         self.applied += other.applied;
         self.failed += other.failed;
+        self.data_problems += other.data_problems;
         if self.failed_user.is_none() {
             self.failed_user = other.failed_user;
         }
@@ -110,6 +156,12 @@ impl ApplyReport {
         self.applied += a.applied;
         self.failed += a.failed;
         if let Some((user, failure)) = a.failed_user {
+            if a.data_problems > 0 {
+                self.data_problem_users.insert(user.clone());
+            }
+            if a.failed > a.data_problems {
+                self.other_failure_users.insert(user.clone());
+            }
             self.failed_users.insert(user, failure);
         }
         if self.systemic.is_none() {
@@ -151,6 +203,7 @@ pub async fn apply_plan(
         total: plan.change_count(),
         report: std::cell::RefCell::new(ApplyReport::default()),
         progress: std::cell::RefCell::new(progress),
+        resend: std::cell::RefCell::new(Vec::new()),
     };
     // Each user's actions in order, users in plan order.
     let by_user = |okta_side: bool| {
@@ -182,7 +235,13 @@ pub async fn apply_plan(
         let refused = run.bulk(bulk).await?;
         futures_util::stream::iter(refused.into_iter().chain(single).map(Ok))
             .try_for_each_concurrent(1, |actions| run.user(actions))
-            .await
+            .await?;
+        // What bulk records left after a value TELUS refused: sent one request at a time.
+        let again = run.resend.take();
+        for action in &again {
+            run.user(vec![action]).await?;
+        }
+        Ok(())
     };
     futures_util::future::try_join(
         futures_util::stream::iter(by_user(true).into_iter().map(Ok))
@@ -199,6 +258,9 @@ struct Run<'a, 'p> {
     total: usize,
     report: std::cell::RefCell<ApplyReport>,
     progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize)>,
+    /// Changes taken out of a bulk record TELUS failed for one invalid value, to send again
+    /// without it.
+    resend: std::cell::RefCell<Vec<PlannedAction>>,
 }
 
 impl Run<'_, '_> {
@@ -397,14 +459,17 @@ async fn apply_action(
         (Action::Update { .. }, System::Telus) => {
             match action.user.ext_id.as_ref().and_then(current) {
                 Some(current) => {
-                    let body: Vec<(String, Option<String>)> = changes
-                        .iter()
-                        .map(|c| (c.field.clone(), c.new.clone()))
-                        .collect();
-                    telus
-                        .update_contact(current, &body, action.user.okta_id.as_ref())
-                        .await
-                        .map_err(WriteError::from)
+                    let send = |changes: Vec<AttrChange>| async move {
+                        let body: Vec<(String, Option<String>)> = changes
+                            .iter()
+                            .map(|c| (c.field.clone(), c.new.clone()))
+                            .collect();
+                        telus
+                            .update_contact(current, &body, action.user.okta_id.as_ref())
+                            .await
+                            .map_err(WriteError::from)
+                    };
+                    return send_without_invalid(action, &rows, None, ctx, send).await;
                 }
                 None => Err(missing("the TELUS extension")),
             }
@@ -437,6 +502,16 @@ async fn apply_okta_update(
     let first = okta.update_profile(okta_id, &profile_body(changes)).await;
     let refusal = match first {
         Err(e) if e.code() == Some(okta::REFUSED_MASTERED) => e,
+        Err(e) if !WriteError::from(&e).named(changes).is_empty() => {
+            let send = |changes: Vec<AttrChange>| async move {
+                okta.update_profile(okta_id, &profile_body(&changes))
+                    .await
+                    .map(|_| ())
+                    .map_err(WriteError::from)
+            };
+            let first = Some(Err(WriteError::from(&e)));
+            return send_without_invalid(action, rows, first, ctx, send).await;
+        }
         other => {
             let applied = other.is_ok();
             let report = record(
@@ -461,6 +536,102 @@ async fn apply_okta_update(
         report.failed_user = Some((action.user.clone(), (e.code.clone(), explanation)));
     }
     Ok(report)
+}
+
+/// Sends an action's changes with `send` (or takes `first` as the answer to all of them).
+/// When the target refuses some as invalid values, naming them, those are journalled
+/// `failed` and remembered as data problems, and the rest are sent again without them, in
+/// the same pass: one bad value never holds back the user's other attributes.
+async fn send_without_invalid<F, Fut>(
+    action: &PlannedAction,
+    rows: &[i64],
+    mut first: Option<Result<(), WriteError>>,
+    ctx: &ApplyContext<'_>,
+    send: F,
+) -> Result<Attempt, crate::store::Error>
+where
+    F: Fn(Vec<AttrChange>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), WriteError>>,
+{
+    let changes = action.changes();
+    let mut left: Vec<usize> = (0..changes.len()).collect();
+    let mut attempt = Attempt::default();
+    loop {
+        let subset: Vec<AttrChange> = left.iter().map(|&i| changes[i].clone()).collect();
+        let sub_rows: Vec<i64> = left.iter().map(|&i| rows[i]).collect();
+        let result = match first.take() {
+            Some(r) => r,
+            None => send(subset.clone()).await,
+        };
+        if let Err(e) = &result {
+            let named = e.named(&subset);
+            if !named.is_empty() {
+                let bad: Vec<usize> = named.iter().map(|&i| left[i]).collect();
+                attempt.absorb(record_data_problems(action, &bad, rows, e, ctx)?);
+                left.retain(|i| !bad.contains(i));
+                if left.is_empty() {
+                    return Ok(attempt);
+                }
+                continue;
+            }
+        }
+        attempt.absorb(record(action, &sub_rows, &subset, result, ctx)?);
+        return Ok(attempt);
+    }
+}
+
+/// Journals the changes at `bad` (indexes of the action's changes, rows in `rows`) `failed`
+/// with the target's explanation, and remembers each as a data problem: not sent again
+/// while the values on both sides are unchanged. The user is failed for this pass only.
+fn record_data_problems(
+    action: &PlannedAction,
+    bad: &[usize],
+    rows: &[i64],
+    e: &WriteError,
+    ctx: &ApplyContext<'_>,
+) -> Result<Attempt, crate::store::Error> {
+    let changes = action.changes();
+    let bad_rows: Vec<i64> = bad.iter().map(|&i| rows[i]).collect();
+    ctx.store.journal_outcome(
+        &bad_rows,
+        Outcome::Failed,
+        e.code.as_deref(),
+        Some(&e.explanation),
+        &[],
+    )?;
+    let problems: Vec<DataProblem> = bad
+        .iter()
+        .map(|&i| DataProblem {
+            okta_id: action.user.okta_id.clone(),
+            ext_id: action.user.ext_id.clone(),
+            email: action.user.email.clone(),
+            attr: changes[i].attr.clone(),
+            system: action.system,
+            field: changes[i].field.clone(),
+            value: None,
+            fingerprint: crate::reconcile::data::change_fingerprint(&changes[i]),
+            code: e.code.clone().unwrap_or_default(),
+            explanation: e.explanation.clone(),
+            since: String::new(),
+        })
+        .collect();
+    ctx.store.put_data_problems(&problems)?;
+    for p in &problems {
+        tracing::warn!(
+            user = %action.user.email,
+            attribute = %p.attr,
+            system = p.system.as_str(),
+            code = %p.code,
+            explanation = %p.explanation,
+            "value refused as invalid: a data problem, not sent again until the value changes on either side"
+        );
+    }
+    Ok(Attempt {
+        failed: bad.len(),
+        data_problems: bad.len(),
+        failed_user: Some((action.user.clone(), (e.code.clone(), e.explanation.clone()))),
+        ..Attempt::default()
+    })
 }
 
 /// An Okta profile update's body: the changed attributes only.
@@ -668,5 +839,6 @@ fn missing(what: &str) -> WriteError {
         message: format!("{what} is not in this pass's snapshot"),
         systemic: false,
         unknown: false,
+        invalid: Vec::new(),
     }
 }

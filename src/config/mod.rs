@@ -84,6 +84,21 @@ pub struct Schedule {
     pub cron_is_default: bool,
 }
 
+impl Schedule {
+    /// When the next scheduled pass (incremental or full) starts after `now`, by the
+    /// scheduler's own cron parser; `None` when neither expression gives a time.
+    pub fn next_pass_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .build();
+        [&self.cron, &self.full_cron]
+            .into_iter()
+            .filter_map(|c| parser.parse(c).ok()?.find_next_occurrence(&now, false).ok())
+            .map(|t| t.timestamp())
+            .min()
+    }
+}
+
 /// `[events]`: change events that start a pass within seconds of a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Events {
@@ -410,12 +425,7 @@ jwt = "jwt-credential"
             ),
             ("OKTA_TELUS_SYNC__TELUS__JWT".to_string(), "j".to_string()),
         ];
-        let text = text
-            .lines()
-            .filter(|l| !l.contains("_file"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let c = from_toml_str(&text, env, Path::new("/etc")).unwrap();
+        let c = from_toml_str(text, env, Path::new("/etc")).unwrap();
         assert_eq!(c.policy.rules.len(), DEFAULT_TABLE.len());
         // The shipped table spells out the built-in one, normalizations included.
         assert_eq!(

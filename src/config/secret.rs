@@ -40,21 +40,41 @@ pub(super) fn secret(
         (None, None) => {
             // The shipped unit loads the whole credentials directory under one id, so each
             // file arrives as `okta-telus-sync_<name>`; a unit of its own may load `<name>`.
-            let from_creds = p.2.as_ref().and_then(|dir| {
-                [
+            // Outside systemd (an admin's `check-config` as root, README step 2) the same
+            // directory is read where the unit loads it from: `credentials/` beside this file.
+            let from_creds = match p.2.as_ref() {
+                Some(dir) => [
                     format!("{CREDENTIAL_ID}_{cred_name}"),
                     cred_name.to_string(),
                 ]
                 .iter()
-                .find_map(|name| read_secret_file(&dir.join(name)).ok())
-            });
+                .find_map(|name| read_secret_file(&dir.join(name)).ok()),
+                None => {
+                    let path = base_dir.join(CREDENTIALS_SUBDIR).join(cred_name);
+                    let v = read_secret_file(&path).ok();
+                    if v.is_some()
+                        && let Some(w) = exposed(&path)
+                    {
+                        p.1.push(format!("{key}: {w}"));
+                    }
+                    v
+                }
+            };
             match from_creds {
                 Some(v) => v,
                 None if required => {
+                    let looked = match p.2.as_ref() {
+                        Some(dir) => format!("{}/{CREDENTIAL_ID}_{cred_name}", dir.display()),
+                        None => base_dir
+                            .join(CREDENTIALS_SUBDIR)
+                            .join(cred_name)
+                            .display()
+                            .to_string(),
+                    };
                     p.push(
                         key,
                         format!(
-                            "missing: set {key}, {file_key}, the environment variable {} or a systemd credential named {cred_name}",
+                            "missing: set {key}, {file_key}, the environment variable {}, or put the secret in the credentials directory (looked for {looked})",
                             env_name(key)
                         ),
                     );
@@ -82,6 +102,10 @@ pub(super) fn env_name(key: &str) -> String {
 /// The id the shipped unit loads the credentials directory under
 /// (`LoadCredential=okta-telus-sync:/etc/okta-telus-sync/credentials`).
 pub const CREDENTIAL_ID: &str = "okta-telus-sync";
+
+/// The directory beside `sync.toml` that the shipped unit loads as credentials
+/// (`/etc/okta-telus-sync/credentials`), read directly when systemd did not hand it over.
+pub const CREDENTIALS_SUBDIR: &str = "credentials";
 
 /// The most a secret file may hold: a token, a JWT or a PEM key is a few KiB. A path such as
 /// `/dev/zero` is refused instead of read until memory runs out.

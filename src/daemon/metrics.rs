@@ -31,6 +31,10 @@ pub struct Figures {
     pub left_out_rows: u64,
     /// (user, attribute) pairs Okta refused and that are not sent again while unchanged.
     pub known_refusals: u64,
+    /// Known data problems: values that cannot be written until fixed at their source.
+    pub data_problems: u64,
+    /// The TELUS session can lapse (`telus::session::assess`).
+    pub session_at_risk: bool,
     /// The TELUS account refused bulk updates: one PUT per user until the refusal expires.
     pub bulk_refused: bool,
     /// Changes not confirmed yet (a bulk task still running, a lost answer, a stopped run).
@@ -134,6 +138,14 @@ pub fn render(f: &Figures, now: i64) -> String {
         "okta_telus_sync_okta_rows_left_out {}",
         f.left_out_rows
     );
+    render_known(&mut out, f);
+    render_pending(&mut out, f);
+    render_events(&mut out, f);
+    out
+}
+
+/// What is known not to be writable: Okta refusals, data problems, a session that can lapse.
+fn render_known(out: &mut String, f: &Figures) {
     let _ = writeln!(
         out,
         "# HELP okta_telus_sync_okta_known_refusals Attributes Okta refused for one user (E0000023: the user's profile source masters them), not sent again until the user or the attribute's master changes.\n# TYPE okta_telus_sync_okta_known_refusals gauge"
@@ -143,9 +155,20 @@ pub fn render(f: &Figures, now: i64) -> String {
         "okta_telus_sync_okta_known_refusals {}",
         f.known_refusals
     );
-    render_pending(&mut out, f);
-    render_events(&mut out, f);
-    out
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_data_problems Values that cannot be written until someone fixes them at their source (not a phone number, over a length limit, refused as invalid): not sent, and not failing passes, while unchanged.\n# TYPE okta_telus_sync_data_problems gauge"
+    );
+    let _ = writeln!(out, "okta_telus_sync_data_problems {}", f.data_problems);
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_telus_session_at_risk 1 when the TELUS session can lapse: a JWT credential within 14 days of its expiry, or an authorization-code session whose refresh token ends within two days or before the next scheduled pass.\n# TYPE okta_telus_sync_telus_session_at_risk gauge"
+    );
+    let _ = writeln!(
+        out,
+        "okta_telus_sync_telus_session_at_risk {}",
+        u8::from(f.session_at_risk)
+    );
 }
 
 /// Change events: received per side, channel state, lag to the applied change.
@@ -495,6 +518,11 @@ mod tests {
         assert!(render(&f, 0).contains("okta_telus_sync_okta_rows_left_out 1"));
         f.known_refusals = 2;
         assert!(render(&f, 0).contains("okta_telus_sync_okta_known_refusals 2"));
+        f.data_problems = 3;
+        assert!(render(&f, 0).contains("okta_telus_sync_data_problems 3"));
+        assert!(render(&f, 0).contains("okta_telus_sync_telus_session_at_risk 0"));
+        f.session_at_risk = true;
+        assert!(render(&f, 0).contains("okta_telus_sync_telus_session_at_risk 1"));
         assert!(render(&f, 0).contains("okta_telus_sync_telus_bulk_refused 0"));
         f.bulk_refused = true;
         f.unconfirmed = 3;

@@ -104,9 +104,20 @@ fn config_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 /// Records a finished pass in the metrics.
-fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &PassReport) {
+fn record(
+    figures: &metrics::Shared,
+    config: &Config,
+    store: &Store,
+    clients: &Clients,
+    report: &PassReport,
+) {
     let kind = report.kind;
+    let session = crate::report::session_assessment(
+        config,
+        store.credentials("telus").ok().flatten().as_ref(),
+    );
     let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
+    f.session_at_risk = session.at_risk;
     *f.passes
         .entry((
             kind.as_str().to_string(),
@@ -157,6 +168,7 @@ fn record(figures: &metrics::Shared, store: &Store, clients: &Clients, report: &
         f.left_out_rows = report.plan.left_out.len() as u64;
     }
     f.known_refusals = store.okta_refusals().map(|v| v.len() as u64).unwrap_or(0);
+    f.data_problems = store.data_problems().map(|v| v.len() as u64).unwrap_or(0);
     f.bulk_refused = crate::apply::bulk_refusal(store).is_some();
     f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
 }
@@ -617,7 +629,13 @@ impl Daemon {
                 )]);
             }
             Ok(report) => {
-                record(&self.figures, &self.store, &self.clients, &report);
+                record(
+                    &self.figures,
+                    &self.config,
+                    &self.store,
+                    &self.clients,
+                    &report,
+                );
                 let summary = crate::report::pass_text(&report);
                 notify(&[sd_notify::NotifyState::Status(summary.trim())]);
                 if report.outcome == PassOutcome::SystemFailed {

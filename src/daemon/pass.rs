@@ -296,11 +296,22 @@ pub async fn run_one_pass(
     .await?;
     report.kind = kind;
     clients.save_pacing(store);
+    warn_if_session_at_risk(config, store);
     if let Some(id) = pass_id {
         store.finish_pass(id, &summary_of(&report))?;
         store.checkpoint()?;
     }
     Ok(report)
+}
+
+/// Says in the log, once per pass, when the TELUS session can lapse (the rule `status` and
+/// the `okta_telus_sync_telus_session_at_risk` gauge follow).
+pub(super) fn warn_if_session_at_risk(config: &Config, store: &Store) {
+    let stored = store.credentials("telus").ok().flatten();
+    let a = crate::report::session_assessment(config, stored.as_ref());
+    if a.at_risk {
+        tracing::warn!(session = %a.line, "the TELUS session can lapse");
+    }
 }
 
 /// The mapped names first, so that no flood of other names from a server can crowd them out.
@@ -517,7 +528,12 @@ impl Pass<'_> {
         }
         if self.opts.retry_quarantined {
             let n = self.store.release_quarantined()?;
-            tracing::info!(released = n, "quarantined users released");
+            let data = self.store.clear_data_problems()?;
+            tracing::info!(
+                released = n,
+                data_problems = data,
+                "quarantined users released; known data problems tried again"
+            );
         }
         Ok(settled)
     }
@@ -562,6 +578,7 @@ impl Pass<'_> {
             safety: &self.config.safety,
             okta_writes: &fetched.okta_writes,
             known_refusals: &store.okta_refusals()?,
+            data_problems: &store.data_problems()?,
             hold: hold(!baseline.is_empty()),
             failures: &failures,
             now: chrono::Utc::now(),
@@ -589,6 +606,12 @@ impl Pass<'_> {
             }
             store.add_links(&plan.new_links)?;
             store.set_baseline(&plan.agreed)?;
+            record_data_problems(
+                store,
+                pass_id,
+                &plan,
+                self.targeted.then_some(&fetched.okta),
+            )?;
             let known_refusals = store.okta_refusals()?;
             let ctx = ApplyContext {
                 pass_id,
@@ -700,10 +723,14 @@ fn log_plan(plan: &Plan) {
         tracing::error!(problem = %line, "okta writes left out: fix the row or Okta's profile mastering");
     }
     for p in &plan.problems {
+        // Values only at DEBUG: the message names the attribute, never what it holds.
         if p.kind.fails_user() {
             tracing::warn!(user = %p.user.email, kind = p.kind.as_str(), attr = p.attr.as_deref().unwrap_or(""), problem = %p.message, "user not synced");
         } else {
             tracing::debug!(user = %p.user.email, kind = p.kind.as_str(), problem = %p.message, "noted");
+        }
+        if let Some(values) = &p.values {
+            tracing::debug!(user = %p.user.email, kind = p.kind.as_str(), values = %values, "values");
         }
     }
 }
@@ -732,6 +759,41 @@ pub(super) async fn okta_writes(config: &Config, clients: &Clients) -> OktaWrite
     }
 }
 
+/// Keeps the plan's data problems in the store (those of the users a targeted pass read, or
+/// all of them), and journals each one found for the first time `failed`: reported once,
+/// then listed and not failed while the values are unchanged.
+fn record_data_problems(
+    store: &Store,
+    pass_id: i64,
+    plan: &Plan,
+    targeted: Option<&Vec<crate::model::OktaUser>>,
+) -> anyhow::Result<()> {
+    let users: Option<Vec<&OktaId>> = targeted.map(|u| u.iter().map(|u| &u.id).collect());
+    store.replace_data_problems(users.as_deref(), &plan.data_problems)?;
+    for d in plan.data_problems.iter().filter(|d| d.since.is_empty()) {
+        let rows = store.journal_planned(&[crate::store::JournalEntry {
+            pass_id,
+            system: d.system,
+            okta_id: d.okta_id.as_ref(),
+            ext_id: d.ext_id.as_ref(),
+            user_email: &d.email,
+            attribute: &d.attr,
+            field: &d.field,
+            old: None,
+            new: d.value.as_deref(),
+            rule: crate::reconcile::Rule::Master.as_str(),
+        }])?;
+        store.journal_outcome(
+            &rows,
+            crate::store::Outcome::Failed,
+            Some(&d.code),
+            Some(&d.explanation),
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
 /// Records each attempted user's failure (backoff, quarantine) or clears it on success. A
 /// user's failures are keyed by its Okta id (else its extension), so a create's dependent
 /// step counts for the user that was created.
@@ -756,8 +818,20 @@ fn record_outcomes(
         by_user.entry(user_key(a)).or_default().push(a);
     }
     let now = chrono::Utc::now();
+    // Users whose only failure was a value refused as invalid: remembered as a data
+    // problem (not sent again while unchanged), so no backoff, no quarantine.
+    let data_only: std::collections::HashSet<String> = report
+        .data_problem_users
+        .iter()
+        .filter(|u| !report.other_failure_users.contains(*u))
+        .map(key_of)
+        .collect();
     for (key, actions) in by_user {
         match failed.get(&key) {
+            Some(_) if data_only.contains(&key) && failures.contains_key(&key) => {
+                store.clear_failure(&key)?;
+            }
+            Some(_) if data_only.contains(&key) => {}
             // Okta's refusal of an attribute for this user is remembered on its own (it is
             // not sent again while nothing changed): no backoff, no quarantine.
             Some((Some(code), _))

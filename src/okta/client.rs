@@ -36,6 +36,8 @@ pub enum Error {
         status: u16,
         code: String,
         summary: String,
+        /// `errorCauses[].errorSummary`, each `attribute: what is wrong` for a profile.
+        causes: Vec<String>,
     },
     #[error("okta {endpoint}: rate limit still exhausted after waiting (E0000047)")]
     RateLimited { endpoint: String },
@@ -91,6 +93,24 @@ impl Error {
             Some(REFUSED_MASTERED) => "Okta refuses this attribute for this user: it is mastered by the user's profile source (a directory or app such as Active Directory), or by an app that precedes Okta in the attribute's priority. Change the value at that source, or in Okta's Profile Editor set the attribute to \"Inherit from Okta\".".into(),
             Some("E0000047") => "Okta's rate limit was reached; the change will be retried.".into(),
             _ => self.to_string(),
+        }
+    }
+
+    /// The profile attributes a 400 `E0000001` names as invalid (its `errorCauses` read
+    /// `attribute: what is wrong`, as in Okta's answers).
+    pub fn invalid_attributes(&self) -> Vec<&str> {
+        match self {
+            Error::Api {
+                status: 400,
+                code,
+                causes,
+                ..
+            } if code == "E0000001" => causes
+                .iter()
+                .filter_map(|c| c.split_once(':').map(|(a, _)| a.trim()))
+                .filter(|a| !a.is_empty() && !a.contains(' '))
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -515,6 +535,7 @@ impl Client {
             status: 0,
             code: "E0000004".into(),
             summary: format!("cannot sign the client assertion with okta.oauth.private_key: {e}"),
+            causes: Vec::new(),
         })?;
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
@@ -551,6 +572,7 @@ impl Client {
                 status: 401,
                 code: "E0000011".into(),
                 summary: format!("OAuth token refused: {} {}", e.error, e.error_description),
+                causes: Vec::new(),
             });
         }
         let dto: OktaTokenDto = serde_json::from_slice(&body).map_err(|e| Error::Decode {
@@ -646,6 +668,7 @@ impl Client {
             if !causes.is_empty() {
                 summary = format!("{summary} ({})", causes.join("; "));
             }
+            let causes_kept = causes;
             if !dto.error_id.is_empty() {
                 summary = format!("{summary} [errorId {}]", dto.error_id);
             }
@@ -654,6 +677,7 @@ impl Client {
                 status: status.as_u16(),
                 code: dto.error_code,
                 summary,
+                causes: causes_kept,
             };
             if status.is_server_error() && attempt < self.settings.attempts {
                 tracing::warn!(endpoint, attempt, error = %err, "okta server error, retrying");

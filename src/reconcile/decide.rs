@@ -4,7 +4,7 @@
 //! new extension written back to Okta) is planned here too, from the created user.
 
 use super::diff::{Snapshot, plan_pass};
-use super::plan::{Agreed, Baseline, KnownRefusal, Plan, PlannedAction, UserRef};
+use super::plan::{Agreed, Baseline, DataProblem, KnownRefusal, Plan, PlannedAction, UserRef};
 use super::policy::{Policy, Safety};
 use super::retry::{FailureRow, Gate, fingerprint, gate, user_key};
 use super::safety::{HoldContext, hold_reasons};
@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub okta_writes: &'a OktaWrites,
     /// Attributes Okta refused for one user before.
     pub known_refusals: &'a [KnownRefusal],
+    /// Values that could not be written before (known data problems).
+    pub data_problems: &'a [DataProblem],
     pub hold: HoldContext,
     /// Users whose writes failed on recent passes (backoff, quarantine).
     pub failures: &'a [FailureRow],
@@ -63,6 +65,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         inputs.okta,
         &inputs.okta_writes.masters,
     );
+    super::data::hold_back_data_problems(&mut plan, inputs.data_problems);
     plan.held = hold_reasons(&plan, inputs.safety, &inputs.hold);
     plan.approved = inputs.approved;
     defer_failed_users(&mut plan, inputs.failures, inputs.now);

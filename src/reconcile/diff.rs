@@ -1,10 +1,12 @@
 //! Matching users across the two directories and deciding, attribute by attribute, what each
 //! side must receive. Pure: snapshots, links and baseline in, a sorted `Plan` out.
 
+use super::data::{INVALID_VALUE, invalid_fingerprint};
 use super::normalize::{Norm, normalize, normalize_in, phone_extension, written_form};
 use super::plan::STATUS_ATTR;
 use super::plan::{
-    Action, Agreed, AttrChange, Baseline, Plan, PlannedAction, Problem, ProblemKind, Rule, UserRef,
+    Action, Agreed, AttrChange, Baseline, DataProblem, Plan, PlannedAction, Problem, ProblemKind,
+    Rule, UserRef,
 };
 use super::policy::{
     AttrRule, Master, Normalize, OKTA_REQUIRED, OnConflict, Piece, Policy, TELUS_REQUIRED,
@@ -83,6 +85,7 @@ pub fn plan_pass(snap: &Snapshot<'_>, policy: &Policy) -> Plan {
     plan.new_links.sort();
     plan.agreed.sort();
     plan.problems.sort();
+    plan.data_problems.sort();
     plan
 }
 
@@ -161,6 +164,7 @@ fn match_references<'a>(snap: &Snapshot<'a>, m: &mut Matching<'a>, plan: &mut Pl
                     m.linked_telus.insert(t.id.0.as_str());
                 }
                 plan.problems.push(Problem {
+                    values: None,
                     user: UserRef {
                         email: email_key(o.email()).unwrap_or_default(),
                         okta_id: Some(o.id.clone()),
@@ -200,6 +204,7 @@ fn index_by_email<'a>(snap: &Snapshot<'a>, m: &Matching<'a>, plan: &mut Plan) ->
         match email_key(t.email()) {
             Some(key) => by_email.entry(key).or_default().1.push(t),
             None => plan.problems.push(Problem {
+                values: None,
                 user: UserRef {
                     email: String::new(),
                     okta_id: None,
@@ -237,6 +242,7 @@ fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, 
             (true, true) => oktas.clone(),
         };
         let dup = |o: Option<&OktaUser>, t: Option<&TelusUser>| Problem {
+            values: None,
             user: UserRef {
                 email: email.clone(),
                 okta_id: o.map(|o| o.id.clone()),
@@ -259,6 +265,7 @@ fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, 
             ([], ts) => {
                 for t in ts {
                     plan.problems.push(Problem {
+                        values: None,
                         user: UserRef {
                             email: email.clone(),
                             okta_id: None,
@@ -278,6 +285,7 @@ fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, 
                     plan_create(o, email, policy, plan);
                 } else {
                     plan.problems.push(Problem {
+                        values: None,
                         user: UserRef {
                             email: email.clone(),
                             okta_id: Some(o.id.clone()),
@@ -342,6 +350,7 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
     if !policy.features.create_users || !o.status.is_live() {
         if o.status.is_live() {
             plan.problems.push(Problem {
+                values: None,
                 user,
                 kind: ProblemKind::UnmatchedOkta,
                 attr: None,
@@ -378,21 +387,27 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
                 new: Some(written_form(rule.normalize, &v, true)),
                 rule: Rule::Create,
             }),
-            Norm::Invalid { trimmed, reason } => plan.problems.push(Problem {
-                user: user.clone(),
-                kind: ProblemKind::InvalidValue,
-                attr: Some(rule.okta_attr.clone()),
-                message: format!(
-                    "okta value {trimmed:?} of {} is {reason}: left empty on the new TELUS user",
-                    rule.okta_attr
-                ),
-            }),
+            Norm::Invalid { trimmed, reason } => {
+                let message = format!("okta value of {} is {reason}", rule.okta_attr);
+                invalid_data(&user, rule, System::Telus, &trimmed, None, message, plan);
+                plan.problems.push(Problem {
+                    values: Some(format!("okta {trimmed:?}")),
+                    user: user.clone(),
+                    kind: ProblemKind::InvalidValue,
+                    attr: Some(rule.okta_attr.clone()),
+                    message: format!(
+                        "okta value of {} is {reason}: left empty on the new TELUS user",
+                        rule.okta_attr
+                    ),
+                })
+            }
             Norm::Empty => {}
         }
     }
     for required in TELUS_REQUIRED {
         if !changes.iter().any(|c| c.field == *required) {
             plan.problems.push(Problem {
+                values: None,
                 user: user.clone(),
                 kind: ProblemKind::RequiredEmpty,
                 attr: None,
@@ -456,6 +471,7 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
             });
         } else {
             plan.problems.push(Problem {
+                values: None,
                 user: user.clone(),
                 kind: ProblemKind::DisabledElsewhere,
                 attr: None,
@@ -537,6 +553,7 @@ fn note_extensions(
         return;
     };
     plan.problems.push(Problem {
+        values: None,
         user: user.clone(),
         kind: ProblemKind::ExtensionLeftOut,
         attr: Some(first.to_string()),
@@ -544,6 +561,35 @@ fn note_extensions(
             "the extension in Okta's {} cannot be carried by TELUS's field: the number alone is compared and written",
             attrs.join(", ")
         ),
+    });
+}
+
+/// Records a source value found invalid (a data problem, matched against the known ones by
+/// `data::hold_back_data_problems`).
+fn invalid_data(
+    user: &UserRef,
+    rule: &AttrRule,
+    target: System,
+    source: &str,
+    target_value: Option<&str>,
+    explanation: String,
+    plan: &mut Plan,
+) {
+    plan.data_problems.push(DataProblem {
+        okta_id: user.okta_id.clone(),
+        ext_id: user.ext_id.clone(),
+        email: user.email.clone(),
+        attr: rule.okta_attr.clone(),
+        system: target,
+        field: match (target, rule.telus.path()) {
+            (System::Telus, Some(path)) => path.to_string(),
+            _ => rule.okta_attr.clone(),
+        },
+        value: Some(source.to_string()),
+        fingerprint: invalid_fingerprint(source, target_value),
+        code: INVALID_VALUE.to_string(),
+        explanation,
+        since: String::new(),
     });
 }
 
@@ -604,6 +650,18 @@ fn plan_attr(
         },
     };
     let Some(new) = value_to_write(src_norm, rule, source, &field, user, plan) else {
+        if let Norm::Invalid { trimmed, reason } = src_norm {
+            let message = format!("{source} value of {} is {reason}", rule.okta_attr);
+            invalid_data(
+                user,
+                rule,
+                target,
+                trimmed,
+                tgt_raw.as_deref(),
+                message,
+                plan,
+            );
+        }
         return AttrDecision::Nothing;
     };
     let rule_kind = match (rule_kind, base) {
@@ -619,14 +677,17 @@ fn plan_attr(
     };
     if rule_kind == Rule::Drift {
         plan.problems.push(Problem {
+            values: Some(format!(
+                "{:?} → {:?}",
+                base.unwrap_or(""),
+                tgt_norm.key().unwrap_or("")
+            )),
             user: user.clone(),
             kind: ProblemKind::Drift,
             attr: Some(rule.okta_attr.clone()),
             message: format!(
-                "{} was edited in {target} since the last sync ({:?} → {:?}); {source} masters it and overwrites the edit",
+                "{} was edited in {target} since the last sync; {source} masters it and overwrites the edit",
                 rule.okta_attr,
-                base.unwrap_or(""),
-                tgt_norm.key().unwrap_or("")
             ),
         });
     }
@@ -660,11 +721,12 @@ fn value_to_write(
         ))),
         Norm::Invalid { trimmed, reason } => {
             plan.problems.push(Problem {
+                values: Some(format!("{source} {trimmed:?}")),
                 user: user.clone(),
                 kind: ProblemKind::InvalidValue,
                 attr: Some(rule.okta_attr.clone()),
                 message: format!(
-                    "{source} value {trimmed:?} of {} is {reason}: not written",
+                    "{source} value of {} is {reason}: not written",
                     rule.okta_attr
                 ),
             });
@@ -677,6 +739,7 @@ fn value_to_write(
             };
             if required {
                 plan.problems.push(Problem {
+                    values: None,
                     user: user.clone(),
                     kind: ProblemKind::RequiredEmpty,
                     attr: Some(rule.okta_attr.clone()),
@@ -713,15 +776,16 @@ fn decide_source(
                 _ if base.is_none() && *tn == Norm::Empty => Some((System::Okta, Rule::Latest)),
                 _ if base.is_none() && *on == Norm::Empty => Some((System::Telus, Rule::Latest)),
                 _ => {
-                    let desc = format!(
-                        "{} changed on both sides: okta {:?}, telus {:?}",
-                        rule.okta_attr,
+                    let desc = format!("{} changed on both sides", rule.okta_attr);
+                    let values = Some(format!(
+                        "okta {:?}, telus {:?}",
                         on.key().unwrap_or(""),
                         tn.key().unwrap_or("")
-                    );
+                    ));
                     match on_conflict {
                         OnConflict::Prefer(s) => {
                             plan.problems.push(Problem {
+                                values: values.clone(),
                                 user: user.clone(),
                                 kind: ProblemKind::ConflictSettled,
                                 attr: Some(rule.okta_attr.clone()),
@@ -731,6 +795,7 @@ fn decide_source(
                         }
                         OnConflict::Skip => {
                             plan.problems.push(Problem {
+                                values: values.clone(),
                                 user: user.clone(),
                                 kind: ProblemKind::ConflictSkipped,
                                 attr: Some(rule.okta_attr.clone()),

@@ -199,6 +199,10 @@ pub enum ProblemKind {
     /// An Okta phone number written with an extension ("x123"), which the TELUS field cannot
     /// carry: the number alone is compared and written. A note, not a failure.
     ExtensionLeftOut,
+    /// A value that cannot be written until someone fixes it at its source (not a phone
+    /// number, over a length limit, refused as invalid), reported and failed once before:
+    /// not sent, and not a failure, while the values on both sides are unchanged.
+    DataProblem,
 }
 
 impl ProblemKind {
@@ -229,6 +233,7 @@ impl ProblemKind {
             ProblemKind::KnownRefusal => "known-refusal",
             ProblemKind::Vanished => "vanished",
             ProblemKind::ExtensionLeftOut => "extension-left-out",
+            ProblemKind::DataProblem => "data-problem",
         }
     }
 }
@@ -238,7 +243,23 @@ pub struct Problem {
     pub user: UserRef,
     pub kind: ProblemKind,
     pub attr: Option<String>,
+    /// What is wrong, naming the user's attribute but none of its values: the log carries it
+    /// above DEBUG.
     pub message: String,
+    /// The values involved, as the admin's own output (`plan`, `status`) shows them beside
+    /// the message; the log only at DEBUG.
+    pub values: Option<String>,
+}
+
+impl Problem {
+    /// The message with its values, as the admin's own output shows it (never the log
+    /// above DEBUG).
+    pub fn shown(&self) -> String {
+        match &self.values {
+            Some(v) => format!("{} ({v})", self.message),
+            None => self.message.clone(),
+        }
+    }
 }
 
 /// Baseline values to record for one user, because both sides agree on them or a write was
@@ -288,6 +309,9 @@ pub struct Plan {
     /// Okta writes left out because Okta refuses them from this tool (read-only attribute,
     /// or mastered by another source), one line per mastering row.
     pub left_out: Vec<String>,
+    /// The data problems this plan's users have now: the known ones still holding, and the
+    /// values found invalid here for the first time (reported and failed once).
+    pub data_problems: Vec<DataProblem>,
 }
 
 /// Okta refused this attribute for this user (E0000023), when the user's record was as
@@ -305,6 +329,41 @@ pub struct KnownRefusal {
     /// or `unknown` when the schema could not be read).
     pub master: String,
     pub explanation: String,
+}
+
+/// A value of one user's attribute that cannot be written to `system` until it is fixed at
+/// its source: a source value that cannot be normalized, or one the target refused as
+/// invalid. It holds while `fingerprint` (of the values on both sides) is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DataProblem {
+    pub okta_id: Option<OktaId>,
+    pub ext_id: Option<ExtId>,
+    pub email: String,
+    pub attr: String,
+    /// The system the value could not be written to.
+    pub system: System,
+    /// The field in that system, and the value that could not be written: for the journal
+    /// row of a problem found now (not kept in the store).
+    pub field: String,
+    pub value: Option<String>,
+    pub fingerprint: String,
+    /// The target's error code (`CMN-101`, `E0000001`), or `invalid-value` for a value
+    /// refused here before any write.
+    pub code: String,
+    pub explanation: String,
+    /// When it was first found (RFC 3339; set by the store).
+    pub since: String,
+}
+
+impl DataProblem {
+    /// Whose problem it is: the Okta id, else the extension.
+    pub fn user_key(&self) -> String {
+        match (&self.okta_id, &self.ext_id) {
+            (Some(o), _) => o.0.clone(),
+            (None, Some(e)) => format!("ext:{}", e.0),
+            (None, None) => format!("email:{}", self.email),
+        }
+    }
 }
 
 impl Plan {
@@ -345,6 +404,7 @@ impl Plan {
             changes.retain(|c| match still(id, &c.attr) {
                 Some(k) => {
                     notes.push(Problem {
+                        values: None,
                         user: a.user.clone(),
                         kind: ProblemKind::KnownRefusal,
                         attr: Some(c.attr.clone()),

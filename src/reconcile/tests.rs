@@ -1402,3 +1402,108 @@ fn creations_and_vanished_users_over_their_limits_hold_the_plan() {
     };
     assert!(hold_reasons(&plan, &safety, &ctx(true)).is_empty());
 }
+
+mod data_problems {
+    use super::*;
+    use crate::reconcile::data::{change_fingerprint, hold_back_data_problems};
+
+    fn hugo() -> OktaUser {
+        let mut o = ana_okta();
+        set(&mut o, "mobilePhone", "555-0108");
+        o
+    }
+
+    fn known(plan: &Plan) -> Vec<DataProblem> {
+        plan.data_problems
+            .iter()
+            .cloned()
+            .map(|mut d| {
+                d.since = "2026-12-01T00:00:00Z".into();
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_invalid_value_fails_once_then_is_a_known_data_problem_until_it_changes() {
+        let mut first = plan1(hugo(), ana_telus());
+        hold_back_data_problems(&mut first, &[]);
+        assert_eq!(first.failed_users(), 1);
+        assert_eq!(first.data_problems.len(), 1);
+        assert!(first.data_problems[0].since.is_empty(), "new");
+        let stored = known(&first);
+
+        // Unchanged: listed, not failing.
+        let mut again = plan1(hugo(), ana_telus());
+        hold_back_data_problems(&mut again, &stored);
+        assert_eq!(again.failed_users(), 0, "{:#?}", again.problems);
+        assert!(
+            again
+                .problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::DataProblem)
+        );
+        assert_eq!(again.data_problems, stored);
+
+        // Changed in Okta to another bad value: reported and failed again.
+        let mut o = hugo();
+        set(&mut o, "mobilePhone", "555-0199");
+        let mut changed = plan1(o, ana_telus());
+        hold_back_data_problems(&mut changed, &stored);
+        assert_eq!(changed.failed_users(), 1);
+        // Changed on the TELUS side: tried again too.
+        let mut t = ana_telus();
+        tset(&mut t, "contact.mobilePhone", "+16045550177");
+        let mut changed = plan1(hugo(), t);
+        hold_back_data_problems(&mut changed, &stored);
+        assert_eq!(changed.failed_users(), 1);
+
+        // Fixed: no problem, and the store's entry is not kept.
+        let mut o = hugo();
+        set(&mut o, "mobilePhone", "(604) 555-0199");
+        let mut fixed = plan1(o, ana_telus());
+        hold_back_data_problems(&mut fixed, &stored);
+        assert!(fixed.data_problems.is_empty());
+        assert_eq!(only_change(&fixed).1.new.as_deref(), Some("+16045550199"));
+    }
+
+    #[test]
+    fn a_value_the_target_refused_is_not_sent_again_while_both_sides_are_unchanged() {
+        let mut o = ana_okta();
+        set(&mut o, "department", &"D".repeat(80));
+        set(&mut o, "city", "Burnaby");
+        let plan = plan1(o.clone(), ana_telus());
+        let dept = plan.actions[0]
+            .changes()
+            .iter()
+            .find(|c| c.attr == "department")
+            .unwrap()
+            .clone();
+        let refused = DataProblem {
+            okta_id: Some(OktaId("o1".into())),
+            ext_id: Some(ExtId("e1".into())),
+            email: "ana@x.ca".into(),
+            attr: "department".into(),
+            system: System::Telus,
+            field: String::new(),
+            value: None,
+            fingerprint: change_fingerprint(&dept),
+            code: "CMN-101".into(),
+            explanation: "The [contact.department] is invalid.".into(),
+            since: "2026-12-01T00:00:00Z".into(),
+        };
+        let mut held = plan.clone();
+        hold_back_data_problems(&mut held, std::slice::from_ref(&refused));
+        // The city still goes; the department waits, listed and not failing.
+        let (_, c) = only_change(&held);
+        assert_eq!(c.attr, "city");
+        assert_eq!(held.failed_users(), 0);
+        assert_eq!(held.data_problems, vec![refused.clone()]);
+        // The department changed in Okta: sent again, and the old problem is gone.
+        set(&mut o, "department", "Research");
+        let mut retried = plan1(o, ana_telus());
+        hold_back_data_problems(&mut retried, &[refused]);
+        assert_eq!(retried.change_count(), 2);
+        assert!(retried.data_problems.is_empty());
+    }
+}

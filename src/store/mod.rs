@@ -1,6 +1,7 @@
 //! The SQLite store: the only module with SQL. Holds passes, the latest snapshot of each
 //! side, links, baseline values and the journal of every change (planned → applied | failed).
 
+mod data_problems;
 mod failures;
 mod journal;
 mod links;

@@ -136,4 +136,21 @@ CREATE TABLE okta_refusals (
 ALTER TABLE telus_users ADD COLUMN in_directory INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE journal ADD COLUMN task_id TEXT;
 "#,
+    // 8: known data problems: a value that cannot be written to `system` until it is fixed
+    // at its source, held while the values on both sides (their fingerprint) are unchanged.
+    r#"
+CREATE TABLE data_problems (
+    user_key      TEXT NOT NULL,
+    okta_id       TEXT,
+    ext_id        TEXT,
+    email         TEXT NOT NULL,
+    attr          TEXT NOT NULL,
+    system        TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    code          TEXT NOT NULL,
+    explanation   TEXT NOT NULL,
+    since         TEXT NOT NULL,
+    PRIMARY KEY (user_key, attr, system)
+) WITHOUT ROWID;
+"#,
 ];

@@ -36,8 +36,6 @@ pub const PER_PAGE: u32 = 1000;
 
 /// Refresh an access token this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
-/// Warn when the refresh token has less than this left.
-pub const REFRESH_WARN: Duration = Duration::from_secs(7 * 86_400);
 
 fn epoch_s() -> i64 {
     std::time::SystemTime::now()
@@ -147,6 +145,20 @@ impl Error {
         };
         let rest = p.strip_prefix("records[")?;
         rest[..rest.find(']')?].parse().ok()
+    }
+
+    /// The field a 400 names as invalid (`parameterName` such as `contact.email`), when it
+    /// is one field of one record rather than the request as a whole.
+    pub fn invalid_field(&self) -> Option<&str> {
+        match self {
+            Error::Api {
+                status: 400,
+                parameter: Some(p),
+                code,
+                ..
+            } if code.starts_with("CMN-1") && !p.starts_with("records[") => Some(p),
+            _ => None,
+        }
     }
 
     pub fn code(&self) -> Option<&str> {
@@ -980,15 +992,8 @@ impl Client {
                 }
             },
         };
-        if let Some(left) = pair.refresh_expires_at.map(|e| e - epoch_s())
-            && left < REFRESH_WARN.as_secs() as i64
-            && self.jwt.is_none()
-        {
-            tracing::warn!(
-                days_left = left / 86_400,
-                "the TELUS refresh token expires soon; passes renew it, but if none runs, run `auth telus` again"
-            );
-        }
+        // Whether the session can lapse is said once per pass, against the schedule
+        // (`telus::session::assess`), not at each refresh.
         *guard = Some(pair);
         Ok(self.keep(&mut guard))
     }

@@ -394,20 +394,23 @@ async fn subscribe(ws: &mut Ws, opts: &ListenOptions) -> Result<(), Ended> {
 }
 
 /// Reads notifications until the connection drops (`Some(reason)`) or the daemon stops
-/// listening (`None`); sends a `Heartbeat` after a quiet `opts.heartbeat` and counts the
-/// connection dead when that goes unanswered as long.
+/// listening (`None`); sends a `Heartbeat` once `opts.heartbeat` has passed since the last
+/// message it sent, however much it hears meanwhile (the gateway's `idleTimeout` counts what
+/// the client says: notifications arriving do not keep the connection open), and counts the
+/// connection dead when nothing is heard for as long after a heartbeat.
 async fn pump(
     ws: &mut Ws,
     session: &mut Session,
     tx: &mpsc::Sender<Notice>,
     opts: &ListenOptions,
 ) -> Option<String> {
-    let mut last_heard = Instant::now();
+    // The subscription was the last message sent.
+    let mut last_sent = Instant::now();
     let mut heartbeat_sent: Option<Instant> = None;
     loop {
         let wake = match heartbeat_sent {
             Some(sent) => sent + opts.heartbeat,
-            None => last_heard + opts.heartbeat,
+            None => last_sent + opts.heartbeat,
         };
         tokio::select! {
             msg = ws.next() => {
@@ -416,11 +419,10 @@ async fn pump(
                     Some(Ok(Message::Close(frame))) => {
                         return Some(format!("closed by the gateway{}", frame.map(|f| format!(": {}", f.reason)).unwrap_or_default()));
                     }
-                    Some(Ok(_)) => { last_heard = Instant::now(); continue; }
+                    Some(Ok(_)) => { heartbeat_sent = None; continue; }
                     Some(Err(e)) => return Some(format!("connection lost: {}", ws_error_kind(&e))),
                     None => return Some("connection closed".into()),
                 };
-                last_heard = Instant::now();
                 heartbeat_sent = None;
                 let Some((meta, body)) = parse(&text) else { continue };
                 if let Some((wsc, sequence)) = newer_wsc(&meta, Some((&session.wsc, session.sequence))) {
@@ -450,7 +452,8 @@ async fn pump(
                 if let Err(e) = ws.send(Message::text(beat.to_string())).await {
                     return Some(format!("cannot send a heartbeat: {}", ws_error_kind(&e)));
                 }
-                heartbeat_sent = Some(Instant::now());
+                last_sent = Instant::now();
+                heartbeat_sent = Some(last_sent);
             }
             _ = tx.closed() => return None,
         }

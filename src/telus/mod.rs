@@ -5,9 +5,10 @@ pub mod auth;
 mod client;
 pub mod events;
 pub mod pacing;
+pub mod session;
 mod wire;
 
 pub use client::{
-    BULK_MAX, BulkRecord, BulkTask, Client, Counters, Error, PER_PAGE, REFRESH_WARN, TaskStatus,
+    BULK_MAX, BulkRecord, BulkTask, Client, Counters, Error, PER_PAGE, TaskStatus,
     decode_directory_page, decode_extension_page, explain,
 };

@@ -5,6 +5,7 @@ use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
 use okta_telus_sync::http::HttpSettings;
 use okta_telus_sync::model::PassOutcome;
 use okta_telus_sync::reconcile::policy::Policy;
+use okta_telus_sync::sandbox::faults::FaultKind;
 use okta_telus_sync::sandbox::okta::{FakeOktaUser, LinkStyle};
 use okta_telus_sync::sandbox::telus::{FakeExtension, FakeNumber};
 use okta_telus_sync::sandbox::{self, Sandbox};
@@ -16,6 +17,7 @@ use std::time::Duration;
 mod bulk;
 mod clients;
 mod daemon;
+mod day_one;
 mod events;
 mod faults;
 mod hostile;
@@ -199,9 +201,25 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
         }
     }
 
+    // Every change applied, and one failed row: Hugo's mobilePhone, not a phone number (a
+    // data problem, reported and failed once).
     let history = store.history(&HistoryFilter::default()).unwrap();
-    assert_eq!(history.len(), first.apply.applied);
-    assert!(history.iter().all(|h| h.outcome == Outcome::Applied));
+    let (applied, failed): (Vec<_>, Vec<_>) =
+        history.iter().partition(|h| h.outcome == Outcome::Applied);
+    assert_eq!(applied.len(), first.apply.applied);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(
+        (
+            failed[0].user_email.as_str(),
+            failed[0].attribute.as_str(),
+            failed[0].error_code.as_deref()
+        ),
+        (
+            "hugo.gagnon@northwind.ca",
+            "mobilePhone",
+            Some("invalid-value")
+        )
+    );
     assert_eq!(store.unfinished_count().unwrap(), 0);
 
     let (ow, tw) = (okta_writes(&sb), telus_writes(&sb));
@@ -427,32 +445,114 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::UsersFailed);
     assert!(report.apply.failed >= 1);
-    let failed = store
+    let ana = store
         .history(&HistoryFilter {
             user_email: Some("ana.silva-at-northwind.ca".into()),
             ..Default::default()
         })
         .unwrap();
-    assert!(!failed.is_empty());
-    assert!(failed.iter().all(|h| h.outcome == Outcome::Failed));
+    let failed: Vec<_> = ana
+        .iter()
+        .filter(|h| h.outcome == Outcome::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{ana:#?}");
+    assert_eq!(failed[0].attribute, "email");
     assert_eq!(failed[0].error_code.as_deref(), Some("CMN-101"));
     assert_eq!(
         failed[0].explanation.as_deref(),
         Some("The [contact.email] is invalid. Please correct the value in Okta/Active Directory.")
+    );
+    // The refused value is a data problem: Ana's other change went without it, in the
+    // same pass (the bulk record that carried both did nothing; the rest went alone).
+    assert!(
+        ana.iter()
+            .any(|h| h.attribute == "department" && h.outcome == Outcome::Applied),
+        "{ana:#?}"
+    );
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Marketing")
     );
     // The other users' changes still went through.
     assert_eq!(
         contact_field(&sb, 62004, &["businessAddress", "city"]).as_deref(),
         Some("Toronto")
     );
-    // The failed attribute has no baseline, so the next pass tries again.
-    let again = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    // While the value is unchanged, the next pass does not send it, and does not fail.
+    let writes = telus_writes(&sb);
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
     assert!(
-        again.plan.actions.iter().any(|a| a
+        !again.plan.actions.iter().any(|a| a
             .user
             .okta_id
             .as_ref()
-            .is_some_and(|i| i.0 == "00u1ana"))
+            .is_some_and(|i| i.0 == "00u1ana")),
+        "{:#?}",
+        again.plan.actions
+    );
+    assert!(again.plan.problems.iter().any(|p| p.kind
+        == okta_telus_sync::reconcile::ProblemKind::DataProblem
+        && p.user.email == "ana.silva-at-northwind.ca"));
+    assert_eq!(telus_writes(&sb), writes);
+    let text = okta_telus_sync::report::plan_text(&again.plan);
+    assert!(text.contains("Data problems"), "{text}");
+    let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
+    assert!(
+        status.contains("Data problems") && status.contains("ana.silva-at-northwind.ca  email"),
+        "{status}"
+    );
+    // Fixed in Okta: the new value lands, and the problem is gone.
+    {
+        let mut st = sb.okta.lock();
+        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.profile
+            .insert("email".into(), json!("ana.silva@northwind.ca"));
+        st.touch("00u1ana");
+    }
+    run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        contact_field(&sb, 62001, &["email"]).as_deref(),
+        Some("ana.silva@northwind.ca")
+    );
+    assert!(
+        !store
+            .data_problems()
+            .unwrap()
+            .iter()
+            .any(|d| d.attr == "email"),
+        "{:#?}",
+        store.data_problems().unwrap()
+    );
+}
+
+/// The statuses Ana's extension's PUTs got, in order (the fault log sees every request).
+fn ana_put_statuses(sb: &Sandbox) -> Vec<u16> {
+    sb.telus
+        .faults
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(m, p, ..)| m == "PUT" && p == "/restapi/v1.0/account/~/extension/62001")
+        .map(|(_, _, status, _)| *status)
+        .collect()
+}
+
+/// Ana's extension refuses every edit with 403 CMN-408 (an extension the app may not edit,
+/// such as the account owner's), `times` times: a failure of the user, not of one value.
+fn refuse_edits_of_ana(sb: &Sandbox, times: u32) {
+    sb.telus.inject(
+        "PUT",
+        "/restapi/v1.0/account/~/extension/62001",
+        FaultKind::Error {
+            status: 403,
+            body: r#"{"errors":[{"errorCode":"CMN-408","message":"In order to call this API endpoint, user needs to have [EditExtensions] permission for requested resource."}]}"#.into(),
+        },
+        times,
     );
 }
 
@@ -816,12 +916,7 @@ async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
 async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge() {
     let sb = Sandbox::start_seeded().await.unwrap();
     without_bulk(&sb);
-    {
-        let mut st = sb.okta.lock();
-        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
-        ana.profile
-            .insert("email".into(), json!("ana.silva-at-northwind.ca"));
-    }
+    refuse_edits_of_ana(&sb, 3);
     let dir = tempfile::tempdir().unwrap();
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     assert_eq!(config.retry.quarantine_after, 3);
@@ -833,11 +928,8 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
         }])
         .unwrap();
     let clients = Clients::new(&config, settings());
-    let ana_puts = |sb: &Sandbox| {
-        sb.telus
-            .lock()
-            .count("PUT", "/restapi/v1.0/account/~/extension/62001")
-    };
+    // Every PUT of Ana's, refused by the fault or not.
+    let ana_puts = |sb: &Sandbox| ana_put_statuses(sb).len();
     for pass in 1..=3 {
         let r = run_one_pass(&config, &clients, &store, PassOptions::default())
             .await
@@ -845,10 +937,15 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
         assert_eq!(r.outcome, PassOutcome::UsersFailed, "pass {pass}");
         assert_eq!(ana_puts(&sb), pass);
     }
+    assert_eq!(
+        ana_put_statuses(&sb),
+        vec![403, 403, 403],
+        "the refusal fired"
+    );
     let failures = store.failures().unwrap();
     assert_eq!(failures.len(), 1);
     assert!(failures[0].quarantined);
-    assert_eq!(failures[0].last_code.as_deref(), Some("CMN-101"));
+    assert_eq!(failures[0].last_code.as_deref(), Some("CMN-408"));
     // The others converged meanwhile.
     assert_eq!(
         contact_field(&sb, 62004, &["businessAddress", "city"]).as_deref(),
@@ -867,12 +964,13 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
     let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
     assert!(status.contains("Quarantined users"), "{status}");
     assert!(
-        status.contains("ana.silva-at-northwind.ca  3 failed passes"),
+        status.contains("ana.silva@northwind.ca  3 failed passes"),
         "{status}"
     );
-    assert!(status.contains("no refresh token to expire"), "{status}");
+    assert!(status.contains("renews itself"), "{status}");
 
-    // An admin fixes the email in Okta: the new data is tried at once and succeeds.
+    // The permission is granted and an admin edits Ana in Okta: the new data is tried at
+    // once and succeeds.
     {
         let mut st = sb.okta.lock();
         let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
@@ -895,12 +993,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
 async fn retry_quarantined_releases_the_user() {
     let sb = Sandbox::start_seeded().await.unwrap();
     without_bulk(&sb);
-    {
-        let mut st = sb.okta.lock();
-        let ana = st.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
-        ana.profile
-            .insert("email".into(), json!("ana.silva-at-northwind.ca"));
-    }
+    refuse_edits_of_ana(&sb, 1);
     let dir = tempfile::tempdir().unwrap();
     let mut config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     config.retry.quarantine_after = 1;
@@ -928,12 +1021,8 @@ async fn retry_quarantined_releases_the_user() {
     .await
     .unwrap();
     assert!(r.plan.deferred.is_empty());
-    assert_eq!(
-        sb.telus
-            .lock()
-            .count("PUT", "/restapi/v1.0/account/~/extension/62001"),
-        2
-    );
+    // The refusal fired once; the release sent the change again, and it landed.
+    assert_eq!(ana_put_statuses(&sb), vec![403, 200]);
 }
 
 #[tokio::test]
@@ -980,7 +1069,13 @@ async fn cli_history_filters_by_user_attribute_and_since() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(all.len() >= 20, "{}", all.len());
-    assert!(all.iter().all(|r| r["outcome"] == "applied"));
+    // All applied but Hugo's mobilePhone, a data problem journalled failed once.
+    assert!(
+        all.iter()
+            .all(|r| r["outcome"] == "applied" || r["error_code"] == "invalid-value"),
+        "{all:#?}"
+    );
+    assert_eq!(all.iter().filter(|r| r["outcome"] == "failed").count(), 1);
     let ana = run_bin(lines(&["--user", "ANA.SILVA@northwind.ca"])).await;
     let ana: Vec<Value> = String::from_utf8_lossy(&ana.stdout)
         .lines()
@@ -1457,4 +1552,119 @@ async fn root_is_refused_on_a_store_the_service_user_owns() {
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("sudo -u") && err.contains("status"), "{err}");
     assert!(!dir.path().join("state.db").exists(), "nothing was created");
+}
+
+/// The shipped `sync.toml`, edited only as README step 2 says (the org URL and the TELUS
+/// client id; for an Okta OAuth app, its `[okta.oauth]` section uncommented with its client
+/// id), passes `check-config` for each README setup: under systemd, with the credentials
+/// directory laid out as `LoadCredential=okta-telus-sync:<dir>` lays it out
+/// (`okta-telus-sync_<file>`, systemd.exec), and as README step 2 runs it, as root outside
+/// systemd, reading `/etc/okta-telus-sync/credentials/<file>` (here: `credentials/` beside
+/// the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_sync_toml_edited_as_the_readme_says_passes_check_config_for_each_setup() {
+    let shipped = include_str!("../../sync.toml");
+    let pem = std::fs::read_to_string("tests/fixtures/okta-test-key.pem").unwrap();
+    let edit = |oauth: bool| {
+        let mut text = shipped
+            .replace(
+                "url = \"https://example.okta.com\"",
+                "url = \"https://acme.okta.com\"",
+            )
+            .replace(
+                "client_id = \"your-client-id\"",
+                "client_id = \"rc-client-id\"",
+            );
+        if oauth {
+            text = text
+                .replace("# [okta.oauth]\n", "[okta.oauth]\n")
+                .replace("# client_id = \"0oa...\"\n", "client_id = \"0oa1\"\n");
+        }
+        assert_ne!(text, shipped);
+        text
+    };
+    // (setup, uses [okta.oauth], its credential files)
+    type Setup = (&'static str, bool, Vec<(&'static str, String)>);
+    let setups: [Setup; 3] = [
+        (
+            "token + JWT",
+            false,
+            vec![
+                ("okta-token", "t".into()),
+                ("telus-client-secret", "s".into()),
+                ("telus-jwt", "j".into()),
+            ],
+        ),
+        (
+            "token + auth telus",
+            false,
+            vec![
+                ("okta-token", "t".into()),
+                ("telus-client-secret", "s".into()),
+            ],
+        ),
+        (
+            "Okta OAuth key + JWT",
+            true,
+            vec![
+                ("okta-private-key", pem.clone()),
+                ("telus-client-secret", "s".into()),
+                ("telus-jwt", "j".into()),
+            ],
+        ),
+    ];
+    let mode_600 = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    for (name, oauth, files) in &setups {
+        // As README step 2 runs it: /etc/okta-telus-sync/{sync.toml,credentials/<file>}.
+        let etc = tempfile::tempdir().unwrap();
+        let cfg = etc.path().join("sync.toml");
+        std::fs::write(&cfg, edit(*oauth)).unwrap();
+        std::fs::create_dir(etc.path().join("credentials")).unwrap();
+        // Under systemd: $CREDENTIALS_DIRECTORY/okta-telus-sync_<file>.
+        let creds = tempfile::tempdir().unwrap();
+        for (file, value) in files {
+            let p = etc.path().join("credentials").join(file);
+            std::fs::write(&p, value).unwrap();
+            mode_600(&p);
+            let p = creds.path().join(format!("okta-telus-sync_{file}"));
+            std::fs::write(&p, value).unwrap();
+            mode_600(&p);
+        }
+        let cfg = cfg.display().to_string();
+        for systemd in [true, false] {
+            let mut cmd = bin();
+            cmd.args(["--config", &cfg, "check-config"])
+                .env_remove("CREDENTIALS_DIRECTORY");
+            if systemd {
+                cmd.env("CREDENTIALS_DIRECTORY", creds.path());
+            }
+            let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{name} (systemd: {systemd}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // A missing secret names where it was looked for.
+        std::fs::remove_file(etc.path().join("credentials").join(files[0].0)).unwrap();
+        let mut cmd = bin();
+        cmd.args(["--config", &cfg, "check-config"])
+            .env_remove("CREDENTIALS_DIRECTORY");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("credentials/{}", files[0].0)),
+            "{name}: {err}"
+        );
+    }
 }
