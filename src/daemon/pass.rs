@@ -529,10 +529,12 @@ impl Pass<'_> {
         if self.opts.retry_quarantined {
             let n = self.store.release_quarantined()?;
             let data = self.store.clear_data_problems()?;
+            let refusals = self.store.clear_all_okta_refusals()?;
             tracing::info!(
                 released = n,
                 data_problems = data,
-                "quarantined users released; known data problems tried again"
+                known_refusals = refusals,
+                "quarantined users released; known data problems and refusals tried again"
             );
         }
         Ok(settled)

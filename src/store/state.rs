@@ -100,6 +100,11 @@ impl Store {
         })
     }
 
+    /// Forgets every known refusal (`sync --retry-quarantined`: all are tried again).
+    pub fn clear_all_okta_refusals(&self) -> Result<usize> {
+        self.run(|c| c.execute("DELETE FROM okta_refusals", []))
+    }
+
     /// Saves a token pair for `system` (replacing the previous one) in one statement.
     pub fn save_credentials(&self, system: &str, t: &TokenPair) -> Result<()> {
         self.run(|c| {

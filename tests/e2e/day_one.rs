@@ -295,30 +295,40 @@ async fn an_okta_e0000001_on_one_field_is_a_known_data_problem() {
             .any(|p| p.kind == ProblemKind::DataProblem && p.user.email == "emma.roy@northwind.ca")
     );
     assert_eq!(second.apply.failed, 0);
-    // Emma gets another direct number: the new value is sent and lands.
-    {
-        let mut t = sb.telus.lock();
-        for n in t
-            .numbers
-            .iter_mut()
-            .filter(|n| n.extension_id == Some(62005))
-        {
-            n.extension_id = None;
-        }
-        let n = t
-            .numbers
-            .iter_mut()
-            .find(|n| n.phone_number == "+16045550299")
-            .unwrap();
-        n.extension_id = Some(62005);
-        n.primary = true;
-    }
-    run_one_pass(&config, &clients, &store, PassOptions::default())
-        .await
-        .unwrap();
+    // `sync --retry-quarantined` tries every data problem again: this one lands now.
+    let retried = run_one_pass(
+        &config,
+        &clients,
+        &store,
+        PassOptions {
+            retry_quarantined: true,
+            ..PassOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sb.okta.lock().count("POST", "/api/v1/users/00u5emm"),
+        posts + 1
+    );
     assert_eq!(
         okta_field(&sb, "00u5emm", "primaryPhone").as_deref(),
-        Some("+16045550299#105")
+        Some("+14035550299#105")
+    );
+    // Hugo's is still invalid: reported and failed again, then known again.
+    assert!(
+        retried
+            .plan
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::InvalidValue)
+    );
+    assert!(
+        store
+            .data_problems()
+            .unwrap()
+            .iter()
+            .all(|d| d.email == "hugo.gagnon@northwind.ca")
     );
 }
 
@@ -341,6 +351,8 @@ async fn no_planted_value_reaches_the_log_at_info() {
                     .insert(k.into(), json!(v));
             };
         set(&mut st, "00u8hug", "mobilePhone", "555-0199");
+        // Isabelle is created in TELUS: the create path reports it too.
+        set(&mut st, "00u9isa", "mobilePhone", "555-0177");
         set(&mut st, "00u2ben", "department", &long_dept);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -374,7 +386,7 @@ async fn no_planted_value_reaches_the_log_at_info() {
     );
     assert!(stderr.contains("user not synced"), "{stderr}");
     assert!(stderr.contains("value refused as invalid"), "{stderr}");
-    for planted in ["555-0199", "PlantedQQQ", "PlantedDrift"] {
+    for planted in ["555-0199", "555-0177", "PlantedQQQ", "PlantedDrift"] {
         assert!(!stderr.contains(planted), "{planted} in the log:\n{stderr}");
     }
     assert!(
