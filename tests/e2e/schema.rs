@@ -420,6 +420,18 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
     assert_eq!(okta_writes(&sb), before + 1);
     assert_eq!(r.outcome, PassOutcome::UsersFailed);
 
+    // `sync --retry-quarantined` tries it again too, whatever changed (refused again).
+    let retry = PassOptions {
+        retry_quarantined: true,
+        ..PassOptions::default()
+    };
+    let r = run_one_pass(&config, &clients, &store, retry)
+        .await
+        .unwrap();
+    assert_eq!(okta_writes(&sb), before + 2);
+    assert_eq!(r.outcome, PassOutcome::UsersFailed);
+    assert_eq!(store.okta_refusals().unwrap().len(), 1);
+
     // The admin sets the attribute to "Inherit from Okta": tried again, and it lands.
     sb.okta
         .lock()
