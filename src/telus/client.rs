@@ -147,8 +147,8 @@ impl Error {
         rest[..rest.find(']')?].parse().ok()
     }
 
-    /// The field a 400 names as invalid (`parameterName` such as `contact.email`), when it
-    /// is one field of one record rather than the request as a whole.
+    /// The field a 400 names as invalid (`parameterName` such as `contact.email`, or
+    /// `records[3].contact.email` in a bulk request refused for one record's value).
     pub fn invalid_field(&self) -> Option<&str> {
         match self {
             Error::Api {
@@ -156,7 +156,10 @@ impl Error {
                 parameter: Some(p),
                 code,
                 ..
-            } if code.starts_with("CMN-1") && !p.starts_with("records[") => Some(p),
+            } if code.starts_with("CMN-1") => match p.strip_prefix("records[") {
+                Some(rest) => rest.split_once("].").map(|(_, field)| field),
+                None => Some(p),
+            },
             _ => None,
         }
     }

@@ -119,6 +119,19 @@ async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
     assert_eq!(failed[0].error_code.as_deref(), Some("CMN-101"));
     assert_eq!(department(&sb, 100_029).as_deref(), Some("Sales"));
     assert_eq!(store.unfinished_count().unwrap(), 0);
+    // Refused up front or in the task, a value too long is a known data problem: the next
+    // pass neither sends it nor fails.
+    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.outcome,
+        PassOutcome::Clean,
+        "{:#?}",
+        again.plan.problems
+    );
+    assert_eq!(count(&sb, "POST", BULK), 2);
+    assert_eq!(store.data_problems().unwrap().len(), 1);
 }
 
 /// An account that refuses bulk updates (each way RingCentral says so): the same changes
