@@ -50,7 +50,8 @@ pub fn directory(
             contact: obj(json!({
                 "firstName": "User", "lastName": format!("Number{i}"), "email": email,
                 "mobilePhone": format!("+1604{:07}", 5_000_000 + i), "department": "Support",
-                "businessAddress": {"street": "1055 W Georgia St", "city": "Vancouver", "state": "BC", "zip": "V6E 3P3", "country": "CA"},
+                // Real records hold the country's name (RingCentral's extensionInfo.json).
+                "businessAddress": {"street": "1055 W Georgia St", "city": "Vancouver", "state": "BC", "zip": "V6E 3P3", "country": "Canada"},
             })),
         });
         if let Some(d) = direct {
