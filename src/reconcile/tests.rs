@@ -636,6 +636,17 @@ const STATUS_TABLE: &[(&str, bool, bool, bool, bool)] = &[
     ("DEPROVISIONED", false, false, true, false),
 ];
 
+/// One linked pair (o1 ↔ e1) under the built-in table, no baseline.
+fn linked(o: OktaUser, t: TelusUser) -> Plan {
+    run(
+        &[o],
+        &[t],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &Policy::builtin(),
+    )
+}
+
 fn with_status(status: &str) -> OktaUser {
     let mut o = ana_okta();
     o.status = OktaStatus::parse(status);
@@ -663,13 +674,7 @@ fn linked_user_rows_sync_for_live_and_staged_statuses() {
     for &(status, _, synced, ..) in STATUS_TABLE {
         let mut o = with_status(status);
         set(&mut o, "department", "Marketing");
-        let plan = run(
-            &[o],
-            &[ana_telus()],
-            &[link("o1", "e1")],
-            &Baseline::new(),
-            &Policy::builtin(),
-        );
+        let plan = linked(o, ana_telus());
         let dept = plan
             .actions
             .iter()
@@ -682,13 +687,7 @@ fn linked_user_rows_sync_for_live_and_staged_statuses() {
 #[test]
 fn linked_enabled_user_is_disabled_only_for_suspended_and_deprovisioned() {
     for &(status, _, _, disabled, _) in STATUS_TABLE {
-        let plan = run(
-            &[with_status(status)],
-            &[ana_telus()],
-            &[link("o1", "e1")],
-            &Baseline::new(),
-            &Policy::builtin(),
-        );
+        let plan = linked(with_status(status), ana_telus());
         assert_eq!(plan.count("deactivate"), usize::from(disabled), "{status}");
     }
 }
@@ -715,13 +714,7 @@ fn user_this_tool_disabled_is_enabled_again_for_live_statuses_only() {
 fn staged_user_disabled_in_telus_is_left_so_without_a_problem() {
     let mut t = ana_telus();
     t.status = TelusStatus::Disabled;
-    let plan = run(
-        &[with_status("STAGED")],
-        &[t],
-        &[link("o1", "e1")],
-        &Baseline::new(),
-        &Policy::builtin(),
-    );
+    let plan = linked(with_status("STAGED"), t);
     assert!(plan.actions.is_empty(), "{:#?}", plan.actions);
     assert!(plan.problems.is_empty(), "{:#?}", plan.problems);
 }

@@ -529,17 +529,30 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
     );
 }
 
-/// The statuses Ana's extension's PUTs got, in order (the fault log sees every request).
-fn ana_put_statuses(sb: &Sandbox) -> Vec<u16> {
-    sb.telus
-        .faults
+/// The statuses that requests to exactly `path` got from a fake, in order (its fault log
+/// sees every request, the ones a fault answered too).
+fn statuses(
+    faults: &okta_telus_sync::sandbox::faults::Faults,
+    method: &str,
+    path: &str,
+) -> Vec<u16> {
+    faults
         .lock()
         .unwrap()
         .log
         .iter()
-        .filter(|(m, p, ..)| m == "PUT" && p == "/restapi/v1.0/account/~/extension/62001")
+        .filter(|(m, p, ..)| m == method && p == path)
         .map(|(_, _, status, _)| *status)
         .collect()
+}
+
+/// The statuses Ana's extension's PUTs got, in order.
+fn ana_put_statuses(sb: &Sandbox) -> Vec<u16> {
+    statuses(
+        &sb.telus.faults,
+        "PUT",
+        "/restapi/v1.0/account/~/extension/62001",
+    )
 }
 
 /// Ana's extension refuses every edit with 403 CMN-408 (an extension the app may not edit,
