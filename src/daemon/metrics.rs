@@ -124,19 +124,17 @@ pub fn render(f: &Figures, now: i64) -> String {
             exp - now
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_quarantined_users Users quarantined after repeated failures.\n# TYPE okta_telus_sync_quarantined_users gauge"
+    gauge(
+        &mut out,
+        "okta_telus_sync_quarantined_users",
+        "Users quarantined after repeated failures.",
+        f.quarantined,
     );
-    let _ = writeln!(out, "okta_telus_sync_quarantined_users {}", f.quarantined);
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_okta_rows_left_out Mastering rows whose Okta writes the last pass left out because Okta refuses them (read-only or mastered elsewhere).\n# TYPE okta_telus_sync_okta_rows_left_out gauge"
-    );
-    let _ = writeln!(
-        out,
-        "okta_telus_sync_okta_rows_left_out {}",
-        f.left_out_rows
+    gauge(
+        &mut out,
+        "okta_telus_sync_okta_rows_left_out",
+        "Mastering rows whose Okta writes the last pass left out because Okta refuses them (read-only or mastered elsewhere).",
+        f.left_out_rows,
     );
     render_known(&mut out, f);
     render_pending(&mut out, f);
@@ -144,30 +142,33 @@ pub fn render(f: &Figures, now: i64) -> String {
     out
 }
 
+/// One gauge with its HELP and TYPE lines.
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
 /// What is known not to be writable: Okta refusals, data problems, a session that can lapse.
 fn render_known(out: &mut String, f: &Figures) {
-    let _ = writeln!(
+    gauge(
         out,
-        "# HELP okta_telus_sync_okta_known_refusals Attributes Okta refused for one user (E0000023: the user's profile source masters them), not sent again until the user or the attribute's master changes.\n# TYPE okta_telus_sync_okta_known_refusals gauge"
+        "okta_telus_sync_okta_known_refusals",
+        "Attributes Okta refused for one user (E0000023: the user's profile source masters them), not sent again until the user or the attribute's master changes.",
+        f.known_refusals,
     );
-    let _ = writeln!(
+    gauge(
         out,
-        "okta_telus_sync_okta_known_refusals {}",
-        f.known_refusals
+        "okta_telus_sync_data_problems",
+        "Values that cannot be written until someone fixes them at their source (not a phone number, over a length limit, refused as invalid): not sent, and not failing passes, while unchanged.",
+        f.data_problems,
     );
-    let _ = writeln!(
+    gauge(
         out,
-        "# HELP okta_telus_sync_data_problems Values that cannot be written until someone fixes them at their source (not a phone number, over a length limit, refused as invalid): not sent, and not failing passes, while unchanged.\n# TYPE okta_telus_sync_data_problems gauge"
-    );
-    let _ = writeln!(out, "okta_telus_sync_data_problems {}", f.data_problems);
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_telus_session_at_risk 1 when the TELUS session can lapse: a JWT credential within 14 days of its expiry, or an authorization-code session whose refresh token ends within two days or before the next scheduled pass.\n# TYPE okta_telus_sync_telus_session_at_risk gauge"
-    );
-    let _ = writeln!(
-        out,
-        "okta_telus_sync_telus_session_at_risk {}",
-        u8::from(f.session_at_risk)
+        "okta_telus_sync_telus_session_at_risk",
+        "1 when the TELUS session can lapse: a JWT credential within 14 days of its expiry, or an authorization-code session whose refresh token ends within two days or before the next scheduled pass.",
+        u8::from(f.session_at_risk),
     );
 }
 
