@@ -868,11 +868,7 @@ fn record_outcomes(
 
 /// The failure key of a user (as `user_key` gives it for an action).
 fn key_of(user: &UserRef) -> String {
-    match (&user.okta_id, &user.ext_id) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(e)) => format!("ext:{}", e.0),
-        (None, None) => format!("email:{}", user.email),
-    }
+    crate::reconcile::plan::user_key_of(user.okta_id.as_ref(), user.ext_id.as_ref(), &user.email)
 }
 
 /// Prunes journal rows older than `store.journal_days`, at most once a day.

@@ -2,8 +2,8 @@
 //! source. Fingerprints of the values on both sides, and the plan step that holds back
 //! what failed before while those values are unchanged. Pure.
 
-use super::plan::{Action, AttrChange, DataProblem, Plan, Problem, ProblemKind};
-use crate::model::{OktaId, System};
+use super::plan::{Action, AttrChange, DataProblem, Plan, Problem, ProblemKind, user_key_of};
+use crate::model::System;
 use sha2::Digest as _;
 use std::collections::HashMap;
 
@@ -47,14 +47,10 @@ pub fn invalid_fingerprint(source: &str, target: Option<&str>) -> String {
 /// value found invalid again with the same fingerprint stops counting as the user's failure.
 /// `plan.data_problems` ends as the known problems still holding plus the new ones.
 pub fn hold_back_data_problems(plan: &mut Plan, known: &[DataProblem]) {
-    let key = |okta: Option<&OktaId>, ext: Option<&crate::model::ExtId>, attr: &str, system| {
-        let who = match (okta, ext) {
-            (Some(o), _) => o.0.clone(),
-            (None, Some(e)) => format!("ext:{}", e.0),
-            (None, None) => String::new(),
-        };
-        (who, attr.to_string(), system)
-    };
+    // Nothing known: every problem found is new, and no change is held back.
+    if known.is_empty() {
+        return;
+    }
     let by_key: HashMap<(String, String, System), &DataProblem> = known
         .iter()
         .map(|d| ((d.user_key(), d.attr.clone(), d.system), d))
@@ -66,8 +62,9 @@ pub fn hold_back_data_problems(plan: &mut Plan, known: &[DataProblem]) {
             continue;
         };
         let (user, system) = (&a.user, a.system);
+        let who = user_key_of(user.okta_id.as_ref(), user.ext_id.as_ref(), &user.email);
         changes.retain(|c| {
-            let k = key(user.okta_id.as_ref(), user.ext_id.as_ref(), &c.attr, system);
+            let k = (who.clone(), c.attr.clone(), system);
             match by_key.get(&k) {
                 Some(d) if d.fingerprint == change_fingerprint(c) => {
                     notes.push(note(user.clone(), d));

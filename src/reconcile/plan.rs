@@ -358,11 +358,17 @@ pub struct DataProblem {
 impl DataProblem {
     /// Whose problem it is: the Okta id, else the extension.
     pub fn user_key(&self) -> String {
-        match (&self.okta_id, &self.ext_id) {
-            (Some(o), _) => o.0.clone(),
-            (None, Some(e)) => format!("ext:{}", e.0),
-            (None, None) => format!("email:{}", self.email),
-        }
+        user_key_of(self.okta_id.as_ref(), self.ext_id.as_ref(), &self.email)
+    }
+}
+
+/// The key a user's failures, refusals and data problems are kept under: the Okta id, else
+/// the extension, else the email.
+pub fn user_key_of(okta: Option<&OktaId>, ext: Option<&ExtId>, email: &str) -> String {
+    match (okta, ext) {
+        (Some(o), _) => o.0.clone(),
+        (None, Some(e)) => format!("ext:{}", e.0),
+        (None, None) => format!("email:{email}"),
     }
 }
 

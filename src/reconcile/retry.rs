@@ -23,11 +23,8 @@ pub struct FailureRow {
 
 /// The key a user's failures are recorded under.
 pub fn user_key(action: &PlannedAction) -> String {
-    match (&action.user.okta_id, &action.user.ext_id) {
-        (Some(o), _) => o.0.clone(),
-        (None, Some(e)) => format!("ext:{}", e.0),
-        (None, None) => format!("email:{}", action.user.email),
-    }
+    let u = &action.user;
+    super::plan::user_key_of(u.okta_id.as_ref(), u.ext_id.as_ref(), &u.email)
 }
 
 /// A stable fingerprint (FNV-1a, 64 bit) of what a user's actions would write. Hand-written
