@@ -18,8 +18,9 @@
 #[path = "scale_parts/events.rs"]
 mod events;
 
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::pass::{PassOptions, run_whole};
 use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::store::Store;
 use serde_json::{Value, json};
@@ -116,7 +117,13 @@ fn timed_pass(
 ) -> (okta_telus_sync::summary::PassReport, f64) {
     let t0 = Instant::now();
     let report = rt
-        .block_on(run_one_pass(config, clients, store, PassOptions::default()))
+        .block_on(run_whole(
+            config,
+            clients,
+            store,
+            false,
+            PassOptions::default(),
+        ))
         .expect("pass");
     (report, t0.elapsed().as_secs_f64())
 }
@@ -210,10 +217,11 @@ fn one(n: usize) -> Value {
     let c0 = fakes.ask("counts");
     let (cpu0, t0) = (cpu(), Instant::now());
     let full = rt
-        .block_on(run_one_pass(
+        .block_on(run_whole(
             &config,
             &clients,
             &store,
+            false,
             PassOptions::default(),
         ))
         .expect("full pass");
@@ -224,10 +232,11 @@ fn one(n: usize) -> Value {
     fakes.ask("touch 50");
     let (cpu0, t0) = (cpu(), Instant::now());
     let inc = rt
-        .block_on(run_one_pass(
+        .block_on(run_whole(
             &config,
             &clients,
             &store,
+            false,
             PassOptions::default(),
         ))
         .expect("incremental pass");
@@ -235,10 +244,11 @@ fn one(n: usize) -> Value {
     let c2 = fakes.ask("counts");
 
     let quiet = rt
-        .block_on(run_one_pass(
+        .block_on(run_whole(
             &config,
             &clients,
             &store,
+            false,
             PassOptions::default(),
         ))
         .expect("quiet pass");
@@ -440,10 +450,16 @@ fn project(n: usize, custom: bool) -> Value {
         clients,
     } = Bench::start_with(&args, custom);
     let mut out = serde_json::Map::new();
-    let mut pass = |name: &str, opts: PassOptions<'static>, fakes: &mut Fakes| {
+    let mut pass = |name: &str, full: bool, fakes: &mut Fakes| {
         let before = fakes.ask("counts");
         let r = rt
-            .block_on(run_one_pass(&config, &clients, &store, opts))
+            .block_on(run_whole(
+                &config,
+                &clients,
+                &store,
+                full,
+                PassOptions::default(),
+            ))
             .expect("pass");
         let after = fakes.ask("counts");
         let mut g = groups(&after, &before);
@@ -451,15 +467,12 @@ fn project(n: usize, custom: bool) -> Value {
         g["failed"] = json!(r.apply.failed);
         out.insert(name.into(), g);
     };
-    pass("onboarding", PassOptions::default(), &mut fakes);
+    pass("onboarding", false, &mut fakes);
     fakes.ask("touch 50");
-    pass("incremental", PassOptions::default(), &mut fakes);
+    pass("incremental", false, &mut fakes);
     fakes.ask(&format!("touch {} Finance", n / 20));
-    pass("changed_5pc", PassOptions::default(), &mut fakes);
-    let full = PassOptions {
-        full: true,
-        ..PassOptions::default()
-    };
+    pass("changed_5pc", false, &mut fakes);
+    let full = true;
     // The first read after writes reads the pages they changed; the next finds none changed.
     pass("after_writes", full, &mut fakes);
     pass("no_change_full", full, &mut fakes);

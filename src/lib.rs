@@ -1,13 +1,17 @@
 //! okta-telus-sync: keeps Okta and TELUS Business Connect in agreement, attribute by attribute.
-//! Modules in reading order: model, reconcile (pure core), config, the two API clients, store,
-//! apply, summary (what a pass did), daemon, report, schema, sandbox, telemetry.
+//! The modules, declared in reading order: model, reconcile (the pure core), config, http and
+//! the two API clients (okta, telus), store, apply, summary (what a pass did), clients, pass
+//! (the one pass driver), daemon (a queue of pass requests), report, schema, sandbox,
+//! telemetry.
 
 pub mod apply;
+pub mod clients;
 pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod okta;
+pub mod pass;
 pub mod reconcile;
 pub mod report;
 pub mod sandbox;

@@ -152,7 +152,12 @@ fn main() -> ExitCode {
     use commands::schema::SchemaOut;
     let result = match cli.command {
         Command::Run => commands::run::run(path, &runtime),
-        Command::Sync(args) => runtime.block_on(commands::sync::run(path, args.options(), false)),
+        Command::Sync(args) => runtime.block_on(commands::sync::run(
+            path,
+            args.full(),
+            args.options(),
+            false,
+        )),
         Command::Plan { json } => runtime.block_on(commands::sync::plan(path, json)),
         Command::History(args) => commands::history::run(path, args),
         Command::Status => commands::status::run(path),

@@ -356,7 +356,7 @@ pub fn history_text(rows: &[crate::store::JournalRow], color: bool) -> String {
             r.attribute,
             inline_diff(r.old.as_deref(), r.new.as_deref(), color),
             outcome,
-            r.rule
+            r.rule.as_str()
         );
         let noteworthy = r.outcome != crate::store::Outcome::Applied || r.error_code.is_some();
         if noteworthy && let Some(expl) = &r.explanation {
@@ -385,7 +385,7 @@ pub fn history_json(r: &crate::store::JournalRow) -> Value {
         "field": r.field,
         "old": r.old,
         "new": r.new,
-        "rule": r.rule,
+        "rule": r.rule.as_str(),
         "outcome": r.outcome.as_str(),
         "error_code": r.error_code,
         "explanation": r.explanation,
@@ -409,7 +409,7 @@ fn status_events(
     config: &crate::config::Config,
     store: &crate::store::Store,
 ) -> Result<(), crate::store::Error> {
-    use crate::store::state::{OKTA_EVENTS_STATE, TELUS_EVENTS_STATE};
+    use crate::store::state::Channel;
     let _ = writeln!(out, "\nChange events:");
     let okta = match config.events.okta_poll {
         None => "off (events.okta_poll_seconds = 0)".to_string(),
@@ -417,7 +417,7 @@ fn status_events(
             "System Log polled every {} s: {}",
             every.as_secs(),
             store
-                .meta(OKTA_EVENTS_STATE)?
+                .channel_line(Channel::Okta)?
                 .unwrap_or_else(|| "not started (the daemon, `run`, polls)".into())
         ),
     };
@@ -426,7 +426,7 @@ fn status_events(
         true => format!(
             "WebSocket notifications: {}",
             store
-                .meta(TELUS_EVENTS_STATE)?
+                .channel_line(Channel::Telus)?
                 .unwrap_or_else(|| "not started (the daemon, `run`, listens)".into())
         ),
     };
@@ -661,7 +661,7 @@ mod tests {
             field: format!("contact.{attr}"),
             old: old.map(str::to_string),
             new: new.map(str::to_string),
-            rule: "master".into(),
+            rule: crate::reconcile::Rule::Master,
             outcome: crate::store::Outcome::parse(outcome).unwrap(),
             error_code: (outcome == "failed").then(|| "CMN-101".to_string()),
             explanation: (outcome == "failed").then(|| {

@@ -2,8 +2,9 @@
 //! binary (so its own process): the table is never emptied, so filling it here cannot
 //! disturb any other test.
 
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::pass::{PassOptions, run_whole};
 use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::sandbox::Sandbox;
 use okta_telus_sync::store::Store;
@@ -36,7 +37,9 @@ async fn a_flood_of_names_never_loses_a_mapped_value() {
         dry_run: true,
         ..PassOptions::default()
     };
-    let before = run_one_pass(&config, &clients, &store, dry).await.unwrap();
+    let before = run_whole(&config, &clients, &store, false, dry)
+        .await
+        .unwrap();
     // Nothing in the seeded directory is cleared: every change sets a value.
     let clearing: Vec<String> = before
         .plan
@@ -55,7 +58,7 @@ async fn a_flood_of_names_never_loses_a_mapped_value() {
     assert!(before.plan.change_count() > 5, "{:?}", before.plan.actions);
     // Unmapped names past the cap were ignored, never stored: the snapshot holds no more
     // names than the table allows.
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert!(r.apply.failed == 0, "{:?}", r.apply.failed_users);

@@ -27,8 +27,7 @@ const SETTLE_POLL_LIMIT: Duration = Duration::from_secs(120);
 const POLL_FIRST: Duration = Duration::from_millis(250);
 const POLL_MAX: Duration = Duration::from_secs(5);
 
-/// Where the account's refusal of bulk updates is remembered, and for how long.
-const REFUSAL_KEY: &str = "telus.bulk_refused";
+/// How long the account's refusal of bulk updates is remembered.
 const REFUSAL_TTL_S: i64 = 24 * 3600;
 
 /// The account refused bulk updates: until when per-user writes are used, and TELUS's answer.
@@ -40,12 +39,11 @@ pub struct BulkRefusal {
 
 /// The remembered refusal of bulk updates, while it lasts.
 pub fn bulk_refusal(store: &Store) -> Option<BulkRefusal> {
-    let value = store.meta(REFUSAL_KEY).ok().flatten()?;
-    let (until, reason) = value.split_once('|')?;
-    let until = chrono::DateTime::from_timestamp(until.parse().ok()?, 0)?;
-    (until > chrono::Utc::now()).then(|| BulkRefusal {
+    let stored = store.bulk_refusal().ok().flatten()?;
+    let until = chrono::DateTime::from_timestamp(stored.until_epoch_s, 0)?;
+    (until > chrono::Utc::now()).then_some(BulkRefusal {
         until,
-        reason: reason.to_string(),
+        reason: stored.reason,
     })
 }
 
@@ -58,7 +56,11 @@ fn remember_refusal(store: &Store, e: &telus::Error) {
         retry_after_h = REFUSAL_TTL_S / 3600,
         "this TELUS account refuses bulk updates (extension-bulk-update): sending one update per user, which is slower; bulk is tried again in a day"
     );
-    if let Err(err) = store.set_meta(REFUSAL_KEY, &format!("{until}|{}", reason.trim())) {
+    let stored = crate::store::state::StoredBulkRefusal {
+        until_epoch_s: until,
+        reason,
+    };
+    if let Err(err) = store.save_bulk_refusal(&stored) {
         tracing::warn!(error = %err, "cannot remember the refusal of bulk updates");
     }
 }

@@ -393,7 +393,7 @@ fn journal_entries<'a>(action: &'a PlannedAction, pass_id: i64) -> Vec<JournalEn
             field: &c.field,
             old: c.old.as_deref(),
             new: c.new.as_deref(),
-            rule: c.rule.as_str(),
+            rule: c.rule,
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 use super::{load_config, open_store};
 use crate::Exit;
 use anyhow::Context as _;
-use okta_telus_sync::daemon::pass::Clients;
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
 
 pub async fn telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<Exit> {

@@ -3,8 +3,9 @@
 
 use crate::Exit;
 use anyhow::Context as _;
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
+use okta_telus_sync::pass::{PassOptions, run_whole};
 use okta_telus_sync::{report, sandbox, store};
 
 pub async fn run() -> anyhow::Result<Exit> {
@@ -30,11 +31,11 @@ pub async fn run() -> anyhow::Result<Exit> {
         dry_run: true,
         ..PassOptions::default()
     };
-    let dry = run_one_pass(&config, &clients, &store, dry_run).await?;
+    let dry = run_whole(&config, &clients, &store, false, dry_run).await?;
     print!("{}", report::plan_text(&dry.plan));
 
     println!("\n== Pass 1 ==");
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default()).await?;
     print!("{}", report::pass_text(&first));
 
     println!("\n(Meanwhile someone edits Liam's department by hand in the TELUS portal.)");
@@ -52,13 +53,13 @@ pub async fn run() -> anyhow::Result<Exit> {
     println!(
         "\n== Pass 2: the edit is drift, reported and overwritten by Okta; Hugo's mobilePhone (\"555-0108\", no area code) failed once in pass 1 and is now a known data problem: listed, not failed, until someone fixes it in Okta =="
     );
-    let second = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default()).await?;
     print!("{}", report::plan_text(&second.plan));
     print!("{}", report::pass_text(&second));
 
     let writes_before = writes(&sb);
     println!("\n== Pass 3 ==");
-    let third = run_one_pass(&config, &clients, &store, PassOptions::default()).await?;
+    let third = run_whole(&config, &clients, &store, false, PassOptions::default()).await?;
     print!("{}", report::pass_text(&third));
     println!(
         "Write requests sent in pass 3: {}",

@@ -3,7 +3,7 @@
 
 use super::{load_config, open_store};
 use crate::Exit;
-use okta_telus_sync::daemon::pass::Clients;
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
 
 /// Whether the credentials allow the change events `[events]` turns on: one System Log read

@@ -2,9 +2,10 @@
 
 use super::{load_config, open_store};
 use crate::Exit;
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
 use okta_telus_sync::model::PassOutcome;
+use okta_telus_sync::pass::{PassOptions, run_whole};
 use okta_telus_sync::report;
 
 /// `sync`'s flags.
@@ -30,13 +31,16 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
     pub fn options(&self) -> PassOptions<'static> {
         PassOptions {
             dry_run: self.dry_run,
             approve: self.approve,
             retry_quarantined: self.retry_quarantined,
             progress_bar: true,
-            full: self.full,
             stop: None,
             lock_wait: std::time::Duration::from_secs(self.wait),
         }
@@ -49,11 +53,13 @@ pub async fn plan(path: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
         dry_run: true,
         ..PassOptions::default()
     };
-    run(path, opts, json).await
+    run(path, false, opts, json).await
 }
 
+/// One whole pass (`full`: Okta read whole).
 pub async fn run(
     path: &std::path::Path,
+    full: bool,
     opts: PassOptions<'_>,
     json: bool,
 ) -> anyhow::Result<Exit> {
@@ -63,7 +69,7 @@ pub async fn run(
     };
     let store = open_store(&config)?;
     let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
-    let report = run_one_pass(&config, &clients, &store, opts).await?;
+    let report = run_whole(&config, &clients, &store, full, opts).await?;
     if let Some(busy) = &report.busy {
         eprintln!("error: {busy}; try again when it has finished");
         return Ok(report.outcome.into());

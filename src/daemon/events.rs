@@ -5,11 +5,11 @@
 //! channel's health to `status` (through the store) and the metrics.
 
 use super::metrics;
-use super::pass::Clients;
-use super::targeted::Named;
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::model::{ExtId, OktaId};
 use crate::okta::{self, LogCursor};
+use crate::pass::Named;
 use crate::store::Store;
 use crate::telus::events::{ListenOptions, Notice};
 use std::collections::HashMap;
@@ -17,9 +17,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::store::state::{
-    OKTA_CURSOR, OKTA_CURSOR_AT, OKTA_EVENTS_STATE as OKTA_STATE, TELUS_EVENTS_STATE as TELUS_STATE,
-};
+use crate::store::state::Channel;
 
 /// How long after the first event of a batch its targeted pass starts: events a moment
 /// apart (an admin saving a form, a script) go in one pass.
@@ -36,6 +34,9 @@ pub const ECHO_WINDOW: Duration = Duration::from_secs(60);
 /// this much later, up to `MAX_REREADS` times; the read settles the change.
 pub const REREAD_AFTER: Duration = Duration::from_secs(5);
 pub const MAX_REREADS: u32 = 3;
+
+/// How soon a pass that found the store held by another process's pass tries again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(5);
 
 /// How often the last event is written to the store for `status` during a stream of events.
 const STATE_EVERY: Duration = Duration::from_secs(5);
@@ -94,8 +95,8 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
     let (tx, rx) = mpsc::channel(1024);
     let mut tasks = Vec::new();
     if let Some(every) = config.events.okta_poll {
-        let stored = store.meta(OKTA_CURSOR).ok().flatten();
-        let stored_at = store.meta(OKTA_CURSOR_AT).ok().flatten();
+        let mut stored = store.okta_cursor().ok().flatten();
+        let stored_at = stored.as_ref().and_then(|c| c.stored_at.clone());
         if stored.is_some() && cursor_too_old(stored_at.as_deref(), chrono::Utc::now()) {
             // Okta may no longer have what the cursor points past: events were lost.
             let _ = tx.try_send(Event::OktaLost {
@@ -104,13 +105,13 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
                     stored_at.as_deref().unwrap_or("an unknown time")
                 ),
             });
-            let _ = store.delete_meta(OKTA_CURSOR);
+            let _ = store.forget_okta_cursor();
+            stored = None;
         }
-        let stored = store.meta(OKTA_CURSOR).ok().flatten();
         tasks.push(tokio::spawn(poll_okta(
             clients.okta.clone(),
             every,
-            stored,
+            stored.map(|c| c.next),
             tx.clone(),
         )));
     }
@@ -242,15 +243,49 @@ pub enum Catchup {
     Full,
 }
 
+/// What a pass took of the events: the users they named, and a whole pass they asked for
+/// (with why).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub named: Named,
+    pub catchup: Option<(Catchup, String)>,
+}
+
+impl Taken {
+    pub fn catchup_kind(&self) -> Option<Catchup> {
+        self.catchup.as_ref().map(|c| c.0)
+    }
+}
+
+/// How a pass ended, as the events and the queue see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassEnd {
+    /// It ran to its end: its record, whether it applied anything, and whether changes are
+    /// still unconfirmed after it (an answer lost).
+    Ran {
+        pass_id: Option<i64>,
+        applied: bool,
+        unconfirmed: bool,
+    },
+    /// Another process's pass holds the store.
+    Busy,
+    /// A whole-system failure (or the store failed).
+    SystemFailed,
+    /// A targeted pass could not decide: a pass of the whole directory must go; why.
+    Escalated(String),
+    /// Nothing the events named needs a pass.
+    Nothing,
+}
+
 /// The daemon's event state between passes.
 pub struct Events {
     /// Users named since the last pass, and when each was first named (for the lag).
-    pub pending: Named,
+    pending: Named,
     first_seen: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// A whole pass that events asked for, and why.
-    pub catchup: Option<(Catchup, String)>,
+    catchup: Option<(Catchup, String)>,
     /// When the next event-driven pass is due.
-    pub due: Option<Instant>,
+    due: Option<Instant>,
     /// The System Log cursor to store once the pass covering its events has run.
     cursor_unsaved: Option<String>,
     /// TELUS users this tool wrote: echoes still expected, and until when.
@@ -301,6 +336,52 @@ impl Events {
         }
     }
 
+    /// When the next event-driven pass is due.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
+    /// Steps the event state with how a pass that took `taken` ended: what it answered is
+    /// done with (echoes of its writes expected, the cursor stored, the lag recorded); what
+    /// it could not answer is put back, or asked of a whole pass.
+    pub fn finished(&mut self, store: &Store, taken: Taken, targeted: bool, end: &PassEnd) {
+        let Taken { named, catchup } = taken;
+        match end {
+            PassEnd::Ran {
+                pass_id,
+                applied,
+                unconfirmed,
+            } => {
+                self.after_pass(store, *pass_id, &named, *applied);
+                if targeted {
+                    // A change whose answer was lost: a read of its user settles it.
+                    match unconfirmed {
+                        false => self.confirmed(&named),
+                        true => self.reread(&named, REREAD_AFTER),
+                    }
+                }
+            }
+            PassEnd::Nothing => self.after_pass(store, None, &named, false),
+            PassEnd::Escalated(reason) => self.put_back(
+                Named::default(),
+                Some((Catchup::Incremental, reason.clone())),
+                Duration::ZERO,
+            ),
+            // After the backoff, a pass reads what these events named.
+            PassEnd::SystemFailed if targeted => self.put_back(
+                Named::default(),
+                Some((Catchup::Incremental, "a targeted pass failed".into())),
+                Duration::ZERO,
+            ),
+            // What events asked for waits for the store, or for the end of the backoff.
+            PassEnd::Busy | PassEnd::SystemFailed => {
+                if catchup.is_some() || !named.is_empty() {
+                    self.put_back(named, catchup, BUSY_RETRY);
+                }
+            }
+        }
+    }
+
     /// Whether every event channel is up: then scheduled incremental passes may be rarer.
     pub fn healthy(&self) -> bool {
         matches!(self.okta, Health::Up { .. }) && matches!(self.telus, Health::Up { .. })
@@ -323,7 +404,7 @@ impl Events {
                 tracing::warn!(reason = %reason, "Okta events were lost: a full pass reads everything, then polling goes on from now");
                 self.cursor_unsaved = None;
                 self.cursor_saved = None;
-                let _ = store.delete_meta(OKTA_CURSOR);
+                let _ = store.forget_okta_cursor();
                 self.ask(Catchup::Full, &reason);
             }
             Event::OktaDown { reason } => {
@@ -464,19 +545,22 @@ impl Events {
     }
 
     /// Takes what the next event-driven pass covers, leaving nothing pending.
-    pub fn take(&mut self) -> (Named, Option<(Catchup, String)>) {
+    pub fn take(&mut self) -> Taken {
         self.due = None;
         // What was heard of these users is answered by this pass's read; what is heard from
         // now on (the pass's own echoes among it) is counted afresh.
         for ext in self.pending.telus.keys() {
             self.heard.remove(ext);
         }
-        (std::mem::take(&mut self.pending), self.catchup.take())
+        Taken {
+            named: std::mem::take(&mut self.pending),
+            catchup: self.catchup.take(),
+        }
     }
 
     /// Reads `named` again after `delay`, at most `MAX_REREADS` times per user: a change whose
     /// answer was lost is settled by the read. A user past that waits for a scheduled pass.
-    pub fn reread(&mut self, named: &Named, delay: Duration) {
+    fn reread(&mut self, named: &Named, delay: Duration) {
         let mut again = Named::default();
         for (k, v) in &named.okta {
             let n = self.rereads.entry(format!("o:{k}")).or_default();
@@ -498,7 +582,7 @@ impl Events {
     }
 
     /// Forgets the re-reads of users whose changes are confirmed.
-    pub fn confirmed(&mut self, named: &Named) {
+    fn confirmed(&mut self, named: &Named) {
         for k in named.okta.keys() {
             self.rereads.remove(&format!("o:{k}"));
         }
@@ -508,7 +592,7 @@ impl Events {
     }
 
     /// Puts back what a pass could not take (the store was busy), to try again shortly.
-    pub fn put_back(&mut self, named: Named, catchup: Option<(Catchup, String)>, retry: Duration) {
+    fn put_back(&mut self, named: Named, catchup: Option<(Catchup, String)>, retry: Duration) {
         for (k, v) in named.okta {
             note(&mut self.pending.okta, k, &v);
         }
@@ -525,13 +609,7 @@ impl Events {
     /// while (and those heard during the pass dropped); the System Log cursor is stored once
     /// nothing waits; the lag of what `named` (taken by the pass) asked for is recorded. A
     /// catch-up asked for while the pass ran stays: the pass read before that loss.
-    pub fn after_pass(
-        &mut self,
-        store: &Store,
-        pass_id: Option<i64>,
-        named: &Named,
-        applied: bool,
-    ) {
+    fn after_pass(&mut self, store: &Store, pass_id: Option<i64>, named: &Named, applied: bool) {
         let now = Instant::now();
         self.echo.retain(|_, (n, until)| *n > 0 && *until > now);
         if let Some(id) = pass_id
@@ -598,9 +676,7 @@ impl Events {
         if self.cursor_saved.as_ref() == Some(&cursor) {
             return;
         }
-        if store.set_meta(OKTA_CURSOR, &cursor).is_ok()
-            && store.set_meta(OKTA_CURSOR_AT, &now_text()).is_ok()
-        {
+        if store.save_okta_cursor(&cursor).is_ok() {
             self.cursor_saved = Some(cursor);
         }
     }
@@ -651,8 +727,8 @@ impl Events {
 
     fn write_state(&mut self, store: &Store) {
         self.state_written = Some(Instant::now());
-        let _ = store.set_meta(OKTA_STATE, &self.okta.line(self.last_okta.as_ref()));
-        let _ = store.set_meta(TELUS_STATE, &self.telus.line(self.last_telus.as_ref()));
+        let _ = store.save_channel_line(Channel::Okta, &self.okta.line(self.last_okta.as_ref()));
+        let _ = store.save_channel_line(Channel::Telus, &self.telus.line(self.last_telus.as_ref()));
         let mut f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
         for (side, h) in [("okta", &self.okta), ("telus", &self.telus)] {
             match h {
@@ -774,7 +850,7 @@ mod tests {
     #[test]
     fn the_cursor_is_stored_once_its_events_are_answered() {
         let (mut ev, store) = events();
-        let cursor = || store.meta(OKTA_CURSOR).unwrap();
+        let cursor = || store.okta_cursor().unwrap().map(|c| c.next);
         ev.on_event(
             Event::Okta {
                 events: vec![okta_event("00u1", true)],
@@ -806,7 +882,7 @@ mod tests {
             Some("c1"),
             "00u2 still waits for its pass"
         );
-        let (named, _) = ev.take();
+        let named = ev.take().named;
         assert!(named.okta.contains_key(&OktaId("00u2".into())));
         ev.after_pass(&store, None, &named, false);
         assert_eq!(
@@ -825,13 +901,13 @@ mod tests {
         named.telus.insert(ExtId("61".into()), "Update".into());
         for _ in 0..MAX_REREADS {
             ev.reread(&named, Duration::ZERO);
-            assert_eq!(ev.take().0, named);
+            assert_eq!(ev.take().named, named);
         }
         ev.reread(&named, Duration::ZERO);
-        assert!(ev.take().0.is_empty(), "given up after {MAX_REREADS}");
+        assert!(ev.take().named.is_empty(), "given up after {MAX_REREADS}");
         ev.confirmed(&named);
         ev.reread(&named, Duration::ZERO);
-        assert_eq!(ev.take().0, named);
+        assert_eq!(ev.take().named, named);
     }
 
     #[test]
@@ -871,8 +947,9 @@ mod tests {
             }),
             &store,
         );
-        let (named, catchup) = ev.take();
-        assert!(catchup.is_some());
+        let taken = ev.take();
+        assert!(taken.catchup.is_some());
+        let named = taken.named;
         ev.on_event(
             Event::Telus(Notice::Subscribed {
                 lost: true,
@@ -888,7 +965,7 @@ mod tests {
     #[test]
     fn lost_events_ask_for_the_larger_pass_and_forget_the_cursor() {
         let (mut ev, store) = events();
-        store.set_meta(OKTA_CURSOR, "old").unwrap();
+        store.save_okta_cursor("old").unwrap();
         ev.on_event(
             Event::Telus(Notice::Subscribed {
                 lost: true,
@@ -903,7 +980,7 @@ mod tests {
             &store,
         );
         assert_eq!(ev.catchup.as_ref().map(|c| c.0), Some(Catchup::Full));
-        assert_eq!(store.meta(OKTA_CURSOR).unwrap(), None);
+        assert_eq!(store.okta_cursor().unwrap(), None);
         ev.on_event(
             Event::Telus(Notice::Subscribed {
                 lost: true,

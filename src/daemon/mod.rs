@@ -1,22 +1,24 @@
-//! The daemon shell around passes (`run`): schedules, one pass at a time, backoff after a
-//! whole-system failure, signals (stop, reload, pass now), systemd notifications, metrics.
-//! It alone owns spawning, the scheduler, backoff and signals.
+//! The daemon shell (`run`): it feeds the queue of pass requests (cron ticks, signals,
+//! change events) and runs the pass the queue gives, one at a time, while it answers
+//! signals (stop, reload, pass now), systemd's watchdog and the metrics. It owns the
+//! scheduler, the signals and the event channels' lifetime; what runs when is the queue's.
 
 pub mod events;
 pub mod metrics;
-pub mod pass;
-pub mod targeted;
+pub mod queue;
 
+use crate::clients::Clients;
 use crate::config::{self, Config};
 use crate::http::HttpSettings;
 use crate::model::PassOutcome;
+use crate::pass::{self, PassOptions, Ran};
 use crate::store::Store;
 use crate::summary::PassReport;
-use pass::{Clients, PassOptions, run_one_pass};
+use events::PassEnd;
+use queue::{Job, Queue, Tick};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use targeted::{Named, Targeted, run_targeted_pass};
 use tokio::sync::mpsc;
 
 /// What the operator can ask of a running daemon (SIGTERM/SIGINT, SIGHUP, SIGUSR1).
@@ -25,13 +27,6 @@ pub enum Signal {
     Terminate,
     Reload,
     PassNow,
-}
-
-/// Which kind of pass a tick asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Tick {
-    Incremental,
-    Full,
 }
 
 /// Starts the cron jobs; each sends a tick and nothing else.
@@ -49,7 +44,7 @@ async fn start_scheduler(
         let job = Job::new_async_tz(expr.as_str(), chrono::Local, move |_, _| {
             let tx = tx.clone();
             Box::pin(async move {
-                // A full channel means a pass is already due: the tick is coalesced.
+                // The queue coalesces ticks as they come, during passes too.
                 let _ = tx.try_send(tick);
             })
         })?;
@@ -222,6 +217,22 @@ fn failure_backoff(failures: u32) -> Duration {
     )
 }
 
+/// For an incremental tick: whether change events are healthy and a whole pass ran
+/// recently enough that it may wait.
+fn quiet_tick(config: &Config, events: &events::Events, store: &Store, tick: Tick) -> bool {
+    if tick != Tick::Incremental {
+        return false;
+    }
+    let last = store.last_whole_pass().ok().flatten();
+    skip_incremental_tick(
+        config,
+        events.healthy(),
+        last.as_ref()
+            .map(|p| (p.summary.outcome, p.started_at.as_str())),
+        chrono::Utc::now(),
+    )
+}
+
 /// The daemon's state between passes.
 struct Daemon {
     config_path: PathBuf,
@@ -233,12 +244,8 @@ struct Daemon {
     sched: tokio_cron_scheduler::JobScheduler,
     tick_tx: mpsc::Sender<Tick>,
     stop: AtomicBool,
-    system_failures: u32,
-    /// While backing off after a whole-system failure: when passes resume.
-    resume_at: Option<tokio::time::Instant>,
     reload_pending: bool,
-    /// An operator asked for a pass (SIGUSR1): it runs even while events keep passes quiet.
-    forced: bool,
+    queue: Queue,
     /// The change-event channels, and what they have named since the last pass.
     channels: Option<events::Channels>,
     events: events::Events,
@@ -259,35 +266,26 @@ async fn next_event(channels: &mut Option<events::Channels>) -> Option<events::E
     }
 }
 
-/// Drives `pass` to its end while answering signals (a stop lets the change in flight
-/// finish; a reload waits for the end), coalescing ticks, and taking in change events (they
-/// go in the next event-driven pass). Returns the pass's result and whether a reload waits.
-async fn drive<T>(
-    pass: impl std::future::Future<Output = T>,
-    stop: &AtomicBool,
+/// What arrives at the daemon while it waits or while a pass runs.
+enum Input {
+    Signal(Signal),
+    Tick(Tick),
+    Event(events::Event),
+    Watchdog,
+}
+
+/// The next input, or the end of `wake` (when something may be due).
+async fn next_input(
     inbox: &mut Inbox<'_>,
     channels: &mut Option<events::Channels>,
-    ev: &mut events::Events,
-    store: &Store,
-) -> (T, bool) {
-    tokio::pin!(pass);
-    let mut reload = false;
-    loop {
-        tokio::select! {
-            r = &mut pass => return (r, reload),
-            Some(sig) = inbox.signals.recv() => match sig {
-                Signal::Terminate => {
-                    tracing::info!("stop requested: finishing the change in flight");
-                    notify(&[sd_notify::NotifyState::Stopping]);
-                    stop.store(true, Ordering::SeqCst);
-                }
-                Signal::Reload => reload = true,
-                Signal::PassNow => {}
-            },
-            Some(_) = inbox.ticks.recv() => tracing::debug!("tick during a pass: coalesced"),
-            Some(e) = next_event(channels) => ev.on_event(e, store),
-            _ = inbox.watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-        }
+    wake: Option<tokio::time::Instant>,
+) -> Option<Input> {
+    tokio::select! {
+        Some(e) = next_event(channels) => Some(Input::Event(e)),
+        Some(sig) = inbox.signals.recv() => Some(Input::Signal(sig)),
+        Some(tick) = inbox.ticks.recv() => Some(Input::Tick(tick)),
+        _ = inbox.watchdog.tick() => Some(Input::Watchdog),
+        _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => None,
     }
 }
 
@@ -305,7 +303,9 @@ pub async fn run(
         Some(h) => Some(metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?),
         None => None,
     };
-    let (tick_tx, mut ticks) = mpsc::channel::<Tick>(1);
+    // Room for a tick of each kind while the loop is busy for a moment: the queue takes
+    // them in as they come, during passes too.
+    let (tick_tx, mut ticks) = mpsc::channel::<Tick>(16);
     let sched = start_scheduler(&config, tick_tx.clone()).await?;
     tracing::info!(cron = %config.schedule.cron, full_cron = %config.schedule.full_cron, "daemon started");
     notify(&[
@@ -330,53 +330,31 @@ pub async fn run(
         sched,
         tick_tx,
         stop: AtomicBool::new(false),
-        system_failures: 0,
-        resume_at: None,
         reload_pending: false,
-        forced: false,
+        queue: Queue::default(),
         channels,
     };
-    let mut due: Option<Tick> = None;
+    let mut inbox = Inbox {
+        signals: &mut signals,
+        ticks: &mut ticks,
+        watchdog: &mut watchdog,
+    };
     loop {
         if std::mem::take(&mut d.reload_pending) {
             d.reload().await?;
         }
-        let mut inbox = Inbox {
-            signals: &mut signals,
-            ticks: &mut ticks,
-            watchdog: &mut watchdog,
-        };
-        if let Some(tick) = due.take() {
-            d.tick(tick, &mut inbox).await;
-        }
-        let backing_off = d.resume_at.is_some_and(|t| t > tokio::time::Instant::now());
-        if !backing_off
-            && !d.stop.load(Ordering::SeqCst)
-            && d.events
-                .due
-                .is_some_and(|t| t <= tokio::time::Instant::now())
-        {
-            d.event_pass(&mut inbox).await;
-        }
         if d.stop.load(Ordering::SeqCst) {
             break;
         }
-        let event_due = d.events.due.map(|t| t.max(d.resume_at.unwrap_or(t)));
-        tokio::select! {
-            Some(e) = next_event(&mut d.channels) => d.events.on_event(e, &d.store),
-            _ = tokio::time::sleep_until(event_due.unwrap_or_else(tokio::time::Instant::now)), if event_due.is_some() => {}
-            Some(sig) = signals.recv() => match sig {
-                Signal::Terminate => break,
-                Signal::Reload => d.reload_pending = true,
-                Signal::PassNow => {
-                    // An operator's request overrides a backoff.
-                    d.resume_at = None;
-                    d.forced = true;
-                    due = Some(Tick::Incremental);
-                }
-            },
-            Some(tick) = ticks.recv() => due = Some(due.map_or(tick, |d| d.max(tick))),
-            _ = watchdog.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+        if let Some(job) = d.queue.next(tokio::time::Instant::now(), &mut d.events) {
+            d.run_job(job, &mut inbox).await;
+            continue;
+        }
+        let wake = d.queue.wake_at(&d.events);
+        match next_input(&mut inbox, &mut d.channels, wake).await {
+            Some(Input::Signal(Signal::Terminate)) => break,
+            Some(input) => d.take_in(input),
+            None => {}
         }
     }
     notify(&[sd_notify::NotifyState::Stopping]);
@@ -391,6 +369,31 @@ pub async fn run(
 }
 
 impl Daemon {
+    /// Takes in one input, between passes or during one: a stop lets the change in flight
+    /// finish; a reload waits for the end of the pass; ticks and SIGUSR1 are queued; events
+    /// go to the event state.
+    fn take_in(&mut self, input: Input) {
+        match input {
+            Input::Signal(Signal::Terminate) => {
+                tracing::info!("stop requested: finishing the change in flight");
+                notify(&[sd_notify::NotifyState::Stopping]);
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            Input::Signal(Signal::Reload) => self.reload_pending = true,
+            Input::Signal(Signal::PassNow) => self.queue.pass_now(),
+            Input::Tick(tick) => {
+                let quiet = quiet_tick(&self.config, &self.events, &self.store, tick);
+                if !self.queue.scheduled(tick, quiet) {
+                    tracing::debug!(
+                        "incremental tick skipped: change events are healthy and a whole pass ran within events.quiet_incremental_minutes"
+                    );
+                }
+            }
+            Input::Event(e) => self.events.on_event(e, &self.store),
+            Input::Watchdog => notify(&[sd_notify::NotifyState::Watchdog]),
+        }
+    }
+
     /// Re-reads `sync.toml`: a valid one takes effect from the next pass (clients, schedule
     /// and listener rebuilt as needed); a broken one is logged and the old one stays.
     async fn reload(&mut self) -> anyhow::Result<()> {
@@ -416,25 +419,7 @@ impl Daemon {
             self.sched = start_scheduler(&new, self.tick_tx.clone()).await?;
         }
         if changed.contains(&"http") {
-            // The new listener is bound before the old one is dropped: a port that is taken
-            // keeps the old listener (and the daemon) running.
-            let replacement = match &new.http {
-                Some(h) => {
-                    match metrics::serve(h.listen, self.figures.clone(), h.max_pass_age).await {
-                        Ok(server) => Some(Some(server)),
-                        Err(e) => {
-                            tracing::error!(listen = %h.listen, error = %e, "cannot listen on the new http.listen; the previous listener stays");
-                            None
-                        }
-                    }
-                }
-                None => Some(None),
-            };
-            if let Some(server) = replacement
-                && let Some(old) = std::mem::replace(&mut self.http, server)
-            {
-                old.abort();
-            }
+            self.replace_listener(&new).await;
         }
         let store_path = self.config.store_path.clone();
         let restart_events = ["okta", "telus", "events"]
@@ -454,181 +439,122 @@ impl Daemon {
         Ok(())
     }
 
-    /// Runs the pass a tick asks for (unless backing off, or, for an incremental tick, while
-    /// change events are healthy and a whole pass ran recently enough).
-    async fn tick(&mut self, tick: Tick, inbox: &mut Inbox<'_>) {
-        if self
-            .resume_at
-            .is_some_and(|t| t > tokio::time::Instant::now())
-        {
-            tracing::info!("pass skipped: backing off after a whole-system failure");
-            return;
-        }
-        if tick == Tick::Incremental && !std::mem::take(&mut self.forced) && self.quiet() {
-            tracing::debug!(
-                "incremental tick skipped: change events are healthy and a whole pass ran within events.quiet_incremental_minutes"
-            );
-            return;
-        }
-        // Hints heard before this pass are answered by its read.
-        let (named, catchup) = self.events.take();
-        let tick = match &catchup {
-            Some((events::Catchup::Full, _)) => Tick::Full,
-            _ => tick,
-        };
-        self.whole_pass(tick, named, catchup, inbox).await;
-    }
-
-    /// Whether change events are healthy and a whole pass ran recently enough that a
-    /// scheduled incremental pass may wait.
-    fn quiet(&self) -> bool {
-        let last = self.store.last_whole_pass().ok().flatten();
-        skip_incremental_tick(
-            &self.config,
-            self.events.healthy(),
-            last.as_ref()
-                .map(|p| (p.summary.outcome, p.started_at.as_str())),
-            chrono::Utc::now(),
-        )
-    }
-
-    /// Runs a full or incremental pass; `named` and `catchup` are what events had asked for
-    /// (for the lag; put back when the pass could not run or failed whole).
-    async fn whole_pass(
-        &mut self,
-        tick: Tick,
-        named: Named,
-        catchup: Option<(events::Catchup, String)>,
-        inbox: &mut Inbox<'_>,
-    ) {
-        let kind = if tick == Tick::Full {
-            "full"
-        } else {
-            "incremental"
-        };
-        notify(&[sd_notify::NotifyState::Status(&format!(
-            "running a {kind} pass"
-        ))]);
-        let opts = PassOptions {
-            full: tick == Tick::Full,
-            stop: Some(&self.stop),
-            ..PassOptions::default()
-        };
-        let (report, reload) = drive(
-            run_one_pass(&self.config, &self.clients, &self.store, opts),
-            &self.stop,
-            inbox,
-            &mut self.channels,
-            &mut self.events,
-            &self.store,
-        )
-        .await;
-        self.reload_pending |= reload;
-        match &report {
-            Ok(r) if !matches!(r.outcome, PassOutcome::Busy | PassOutcome::SystemFailed) => {
-                self.events
-                    .after_pass(&self.store, r.pass_id, &named, r.apply.applied > 0);
-            }
-            // What events asked for waits for the store, or for the end of the backoff.
-            _ if catchup.is_some() || !named.is_empty() => {
-                self.events.put_back(named, catchup, Duration::from_secs(5));
-            }
-            _ => {}
-        }
-        self.after_pass(report);
-    }
-
-    /// Runs what change events asked for: a whole pass when events were lost (or a targeted
-    /// pass escalates), else a targeted pass for the users they named.
-    async fn event_pass(&mut self, inbox: &mut Inbox<'_>) {
-        let (named, catchup) = self.events.take();
-        if let Some((kind, reason)) = catchup {
-            tracing::info!(reason = %reason, "change events ask for a pass of the whole directory");
-            let tick = match kind {
-                events::Catchup::Full => Tick::Full,
-                events::Catchup::Incremental => Tick::Incremental,
-            };
-            return self
-                .whole_pass(tick, named, Some((kind, reason)), inbox)
-                .await;
-        }
-        if named.is_empty() {
-            return;
-        }
-        notify(&[sd_notify::NotifyState::Status("running a targeted pass")]);
-        let opts = PassOptions {
-            stop: Some(&self.stop),
-            ..PassOptions::default()
-        };
-        let (result, reload) = drive(
-            run_targeted_pass(&self.config, &self.clients, &self.store, opts, &named),
-            &self.stop,
-            inbox,
-            &mut self.channels,
-            &mut self.events,
-            &self.store,
-        )
-        .await;
-        self.reload_pending |= reload;
-        match result {
-            Ok(Targeted::Nothing) => {
-                tracing::debug!(users = named.len(), "change events named no linked user");
-                self.events.after_pass(&self.store, None, &named, false);
-            }
-            Ok(Targeted::Escalate(reason)) => {
-                tracing::info!(reason = %reason, "targeted pass not enough: an incremental pass follows");
-                self.events.put_back(
-                    Named::default(),
-                    Some((events::Catchup::Incremental, reason)),
-                    Duration::ZERO,
-                );
-            }
-            Ok(Targeted::Ran(report)) if report.outcome == PassOutcome::Busy => {
-                self.events.put_back(named, None, Duration::from_secs(5));
-                self.after_pass(Ok(*report));
-            }
-            Ok(Targeted::Ran(report)) => {
-                if report.outcome == PassOutcome::SystemFailed {
-                    // After the backoff, a pass reads what these events named.
-                    self.events.put_back(
-                        Named::default(),
-                        Some((
-                            events::Catchup::Incremental,
-                            "a targeted pass failed".into(),
-                        )),
-                        Duration::ZERO,
-                    );
-                } else {
-                    let applied = report.apply.applied > 0;
-                    self.events
-                        .after_pass(&self.store, report.pass_id, &named, applied);
-                    // A change whose answer was lost: a read of its user settles it.
-                    match self.store.unfinished_count() {
-                        Ok(0) => self.events.confirmed(&named),
-                        _ => self.events.reread(&named, events::REREAD_AFTER),
-                    }
+    /// The new listener is bound before the old one is dropped: a port that is taken keeps
+    /// the old listener (and the daemon) running.
+    async fn replace_listener(&mut self, new: &Config) {
+        let replacement = match &new.http {
+            Some(h) => match metrics::serve(h.listen, self.figures.clone(), h.max_pass_age).await {
+                Ok(server) => Some(Some(server)),
+                Err(e) => {
+                    tracing::error!(listen = %h.listen, error = %e, "cannot listen on the new http.listen; the previous listener stays");
+                    None
                 }
-                self.after_pass(Ok(*report));
-            }
-            Err(e) => self.after_pass(Err(e)),
+            },
+            None => Some(None),
+        };
+        if let Some(server) = replacement
+            && let Some(old) = std::mem::replace(&mut self.http, server)
+        {
+            old.abort();
         }
     }
 
-    /// Counts the pass, and backs off after a whole-system failure. A tick skipped because
-    /// another pass holds the store is neither a failure nor a pass.
-    fn after_pass(&mut self, report: anyhow::Result<PassReport>) {
-        match report {
-            Ok(report) if report.outcome == PassOutcome::Busy => {
-                // An admin's `sync` is running: no backoff; the next tick tries again.
-                tracing::info!(
-                    holder = report.busy.as_deref().unwrap_or(""),
-                    "tick skipped: another pass holds the store"
-                );
-                notify(&[sd_notify::NotifyState::Status(
-                    "tick skipped: another pass holds the store",
-                )]);
+    /// Runs the pass the queue gave, taking in what arrives meanwhile, then steps the events
+    /// and the queue with how it ended.
+    async fn run_job(&mut self, job: Job, inbox: &mut Inbox<'_>) {
+        let status = match &job.scope {
+            pass::Scope::Whole { full: true } => "running a full pass",
+            pass::Scope::Whole { full: false } => "running an incremental pass",
+            pass::Scope::Named(_) => "running a targeted pass",
+        };
+        if let (Some((_, reason)), false) = (&job.taken.catchup, job.is_targeted()) {
+            tracing::info!(reason = %reason, "change events ask for a pass of the whole directory");
+        }
+        notify(&[sd_notify::NotifyState::Status(status)]);
+        let result = {
+            let stop = &self.stop;
+            let opts = PassOptions {
+                stop: Some(stop),
+                ..PassOptions::default()
+            };
+            let run = pass::run(&self.config, &self.clients, &self.store, &job.scope, opts);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    Some(input) = next_input(inbox, &mut self.channels, None) => match input {
+                        Input::Signal(Signal::Terminate) => {
+                            tracing::info!("stop requested: finishing the change in flight");
+                            notify(&[sd_notify::NotifyState::Stopping]);
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        Input::Signal(Signal::Reload) => self.reload_pending = true,
+                        Input::Signal(Signal::PassNow) => self.queue.pass_now(),
+                        // Queued, never dropped: it runs once this pass ends (an incremental
+                        // one is quiet as it would be between passes).
+                        Input::Tick(tick) => {
+                            let quiet = quiet_tick(&self.config, &self.events, &self.store, tick);
+                            let _ = self.queue.scheduled(tick, quiet);
+                        }
+                        Input::Event(e) => self.events.on_event(e, &self.store),
+                        Input::Watchdog => notify(&[sd_notify::NotifyState::Watchdog]),
+                    },
+                }
             }
-            Ok(report) => {
+        };
+        let end = self.pass_end(&job, &result);
+        let targeted = job.is_targeted();
+        let waited = self.queue.waiting_for_store();
+        self.queue
+            .finished(&job, &end, tokio::time::Instant::now(), failure_backoff);
+        let Job { taken, .. } = job;
+        self.events.finished(&self.store, taken, targeted, &end);
+        self.after_pass(result, &end, waited);
+    }
+
+    /// How a pass ended, typed for the events and the queue.
+    fn pass_end(&self, job: &Job, result: &anyhow::Result<Ran>) -> PassEnd {
+        match result {
+            Ok(Ran::Pass(r)) if r.outcome == PassOutcome::Busy => PassEnd::Busy,
+            Ok(Ran::Pass(r)) if r.outcome == PassOutcome::SystemFailed => PassEnd::SystemFailed,
+            Ok(Ran::Pass(r)) => PassEnd::Ran {
+                pass_id: r.pass_id,
+                applied: r.apply.applied > 0,
+                unconfirmed: !matches!(self.store.unfinished_count(), Ok(0)),
+            },
+            Ok(Ran::Escalate(reason)) => {
+                tracing::info!(reason = %reason, "targeted pass not enough: an incremental pass follows");
+                PassEnd::Escalated(reason.clone())
+            }
+            Ok(Ran::Nothing) => {
+                if let pass::Scope::Named(named) = &job.scope {
+                    tracing::debug!(users = named.len(), "change events named no linked user");
+                }
+                PassEnd::Nothing
+            }
+            Err(_) => PassEnd::SystemFailed,
+        }
+    }
+
+    /// Logs and counts the pass. A pass that found the store held by another process is
+    /// neither a failure nor a pass: it waits for its turn (`waited`: it already did).
+    fn after_pass(&mut self, result: anyhow::Result<Ran>, end: &PassEnd, waited: bool) {
+        match result {
+            Ok(Ran::Pass(report)) if report.outcome == PassOutcome::Busy => {
+                let holder = report.busy.as_deref().unwrap_or("");
+                if waited {
+                    tracing::debug!(holder, "still waiting: another pass holds the store");
+                } else {
+                    tracing::info!(
+                        holder,
+                        "the pass waits: another pass holds the store; it runs once that one ends"
+                    );
+                    notify(&[sd_notify::NotifyState::Status(
+                        "waiting: another pass holds the store",
+                    )]);
+                }
+            }
+            Ok(Ran::Pass(report)) => {
                 record(
                     &self.figures,
                     &self.config,
@@ -638,29 +564,16 @@ impl Daemon {
                 );
                 let summary = crate::report::pass_text(&report);
                 notify(&[sd_notify::NotifyState::Status(summary.trim())]);
-                if report.outcome == PassOutcome::SystemFailed {
-                    self.back_off();
-                } else {
-                    self.system_failures = 0;
-                    self.resume_at = None;
-                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "pass failed: the store is unusable");
-                self.back_off();
-            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pass failed: the store is unusable"),
         }
-    }
-
-    fn back_off(&mut self) {
-        self.system_failures += 1;
-        let wait = failure_backoff(self.system_failures);
-        self.resume_at = Some(tokio::time::Instant::now() + wait);
-        tracing::warn!(
-            failures = self.system_failures,
-            wait_s = wait.as_secs(),
-            "whole-system failure: backing off"
-        );
+        if *end == PassEnd::SystemFailed {
+            tracing::warn!(
+                failures = self.queue.failures(),
+                "whole-system failure: backing off"
+            );
+        }
     }
 }
 

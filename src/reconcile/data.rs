@@ -2,7 +2,7 @@
 //! source. Fingerprints of the values on both sides, and the plan step that holds back
 //! what failed before while those values are unchanged. Pure.
 
-use super::plan::{Action, AttrChange, DataProblem, Plan, Problem, ProblemKind, user_key_of};
+use super::plan::{Action, AttrChange, DataProblem, Plan, Problem, ProblemKind};
 use crate::model::System;
 use sha2::Digest as _;
 use std::collections::HashMap;
@@ -62,7 +62,7 @@ pub fn hold_back_data_problems(plan: &mut Plan, known: &[DataProblem]) {
             continue;
         };
         let (user, system) = (&a.user, a.system);
-        let who = user_key_of(user.okta_id.as_ref(), user.ext_id.as_ref(), &user.email);
+        let who = user.key();
         changes.retain(|c| {
             let k = (who.clone(), c.attr.clone(), system);
             match by_key.get(&k) {

@@ -6,7 +6,7 @@
 use super::diff::{Snapshot, plan_pass};
 use super::plan::{Agreed, Baseline, DataProblem, KnownRefusal, Plan, PlannedAction, UserRef};
 use super::policy::{Policy, Safety};
-use super::retry::{FailureRow, Gate, fingerprint, gate, user_key};
+use super::retry::{FailureRow, Gate, fingerprint, gate};
 use super::safety::{HoldContext, hold_reasons};
 use crate::model::{ExtId, Link, OktaUser, System, TelusUser};
 use chrono::{DateTime, Utc};
@@ -108,7 +108,7 @@ fn defer_failed_users(plan: &mut Plan, failures: &[FailureRow], now: DateTime<Ut
         failures.iter().map(|f| (f.user_key.as_str(), f)).collect();
     let mut by_user: BTreeMap<String, Vec<&PlannedAction>> = BTreeMap::new();
     for a in &plan.actions {
-        by_user.entry(user_key(a)).or_default().push(a);
+        by_user.entry(a.user.key()).or_default().push(a);
     }
     let mut skip: HashSet<String> = HashSet::new();
     let mut deferred: Vec<(UserRef, String)> = Vec::new();
@@ -125,7 +125,7 @@ fn defer_failed_users(plan: &mut Plan, failures: &[FailureRow], now: DateTime<Ut
         deferred.push((actions[0].user.clone(), why));
         skip.insert(key);
     }
-    plan.actions.retain(|a| !skip.contains(&user_key(a)));
+    plan.actions.retain(|a| !skip.contains(&a.user.key()));
     deferred.sort();
     plan.deferred = deferred;
 }

@@ -66,6 +66,13 @@ pub struct UserRef {
     pub ext_id: Option<ExtId>,
 }
 
+impl UserRef {
+    /// The key this user's failures, refusals and data problems are kept under.
+    pub fn key(&self) -> String {
+        user_key_of(self.okta_id.as_ref(), self.ext_id.as_ref(), &self.email)
+    }
+}
+
 /// Which rule decided a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
@@ -86,6 +93,20 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 7] = [
+        Rule::Master,
+        Rule::Drift,
+        Rule::Latest,
+        Rule::Conflict,
+        Rule::Create,
+        Rule::Deactivate,
+        Rule::Reactivate,
+    ];
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::Master => "master",

@@ -21,12 +21,6 @@ pub struct FailureRow {
     pub data_hash: String,
 }
 
-/// The key a user's failures are recorded under.
-pub fn user_key(action: &PlannedAction) -> String {
-    let u = &action.user;
-    super::plan::user_key_of(u.okta_id.as_ref(), u.ext_id.as_ref(), &u.email)
-}
-
 /// A stable fingerprint (FNV-1a, 64 bit) of what a user's actions would write. Hand-written
 /// because std's hasher is not stable across releases and a crate is too much for 10 lines.
 pub fn fingerprint<'a>(actions: impl IntoIterator<Item = &'a PlannedAction>) -> String {

@@ -5,7 +5,7 @@
 
 use super::diff::telus_value;
 use super::normalize::normalize;
-use super::plan::{Agreed, STATUS_ATTR};
+use super::plan::{Agreed, Rule, STATUS_ATTR};
 use super::policy::{Normalize, Policy};
 use crate::model::{ExtId, Link, OktaId, OktaUser, System, TelusUser};
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ pub struct Unfinished {
     pub attr: String,
     pub field: String,
     pub new: Option<String>,
-    pub rule: String,
+    pub rule: Rule,
 }
 
 /// How one unfinished row ends.
@@ -41,7 +41,7 @@ fn find_created<'a>(
     telus: &'a [TelusUser],
 ) -> HashMap<&'a OktaId, Option<&'a TelusUser>> {
     let mut created_by_okta: HashMap<&OktaId, Option<&TelusUser>> = HashMap::new();
-    for r in rows.iter().filter(|r| r.rule == "create") {
+    for r in rows.iter().filter(|r| r.rule == Rule::Create) {
         let (Some(okta_id), Some(email)) = (&r.okta_id, &r.new) else {
             continue;
         };
@@ -85,7 +85,7 @@ pub fn settle(
     let created_by_okta = find_created(rows, telus);
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let current: Option<Option<String>> = if r.rule == "create" {
+        let current: Option<Option<String>> = if r.rule == Rule::Create {
             // The created user's field, when the user exists now.
             r.okta_id
                 .as_ref()
@@ -124,18 +124,17 @@ pub fn settle(
             }
             None => false,
         };
-        let link =
-            match (landed, r.rule.as_str(), &r.okta_id) {
-                (true, "create", Some(okta_id)) => created_by_okta
-                    .get(okta_id)
-                    .copied()
-                    .flatten()
-                    .map(|t| Link {
-                        okta_id: okta_id.clone(),
-                        ext_id: t.id.clone(),
-                    }),
-                _ => None,
-            };
+        let link = match (landed, r.rule, &r.okta_id) {
+            (true, Rule::Create, Some(okta_id)) => created_by_okta
+                .get(okta_id)
+                .copied()
+                .flatten()
+                .map(|t| Link {
+                    okta_id: okta_id.clone(),
+                    ext_id: t.id.clone(),
+                }),
+            _ => None,
+        };
         let baseline = match (landed, &r.okta_id) {
             (true, Some(okta_id)) => Some(Agreed::one(
                 okta_id.clone(),
@@ -190,7 +189,7 @@ mod tests {
             attr: attr.into(),
             field: field.into(),
             new: Some(new.into()),
-            rule: rule.into(),
+            rule: Rule::parse(rule).unwrap(),
         }
     }
 

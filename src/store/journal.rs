@@ -45,7 +45,7 @@ impl Store {
                             e.field,
                             e.old,
                             e.new,
-                            e.rule,
+                            e.rule.as_str(),
                             task
                         ])
                         ?,

@@ -15,7 +15,7 @@ pub mod state;
 use crate::model::{ExtId, Link, OktaId, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
 use crate::model::{PassKind, PassOutcome, TokenPair};
 use crate::reconcile::retry::FailureRow;
-use crate::reconcile::{Agreed, Baseline, KnownRefusal, Settlement};
+use crate::reconcile::{Agreed, Baseline, KnownRefusal, Rule, Settlement};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +56,12 @@ fn parse_column<T>(
 impl rusqlite::types::FromSql for System {
     fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
         parse_column(v, System::parse)
+    }
+}
+
+impl rusqlite::types::FromSql for Rule {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        parse_column(v, Rule::parse)
     }
 }
 
@@ -120,7 +126,7 @@ pub struct JournalEntry<'a> {
     pub field: &'a str,
     pub old: Option<&'a str>,
     pub new: Option<&'a str>,
-    pub rule: &'a str,
+    pub rule: Rule,
 }
 
 /// A journal row as read back for `history`.
@@ -139,7 +145,7 @@ pub struct JournalRow {
     pub field: String,
     pub old: Option<String>,
     pub new: Option<String>,
-    pub rule: String,
+    pub rule: Rule,
     pub outcome: Outcome,
     pub error_code: Option<String>,
     pub explanation: Option<String>,
@@ -665,7 +671,7 @@ mod tests {
             field: "contact.department",
             old: None,
             new: Some("Sales"),
-            rule: "master",
+            rule: Rule::Master,
         };
         let rows = s
             .journal_planned_in(&[entry("department"), entry("city")], Some("pending"))
@@ -720,7 +726,7 @@ mod tests {
                 field: "contact.businessAddress.city",
                 old: Some("Vancouver"),
                 new: Some("Victoria"),
-                rule: "master",
+                rule: Rule::Master,
             }])
             .unwrap();
         let row = rows[0];

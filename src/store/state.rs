@@ -1,30 +1,71 @@
-//! Small state kept across runs: key/value meta (pacing, penalties, pruning), the TELUS token pair, and known Okta refusals.
+//! Small state kept across runs, typed: the `meta` table's values (saved pacing, penalties,
+//! the bulk refusal, the System Log cursor, channel lines, the last prune; their keys and
+//! formats live here alone), the TELUS token pair, and known Okta refusals.
 
 use super::*;
 
-/// Meta keys of the change-event channels: the System Log cursor (the `next` link polling
-/// continues from), and each channel's state line the daemon writes for `status`.
-pub const OKTA_CURSOR: &str = "events.okta.cursor";
-pub const OKTA_CURSOR_AT: &str = "events.okta.cursor_at";
-pub const OKTA_EVENTS_STATE: &str = "events.okta.state";
-pub const TELUS_EVENTS_STATE: &str = "events.telus.state";
+/// A change-event channel whose state line the daemon keeps for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Okta,
+    Telus,
+}
 
+impl Channel {
+    fn key(self) -> &'static str {
+        match self {
+            Channel::Okta => "events.okta.state",
+            Channel::Telus => "events.telus.state",
+        }
+    }
+}
+
+/// The System Log cursor (the `next` link polling continues from) and when it was stored.
+const OKTA_CURSOR: &str = "events.okta.cursor";
+const OKTA_CURSOR_AT: &str = "events.okta.cursor_at";
+const BULK_REFUSED: &str = "telus.bulk_refused";
+const LAST_PRUNE: &str = "last_prune";
+
+/// The System Log cursor as stored: the link, and when it was stored (RFC 3339; `None` for
+/// a store written before the time was kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCursor {
+    pub next: String,
+    pub stored_at: Option<String>,
+}
+
+/// The account refused bulk updates: until when (epoch seconds) and TELUS's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBulkRefusal {
+    pub until_epoch_s: i64,
+    pub reason: String,
+}
+
+/// An Okta rate-limit bucket as last seen: what was left, the limit, and the reset (epoch s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedBucket {
+    pub remaining: u64,
+    pub limit: u64,
+    pub reset: u64,
+}
+
+/// The typed state kept in the `meta` table. Each value's key and format live here alone.
 impl Store {
-    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+    fn meta(&self, key: &str) -> Result<Option<String>> {
         self.run(|c| {
             c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
         })
     }
 
-    pub fn delete_meta(&self, key: &str) -> Result<()> {
+    fn delete_meta(&self, key: &str) -> Result<()> {
         self.run(|c| {
             c.execute("DELETE FROM meta WHERE key = ?1", [key])?;
             Ok(())
         })
     }
 
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+    fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.run(|c| {
             c.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -35,6 +76,127 @@ impl Store {
         })
     }
 
+    /// A TELUS rate-limit group's budget as a process left it: (remaining, window end in
+    /// epoch ms).
+    pub fn telus_budget(&self, group: &str) -> Result<Option<(u64, i64)>> {
+        Ok(self.meta(&format!("telus.budget.{group}"))?.and_then(|v| {
+            let (remaining, until) = v.split_once(',')?;
+            Some((remaining.parse().ok()?, until.parse().ok()?))
+        }))
+    }
+
+    pub fn save_telus_budget(&self, group: &str, remaining: u64, until_ms: i64) -> Result<()> {
+        self.set_meta(
+            &format!("telus.budget.{group}"),
+            &format!("{remaining},{until_ms}"),
+        )
+    }
+
+    /// Until when (epoch ms) TELUS penalised a rate-limit group after a 429.
+    pub fn telus_penalty(&self, group: &str) -> Result<Option<i64>> {
+        Ok(self
+            .meta(&format!("telus.penalty.{group}"))?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    pub fn save_telus_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<()> {
+        self.set_meta(
+            &format!("telus.penalty.{group}"),
+            &until_epoch_ms.to_string(),
+        )
+    }
+
+    /// An Okta rate-limit bucket as a process left it.
+    pub fn okta_bucket(&self, bucket: &str) -> Result<Option<SavedBucket>> {
+        Ok(self.meta(&format!("okta.bucket.{bucket}"))?.and_then(|v| {
+            let parts: Vec<u64> = v.split(',').filter_map(|p| p.parse().ok()).collect();
+            match parts[..] {
+                [remaining, limit, reset] => Some(SavedBucket {
+                    remaining,
+                    limit,
+                    reset,
+                }),
+                _ => None,
+            }
+        }))
+    }
+
+    pub fn save_okta_bucket(&self, bucket: &str, b: SavedBucket) -> Result<()> {
+        self.set_meta(
+            &format!("okta.bucket.{bucket}"),
+            &format!("{},{},{}", b.remaining, b.limit, b.reset),
+        )
+    }
+
+    /// The remembered refusal of bulk updates (expired or not).
+    pub fn bulk_refusal(&self) -> Result<Option<StoredBulkRefusal>> {
+        Ok(self.meta(BULK_REFUSED)?.and_then(|v| {
+            let (until, reason) = v.split_once('|')?;
+            Some(StoredBulkRefusal {
+                until_epoch_s: until.parse().ok()?,
+                reason: reason.to_string(),
+            })
+        }))
+    }
+
+    pub fn save_bulk_refusal(&self, r: &StoredBulkRefusal) -> Result<()> {
+        self.set_meta(
+            BULK_REFUSED,
+            &format!("{}|{}", r.until_epoch_s, r.reason.trim()),
+        )
+    }
+
+    /// The System Log cursor polling resumes from.
+    pub fn okta_cursor(&self) -> Result<Option<StoredCursor>> {
+        Ok(self.meta(OKTA_CURSOR)?.map(|next| StoredCursor {
+            next,
+            stored_at: self.meta(OKTA_CURSOR_AT).ok().flatten(),
+        }))
+    }
+
+    /// Stores the System Log cursor, stamped with now.
+    pub fn save_okta_cursor(&self, next: &str) -> Result<()> {
+        self.tx(|tx| {
+            for (k, v) in [(OKTA_CURSOR, next), (OKTA_CURSOR_AT, now().as_str())] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [k, v],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets the System Log cursor: polling starts again from now.
+    pub fn forget_okta_cursor(&self) -> Result<()> {
+        self.delete_meta(OKTA_CURSOR)
+    }
+
+    /// A channel's state line as the daemon last wrote it.
+    pub fn channel_line(&self, channel: Channel) -> Result<Option<String>> {
+        self.meta(channel.key())
+    }
+
+    pub fn save_channel_line(&self, channel: Channel, line: &str) -> Result<()> {
+        self.set_meta(channel.key(), line)
+    }
+
+    /// When the journal was last pruned.
+    pub fn last_prune(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(self.meta(LAST_PRUNE)?.and_then(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc))
+        }))
+    }
+
+    pub fn save_last_prune(&self, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
+        self.set_meta(LAST_PRUNE, &at.to_rfc3339())
+    }
+}
+
+impl Store {
     /// The Okta attributes Okta refused for one user, with what each refusal depended on.
     pub fn okta_refusals(&self) -> Result<Vec<KnownRefusal>> {
         self.run(|c| {

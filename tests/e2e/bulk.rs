@@ -60,7 +60,7 @@ fn department(sb: &Sandbox, ext: i64) -> Option<String> {
 async fn a_bulk_update_journals_each_records_result() {
     let sb = sandbox_with_updates(30).await;
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::UsersFailed);
@@ -89,7 +89,7 @@ async fn a_bulk_update_journals_each_records_result() {
     assert_eq!(store.unfinished_count().unwrap(), 0);
     // Converged: the bad value is a known data problem, not sent again and not failing
     // while it is unchanged.
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let again = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(again.plan.change_count(), 0, "{:#?}", again.plan.actions);
@@ -105,7 +105,7 @@ async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
     let sb = sandbox_with_updates(30).await;
     sb.telus.lock().bulk_checks_upfront = true;
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!((report.apply.applied, report.apply.failed), (29, 1));
@@ -121,7 +121,7 @@ async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
     assert_eq!(store.unfinished_count().unwrap(), 0);
     // Refused up front or in the task, a value too long is a known data problem: the next
     // pass neither sends it nor fails.
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let again = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -147,7 +147,7 @@ async fn an_account_that_refuses_bulk_gets_one_put_per_user() {
         let sb = sandbox_with_updates(12).await;
         sb.telus.lock().bulk = mode;
         let (_dir, config, store, clients) = setup(&sb);
-        let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let report = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(
@@ -179,7 +179,7 @@ async fn an_account_that_refuses_bulk_gets_one_put_per_user() {
             u.last_updated =
                 chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         }
-        run_one_pass(&config, &clients, &store, PassOptions::default())
+        run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(count(&sb, "POST", BULK), 1, "{mode:?}: bulk asked again");
@@ -210,7 +210,7 @@ async fn a_crash_between_accepting_a_task_and_recording_it_loses_and_doubles_not
         // The pass is dropped mid-poll once the task is accepted, long before it runs: its
         // process died there.
         tokio::select! {
-            r = run_one_pass(&config, &clients, &store, PassOptions::default()) => {
+            r = run_whole(&config, &clients, &store, false, PassOptions::default()) => {
                 panic!("the pass finished before the task was accepted: {:?}", r.map(|r| r.outcome));
             }
             () = accepted => {}
@@ -221,7 +221,7 @@ async fn a_crash_between_accepting_a_task_and_recording_it_loses_and_doubles_not
     assert_eq!(department(&sb, 100_001).as_deref(), Some("Support"));
 
     let clients = Clients::new(&config, settings());
-    let next = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let next = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(store.unfinished_count().unwrap(), 0);
@@ -251,20 +251,20 @@ async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
         sb.telus.lock().task_delay = Duration::from_millis(2500);
         sb.telus.inject("POST", BULK, fault.clone(), 1);
         let (_dir, config, store, clients) = setup_impatient(&sb);
-        let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let first = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(first.apply.applied, 0, "{fault:?}");
         assert_eq!(store.unfinished_count().unwrap(), 10, "{fault:?}");
         // The task has not run yet: the users wait, nothing is sent.
-        let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let second = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(second.plan.deferred.len(), 10, "{fault:?}");
         assert_eq!(count(&sb, "POST", BULK), 1, "{fault:?}: sent again");
         // Once it has run, a read confirms every change.
         tokio::time::sleep(Duration::from_millis(2600)).await;
-        let third = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let third = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(third.settled.0, 9, "{fault:?}");
@@ -341,7 +341,7 @@ async fn a_task_telus_forgot_is_settled_by_a_read_and_the_rest_sent_again() {
         }
     };
     tokio::select! {
-        _ = run_one_pass(&config, &clients, &store, PassOptions::default()) => {
+        _ = run_whole(&config, &clients, &store, false, PassOptions::default()) => {
             panic!("the pass finished before its task was polled");
         }
         () = polled => {}
@@ -353,7 +353,7 @@ async fn a_task_telus_forgot_is_settled_by_a_read_and_the_rest_sent_again() {
         st.tasks.clear();
         st.task_delay = Duration::from_millis(200);
     }
-    let next = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let next = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(next.settled, (0, 10), "the read shows none landed");

@@ -60,7 +60,7 @@ async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never
         "the session is persisted"
     );
 
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -84,7 +84,7 @@ async fn a_pass_outliving_several_access_tokens_rotates_refresh_tokens_and_never
     drop(clients);
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -109,7 +109,7 @@ async fn without_a_session_or_jwt_the_pass_is_an_auth_failure() {
     no_jwt(&mut config);
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::SystemFailed);
@@ -130,7 +130,7 @@ async fn a_pass_needing_three_times_a_groups_budget_gets_no_429() {
     config.safety.max_changed_percent = 100;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     // 1 listing + 15 updates = 16 Medium requests against a budget of 5 per window.
@@ -168,7 +168,7 @@ async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remem
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -192,12 +192,7 @@ async fn a_forced_429_is_followed_by_silence_until_the_penalty_ends_and_is_remem
         next_medium.3.duration_since(hit)
     );
     // The penalty is stored, so a restarted process would honour it too.
-    let until: i64 = store
-        .meta("telus.penalty.Medium")
-        .unwrap()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let until: i64 = store.telus_penalty("Medium").unwrap().unwrap();
     assert!(until > chrono::Utc::now().timestamp_millis() - 5_000);
 }
 
@@ -208,12 +203,12 @@ async fn a_stored_penalty_is_honoured_by_a_new_process() {
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let until = chrono::Utc::now().timestamp_millis() + 1_500;
-    store
-        .set_meta("telus.penalty.Medium", &until.to_string())
-        .unwrap();
+    store.save_telus_penalty("Medium", until).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     let started = std::time::Instant::now();
-    run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     // The fake never answers 429 here, so counting 429s proves nothing: the first request to
     // the penalized group must arrive after the penalty.
     let log = sb.telus.faults.lock().unwrap().log.clone();
@@ -253,7 +248,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
         1,
     );
     let (_dir, config, store, clients) = setup_impatient(&sb);
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_ne!(
@@ -272,7 +267,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
     );
     // Let the slow create land, then run the next pass.
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_ne!(second.outcome, PassOutcome::SystemFailed);
@@ -300,7 +295,7 @@ async fn unavailable_and_slow_responses_are_retried_without_duplicate_writes() {
     assert!(
         journal
             .iter()
-            .filter(|h| h.rule == "create")
+            .filter(|h| h.rule == okta_telus_sync::reconcile::Rule::Create)
             .all(|h| h.outcome == Outcome::Applied),
         "{journal:#?}"
     );
@@ -367,7 +362,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
             1,
         );
         let (_dir, config, store, clients) = setup(&sb);
-        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let r = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(r.outcome, PassOutcome::UsersFailed);
@@ -402,7 +397,7 @@ async fn every_telus_error_in_the_design_table_reaches_the_journal_explained() {
         10,
     );
     let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(r.outcome, PassOutcome::SystemFailed);
@@ -432,7 +427,9 @@ async fn okta_rate_limit_429_waits_for_the_reset_and_continues() {
         1,
     );
     let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(r.okta_read, 12);
     let log: Vec<_> = (sb.okta.faults.lock().unwrap().log.iter())
         .filter(|r| r.1 == "/api/v1/users")
@@ -450,7 +447,7 @@ async fn malformed_or_html_responses_are_typed_errors_not_panics() {
         sb.telus
             .inject("GET", "/restapi/v1.0/account/~/extension", kind.clone(), 1);
         let (_dir, config, store, clients) = setup(&sb);
-        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let r = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(r.outcome, PassOutcome::SystemFailed, "{kind:?}");
@@ -460,7 +457,7 @@ async fn malformed_or_html_responses_are_typed_errors_not_panics() {
             "{err}"
         );
         // The next pass, with the server healthy again, converges.
-        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let r = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(r.outcome, PassOutcome::UsersFailed);
@@ -623,7 +620,7 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     };
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_ne!(
@@ -654,7 +651,7 @@ async fn okta_oauth_private_key_jwt_gets_a_bearer_token_and_caches_it() {
     };
     bad.okta.auth = other;
     let clients = Clients::new(&bad, settings());
-    let r = run_one_pass(&bad, &clients, &store, PassOptions::default())
+    let r = run_whole(&bad, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(r.outcome, PassOutcome::SystemFailed);
@@ -707,7 +704,7 @@ async fn okta_writes_run_concurrently_within_the_budget_okta_reports() {
     let (sb, _dir, config, store, clients) =
         okta_writes_setup(40, 18, Duration::from_millis(50), 100).await;
     assert_eq!(config.okta.write_concurrency, 4);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -770,7 +767,9 @@ async fn app_scope_reads_the_apps_users_from_their_embedded_okta_profiles() {
     let (_dir, mut config, store, _) = setup(&sb);
     config.okta.scope = okta_telus_sync::config::OktaScope::App("0oaTelusApp".into());
     let clients = Clients::new(&config, settings());
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(r.okta_read, 5, "{:?}", r.system_error);
     let listed = sb
         .okta
@@ -790,7 +789,9 @@ async fn app_scope_reads_the_apps_users_from_their_embedded_okta_profiles() {
     // An app the org does not have: Okta's 404, the pass a whole-system failure.
     config.okta.scope = okta_telus_sync::config::OktaScope::App("0oaGone".into());
     let clients = Clients::new(&config, settings());
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(r.outcome, PassOutcome::SystemFailed);
     assert!(r.system_error.unwrap().contains("E0000007"));
 }
@@ -803,7 +804,9 @@ async fn group_scope_reads_only_the_groups_members() {
     let (_dir, mut config, store, _) = setup(&sb);
     config.okta.scope = okta_telus_sync::config::OktaScope::Group("00gTelusUsers".into());
     let clients = Clients::new(&config, settings());
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(r.okta_read, 3, "{:?}", r.system_error);
     assert_eq!(
         sb.okta
@@ -818,7 +821,7 @@ async fn okta_requests_keep_to_the_configured_share_of_each_limit() {
     let (sb, _dir, config, store, clients) = okta_writes_setup(24, 20, Duration::ZERO, 50).await;
     let defaults = sb.config(Policy::builtin(), std::path::Path::new("x.db"));
     assert_eq!(defaults.okta.rate_limit_percent, 50, "the default share");
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert!(report.apply.failed_users.is_empty());
@@ -850,11 +853,15 @@ async fn a_new_process_paces_from_the_budget_the_last_one_left() {
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let first = Clients::from_store(&config, settings(), &store).unwrap();
-    run_one_pass(&config, &first, &store, DRY).await.unwrap();
+    run_whole(&config, &first, &store, false, DRY)
+        .await
+        .unwrap();
     drop(first);
     // The next process (an admin's `plan` right after the daemon's pass, say).
     let second = Clients::from_store(&config, settings(), &store).unwrap();
-    let r = run_one_pass(&config, &second, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &second, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(r.system_error.is_none(), "{:?}", r.system_error);
     assert_eq!(
         sb.telus.lock().rate_limited,
@@ -921,11 +928,15 @@ async fn a_refresh_by_another_process_is_taken_from_the_store_not_spent_again() 
     let admin = Clients::from_store(&config, settings(), &store).unwrap();
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     // The admin's `plan` refreshes (spends the refresh token, stores the new pair) ...
-    let r = run_one_pass(&config, &admin, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &admin, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(r.system_error.is_none(), "{:?}", r.system_error);
     assert_eq!(sb.telus.lock().refreshes, 1);
     // ... then the daemon's pass needs a token: it takes the stored pair.
-    let r = run_one_pass(&config, &daemon, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &daemon, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(r.system_error.is_none(), "{:?}", r.system_error);
     assert_eq!(
         sb.telus.lock().reused_refresh_tokens,
@@ -934,7 +945,9 @@ async fn a_refresh_by_another_process_is_taken_from_the_store_not_spent_again() 
     );
     // And once that one expires too, the daemon refreshes from it and goes on.
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    let r = run_one_pass(&config, &daemon, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &daemon, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(r.system_error.is_none(), "{:?}", r.system_error);
     assert_eq!(sb.telus.lock().reused_refresh_tokens, 0);
 }
@@ -962,7 +975,9 @@ async fn a_refused_refresh_falls_back_to_the_jwt_grant() {
     for _ in 0..2 {
         // A restart loads the stored pair again: it must not stay stuck on it.
         let clients = Clients::from_store(&config, settings(), &store).unwrap();
-        let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+        let r = run_whole(&config, &clients, &store, false, DRY)
+            .await
+            .unwrap();
         assert!(r.system_error.is_none(), "{:?}", r.system_error);
     }
     let stored = store.credentials("telus").unwrap().unwrap();
@@ -987,7 +1002,7 @@ async fn a_rotated_pair_that_cannot_be_saved_is_kept_in_memory() {
     let elsewhere = Store::open_in_memory().unwrap();
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     for _ in 0..2 {
-        let r = run_one_pass(&config, &clients, &elsewhere, DRY)
+        let r = run_whole(&config, &clients, &elsewhere, false, DRY)
             .await
             .unwrap();
         assert!(r.system_error.is_none(), "{:?}", r.system_error);
@@ -1016,7 +1031,9 @@ async fn a_new_process_keeps_within_the_okta_share_the_last_one_used() {
     let store = Store::open(&config.store_path).unwrap();
     for _ in 0..2 {
         let clients = Clients::from_store(&config, settings(), &store).unwrap();
-        let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+        let r = run_whole(&config, &clients, &store, false, DRY)
+            .await
+            .unwrap();
         assert!(r.system_error.is_none(), "{:?}", r.system_error);
     }
     let windows = sb.okta.lock().admitted_per_window("users-list");
@@ -1045,7 +1062,7 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
     let other = Store::open(&config.store_path).unwrap();
     let path = "/restapi/v1.0/account/~/extension/";
-    let pass = run_one_pass(&config, &clients, &store, PassOptions::default());
+    let pass = run_whole(&config, &clients, &store, false, PassOptions::default());
     let meddle = async {
         // Once the pass writes, another process stores a 1.5 s penalty on Medium.
         let started = std::time::Instant::now();
@@ -1055,9 +1072,7 @@ async fn a_penalty_another_process_met_pauses_a_running_pass() {
         }
         let set = std::time::Instant::now();
         let until = chrono::Utc::now().timestamp_millis() + 1_500;
-        other
-            .set_meta("telus.penalty.Medium", &until.to_string())
-            .unwrap();
+        other.save_telus_penalty("Medium", until).unwrap();
         set
     };
     let (r, set) = tokio::join!(pass, meddle);
@@ -1106,18 +1121,15 @@ async fn server_given_waits_are_capped_and_absurd_stored_penalties_ignored() {
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(
         r.outcome,
         PassOutcome::SystemFailed,
         "the hour is over max_rate_wait"
     );
-    let stored: i64 = store
-        .meta("telus.penalty.Medium")
-        .unwrap()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let stored: i64 = store.telus_penalty("Medium").unwrap().unwrap();
     let hour_ms = 3_600_000 + 10_000;
     assert!(
         stored <= chrono::Utc::now().timestamp_millis() + hour_ms,
@@ -1129,14 +1141,11 @@ async fn server_given_waits_are_capped_and_absurd_stored_penalties_ignored() {
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let year = chrono::Utc::now().timestamp_millis() + 365 * 86_400_000;
-    for key in ["telus.penalty.Medium", "telus.budget.Medium"] {
-        let value = match key.contains("budget") {
-            true => format!("0,{year}"),
-            false => year.to_string(),
-        };
-        store.set_meta(key, &value).unwrap();
-    }
+    store.save_telus_penalty("Medium", year).unwrap();
+    store.save_telus_budget("Medium", 0, year).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
-    let r = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let r = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(r.system_error.is_none(), "{:?}", r.system_error);
 }

@@ -43,7 +43,7 @@ async fn a_mixed_status_directory_creates_exactly_the_live_users() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let made = okta_only_in_every_status(&sb);
     let (_dir, config, store, clients) = setup(&sb);
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     let created: Vec<&str> = first
@@ -87,11 +87,8 @@ async fn a_mixed_status_directory_creates_exactly_the_live_users() {
         st.touch("00u1ana");
     }
     let reads = sb.okta.lock().count("GET", "/api/v1/users/00u1ana");
-    let full_pass = PassOptions {
-        full: true,
-        ..PassOptions::default()
-    };
-    let full = run_one_pass(&config, &clients, &store, full_pass)
+    let full_pass = PassOptions::default();
+    let full = run_whole(&config, &clients, &store, true, full_pass)
         .await
         .unwrap();
     assert_eq!(
@@ -114,7 +111,7 @@ async fn a_mixed_status_directory_creates_exactly_the_live_users() {
     );
     assert_eq!(sb.telus.lock().extension(62001).unwrap().status, "Disabled");
     // Stored DEPROVISIONED: the next full pass keeps it without reading it again.
-    run_one_pass(&config, &clients, &store, full_pass)
+    run_whole(&config, &clients, &store, true, full_pass)
         .await
         .unwrap();
     assert_eq!(
@@ -148,7 +145,7 @@ async fn country_names_and_phones_with_extensions_plan_no_write() {
         }
     }
     let (_dir, config, store, clients) = setup(&sb);
-    let plan = run_one_pass(&config, &clients, &store, DRY)
+    let plan = run_whole(&config, &clients, &store, false, DRY)
         .await
         .unwrap()
         .plan;
@@ -181,14 +178,16 @@ async fn country_names_and_phones_with_extensions_plan_no_write() {
         .unwrap()
         .profile
         .insert("countryCode".into(), json!("FR"));
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
         contact_field(&sb, 62001, &["businessAddress", "country"]).as_deref(),
         Some("France")
     );
-    let again = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let again = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(
         !again
             .plan
@@ -239,7 +238,7 @@ async fn an_okta_e0000001_on_one_field_is_a_known_data_problem() {
         .unwrap()
         .contact
         .insert("department".into(), json!("Field Operations"));
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -266,7 +265,7 @@ async fn an_okta_e0000001_on_one_field_is_a_known_data_problem() {
     );
     // Unchanged: not sent, not failed (the seeded duplicate email aside).
     let posts = sb.okta.lock().count("POST", "/api/v1/users/00u5emm");
-    let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(sb.okta.lock().count("POST", "/api/v1/users/00u5emm"), posts);
@@ -279,10 +278,11 @@ async fn an_okta_e0000001_on_one_field_is_a_known_data_problem() {
     );
     assert_eq!(second.apply.failed, 0);
     // `sync --retry-quarantined` tries every data problem again: this one lands now.
-    let retried = run_one_pass(
+    let retried = run_whole(
         &config,
         &clients,
         &store,
+        false,
         PassOptions {
             retry_quarantined: true,
             ..PassOptions::default()
@@ -394,7 +394,9 @@ async fn the_session_warning_comes_only_when_the_session_can_lapse() {
     let config = sb.config(Policy::builtin(), &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::from_store(&config, settings(), &store).unwrap();
-    run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     let pair = store
         .credentials("telus")
         .unwrap()

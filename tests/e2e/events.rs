@@ -245,9 +245,9 @@ async fn a_restart_resumes_from_the_stored_cursor_and_catches_up_on_telus() {
     until("the cursor stored", &d, || {
         Store::open(&dir.path().join("state.db"))
             .unwrap()
-            .meta("events.okta.cursor")
+            .okta_cursor()
             .unwrap()
-            .is_some_and(|c| c.contains("after="))
+            .is_some_and(|c| c.next.contains("after="))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -492,8 +492,8 @@ async fn no_websocket_token_reaches_the_log_at_trace() {
     }
 }
 
-fn telus_named(ext: &str) -> okta_telus_sync::daemon::targeted::Named {
-    let mut named = okta_telus_sync::daemon::targeted::Named::default();
+fn telus_named(ext: &str) -> okta_telus_sync::pass::Named {
+    let mut named = okta_telus_sync::pass::Named::default();
     named
         .telus
         .insert(okta_telus_sync::model::ExtId(ext.into()), "Update".into());
@@ -504,14 +504,15 @@ async fn targeted(
     config: &okta_telus_sync::config::Config,
     clients: &Clients,
     store: &Store,
-    named: &okta_telus_sync::daemon::targeted::Named,
+    named: &okta_telus_sync::pass::Named,
 ) -> okta_telus_sync::summary::PassReport {
-    use okta_telus_sync::daemon::targeted::{Targeted, run_targeted_pass};
-    match run_targeted_pass(config, clients, store, PassOptions::default(), named)
+    use okta_telus_sync::pass::{Ran, Scope, run};
+    let scope = Scope::Named(named.clone());
+    match run(config, clients, store, &scope, PassOptions::default())
         .await
         .unwrap()
     {
-        Targeted::Ran(r) => *r,
+        Ran::Pass(r) => *r,
         other => panic!("expected a targeted pass, got {other:?}"),
     }
 }
@@ -523,7 +524,7 @@ async fn targeted(
 async fn a_lost_answer_is_settled_by_the_next_read_and_duplicate_hints_write_nothing() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup_impatient(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assign_number(&sb, 62001, "+16045550299");

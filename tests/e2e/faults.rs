@@ -65,7 +65,7 @@ async fn fault_case(method: &str, path: &str, fault: FaultKind) {
             1,
         ));
     let (_dir, config, store, clients) = setup_impatient(&sb);
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{label}: the store failed: {e}"));
     assert!(
@@ -85,11 +85,11 @@ async fn fault_case(method: &str, path: &str, fault: FaultKind) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for _ in 0..2 {
-        run_one_pass(&config, &clients, &store, PassOptions::default())
+        run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
     }
-    let last = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let last = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(

@@ -112,7 +112,7 @@ async fn hostile_values_sync_faithfully_or_fail_that_user_alone() {
             .insert("unexpected".into(), json!({"deep": [1, 2]}));
     }
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_ne!(
@@ -172,7 +172,7 @@ async fn hostile_values_sync_faithfully_or_fail_that_user_alone() {
             .contains("firstName"),
         "{farid:?}"
     );
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let again = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert!(
@@ -246,7 +246,7 @@ async fn an_oversized_value_is_invalid_for_that_user_and_never_kept() {
         ana.profile.insert("department".into(), json!(huge));
     }
     let (_dir, config, store, clients) = setup(&sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     let problem = r

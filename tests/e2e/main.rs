@@ -1,9 +1,10 @@
 //! End-to-end tests: real passes over real HTTP on loopback against the sandbox fakes, with a
 //! temporary SQLite file; and the real binary for CLI behaviour and exit codes.
 
-use okta_telus_sync::daemon::pass::{Clients, PassOptions, run_one_pass};
+use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
 use okta_telus_sync::model::PassOutcome;
+use okta_telus_sync::pass::{PassOptions, run_whole};
 use okta_telus_sync::reconcile::policy::Policy;
 use okta_telus_sync::sandbox::faults::FaultKind;
 use okta_telus_sync::sandbox::okta::{FakeOktaUser, LinkStyle};
@@ -38,7 +39,6 @@ const DRY: PassOptions<'static> = PassOptions {
     approve: false,
     retry_quarantined: false,
     progress_bar: false,
-    full: false,
     stop: None,
     lock_wait: Duration::ZERO,
 };
@@ -110,7 +110,7 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
 
-    let first = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     // A duplicate email and an unreadable phone: those users failed, the rest converged.
@@ -223,7 +223,7 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
     assert_eq!(store.unfinished_count().unwrap(), 0);
 
     let (ow, tw) = (okta_writes(&sb), telus_writes(&sb));
-    let second = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(second.plan.change_count(), 0, "{:?}", second.plan.actions);
@@ -237,7 +237,9 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
 async fn dry_run_writes_nothing_anywhere() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let report = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert!(report.plan.change_count() >= 8);
     assert_eq!(okta_writes(&sb) + telus_writes(&sb), 0);
     insta::assert_snapshot!(
@@ -297,7 +299,9 @@ async fn paging_case(style: LinkStyle) {
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     sb.okta.lock().link_style = style;
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, DRY).await.unwrap();
+    let report = run_whole(&config, &clients, &store, false, DRY)
+        .await
+        .unwrap();
     assert_eq!(report.okta_read, 2_100);
     assert_eq!(report.telus_read, 2_100);
     assert_eq!(report.plan.linked, 2_100);
@@ -350,7 +354,7 @@ async fn direct_numbers_come_from_directory_pages_that_answer_304_when_unchanged
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    let pass = || run_one_pass(&config, &clients, &store, PassOptions::default());
+    let pass = || run_whole(&config, &clients, &store, false, PassOptions::default());
     let directory = |sb: &Sandbox| {
         let st = sb.telus.lock();
         (
@@ -440,7 +444,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
         }])
         .unwrap();
     let clients = Clients::new(&config, settings());
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::UsersFailed);
@@ -480,7 +484,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
     );
     // While the value is unchanged, the next pass does not send it, and does not fail.
     let writes = telus_writes(&sb);
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let again = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert!(
@@ -511,7 +515,7 @@ async fn a_rejected_write_is_journalled_with_its_explanation_and_others_continue
             .insert("email".into(), json!("ana.silva@northwind.ca"));
         st.touch("00u1ana");
     }
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -574,7 +578,7 @@ async fn a_bad_okta_token_ends_the_pass_as_a_system_failure() {
     let sb = Sandbox::start_seeded().await.unwrap();
     sb.okta.lock().token = "rotated".into();
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::SystemFailed);
@@ -789,7 +793,7 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
     config.safety.max_deactivations = 0;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    let held = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let held = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(held.outcome, PassOutcome::Held);
@@ -806,10 +810,11 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
         Some(PassOutcome::Held)
     );
 
-    let approved = run_one_pass(
+    let approved = run_whole(
         &config,
         &clients,
         &store,
+        false,
         PassOptions {
             approve: true,
             ..Default::default()
@@ -825,18 +830,17 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
 async fn an_empty_directory_where_users_were_known_holds_the_pass() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     // Okta suddenly answers with nobody (a token narrowed to an empty scope, say); a full
     // read sees it (an incremental one only asks for changed users).
     sb.okta.lock().users.clear();
     let writes = telus_writes(&sb);
-    let full = PassOptions {
-        full: true,
-        ..Default::default()
-    };
-    let held = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    let full = PassOptions::default();
+    let held = run_whole(&config, &clients, &store, true, full)
+        .await
+        .unwrap();
     assert_eq!(held.outcome, PassOutcome::Held);
     assert!(
         held.plan
@@ -846,7 +850,9 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
     );
     assert_eq!(telus_writes(&sb), writes, "no mass deactivation");
     // The empty read was not stored, so the hold persists on the next pass.
-    let again = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    let again = run_whole(&config, &clients, &store, true, full)
+        .await
+        .unwrap();
     assert_eq!(again.outcome, PassOutcome::Held);
 }
 
@@ -854,7 +860,7 @@ async fn an_empty_directory_where_users_were_known_holds_the_pass() {
 async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alone() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(sb.telus.lock().extension(62010).unwrap().status, "Disabled");
@@ -876,7 +882,7 @@ async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alon
             .unwrap()
             .status = "Disabled".into();
     }
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.plan.count("reactivate"), 1);
@@ -896,7 +902,7 @@ async fn a_user_back_in_okta_is_reactivated_and_a_hand_disabled_one_is_left_alon
 async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     {
@@ -905,7 +911,7 @@ async fn a_hand_edit_in_telus_is_reported_as_drift_and_overwritten() {
         liam.contact
             .insert("department".into(), json!("Facilities"));
     }
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     let change = report
@@ -944,7 +950,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
     // Every PUT of Ana's, refused by the fault or not.
     let ana_puts = |sb: &Sandbox| ana_put_statuses(sb).len();
     for pass in 1..=3 {
-        let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+        let r = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
         assert_eq!(r.outcome, PassOutcome::UsersFailed, "pass {pass}");
@@ -966,7 +972,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
     );
 
     // Quarantined: not tried again while its data is the same.
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(ana_puts(&sb), 3);
@@ -991,7 +997,7 @@ async fn a_failing_user_is_quarantined_after_n_passes_while_the_others_converge(
             .insert("email".into(), json!("ana.silva2@northwind.ca"));
         st.touch("00u1ana");
     }
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(ana_puts(&sb), 4);
@@ -1018,14 +1024,15 @@ async fn retry_quarantined_releases_the_user() {
         }])
         .unwrap();
     let clients = Clients::new(&config, settings());
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert!(store.failures().unwrap()[0].quarantined);
-    let r = run_one_pass(
+    let r = run_whole(
         &config,
         &clients,
         &store,
+        false,
         PassOptions {
             retry_quarantined: true,
             ..Default::default()
@@ -1046,7 +1053,7 @@ async fn status_shows_a_held_pass() {
     config.safety.max_deactivations = 0;
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     let status = okta_telus_sync::report::status_text(&config, &store).unwrap();
@@ -1270,7 +1277,7 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
     }
     let sb = Sandbox::start(okta, exts, Vec::new()).await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -1287,7 +1294,7 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
             st.touch(&id);
         }
     }
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -1323,7 +1330,7 @@ async fn an_incremental_pass_reads_only_the_okta_users_changed_since_the_last_pa
     );
     // A pass with nothing changed writes nothing.
     let before = telus_writes(&sb) + okta_writes(&sb);
-    let quiet = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let quiet = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(quiet.plan.change_count(), 0);
@@ -1341,9 +1348,7 @@ async fn a_long_rate_limit_wait_says_what_it_waits_for_and_until_when() {
     {
         let store = Store::open(&dir.path().join("state.db")).unwrap();
         let until = chrono::Utc::now().timestamp_millis() + 3_000;
-        store
-            .set_meta("telus.penalty.Medium", &until.to_string())
-            .unwrap();
+        store.save_telus_penalty("Medium", until).unwrap();
     }
     let out = run_bin(vec![
         "--config".into(),
@@ -1419,7 +1424,7 @@ async fn sync_refuses_with_exit_5_while_another_pass_holds_the_store() {
 /// Runs one pass on fresh state that a whole-system failure must end; answers its error.
 async fn system_failure_of(sb: &Sandbox) -> String {
     let (_dir, config, store, clients) = setup(sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(r.outcome, PassOutcome::SystemFailed);
@@ -1442,7 +1447,7 @@ fn telus_creates(sb: &Sandbox) -> usize {
 async fn references_are_written_and_a_lost_store_recovers_links_without_creating() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(telus_creates(&sb), 1);
@@ -1470,7 +1475,7 @@ async fn references_are_written_and_a_lost_store_recovers_links_without_creating
             .insert("email".into(), json!("isabelle.old@northwind.ca"));
     }
     let store = Store::open(&config.store_path).unwrap();
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -1503,12 +1508,12 @@ async fn references_are_written_and_a_lost_store_recovers_links_without_creating
 async fn a_vanished_user_is_reported_and_recreated_only_with_approval() {
     let sb = Sandbox::start_seeded().await.unwrap();
     let (_dir, config, store, clients) = setup(&sb);
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     sb.telus.lock().extensions.retain(|e| e.id != 62001);
     let before = telus_creates(&sb);
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_ne!(r.outcome, PassOutcome::Held);
@@ -1525,7 +1530,7 @@ async fn a_vanished_user_is_reported_and_recreated_only_with_approval() {
         approve: true,
         ..PassOptions::default()
     };
-    run_one_pass(&config, &clients, &store, approve)
+    run_whole(&config, &clients, &store, false, approve)
         .await
         .unwrap();
     assert_eq!(telus_creates(&sb), before + 1);

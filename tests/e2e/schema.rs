@@ -117,7 +117,7 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
     let config = okta_telus_sync::config::load_with_env(&cfg_path, Vec::new()).unwrap();
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, settings());
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     // Okta masters it: pushed to TELUS by id.
@@ -152,13 +152,13 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
         .find(|e| e.id == 62003)
         .unwrap()
         .status = "Enabled".into();
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(custom(&sb, 62003).as_deref(), Some("6630"));
     let writes = writes + 1;
     assert_eq!(telus_writes(&sb) + okta_writes(&sb), writes);
-    let again = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let again = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(again.plan.change_count(), 0, "{:#?}", again.plan.actions);
@@ -177,14 +177,14 @@ async fn a_custom_field_row_syncs_both_ways_and_converges() {
         .or_default()
         .insert("cf1".into(), "7777".into());
     let clients = Clients::new(&config, settings());
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(
         okta_field(&sb, "00uCliam", "costCenter").as_deref(),
         Some("7777")
     );
-    let last = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let last = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(last.plan.change_count(), 0, "{:#?}", last.plan.actions);
@@ -295,7 +295,7 @@ async fn an_attribute_mastered_elsewhere_is_reported_before_any_write() {
     // A pass reads the schema too and leaves the attribute out of its Okta writes (Okta
     // would refuse each user's whole update with E0000023), naming the row once.
     let (_dir, config, store, clients) = setup(&sb);
-    let report = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let report = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(report.plan.left_out.len(), 1, "{:?}", report.plan.left_out);
@@ -361,7 +361,7 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
     let ad = "00u0000000";
 
     // Pass 1: the refused attribute fails alone; the rest of the user's update lands.
-    let r = run_one_pass(&config, &clients, &store, PassOptions::default())
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     assert_eq!(r.outcome, PassOutcome::UsersFailed, "{:?}", r.apply);
@@ -399,11 +399,10 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
 
     // Pass 2, full: nothing is sent to Okta; the refusal is listed, and the pass is clean.
     let before = okta_writes(&sb);
-    let full = PassOptions {
-        full: true,
-        ..PassOptions::default()
-    };
-    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    let full = PassOptions::default();
+    let r = run_whole(&config, &clients, &store, true, full)
+        .await
+        .unwrap();
     assert_eq!(r.outcome, PassOutcome::Clean, "{:?}", r.plan.problems);
     assert_eq!(okta_writes(&sb), before, "the refused write was sent again");
     let text = okta_telus_sync::report::plan_text(&r.plan);
@@ -416,7 +415,9 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
 
     // The user's record changes in Okta: the write is tried again (and refused again).
     sb.okta.lock().touch(ad);
-    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    let r = run_whole(&config, &clients, &store, true, full)
+        .await
+        .unwrap();
     assert_eq!(okta_writes(&sb), before + 1);
     assert_eq!(r.outcome, PassOutcome::UsersFailed);
 
@@ -425,7 +426,7 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
         retry_quarantined: true,
         ..PassOptions::default()
     };
-    let r = run_one_pass(&config, &clients, &store, retry)
+    let r = run_whole(&config, &clients, &store, false, retry)
         .await
         .unwrap();
     assert_eq!(okta_writes(&sb), before + 2);
@@ -437,7 +438,9 @@ async fn a_directory_sourced_user_refuses_write_back_alone_and_is_not_asked_agai
         .lock()
         .masters
         .insert("primaryPhone".into(), "OKTA".into());
-    let r = run_one_pass(&config, &clients, &store, full).await.unwrap();
+    let r = run_whole(&config, &clients, &store, true, full)
+        .await
+        .unwrap();
     assert_eq!(r.outcome, PassOutcome::Clean, "{:?}", r.apply);
     assert_eq!(
         crate::okta_field(&sb, ad, "primaryPhone").as_deref(),
@@ -472,7 +475,7 @@ async fn a_write_that_cannot_be_built_is_not_journalled_as_a_server_error() {
     let config = sb.config(policy, &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
     let clients = Clients::new(&config, crate::settings());
-    run_one_pass(&config, &clients, &store, PassOptions::default())
+    run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();
     let rows = store
