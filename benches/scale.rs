@@ -17,6 +17,8 @@
 
 #[path = "scale_parts/events.rs"]
 mod events;
+#[path = "scale_parts/floor.rs"]
+mod floor;
 
 use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
@@ -214,6 +216,15 @@ fn one(n: usize) -> Value {
         "50".into(),
     ]);
 
+    // The floor first, on the bodies the full pass is about to read (nothing changed yet).
+    let bodies = rt.block_on(floor::fetch(
+        config.okta.url.as_str().trim_end_matches('/'),
+        config.telus.url.as_str().trim_end_matches('/'),
+    ));
+    let floor_cpu0 = cpu();
+    let floor_users = floor::run(&bodies, &dir.path().join("floor.db"));
+    let floor_cpu = cpu() - floor_cpu0;
+    drop(bodies);
     let c0 = fakes.ask("counts");
     let (cpu0, t0) = (cpu(), Instant::now());
     let full = rt
@@ -278,6 +289,8 @@ fn one(n: usize) -> Value {
             "changes": full.plan.change_count(),
             "applied": full.apply.applied,
             "cpu_s": full_cpu.as_secs_f64(), "wall_s": full_wall.as_secs_f64(),
+            "floor_cpu_s": floor_cpu.as_secs_f64(),
+            "floor_users": [floor_users.0, floor_users.1],
         },
         "incremental": {
             "okta_read": delta(&c2, &c1, "okta_list"), "changes": inc.plan.change_count(),
@@ -695,6 +708,29 @@ fn main() {
     println!(
         "   full: the first pass; all: the highest over it, an incremental pass and a no-change pass"
     );
+    println!(
+        "   floor: the same wire decoders and snapshot writes on the same page bodies, nothing else"
+    );
+    println!(
+        "   {:>8} {:>12} {:>12} {:>16} {:>18}",
+        "N", "full CPU s", "floor CPU s", "ratio to floor", "floor users o/t"
+    );
+    for r in &results {
+        let (full, floor) = (
+            r["full"]["cpu_s"].as_f64().unwrap_or(0.0),
+            r["full"]["floor_cpu_s"].as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "   {:>8} {:>12.2} {:>12.2} {:>16.2} {:>9} / {:<7}",
+            u(&r["n"]),
+            full,
+            floor,
+            if floor > 0.0 { full / floor } else { 0.0 },
+            u(&r["full"]["floor_users"][0]),
+            u(&r["full"]["floor_users"][1])
+        );
+    }
+    println!("   target: a full pass costs at most 2.0x its floor at N = 100,000");
     println!("   targets at N = 100,000: CPU < 5 s, peak RSS < 300 MiB, store < 100 MiB");
     print_projections(&sizes, &run);
     events::print(&run(&["--events".into()]));

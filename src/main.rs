@@ -190,3 +190,33 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sync`'s exit codes as DESIGN.md gives them, one per pass outcome.
+    #[test]
+    fn each_pass_outcome_has_its_exit_code() {
+        let codes: Vec<(PassOutcome, i32)> = [
+            PassOutcome::Clean,
+            PassOutcome::UsersFailed,
+            PassOutcome::Held,
+            PassOutcome::SystemFailed,
+            PassOutcome::Busy,
+        ]
+        .into_iter()
+        .map(|o| (o, Exit::from(o) as i32))
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                (PassOutcome::Clean, 0),
+                (PassOutcome::UsersFailed, 1),
+                (PassOutcome::Held, 3),
+                (PassOutcome::SystemFailed, 4),
+                (PassOutcome::Busy, 5),
+            ]
+        );
+    }
+}

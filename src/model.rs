@@ -1,4 +1,6 @@
-//! Our own user, attribute and rule types, shared by every layer. Pure data: no IO, no serde wire names.
+//! Our own user, attribute and rule types, shared by every layer (no serde wire names), and
+//! the process-wide table of interned field names (filled with the mapped names first; a
+//! full table is said once in the log).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -636,16 +638,6 @@ pub enum PassOutcome {
 }
 
 impl PassOutcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            PassOutcome::Clean => 0,
-            PassOutcome::UsersFailed => 1,
-            PassOutcome::Held => 3,
-            PassOutcome::SystemFailed => 4,
-            PassOutcome::Busy => 5,
-        }
-    }
-
     pub fn parse(s: &str) -> Option<PassOutcome> {
         [
             PassOutcome::Clean,

@@ -1,5 +1,6 @@
-//! What the CLI prints: plans (text and JSON) and pass summaries. Pure formatting; values
-//! appear here because the admin asked to see them, never in logs above DEBUG.
+//! What the CLI prints: plans (text and JSON), pass summaries, history, and `status` (which
+//! reads the store). Values appear here because the admin asked to see them, never in logs
+//! above DEBUG.
 
 use crate::model::PassOutcome;
 use crate::model::System;

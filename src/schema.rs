@@ -4,7 +4,7 @@
 
 use crate::config::Problem;
 use crate::model::{OktaSchemaAttr, System, TELUS_CUSTOM_PREFIX, TELUS_FIELDS, TelusCustomField};
-use crate::reconcile::policy::{AttrRule, Master, Piece, Policy, TelusSide};
+use crate::reconcile::policy::{AttrRule, Master, Policy};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -77,19 +77,6 @@ pub fn okta_refused_writes(
     out
 }
 
-fn telus_paths(rule: &AttrRule) -> Vec<&str> {
-    match &rule.telus {
-        TelusSide::Field { path, .. } => vec![path.as_str()],
-        TelusSide::Template(pieces) => pieces
-            .iter()
-            .filter_map(|p| match p {
-                Piece::Field(f) => Some(f.as_str()),
-                Piece::Lit(_) => None,
-            })
-            .collect(),
-    }
-}
-
 /// Every row checked against both live schemas; each problem names the row.
 pub fn check_policy(
     policy: &Policy,
@@ -134,7 +121,7 @@ pub fn check_policy(
                 }
             }
         }
-        for path in telus_paths(rule) {
+        for path in rule.telus.fields() {
             if let Some(name) = path.strip_prefix(TELUS_CUSTOM_PREFIX)
                 && !telus_custom.iter().any(|f| f.display_name == name)
             {
@@ -178,7 +165,7 @@ pub fn schema_json(
         .map(|(path, writable)| {
             json!({
                 "name": path, "type": "string", "custom": false, "writable": writable,
-                "mapped_by": mapped_by(policy, |r| telus_paths(r).contains(path)),
+                "mapped_by": mapped_by(policy, |r| r.telus.fields().contains(path)),
             })
         })
         .collect();
@@ -186,7 +173,7 @@ pub fn schema_json(
         let path = format!("{TELUS_CUSTOM_PREFIX}{}", f.display_name);
         telus_attrs.push(json!({
             "name": path, "id": f.id, "type": "string", "custom": true, "writable": true,
-            "mapped_by": mapped_by(policy, |r| telus_paths(r).contains(&path.as_str())),
+            "mapped_by": mapped_by(policy, |r| r.telus.fields().contains(&path.as_str())),
         }));
     }
     json!({
@@ -275,6 +262,7 @@ pub fn schema_text(
 mod tests {
     use super::*;
     use crate::model::OktaMaster;
+    use crate::reconcile::policy::TelusSide;
 
     fn attr(name: &str, kind: &str, mutability: &str, master: OktaMaster) -> OktaSchemaAttr {
         OktaSchemaAttr {

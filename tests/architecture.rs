@@ -72,10 +72,21 @@ fn module_of(rel: &str) -> String {
 
 /// The crate's top-level modules a piece of code names (`crate::x`, `crate::{x, y::z}`).
 fn crate_refs(code: &str) -> BTreeSet<String> {
+    refs_after(code, "crate::")
+}
+
+/// The first path segment of each item named after `prefix` (`super::`, `crate::okta::`):
+/// `prefix x`, `prefix {x, y::z}`.
+fn refs_after(code: &str, prefix: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = code;
-    while let Some(at) = rest.find("crate::") {
-        rest = &rest[at + "crate::".len()..];
+    while let Some(at) = rest.find(prefix) {
+        // `crate::okta::` must not match inside `crate::okta_x::`, nor `super::` in `xsuper::`.
+        let before = rest[..at].chars().next_back();
+        rest = &rest[at + prefix.len()..];
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
         if let Some(group) = rest.strip_prefix('{') {
             // A grouped import: the first segment of each item, nested groups included.
             let mut depth = 1;
@@ -144,6 +155,51 @@ fn module_graph() -> BTreeMap<String, BTreeMap<String, String>> {
                         .entry(to)
                         .or_insert_with(|| format!("{rel}:{line}"));
                 }
+            }
+        }
+    }
+    graph
+}
+
+/// Edges between the files of one directory module (`okta/client.rs` -> `okta/logs.rs`),
+/// in non-test code. A file names a sibling as `super::sibling` or by its full path
+/// (`crate::okta::logs`). `mod.rs`, the module's face, is left out: its children use what
+/// it declares, and it re-exports theirs.
+fn file_graph() -> BTreeMap<String, BTreeMap<String, String>> {
+    let sources = sources();
+    let mut graph: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let all: Vec<String> = sources.iter().map(|(p, _)| rel(p)).collect();
+    for (path, text) in &sources {
+        let here = rel(path);
+        let Some((dir, file)) = here.rsplit_once('/') else {
+            continue;
+        };
+        if file == "mod.rs" || file == "tests.rs" {
+            continue;
+        }
+        let siblings: BTreeSet<String> = all
+            .iter()
+            .filter_map(|r| {
+                let (d, f) = r.rsplit_once('/')?;
+                (d == dir && f != "mod.rs" && f != file)
+                    .then(|| f.trim_end_matches(".rs").to_string())
+            })
+            .collect();
+        let full = format!("crate::{}::", dir.replace('/', "::"));
+        // The binary crate's `crate::` is `main.rs`: only `super::` names a sibling there.
+        let binary = dir == "commands";
+        let code = non_test(path, text);
+        for (line, l) in code_lines(&code) {
+            let mut named = refs_after(l, "super::");
+            if !binary {
+                named.extend(refs_after(l, &full));
+            }
+            for to in named.into_iter().filter(|n| siblings.contains(n)) {
+                graph
+                    .entry(format!("{dir}/{}", file.trim_end_matches(".rs")))
+                    .or_default()
+                    .entry(format!("{dir}/{to}"))
+                    .or_insert_with(|| format!("{here}:{line}"));
             }
         }
     }
@@ -302,6 +358,106 @@ fn the_module_graph_has_no_cycle() {
     }
 }
 
+#[test]
+fn the_files_of_a_module_form_no_cycle() {
+    let graph = file_graph();
+    println!("file graph inside modules (non-test code):");
+    for (from, tos) in &graph {
+        let tos: Vec<&str> = tos.keys().map(String::as_str).collect();
+        println!("  {from} -> {}", tos.join(", "));
+    }
+    if let Some(cycle) = find_cycle(&graph) {
+        let hops: Vec<String> = cycle
+            .windows(2)
+            .map(|w| format!("{} -> {} ({})", w[0], w[1], graph[&w[0]][&w[1]]))
+            .collect();
+        panic!("the files form a cycle:\n  {}", hops.join("\n  "));
+    }
+}
+
+/// Non-test lines of `src/` outside `allowed` (path prefixes) that `hit` matches.
+fn lines_outside(allowed: &[&str], hit: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        let rel = rel(&path);
+        if allowed.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        for (line, l) in code_lines(&non_test(&path, &text)) {
+            if hit(l) {
+                found.push(format!("{rel}:{line}: {}", l.trim()));
+            }
+        }
+    }
+    found
+}
+
+fn calls(l: &str, methods: &[&str]) -> bool {
+    methods.iter().any(|m| l.contains(&format!(".{m}(")))
+}
+
+#[test]
+fn only_the_pass_driver_begins_and_finishes_passes() {
+    let found = lines_outside(&["pass/", "store/"], |l| {
+        calls(l, &["begin_pass", "finish_pass"])
+    });
+    assert!(
+        found.is_empty(),
+        "passes begun or finished outside src/pass/:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_meta_table_is_reached_only_inside_the_store() {
+    let found = lines_outside(&["store/"], |l| {
+        calls(l, &["meta", "set_meta", "delete_meta"])
+    });
+    assert!(
+        found.is_empty(),
+        "meta reached outside src/store/ (use the typed methods of store/state.rs):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The daemon and event tests wait on conditions: a sleep is a line marked `// real time`
+/// (real time is the behaviour under test, or a condition is polled).
+#[test]
+fn daemon_and_event_tests_hold_no_unmarked_sleep() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for file in [
+        "tests/e2e/daemon.rs",
+        "tests/e2e/events.rs",
+        "src/daemon/events.rs",
+        "src/daemon/queue.rs",
+        "src/daemon/mod.rs",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let tests = match file.starts_with("src/") {
+            true => text.find("#[cfg(test)]").map_or("", |at| &text[at..]),
+            false => text.as_str(),
+        };
+        found.extend(
+            unmarked_sleeps(tests)
+                .into_iter()
+                .map(|l| format!("{file}: {l}")),
+        );
+    }
+    assert!(
+        found.is_empty(),
+        "fixed sleeps in the daemon and event tests:\n{}",
+        found.join("\n")
+    );
+}
+
+fn unmarked_sleeps(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.contains("sleep(") && !l.contains("// real time"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
 /// Functions longer than `max` lines in `text`: (name, first line, length). Counts braces
 /// from each `fn` line to its closing one (good enough for rustfmt-formatted code).
 fn long_functions(text: &str, max: usize) -> Vec<(String, usize, usize)> {
@@ -378,6 +534,17 @@ fn the_checks_see_what_they_look_for() {
     assert!(find_cycle(&g).is_some());
     g.get_mut("b").unwrap().clear();
     assert!(find_cycle(&g).is_none());
+    let siblings = refs_after("use super::{logs::LogEvent, wire};", "super::");
+    assert!(siblings.contains("logs") && siblings.contains("wire"));
+    assert!(refs_after("crate::okta_x::y", "crate::okta::").is_empty());
+    assert!(refs_after("crate::okta::logs::poll", "crate::okta::").contains("logs"));
+    assert!(calls("store.begin_pass(kind)", &["begin_pass"]));
+    assert!(calls("let v = s.meta(\"k\")?;", &["meta"]));
+    assert!(!calls("s.okta_cursor()", &["meta"]));
+    assert_eq!(
+        unmarked_sleeps("sleep(a).await;\nsleep(b).await; // real time: the debounce"),
+        vec!["sleep(a).await;".to_string()]
+    );
     assert_eq!(
         non_test(
             Path::new("x.rs"),

@@ -1,5 +1,6 @@
-//! What the daemon exposes on `[http] listen`: counters in Prometheus text format at
-//! `/metrics`, and `/healthz`. The daemon updates the figures after each pass.
+//! What the daemon exposes on `[http] listen`: counters and gauges in Prometheus text format
+//! at `/metrics`, and `/healthz`. The daemon updates the figures after each pass and as
+//! change events arrive.
 
 use axum::Router;
 use axum::extract::State;

@@ -1,5 +1,6 @@
-//! The Okta Management API client: SSWS auth, `Link`-header paging, partial profile updates,
-//! rate-limit headers and typed errors. Returns `model` types; never decides, never stores.
+//! The Okta Management API client: SSWS or OAuth 2.0 (a service app's private_key_jwt) auth,
+//! `Link`-header paging, partial profile updates, the profile schema, rate-limit buckets
+//! and typed errors. Returns `model` types; never decides, never stores.
 
 use super::wire::{ErrorDto, ListItemDto, SchemaDto, UserDto, next_link, profile_text};
 use crate::config::{OktaAuth, OktaConfig, OktaScope};
@@ -235,11 +236,8 @@ pub struct Client {
     /// `X-Okta-Request-Id` of this client's recent profile writes, newest last: the System
     /// Log names the same id as each event's `transaction.id`, so the event poller can tell
     /// its own writes from an admin's.
-    pub(super) own_requests: Mutex<super::logs::OwnRequests>,
+    pub(super) own_requests: Mutex<super::own::OwnRequests>,
 }
-
-/// How many of its own writes' request ids a client remembers (a bulk onboarding's worth).
-pub(super) const OWN_REQUESTS_KEPT: usize = 200_000;
 
 const BUCKET_LIST: &str = "users-list";
 /// The most pages one listing follows: two million users at 200 a page.

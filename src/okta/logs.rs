@@ -1,5 +1,6 @@
 //! Okta's System Log as a source of change hints (`GET /api/v1/logs` polled from a cursor)
-//! and single-user reads for targeted passes. Knows the log's query and event shapes.
+//! and single-user reads by id (targeted passes, deactivated users a listing leaves out).
+//! Knows the log's query and event shapes.
 
 use super::client::{BUCKET_GET, BUCKET_LOGS, Client, Error, read_body, to_model};
 use super::wire::{LogEventDto, UserDto};
@@ -146,28 +147,14 @@ impl Client {
             return;
         };
         if let Ok(mut own) = self.own_requests.lock() {
-            if own.order.len() >= super::client::OWN_REQUESTS_KEPT
-                && let Some(old) = own.order.pop_front()
-            {
-                own.ids.remove(&old);
-            }
-            if own.ids.insert(id.to_string()) {
-                own.order.push_back(id.to_string());
-            }
+            own.remember(id);
         }
     }
 
     fn is_own_request(&self, id: &str) -> bool {
         self.own_requests
             .lock()
-            .map(|own| own.ids.contains(id))
+            .map(|own| own.contains(id))
             .unwrap_or(false)
     }
-}
-
-/// Request ids of a client's own writes, oldest first, with a set to look them up.
-#[derive(Debug, Default)]
-pub struct OwnRequests {
-    order: std::collections::VecDeque<String>,
-    ids: std::collections::HashSet<String>,
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod logs;
+mod own;
 mod wire;
 
 pub use client::{BUCKETS, Client, Counters, Error, PAGE_LIMIT, REFUSED_MASTERED, decode_users};

@@ -1,5 +1,6 @@
-//! The planner's output: a sorted list of actions per user and system, the links and
-//! baseline values to record, and the problems to report. Pure data.
+//! The planner's output and its data: a sorted list of actions per user and system, the
+//! links and baseline values to record, the problems and holds to report, data problems,
+//! known refusals, and the key each user's records are kept under.
 
 use crate::model::{ExtId, Fields, Link, OktaId, System};
 use std::collections::{BTreeMap, HashMap};
@@ -322,7 +323,7 @@ pub struct Plan {
     /// and re-created only with approval.
     pub vanished: usize,
     /// Why the plan is held by a safety limit; empty when it may proceed.
-    pub held: Vec<super::safety::Hold>,
+    pub held: Vec<Hold>,
     /// The admin approved this pass (`sync --approve`): the holds are lifted.
     pub approved: bool,
     /// Users whose actions wait: backing off after a failure, or quarantined (with why).
@@ -517,5 +518,62 @@ impl Plan {
         users.sort();
         users.dedup();
         users.len()
+    }
+}
+
+/// Why a plan is held: nothing is written until `sync --approve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// Okta answered no users where the store knew some.
+    EmptyOkta { known: usize },
+    /// TELUS answered no users where the store knew some.
+    EmptyTelus { known: usize },
+    /// More creations than `safety.max_creates`.
+    Creates { count: usize, max: u32 },
+    /// More linked TELUS users gone from the listing than `safety.max_vanished`.
+    Vanished { count: usize, max: u32 },
+    /// More deactivations than `safety.max_deactivations`.
+    Deactivations { count: usize, max: u32 },
+    /// A larger share of linked users changed than `safety.max_changed_percent`.
+    ChangedShare {
+        changed: usize,
+        linked: usize,
+        max_percent: u32,
+    },
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hold::EmptyOkta { known } => write!(
+                f,
+                "Okta returned no users where the store knew {known}: check the token's scope and okta.scope"
+            ),
+            Hold::EmptyTelus { known } => write!(
+                f,
+                "TELUS returned no users where the store knew {known}: check the account and the app's permissions"
+            ),
+            Hold::Creates { count, max } => write!(
+                f,
+                "{count} new TELUS users exceed safety.max_creates = {max}"
+            ),
+            Hold::Vanished { count, max } => write!(
+                f,
+                "{count} linked TELUS users are gone from the listing, over safety.max_vanished = {max}: check the account and the app's permissions before creating them again"
+            ),
+            Hold::Deactivations { count, max } => write!(
+                f,
+                "{count} deactivations exceed safety.max_deactivations = {max}"
+            ),
+            Hold::ChangedShare {
+                changed,
+                linked,
+                max_percent,
+            } => write!(
+                f,
+                "{changed} of {linked} linked users ({}%) would change, over safety.max_changed_percent = {max_percent}",
+                changed * 100 / (*linked).max(1)
+            ),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! linked TELUS users gone from the listing, too large a share of linked users changed, or an
 //! empty directory where the store knew users. Pure.
 
-use super::plan::{Action, Plan};
+use super::plan::{Action, Hold, Plan};
 use super::policy::Safety;
 use std::collections::HashSet;
 
@@ -17,63 +17,6 @@ pub struct HoldContext {
     pub telus_read: usize,
     /// Whether any baseline exists yet (the change share applies only after the first pass).
     pub has_baseline: bool,
-}
-
-/// Why a plan is held: nothing is written until `sync --approve`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hold {
-    /// Okta answered no users where the store knew some.
-    EmptyOkta { known: usize },
-    /// TELUS answered no users where the store knew some.
-    EmptyTelus { known: usize },
-    /// More creations than `safety.max_creates`.
-    Creates { count: usize, max: u32 },
-    /// More linked TELUS users gone from the listing than `safety.max_vanished`.
-    Vanished { count: usize, max: u32 },
-    /// More deactivations than `safety.max_deactivations`.
-    Deactivations { count: usize, max: u32 },
-    /// A larger share of linked users changed than `safety.max_changed_percent`.
-    ChangedShare {
-        changed: usize,
-        linked: usize,
-        max_percent: u32,
-    },
-}
-
-impl std::fmt::Display for Hold {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Hold::EmptyOkta { known } => write!(
-                f,
-                "Okta returned no users where the store knew {known}: check the token's scope and okta.scope"
-            ),
-            Hold::EmptyTelus { known } => write!(
-                f,
-                "TELUS returned no users where the store knew {known}: check the account and the app's permissions"
-            ),
-            Hold::Creates { count, max } => write!(
-                f,
-                "{count} new TELUS users exceed safety.max_creates = {max}"
-            ),
-            Hold::Vanished { count, max } => write!(
-                f,
-                "{count} linked TELUS users are gone from the listing, over safety.max_vanished = {max}: check the account and the app's permissions before creating them again"
-            ),
-            Hold::Deactivations { count, max } => write!(
-                f,
-                "{count} deactivations exceed safety.max_deactivations = {max}"
-            ),
-            Hold::ChangedShare {
-                changed,
-                linked,
-                max_percent,
-            } => write!(
-                f,
-                "{changed} of {linked} linked users ({}%) would change, over safety.max_changed_percent = {max_percent}",
-                changed * 100 / (*linked).max(1)
-            ),
-        }
-    }
 }
 
 /// The reasons to hold this plan; empty when it may proceed.

@@ -7,11 +7,13 @@ pub mod faults;
 #[allow(clippy::result_large_err)]
 pub mod okta;
 mod okta_logs;
+mod routes;
 pub mod scale;
 pub mod seed;
 pub mod served;
 #[allow(clippy::result_large_err)]
 pub mod telus;
+pub mod telus_gateway;
 pub mod telus_ws;
 
 use crate::config::{Config, OktaConfig, OktaScope, Safety, Schedule, TelusConfig};

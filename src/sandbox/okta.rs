@@ -1,13 +1,12 @@
-//! A fake Okta Management API on loopback: SSWS auth, `/api/v1/users` with `Link` paging and
-//! the `lastUpdated gt` filter, partial profile updates, rate-limit headers, Okta error bodies.
-//! It records every request so tests can count them.
+//! A fake Okta Management API on loopback: SSWS and OAuth auth, `/api/v1/users` with `Link`
+//! paging and the `lastUpdated gt` filter, group and app members, partial profile updates,
+//! the profile schema and its masters, rate-limit headers, Okta error bodies. It records
+//! every request so tests can count them; the routes are `routes.rs`'s.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -219,22 +218,6 @@ pub type Shared = Arc<Mutex<OktaState>>;
 /// The fake, served on loopback.
 pub type FakeOkta = super::served::Served<OktaState>;
 
-impl FakeOkta {
-    pub async fn start(state: OktaState) -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(state));
-        let app = Router::new()
-            .route("/api/v1/users", get(list_users))
-            .route("/api/v1/groups/{id}/users", get(list_members))
-            .route("/api/v1/apps/{id}/users", get(list_members))
-            .route("/api/v1/users/{id}", get(get_user).post(update_user))
-            .route("/oauth2/v1/token", axum::routing::post(oauth_token))
-            .route("/api/v1/meta/schemas/user/default", get(schema))
-            .route("/api/v1/logs", get(super::okta_logs::logs))
-            .with_state(state.clone());
-        Self::serve(state, app, super::faults::Dialect::Okta).await
-    }
-}
-
 pub(super) fn now_epoch_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -369,7 +352,7 @@ enum Listing {
     App(String),
 }
 
-async fn list_users(
+pub(super) async fn list_users(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -382,7 +365,7 @@ async fn list_users(
 /// `GET /api/v1/groups/{groupId}/users`: the group's members; `GET /api/v1/apps/{appId}/users`:
 /// app users (`AppUser`), the Okta user embedded under `_embedded.user` only with
 /// `expand=user`.
-async fn list_members(
+pub(super) async fn list_members(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -562,7 +545,7 @@ fn list(
     resp
 }
 
-async fn get_user(
+pub(super) async fn get_user(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -599,7 +582,7 @@ fn not_found_resource(id: &str, kind: &str) -> Response {
 }
 
 /// `POST /api/v1/users/{id}`: a partial update; only the attributes sent change, null clears.
-async fn update_user(
+pub(super) async fn update_user(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -728,7 +711,7 @@ async fn update_user(
 
 /// `POST /oauth2/v1/token`: client credentials with a `private_key_jwt` client assertion,
 /// verified against the service app's public key.
-async fn oauth_token(
+pub(super) async fn oauth_token(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -831,7 +814,7 @@ const BASE_ATTRS: &[&str] = &[
 ];
 
 /// `GET /api/v1/meta/schemas/user/default`: the base attributes and the custom ones.
-async fn schema(
+pub(super) async fn schema(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,

@@ -4,12 +4,10 @@
 //! bulk tasks that run after acceptance, rate-limit groups with RingCentral's penalty rule,
 //! and RingCentral error bodies. It records every request so tests can count them.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,7 +99,7 @@ pub struct TelusState {
     /// Records accepted in bulk requests.
     pub bulk_records: u64,
     /// The notification gateway (WebSocket).
-    pub gateway: super::telus_ws::Gateway,
+    pub gateway: super::telus_gateway::Gateway,
 }
 
 /// How the fake answers `POST extension-bulk-update`.
@@ -214,51 +212,6 @@ pub type Shared = Arc<Mutex<TelusState>>;
 
 /// The fake, served on loopback.
 pub type FakeTelus = super::served::Served<TelusState>;
-
-impl FakeTelus {
-    pub async fn start(state: TelusState) -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(state));
-        let app = Router::new()
-            .route("/restapi/oauth/token", post(token))
-            .route("/restapi/oauth/authorize", get(authorize))
-            .route("/restapi/oauth/wstoken", post(super::telus_ws::ws_token))
-            .route("/ws", get(super::telus_ws::ws))
-            .route(
-                "/restapi/v1.0/account/{account}/extension/{id}/phone-number",
-                get(super::telus_ws::extension_numbers),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/extension",
-                get(list_extensions).post(create_extension),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/extension/{id}",
-                get(get_extension).put(update_extension),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/phone-number",
-                get(list_numbers),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/directory/entries",
-                get(directory_entries),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/custom-fields",
-                get(custom_fields),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/extension-bulk-update",
-                post(bulk_update),
-            )
-            .route(
-                "/restapi/v1.0/account/{account}/extension-bulk-update/tasks/{task}",
-                get(bulk_task),
-            )
-            .with_state(state.clone());
-        Self::serve(state, app, super::faults::Dialect::RingCentral).await
-    }
-}
 
 pub(super) fn rc_error(
     status: StatusCode,
@@ -382,7 +335,7 @@ pub(super) fn admit(
     throttle(st, group)
 }
 
-async fn token(
+pub(super) async fn token(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -679,7 +632,7 @@ pub(super) fn paged<T>(
     }))
 }
 
-async fn list_extensions(
+pub(super) async fn list_extensions(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -728,7 +681,7 @@ async fn list_extensions(
 /// (listDirectoryEntries): `ContactResource` records with `customFields: [{id, name, value}]`
 /// and `phoneNumbers` (usage type, primary), paged by page number up to 2,000 a page with
 /// `paging` and no navigation links; only Enabled, Disabled and NotActivated extensions.
-async fn directory_entries(
+pub(super) async fn directory_entries(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -843,7 +796,7 @@ async fn directory_entries(
     resp
 }
 
-async fn list_numbers(
+pub(super) async fn list_numbers(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -922,7 +875,7 @@ fn extension_not_found(id: &str) -> Response {
     )
 }
 
-async fn get_extension(
+pub(super) async fn get_extension(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -948,7 +901,7 @@ async fn get_extension(
 }
 
 /// `PUT extension/{id}`: top-level contact fields merge; `businessAddress` is replaced whole.
-async fn update_extension(
+pub(super) async fn update_extension(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -1123,7 +1076,7 @@ const BULK_MAX: usize = 500;
 /// `Accepted` task at once. The records are applied when the task runs, `task_delay` later,
 /// each on its own: a bad record is a `Fail` result with its errors, the others `Success`.
 /// Nothing changes before the task runs, so a read taken meanwhile shows the old values.
-async fn bulk_update(
+pub(super) async fn bulk_update(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -1252,7 +1205,7 @@ fn task_json(t: &FakeTask, id: &str, base: &str) -> Value {
 }
 
 /// `GET extension-bulk-update/tasks/{taskId}` (Light).
-async fn bulk_task(
+pub(super) async fn bulk_task(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -1282,7 +1235,7 @@ async fn bulk_task(
 
 /// `POST extension`: creates a `User` extension; the extension number is the next free one
 /// unless given (and then it must be free).
-async fn create_extension(
+pub(super) async fn create_extension(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -1396,7 +1349,7 @@ async fn create_extension(
 
 /// `GET /restapi/oauth/authorize`: the fake approves at once and redirects with a code, as
 /// the real login page does once the admin signs in and accepts.
-async fn authorize(
+pub(super) async fn authorize(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,
@@ -1444,7 +1397,7 @@ async fn authorize(
 }
 
 /// `GET /restapi/v1.0/account/~/custom-fields`.
-async fn custom_fields(
+pub(super) async fn custom_fields(
     State(state): State<Shared>,
     method: Method,
     uri: Uri,

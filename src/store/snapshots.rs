@@ -1,4 +1,5 @@
-//! The latest snapshot of each side: written each pass by merging, read back by incremental passes.
+//! The latest snapshot of each side: replaced by a whole pass, merged by a targeted one (only
+//! changed rows rewritten), read back by incremental passes and `status`.
 
 use super::*;
 
@@ -142,7 +143,9 @@ impl Store {
         Ok(out)
     }
 
-    pub fn load_telus(&self) -> Result<Vec<TelusUser>> {
+    /// The stored TELUS snapshot whole (the store's tests read it back).
+    #[cfg(test)]
+    pub(super) fn load_telus(&self) -> Result<Vec<TelusUser>> {
         self.load_users(
             "SELECT id, status, CAST(in_directory AS TEXT), directory_ref, fields FROM telus_users
              ORDER BY id",

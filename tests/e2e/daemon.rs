@@ -51,7 +51,7 @@ impl Daemon {
                 "waited for {count}× {needle:?}; log:\n{}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await; // real time: polls a condition (the daemon is another process)
         }
     }
 
@@ -66,7 +66,7 @@ impl Daemon {
                     let _ = self.child.kill();
                     panic!("daemon did not stop");
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                std::thread::sleep(Duration::from_millis(20)); // real time: polls the child's exit
             }
         })
         .await
@@ -177,7 +177,7 @@ async fn sighup_applies_a_changed_master_and_rejects_a_broken_file() {
             started.elapsed() < Duration::from_secs(10),
             "the new master never took effect"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // real time: polls a condition
     }
     assert!(
         d.log().contains("changed=\"attributes\"") || d.log().contains("changed=attributes"),
@@ -223,7 +223,7 @@ async fn sigterm_during_a_slow_apply_finishes_the_change_in_flight_and_exits_0()
             started.elapsed() < Duration::from_secs(20),
             "apply never started"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // real time: polls a condition
     }
     signal(&d.child, "-TERM");
     let stopped_at = std::time::Instant::now();
@@ -274,7 +274,7 @@ async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
     let started = std::time::Instant::now();
     while crate::okta_writes(&sb) + crate::telus_writes(&sb) == 0 {
         assert!(started.elapsed() < Duration::from_secs(20), "{}", d.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // real time: polls a condition
     }
     let run = |args: &[&str]| {
         let mut v = vec!["--config".to_string(), cfg.clone()];
@@ -318,7 +318,7 @@ async fn sync_and_plan_beside_the_daemon_never_double_a_write() {
             "the daemon stopped syncing; log:\n{}",
             d.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await; // real time: polls a condition
     }
     signal(&d.child, "-TERM");
     d.wait_exit().await;
@@ -369,7 +369,7 @@ async fn the_daemon_waits_while_another_pass_holds_the_store() {
         if let Ok(lock) = PassLock::try_acquire(&dir.path().join("state.db")).unwrap() {
             break lock;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await; // real time: polls a condition
     };
     d.wait_for_log("the pass waits: another pass holds the store", 1)
         .await;

@@ -16,7 +16,7 @@ async fn until(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
             "waited for {what}; daemon log:\n{}",
             d.log()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // real time: polls a condition (the daemon is another process)
     }
 }
 
@@ -112,7 +112,7 @@ async fn edits_on_either_side_land_by_targeted_passes_without_a_directory_read()
     })
     .await;
     // Two more polls: the echoes of both writes have been heard by now.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // real time: two System Log polls go by, so any echo would have been heard
 
     assert_eq!(extension_listings(&sb), listings, "no TELUS listing read");
     assert_eq!(okta_listings(&sb), okta_lists, "no Okta listing read");
@@ -175,7 +175,7 @@ async fn drop_then_number(
     d: &Daemon,
     recovery_fails: bool,
 ) -> ((u64, u64, u64), usize) {
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // real time: the daemon settles after its start (catch-up pass, subscription)
     let whole = whole_passes(dir);
     {
         let mut t = sb.telus.lock();
@@ -250,7 +250,7 @@ async fn a_restart_resumes_from_the_stored_cursor_and_catches_up_on_telus() {
             .is_some_and(|c| c.next.contains("after="))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // real time: a poll after the cursor was stored, before the stop
     crate::daemon::signal(&d.child, "-TERM");
     assert!(d.wait_exit().await.success());
     let status = run_bin(vec!["--config".into(), cfg.clone(), "status".into()]).await;
@@ -298,13 +298,13 @@ async fn a_cursor_past_retention_means_a_full_pass_then_polling_from_now() {
         contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // real time: the echoes of the pass are heard before the stop
     crate::daemon::signal(&d.child, "-TERM");
     assert!(d.wait_exit().await.success());
     // The log keeps a second; the daemon was away longer, and an edit went by meanwhile.
     okta_department(&sb, "00u3chl", "Legal");
     sb.okta.lock().log_retention = Duration::from_millis(1000);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // real time: the fake log's retention (1 s) runs out while the daemon is away
     let full = passes_of(dir.path(), "full");
     let d = Daemon::start(&cfg, dir.path());
     until("the lost edit in TELUS", &d, || {
@@ -336,7 +336,7 @@ async fn a_burst_becomes_one_pass_and_its_echoes_are_not_read_again() {
         &format!("{FAST_POLL}[safety]\nmax_changed_percent = 100\n"),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // real time: the daemon settles after its start
     let incremental = passes_of(dir.path(), "incremental");
     let ids: Vec<String> = sb.okta.lock().users.iter().map(|u| u.id.clone()).collect();
     for id in &ids {
@@ -349,7 +349,7 @@ async fn a_burst_becomes_one_pass_and_its_echoes_are_not_read_again() {
             .all(|e| e.contact.get("department").and_then(Value::as_str) == Some("Burst"))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // real time: no further pass follows the burst (a negative, so time must pass)
     assert_eq!(passes_of(dir.path(), "incremental"), incremental + 1);
     assert_eq!(
         passes_of(dir.path(), "targeted"),
@@ -377,7 +377,7 @@ async fn idle_costs_only_log_polls_and_heartbeats_keep_the_connection() {
         "okta_poll_seconds = 2\ntelus_heartbeat_seconds = 5\n",
     );
     let (_dir, _cfg, d) = started(&sb, &extra).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // real time: the daemon settles after its start
     let (okta_before, telus_before) = (
         sb.okta.lock().requests.len(),
         sb.telus.lock().requests.len(),
@@ -387,9 +387,9 @@ async fn idle_costs_only_log_polls_and_heartbeats_keep_the_connection() {
     // what the client says, so heartbeats must go meanwhile.
     for _ in 0..10 {
         sb.telus.lock().changed(62012, &["Features"]);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await; // real time: notifications a second apart, against the idle timeout under test
     }
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await; // real time: the idle timeout (7 s) with heartbeats every 5 s
     let o = sb.okta.lock();
     let idle: Vec<&str> = o.requests[okta_before..]
         .iter()
@@ -478,7 +478,7 @@ async fn no_websocket_token_reaches_the_log_at_trace() {
         sb.telus.lock().gateway.recovered == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // real time: the TRACE lines of the recovery reach the log
     let text = d.log();
     assert!(text.len() > 10_000, "TRACE output was produced");
     // The fake's tokens look like `wst12x…` and `wsc3x…`.

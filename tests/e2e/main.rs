@@ -115,7 +115,6 @@ async fn first_pass_converges_both_sides_and_second_pass_writes_nothing() {
         .unwrap();
     // A duplicate email and an unreadable phone: those users failed, the rest converged.
     assert_eq!(first.outcome, PassOutcome::UsersFailed);
-    assert_eq!(first.outcome.exit_code(), 1);
     assert_eq!(first.apply.failed, 0);
     // Every planned change, plus the created user's primaryPhone written back to Okta.
     assert_eq!(first.apply.applied, first.plan.change_count() + 1);
@@ -582,7 +581,6 @@ async fn a_bad_okta_token_ends_the_pass_as_a_system_failure() {
         .await
         .unwrap();
     assert_eq!(report.outcome, PassOutcome::SystemFailed);
-    assert_eq!(report.outcome.exit_code(), 4);
     assert!(report.system_error.unwrap().contains("E0000011"));
     assert_eq!(telus_writes(&sb), 0);
     let passes = store.recent_passes(1).unwrap();
@@ -797,7 +795,6 @@ async fn too_many_deactivations_hold_the_pass_until_approved() {
         .await
         .unwrap();
     assert_eq!(held.outcome, PassOutcome::Held);
-    assert_eq!(held.outcome.exit_code(), 3);
     assert!(
         held.plan.held[0].to_string().contains("max_deactivations"),
         "{:?}",
