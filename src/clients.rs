@@ -36,7 +36,7 @@ impl Clients {
             tokens: store.credentials("telus")?,
             penalties: Vec::new(),
         };
-        for group in telus::pacing::GROUPS {
+        for group in telus::pacing::RateGroup::ALL.map(|g| g.as_str()) {
             if let Some(until) = store.telus_penalty(group)? {
                 restored.penalties.push((group.to_string(), until));
             }
@@ -61,7 +61,7 @@ impl Clients {
     /// stricter than what this process knows.
     pub fn restore_pacing(&self, store: &Store) {
         let mut saved = Vec::new();
-        for group in telus::pacing::GROUPS {
+        for group in telus::pacing::RateGroup::ALL.map(|g| g.as_str()) {
             let budget = store.telus_budget(group).ok().flatten();
             let penalty = store
                 .telus_penalty(group)

@@ -161,6 +161,47 @@ pub fn backoff_delay(settings: &HttpSettings, attempt: u32) -> Duration {
     base + jitter
 }
 
+/// How a request that got no answer failed, as both clients tell it: the time ran out (the
+/// server may have done the work), no connection was made (it did not), or the exchange
+/// broke off (it may have). Messages carry no URL or header (`describe_reqwest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    Timeout,
+    Connect(String),
+    Interrupted(String),
+}
+
+impl NoAnswer {
+    pub fn of(e: &reqwest::Error) -> NoAnswer {
+        if e.is_timeout() {
+            NoAnswer::Timeout
+        } else if e.is_connect() {
+            NoAnswer::Connect(describe_reqwest(e))
+        } else {
+            NoAnswer::Interrupted(describe_reqwest(e))
+        }
+    }
+}
+
+/// The retry ladder both clients climb after a failure: whether attempt `attempt` (1-based)
+/// goes again. Only a `repeatable` request with attempts left does, after the backoff, with
+/// a WARN line naming the API, the endpoint and the error.
+pub async fn retry_after(
+    settings: &HttpSettings,
+    attempt: u32,
+    repeatable: bool,
+    api: &str,
+    endpoint: &str,
+    error: &(dyn std::fmt::Display + Sync),
+) -> bool {
+    if !repeatable || attempt >= settings.attempts {
+        return false;
+    }
+    tracing::warn!(api, endpoint, attempt, error = %error, "request failed, retrying");
+    tokio::time::sleep(backoff_delay(settings, attempt)).await;
+    true
+}
+
 /// A reqwest error without its URL (which may carry query parameters) or any header.
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

@@ -8,20 +8,53 @@ use serde_json::Value;
 
 /// Every page body of a full read: Okta's user listing, TELUS's extension listing and its
 /// Company Directory, as the fakes serve them.
+#[derive(Default)]
 pub struct Bodies {
     okta: Vec<Vec<u8>>,
     extensions: Vec<Vec<u8>>,
     directory: Vec<Vec<u8>>,
 }
 
+impl Bodies {
+    /// Keeps the bodies in files under `dir` (so that they weigh nothing on the passes'
+    /// peak RSS) until `load`.
+    pub fn save(self, dir: &std::path::Path) {
+        std::fs::create_dir_all(dir).expect("pages dir");
+        for (kind, pages) in [
+            ("okta", &self.okta),
+            ("ext", &self.extensions),
+            ("dir", &self.directory),
+        ] {
+            for (i, body) in pages.iter().enumerate() {
+                std::fs::write(dir.join(format!("{kind}-{i:06}")), body).expect("page file");
+            }
+        }
+    }
+
+    pub fn load(dir: &std::path::Path) -> Bodies {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("pages dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        names.sort();
+        let mut bodies = Bodies::default();
+        for path in names {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let body = std::fs::read(&path).expect("page file");
+            match name.split('-').next() {
+                Some("okta") => bodies.okta.push(body),
+                Some("ext") => bodies.extensions.push(body),
+                _ => bodies.directory.push(body),
+            }
+        }
+        bodies
+    }
+}
+
 /// Reads every page once over plain HTTP (untimed).
 pub async fn fetch(okta: &str, telus: &str) -> Bodies {
     let http = reqwest::Client::new();
-    let mut bodies = Bodies {
-        okta: Vec::new(),
-        extensions: Vec::new(),
-        directory: Vec::new(),
-    };
+    let mut bodies = Bodies::default();
     let mut next = Some(format!("{okta}/api/v1/users?limit=200"));
     while let Some(url) = next.take() {
         let resp = http

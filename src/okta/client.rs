@@ -4,7 +4,7 @@
 
 use super::wire::{ErrorDto, ListItemDto, SchemaDto, UserDto, next_link, profile_text};
 use crate::config::{OktaAuth, OktaConfig, OktaScope};
-use crate::http::{HttpSettings, backoff_delay, build_client, describe_reqwest, same_origin_link};
+use crate::http::{HttpSettings, build_client, describe_reqwest, same_origin_link};
 use crate::model::{OktaId, OktaMaster, OktaSchemaAttr, OktaStatus, OktaUser};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -49,6 +49,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// A request that got no answer, as this API's error.
+    pub fn no_answer(endpoint: &str, failure: crate::http::NoAnswer) -> Error {
+        let endpoint = endpoint.to_string();
+        match failure {
+            crate::http::NoAnswer::Timeout => Error::Timeout { endpoint },
+            crate::http::NoAnswer::Connect(message) => Error::Network { endpoint, message },
+            crate::http::NoAnswer::Interrupted(message) => Error::Interrupted { endpoint, message },
+        }
+    }
+
     /// For a write: whether it may have been processed although no readable answer came
     /// back (then it is settled against a fresh read, not sent again blindly).
     pub fn outcome_unknown(&self) -> bool {
@@ -606,24 +616,17 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = if e.is_timeout() {
-                        Error::Timeout {
-                            endpoint: endpoint.to_string(),
-                        }
-                    } else if e.is_connect() {
-                        Error::Network {
-                            endpoint: endpoint.to_string(),
-                            message: describe_reqwest(&e),
-                        }
-                    } else {
-                        Error::Interrupted {
-                            endpoint: endpoint.to_string(),
-                            message: describe_reqwest(&e),
-                        }
-                    };
-                    if attempt < self.settings.attempts {
-                        tracing::warn!(endpoint, attempt, error = %err, "okta request failed, retrying");
-                        tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+                    let err = Error::no_answer(endpoint, crate::http::NoAnswer::of(&e));
+                    if crate::http::retry_after(
+                        &self.settings,
+                        attempt,
+                        true,
+                        "okta",
+                        endpoint,
+                        &err,
+                    )
+                    .await
+                    {
                         continue;
                     }
                     return Err(err);
@@ -677,9 +680,10 @@ impl Client {
                 summary,
                 causes: causes_kept,
             };
-            if status.is_server_error() && attempt < self.settings.attempts {
-                tracing::warn!(endpoint, attempt, error = %err, "okta server error, retrying");
-                tokio::time::sleep(backoff_delay(&self.settings, attempt)).await;
+            if status.is_server_error()
+                && crate::http::retry_after(&self.settings, attempt, true, "okta", endpoint, &err)
+                    .await
+            {
                 continue;
             }
             return Err(err);

@@ -1,35 +1,23 @@
-//! TELUS OAuth: the token pair this tool holds, how it is persisted, and the pieces of the
+//! TELUS OAuth: the session the client holds (the access token, refreshed ahead of expiry
+//! under a cross-process lock, rotated pairs taken from and persisted to the store, a JWT
+//! grant when a refresh is refused, the token request itself), and the pieces of the
 //! authorization-code flow with PKCE (`auth telus`).
 
+use super::client::{Client, epoch_s};
+use super::error::Error;
+use super::pacing::RateGroup;
+use super::transport::decode;
+use super::wire::{ErrorDto, TokenDto};
+use crate::http::describe_reqwest;
 use crate::model::TokenPair;
 use base64::Engine as _;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Digest as _;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 use url::Url;
 
-/// Where the client keeps what must survive a restart: the rotated token pair (written
-/// before the new access token is used, since the old refresh token is spent) and rate-limit
-/// penalties still running. Implemented over the store by the daemon.
-pub trait Persist: Send + Sync {
-    fn save_tokens(&self, tokens: &TokenPair) -> Result<(), String>;
-    fn save_penalty(&self, group: &str, until_epoch_ms: i64) -> Result<(), String>;
-    /// The pair as stored now: another process (the daemon, an admin's command) may have
-    /// rotated it since this one loaded it.
-    fn load_tokens(&self) -> Result<Option<TokenPair>, String>;
-    /// Takes the lock that serializes token refreshes across processes, if it is free. The
-    /// lock is held until the returned guard is dropped.
-    fn try_lock_refresh(&self) -> Result<Option<Box<dyn Send>>, String>;
-    /// A penalty another process on the store met (its end, ms since the epoch).
-    fn load_penalty(&self, group: &str) -> Result<Option<i64>, String>;
-}
-
-/// State restored at start-up.
-#[derive(Debug, Default, Clone)]
-pub struct Restored {
-    pub tokens: Option<TokenPair>,
-    /// Rate-limit group → penalty end (ms since the epoch).
-    pub penalties: Vec<(String, i64)>,
-}
+pub use super::persist::{Persist, Restored};
 
 /// A PKCE verifier and its S256 challenge (RFC 7636).
 pub struct Pkce {
@@ -187,6 +175,338 @@ impl RedirectListener {
                 Err("no browser came back to the redirect in time: run `auth telus` again".into())
             }
         }
+    }
+}
+
+/// Refresh an access token this long before it expires.
+pub(super) const TOKEN_MARGIN: Duration = Duration::from_secs(120);
+
+/// What a refused refresh leads to: a usable access token another process stored, or a new
+/// pair to keep.
+pub(super) enum Refreshed {
+    Use(SecretString),
+    New(TokenPair),
+}
+
+impl Client {
+    /// A valid access token. Refreshed shortly before it expires (the rotated pair persisted
+    /// before use), or fetched with the jwt-bearer grant; `force` after a 401.
+    ///
+    /// The pair is shared with every other process on the same store (the daemon, an admin's
+    /// `plan` or `sync`): a refresh is taken under a cross-process lock, after re-reading the
+    /// stored pair, which another process may have rotated already. A refused refresh reads
+    /// the store again, then falls back to a new JWT grant when a JWT is configured.
+    pub(super) async fn access_token(&self, force: bool) -> Result<SecretString, Error> {
+        let mut guard = self.token.lock().await;
+        let now = epoch_s();
+        let margin = self.refresh_margin();
+        let usable = |t: &TokenPair| t.access_expires_at > epoch_s() + margin;
+        if !force
+            && let Some(t) = guard.as_ref()
+            && usable(t)
+        {
+            return Ok(t.access_token.clone());
+        }
+        let _refresh_lock = self.lock_refresh().await?;
+        // Another process may have rotated the pair since this one loaded it: take the
+        // stored one when it is newer (a token that just drew a 401 is not newer).
+        if let Some(stored) = self.stored_pair() {
+            let newer = guard
+                .as_ref()
+                .is_none_or(|held| !held.same_access(&stored) || !held.same_refresh(&stored));
+            if newer {
+                tracing::debug!("telus tokens rotated by another process: taken from the store");
+                let fresh =
+                    usable(&stored) && guard.as_ref().is_none_or(|held| !held.same_access(&stored));
+                *guard = Some(stored);
+                if fresh {
+                    return Ok(self.keep(&mut guard));
+                }
+            }
+        }
+        let refresh = guard.as_ref().and_then(|t| {
+            let alive = t.refresh_expires_at.is_none_or(|e| e > now);
+            t.refresh_token.clone().filter(|_| alive)
+        });
+        let pair = match refresh {
+            Some(rt) => match self.refresh_grant(&rt).await {
+                Ok(pair) => pair,
+                Err(Error::Auth {
+                    status,
+                    code,
+                    message,
+                }) if status == 400 || status == 401 => {
+                    match self
+                        .after_refused_refresh(&mut guard, &rt, (status, code, message))
+                        .await?
+                    {
+                        Refreshed::Use(token) => return Ok(token),
+                        Refreshed::New(pair) => pair,
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+            None => match &self.jwt {
+                Some(jwt) => self.jwt_grant(jwt).await?,
+                None => {
+                    return Err(Error::Auth {
+                        status: 0,
+                        code: String::new(),
+                        message:
+                            "no TELUS session: set telus.jwt, or run `okta-telus-sync auth telus`"
+                                .into(),
+                    });
+                }
+            },
+        };
+        // Whether the session can lapse is said once per pass, against the schedule
+        // (`telus::session::assess`), not at each refresh.
+        *guard = Some(pair);
+        Ok(self.keep(&mut guard))
+    }
+
+    /// A refresh was refused (`status`, `code`, `message`): perhaps another process spent
+    /// the token a moment ago and stored its successor; else a JWT signs in anew; else the
+    /// session is over.
+    pub(super) async fn after_refused_refresh(
+        &self,
+        guard: &mut Option<TokenPair>,
+        rt: &SecretString,
+        (status, code, message): (u16, String, String),
+    ) -> Result<Refreshed, Error> {
+        let margin = self.refresh_margin();
+        let usable = |t: &TokenPair| t.access_expires_at > epoch_s() + margin;
+        // Refused: perhaps another process spent it a moment ago.
+        let rotated = self
+            .stored_pair()
+            .filter(|stored| guard.as_ref().is_none_or(|held| !held.same_refresh(stored)));
+        Ok(match (rotated, &self.jwt) {
+            (Some(stored), _) if usable(&stored) => {
+                tracing::info!(
+                    "telus refresh token was spent by another process; using the pair it stored"
+                );
+                *guard = Some(stored);
+                return Ok(Refreshed::Use(self.keep(guard)));
+            }
+            (Some(stored), _) if stored.refresh_token.is_some() => {
+                let rt = stored.refresh_token.clone().unwrap_or_else(|| rt.clone());
+                *guard = Some(stored);
+                Refreshed::New(self.refresh_grant(&rt).await?)
+            }
+            (_, Some(jwt)) => {
+                tracing::warn!(code = %code, "telus refresh token refused; signing in again with the JWT credential");
+                Refreshed::New(self.jwt_grant(jwt).await?)
+            }
+            (_, None) => {
+                return Err(Error::Auth {
+                    status,
+                    code,
+                    message: format!(
+                        "{message}: the TELUS session was revoked or expired; run `okta-telus-sync auth telus`"
+                    ),
+                });
+            }
+        })
+    }
+
+    /// How long before expiry a token is refreshed: two minutes, or a quarter of a short
+    /// token's life.
+    pub(super) fn refresh_margin(&self) -> i64 {
+        let lifetime = self.token_lifetime.load(Ordering::Relaxed);
+        (TOKEN_MARGIN.as_secs() as i64).min(lifetime / 4)
+    }
+
+    /// The held pair's access token, noting its lifetime (it sets how early it is refreshed).
+    pub(super) fn keep(&self, guard: &mut Option<TokenPair>) -> SecretString {
+        match guard.as_ref() {
+            Some(pair) => {
+                self.token_lifetime.store(
+                    (pair.access_expires_at - epoch_s()).max(1),
+                    Ordering::Relaxed,
+                );
+                pair.access_token.clone()
+            }
+            None => SecretString::from(String::new()),
+        }
+    }
+
+    /// A refresh grant; the new pair is persisted before it is used, since the old refresh
+    /// token is spent.
+    pub(super) async fn refresh_grant(&self, rt: &SecretString) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair);
+        Ok(pair)
+    }
+
+    /// A jwt-bearer grant. Its pair (with a refresh token) is persisted too, so that the
+    /// other processes on this store use it instead of signing in again.
+    pub(super) async fn jwt_grant(&self, jwt: &SecretString) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", jwt.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair);
+        Ok(pair)
+    }
+
+    /// The stored pair, when this client persists (a store read that fails is logged).
+    pub(super) fn stored_pair(&self) -> Option<TokenPair> {
+        let p = self.persist.as_ref()?;
+        match p.load_tokens() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stored TELUS tokens");
+                None
+            }
+        }
+    }
+
+    /// Waits (up to a minute) for the cross-process refresh lock; none without a store.
+    pub(super) async fn lock_refresh(&self) -> Result<Option<Box<dyn Send>>, Error> {
+        let Some(p) = &self.persist else {
+            return Ok(None);
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match p.try_lock_refresh() {
+                Ok(Some(g)) => return Ok(Some(g)),
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => {
+                    return Err(Error::Auth {
+                        status: 0,
+                        code: String::new(),
+                        message:
+                            "another process has held the TELUS token refresh lock for a minute"
+                                .into(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the TELUS token refresh lock; refreshing without it");
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) for a token pair, persists it
+    /// and keeps it for this client.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &SecretString,
+        redirect_uri: &Url,
+    ) -> Result<TokenPair, Error> {
+        let pair = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri.as_str()),
+                ("code_verifier", verifier.expose_secret()),
+            ])
+            .await?;
+        self.persist_tokens(&pair);
+        *self.token.lock().await = Some(pair.clone());
+        Ok(pair)
+    }
+
+    /// The refresh token's expiry (seconds since the epoch), when a session is held.
+    pub async fn refresh_expires_at(&self) -> Option<i64> {
+        self.token
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|t| t.refresh_expires_at)
+    }
+
+    /// Saves a new pair. When that fails, the pair is still used from memory (the old refresh
+    /// token is already spent, so dropping the new one would lose the session), and the
+    /// failure is logged as an error: a restart before the next successful save loses it.
+    pub(super) fn persist_tokens(&self, pair: &TokenPair) {
+        if let Some(p) = &self.persist
+            && let Err(e) = p.save_tokens(pair)
+        {
+            tracing::error!(
+                error = %e,
+                "cannot save the rotated TELUS tokens: they are kept in memory only; fix the store (disk full? permissions?) before this process restarts, or run `auth telus` again after"
+            );
+        }
+    }
+
+    /// `POST /restapi/oauth/token` with HTTP Basic client auth.
+    pub(super) async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenPair, Error> {
+        let mut url = self.base.clone();
+        url.set_path("/restapi/oauth/token");
+        let endpoint = "POST oauth/token";
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let ticket = self.wait_for_group(RateGroup::Auth, endpoint).await?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let result = self
+                .http
+                .post(url.clone())
+                .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+                .form(form)
+                .send()
+                .await;
+            if let Ok(r) = &result {
+                self.note_rate_headers(RateGroup::Auth, r);
+            }
+            drop(ticket);
+            match result {
+                Ok(r) => {
+                    let code = r.status().as_u16();
+                    // A refresh token is single-use: a token request is retried only when the
+                    // server surely did not process it (429, 503), never after a timeout.
+                    if (code == 429 || code == 503) && attempt < self.settings.attempts {
+                        self.after_429_or_5xx(RateGroup::Auth, &r, attempt).await;
+                        continue;
+                    }
+                    break r;
+                }
+                Err(e) => {
+                    return Err(Error::Network {
+                        endpoint: endpoint.to_string(),
+                        message: describe_reqwest(&e),
+                    });
+                }
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let body = crate::http::read_capped(resp).await.unwrap_or_default();
+            let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
+            let first = dto.errors.first();
+            return Err(Error::Auth {
+                status: status.as_u16(),
+                code: first
+                    .and_then(|e| e.error_code.clone())
+                    .or(dto.oauth_error)
+                    .unwrap_or_default(),
+                message: dto
+                    .oauth_description
+                    .or_else(|| first.and_then(|e| e.message.clone()))
+                    .unwrap_or_default(),
+            });
+        }
+        let tok: TokenDto = decode(resp, endpoint).await?;
+        let now = epoch_s();
+        tracing::debug!(expires_in = tok.expires_in, "telus access token obtained");
+        Ok(TokenPair {
+            access_token: SecretString::from(tok.access_token),
+            access_expires_at: now + tok.expires_in.unwrap_or(3600) as i64,
+            refresh_token: tok.refresh_token.map(SecretString::from),
+            refresh_expires_at: tok.refresh_token_expires_in.map(|s| now + s as i64),
+        })
     }
 }
 

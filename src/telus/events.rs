@@ -3,7 +3,11 @@
 //! `wsc`), and the single-extension read a targeted pass makes. Knows their wire formats;
 //! decides nothing about users.
 
-use super::client::{Client, Error, decode, extension_url, to_user};
+use super::client::{Client, extension_url};
+use super::directory::to_user;
+use super::error::Error;
+use super::pacing::RateGroup;
+use super::transport::decode;
 use super::wire::{DirectoryPhoneDto, ExtensionDto, ListDto, WsTokenDto, direct_number};
 use crate::model::{ExtId, TELUS_DIRECT_NUMBER, TelusUser};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -100,7 +104,9 @@ impl Client {
         let endpoint = format!("GET extension/{id}");
         let url = extension_url(&self.base, id);
         let resp = match self
-            .send("Light", &endpoint, true, || self.http.get(url.clone()))
+            .send(RateGroup::Light, &endpoint, true, || {
+                self.http.get(url.clone())
+            })
             .await
         {
             Ok(r) => r,
@@ -123,7 +129,9 @@ impl Client {
         }
         url.query_pairs_mut().append_pair("perPage", "100");
         let resp = self
-            .send("Light", &endpoint, true, || self.http.get(url.clone()))
+            .send(RateGroup::Light, &endpoint, true, || {
+                self.http.get(url.clone())
+            })
             .await?;
         let numbers: ListDto<DirectoryPhoneDto> = decode(resp, &endpoint).await?;
         if let Some(n) = direct_number(numbers.records.iter()) {
@@ -158,7 +166,9 @@ impl Client {
         url.set_path("/restapi/oauth/wstoken");
         // Safe to repeat: a token that was issued but whose answer was lost is never used.
         let resp = self
-            .send("Auth", endpoint, true, || self.http.post(url.clone()))
+            .send(RateGroup::Auth, endpoint, true, || {
+                self.http.post(url.clone())
+            })
             .await?;
         let dto: WsTokenDto = decode(resp, endpoint).await?;
         let uri = dto.uri.as_deref().unwrap_or_default();

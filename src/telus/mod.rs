@@ -2,13 +2,20 @@
 //! RingCentral's URLs, headers, JSON and paging.
 
 pub mod auth;
+mod bulk;
 mod client;
+mod directory;
+mod error;
 pub mod events;
 pub mod pacing;
+mod persist;
+mod request;
 pub mod session;
+mod transport;
 mod wire;
+mod writes;
 
-pub use client::{
-    BULK_MAX, BulkRecord, BulkTask, Client, Counters, Error, PER_PAGE, TaskStatus,
-    decode_directory_page, decode_extension_page, explain,
-};
+pub use bulk::{BULK_MAX, BulkRecord, BulkTask, TaskStatus};
+pub use client::{Client, Counters};
+pub use directory::{PER_PAGE, decode_directory_page, decode_extension_page};
+pub use error::{Error, explain};

@@ -6,8 +6,45 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// RingCentral's rate-limit groups.
-pub const GROUPS: [&str; 4] = ["Light", "Medium", "Heavy", "Auth"];
+/// RingCentral's rate-limit groups (API reference, "Rate limits": each endpoint belongs to
+/// one, each with its own budget per window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RateGroup {
+    Light,
+    Medium,
+    Heavy,
+    Auth,
+}
+
+impl RateGroup {
+    pub const ALL: [RateGroup; 4] = [
+        RateGroup::Light,
+        RateGroup::Medium,
+        RateGroup::Heavy,
+        RateGroup::Auth,
+    ];
+
+    /// The group's name as RingCentral writes it (and as the store keeps it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateGroup::Light => "Light",
+            RateGroup::Medium => "Medium",
+            RateGroup::Heavy => "Heavy",
+            RateGroup::Auth => "Auth",
+        }
+    }
+
+    /// A group named in saved state; an unknown name is `None` (ignored, never guessed).
+    pub fn parse(name: &str) -> Option<RateGroup> {
+        RateGroup::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for RateGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Group {
@@ -19,10 +56,10 @@ struct Group {
 /// Every group's known state.
 #[derive(Debug, Default)]
 pub struct Pacing {
-    groups: HashMap<&'static str, Group>,
+    groups: HashMap<RateGroup, Group>,
     /// Groups whose budget is unknown (never seen, or its window ended) and that have one
     /// request out to learn it: the others wait for its answer instead of all going at once.
-    probing: std::collections::HashSet<&'static str>,
+    probing: std::collections::HashSet<RateGroup>,
 }
 
 /// Whether a request may go now.
@@ -38,18 +75,12 @@ pub enum Claim {
     Probing,
 }
 
-/// The name of a known group (or `None`), as the `'static` key the state is kept under.
-fn known(group: &str) -> Option<&'static str> {
-    GROUPS.iter().find(|g| **g == group).copied()
-}
-
 impl Pacing {
     /// An answer's `X-Rate-Limit-Remaining` and `-Window` (seconds): a window ends `window`
     /// seconds after it began, so the earliest known end is kept. Within a window the lower
     /// of the server's count and this process's own (which already took the requests still
     /// in flight) is kept: answers arrive out of order.
-    pub fn note(&mut self, group: &str, remaining: u64, window_secs: u64, now: Instant) {
-        let Some(group) = known(group) else { return };
+    pub fn note(&mut self, group: RateGroup, remaining: u64, window_secs: u64, now: Instant) {
         let end = now + crate::http::server_wait_secs(window_secs);
         let g = self.groups.entry(group).or_insert(Group {
             remaining,
@@ -68,11 +99,8 @@ impl Pacing {
     /// Takes one request of the group's budget, when there is one. An unknown budget is
     /// learnt by one request at a time; RingCentral counts every request, and with a small
     /// budget two sent blind at once could draw a 429 and its penalty.
-    pub fn claim(&mut self, group: &str, now: Instant) -> Claim {
-        let Some(group) = known(group) else {
-            return Claim::Go;
-        };
-        match self.groups.get_mut(group) {
+    pub fn claim(&mut self, group: RateGroup, now: Instant) -> Claim {
+        match self.groups.get_mut(&group) {
             Some(g) if g.until > now && g.remaining > 0 => {
                 g.remaining -= 1;
                 Claim::Go
@@ -85,17 +113,14 @@ impl Pacing {
 
     /// A request of the group was answered (or failed): a budget it was learning is known
     /// now, or is learnt by the next request.
-    pub fn answered(&mut self, group: &str) {
-        if let Some(group) = known(group) {
-            self.probing.remove(group);
-        }
+    pub fn answered(&mut self, group: RateGroup) {
+        self.probing.remove(&group);
     }
 
     /// A penalty (after a 429, or one another process met): nothing is sent to the group
     /// until it ends, since every request during a penalty restarts it. A penalty replaces
     /// the window; of two penalties the later end wins.
-    pub fn penalize(&mut self, group: &str, until: Instant) {
-        let Some(group) = known(group) else { return };
+    pub fn penalize(&mut self, group: RateGroup, until: Instant) {
         let g = self.groups.entry(group).or_insert(Group {
             remaining: 0,
             until,
@@ -110,13 +135,13 @@ impl Pacing {
 
     /// How long the next request to the group must wait: `None` while budget is left or
     /// once the window has ended.
-    pub fn wait(&self, group: &str, now: Instant) -> Option<Duration> {
-        let g = self.groups.get(group)?;
+    pub fn wait(&self, group: RateGroup, now: Instant) -> Option<Duration> {
+        let g = self.groups.get(&group)?;
         (g.remaining == 0 && g.until > now).then(|| g.until - now)
     }
 
     /// Each group whose window has not ended: (group, requests left, time to its end).
-    pub fn live(&self, now: Instant) -> Vec<(&'static str, u64, Duration)> {
+    pub fn live(&self, now: Instant) -> Vec<(RateGroup, u64, Duration)> {
         self.groups
             .iter()
             .filter(|(_, g)| g.until > now)
@@ -126,8 +151,7 @@ impl Pacing {
 
     /// Merges a state another process saved (requests left, time to its end): for a group
     /// whose own window is over, or that has more left, the saved state wins whole.
-    pub fn merge(&mut self, group: &str, remaining: u64, left: Duration, now: Instant) {
-        let Some(group) = known(group) else { return };
+    pub fn merge(&mut self, group: RateGroup, remaining: u64, left: Duration, now: Instant) {
         let until = now + left;
         let g = self
             .groups
@@ -150,17 +174,21 @@ mod tests {
     async fn a_spent_window_waits_until_it_ends_then_budget_is_learnt_again() {
         let mut p = Pacing::default();
         let t0 = Instant::now();
-        p.note("Medium", 1, 60, t0);
-        assert_eq!(p.wait("Medium", t0), None, "one request left");
+        p.note(RateGroup::Medium, 1, 60, t0);
+        assert_eq!(p.wait(RateGroup::Medium, t0), None, "one request left");
         tokio::time::advance(Duration::from_secs(10)).await;
         // The window's end is kept from its start, not moved by later answers.
-        p.note("Medium", 0, 60, Instant::now());
+        p.note(RateGroup::Medium, 0, 60, Instant::now());
         assert_eq!(
-            p.wait("Medium", Instant::now()),
+            p.wait(RateGroup::Medium, Instant::now()),
             Some(Duration::from_secs(50))
         );
         tokio::time::sleep(Duration::from_secs(50)).await;
-        assert_eq!(p.wait("Medium", Instant::now()), None, "the window is over");
+        assert_eq!(
+            p.wait(RateGroup::Medium, Instant::now()),
+            None,
+            "the window is over"
+        );
         assert!(p.live(Instant::now()).is_empty());
     }
 
@@ -169,27 +197,30 @@ mod tests {
         let mut p = Pacing::default();
         let t0 = Instant::now();
         // Unknown: one request goes to learn it, the others wait for its answer.
-        assert_eq!(p.claim("Medium", t0), Claim::Learn);
-        assert_eq!(p.claim("Medium", t0), Claim::Probing);
-        p.note("Medium", 2, 60, t0);
-        p.answered("Medium");
+        assert_eq!(p.claim(RateGroup::Medium, t0), Claim::Learn);
+        assert_eq!(p.claim(RateGroup::Medium, t0), Claim::Probing);
+        p.note(RateGroup::Medium, 2, 60, t0);
+        p.answered(RateGroup::Medium);
         // Two left: two go, the third waits for the window's end.
-        assert_eq!(p.claim("Medium", t0), Claim::Go);
-        assert_eq!(p.claim("Medium", t0), Claim::Go);
-        assert_eq!(p.claim("Medium", t0), Claim::Spent(Duration::from_secs(60)));
+        assert_eq!(p.claim(RateGroup::Medium, t0), Claim::Go);
+        assert_eq!(p.claim(RateGroup::Medium, t0), Claim::Go);
+        assert_eq!(
+            p.claim(RateGroup::Medium, t0),
+            Claim::Spent(Duration::from_secs(60))
+        );
         // A late answer reporting more left than this process took does not give it back.
-        p.note("Medium", 1, 60, t0);
-        assert!(matches!(p.claim("Medium", t0), Claim::Spent(_)));
+        p.note(RateGroup::Medium, 1, 60, t0);
+        assert!(matches!(p.claim(RateGroup::Medium, t0), Claim::Spent(_)));
         // Once the window is over the budget is learnt again, by one request.
         tokio::time::advance(Duration::from_secs(60)).await;
         let now = Instant::now();
-        assert_eq!(p.claim("Medium", now), Claim::Learn);
-        assert_eq!(p.claim("Medium", now), Claim::Probing);
+        assert_eq!(p.claim(RateGroup::Medium, now), Claim::Learn);
+        assert_eq!(p.claim(RateGroup::Medium, now), Claim::Probing);
         // Other groups are their own budgets.
-        assert_eq!(p.claim("Light", now), Claim::Learn);
+        assert_eq!(p.claim(RateGroup::Light, now), Claim::Learn);
         // A learner that fails lets the next one learn.
-        p.answered("Medium");
-        assert_eq!(p.claim("Medium", now), Claim::Learn);
+        p.answered(RateGroup::Medium);
+        assert_eq!(p.claim(RateGroup::Medium, now), Claim::Learn);
     }
 
     /// A window header of 2^64 seconds neither overflows the clock nor stalls for good.
@@ -197,37 +228,45 @@ mod tests {
     async fn a_window_header_of_any_size_waits_at_most_the_cap() {
         let mut p = Pacing::default();
         let t0 = Instant::now();
-        p.note("Auth", 0, u64::MAX, t0);
-        assert_eq!(p.wait("Auth", t0), Some(crate::http::MAX_SERVER_WAIT));
+        p.note(RateGroup::Auth, 0, u64::MAX, t0);
+        assert_eq!(
+            p.wait(RateGroup::Auth, t0),
+            Some(crate::http::MAX_SERVER_WAIT)
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_penalty_replaces_the_window_and_the_later_one_wins() {
         let mut p = Pacing::default();
         let t0 = Instant::now();
-        p.note("Heavy", 5, 60, t0);
-        p.penalize("Heavy", t0 + Duration::from_secs(30));
-        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(30)));
-        p.penalize("Heavy", t0 + Duration::from_secs(10));
-        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(30)), "kept");
-        p.penalize("Heavy", t0 + Duration::from_secs(45));
-        assert_eq!(p.wait("Heavy", t0), Some(Duration::from_secs(45)));
+        p.note(RateGroup::Heavy, 5, 60, t0);
+        p.penalize(RateGroup::Heavy, t0 + Duration::from_secs(30));
+        assert_eq!(p.wait(RateGroup::Heavy, t0), Some(Duration::from_secs(30)));
+        p.penalize(RateGroup::Heavy, t0 + Duration::from_secs(10));
+        assert_eq!(
+            p.wait(RateGroup::Heavy, t0),
+            Some(Duration::from_secs(30)),
+            "kept"
+        );
+        p.penalize(RateGroup::Heavy, t0 + Duration::from_secs(45));
+        assert_eq!(p.wait(RateGroup::Heavy, t0), Some(Duration::from_secs(45)));
         // Other groups are their own budgets.
-        assert_eq!(p.wait("Light", t0), None);
+        assert_eq!(p.wait(RateGroup::Light, t0), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_saved_state_with_less_left_wins_whole() {
         let mut p = Pacing::default();
         let t0 = Instant::now();
-        p.note("Medium", 30, 60, t0);
-        p.merge("Medium", 0, Duration::from_secs(20), t0);
-        assert_eq!(p.wait("Medium", t0), Some(Duration::from_secs(20)));
+        p.note(RateGroup::Medium, 30, 60, t0);
+        p.merge(RateGroup::Medium, 0, Duration::from_secs(20), t0);
+        assert_eq!(p.wait(RateGroup::Medium, t0), Some(Duration::from_secs(20)));
         // More left than known: ignored.
-        p.merge("Medium", 40, Duration::from_secs(59), t0);
-        assert_eq!(p.wait("Medium", t0), Some(Duration::from_secs(20)));
-        // An unknown group name from a file is ignored.
-        p.merge("Bogus", 0, Duration::from_secs(20), t0);
+        p.merge(RateGroup::Medium, 40, Duration::from_secs(59), t0);
+        assert_eq!(p.wait(RateGroup::Medium, t0), Some(Duration::from_secs(20)));
+        // An unknown group name from a file is no group (the client skips it).
+        assert_eq!(RateGroup::parse("Bogus"), None);
+        assert_eq!(RateGroup::parse("Medium"), Some(RateGroup::Medium));
         assert_eq!(p.live(t0).len(), 1);
     }
 }
