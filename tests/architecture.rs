@@ -341,38 +341,30 @@ fn sql_lives_only_in_the_store() {
     );
 }
 
-#[test]
-fn the_module_graph_has_no_cycle() {
-    let graph = module_graph();
-    println!("module graph (non-test code):");
-    for (from, tos) in &graph {
+/// Prints `graph` under `title` and fails on a cycle, naming where each hop is made.
+fn assert_acyclic(title: &str, graph: &BTreeMap<String, BTreeMap<String, String>>) {
+    println!("{title} (non-test code):");
+    for (from, tos) in graph {
         let tos: Vec<&str> = tos.keys().map(String::as_str).collect();
         println!("  {from} -> {}", tos.join(", "));
     }
-    if let Some(cycle) = find_cycle(&graph) {
+    if let Some(cycle) = find_cycle(graph) {
         let hops: Vec<String> = cycle
             .windows(2)
             .map(|w| format!("{} -> {} ({})", w[0], w[1], graph[&w[0]][&w[1]]))
             .collect();
-        panic!("the modules form a cycle:\n  {}", hops.join("\n  "));
+        panic!("{title} has a cycle:\n  {}", hops.join("\n  "));
     }
 }
 
 #[test]
+fn the_module_graph_has_no_cycle() {
+    assert_acyclic("module graph", &module_graph());
+}
+
+#[test]
 fn the_files_of_a_module_form_no_cycle() {
-    let graph = file_graph();
-    println!("file graph inside modules (non-test code):");
-    for (from, tos) in &graph {
-        let tos: Vec<&str> = tos.keys().map(String::as_str).collect();
-        println!("  {from} -> {}", tos.join(", "));
-    }
-    if let Some(cycle) = find_cycle(&graph) {
-        let hops: Vec<String> = cycle
-            .windows(2)
-            .map(|w| format!("{} -> {} ({})", w[0], w[1], graph[&w[0]][&w[1]]))
-            .collect();
-        panic!("the files form a cycle:\n  {}", hops.join("\n  "));
-    }
+    assert_acyclic("file graph inside modules", &file_graph());
 }
 
 /// Non-test lines of `src/` outside `allowed` (path prefixes) that `hit` matches.

@@ -156,16 +156,8 @@ impl Store {
 
     /// Stores the System Log cursor, stamped with now.
     pub fn save_okta_cursor(&self, next: &str) -> Result<()> {
-        self.tx(|tx| {
-            for (k, v) in [(OKTA_CURSOR, next), (OKTA_CURSOR_AT, now().as_str())] {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [k, v],
-                )?;
-            }
-            Ok(())
-        })
+        self.set_meta(OKTA_CURSOR, next)?;
+        self.set_meta(OKTA_CURSOR_AT, &now())
     }
 
     /// Forgets the System Log cursor: polling starts again from now.
