@@ -159,23 +159,26 @@ async fn sighup_applies_a_changed_master_and_rejects_a_broken_file() {
     let d = Daemon::start(&cfg, dir.path());
     d.wait_for_log("pass complete", 1).await;
 
-    // TELUS now masters the department: Liam's TELUS value must reach Okta.
+    // TELUS now masters the department: Liam's TELUS value must reach Okta. The edit in
+    // TELUS comes after the reload: a pass before it (one a second) would rightly put
+    // Okta's value back while Okta was still the master.
+    let good = std::fs::read_to_string(&cfg_path).unwrap()
+        + "\n[attributes.department]\nmaster = \"telus\"\n";
+    std::fs::write(&cfg_path, &good).unwrap();
+    signal(&d.child, "-HUP");
+    d.wait_for_log("config reloaded", 1).await;
     {
         let mut st = sb.telus.lock();
         let liam = st.extensions.iter_mut().find(|e| e.id == 62012).unwrap();
         liam.contact
             .insert("department".into(), json!("Facilities"));
     }
-    let good = std::fs::read_to_string(&cfg_path).unwrap()
-        + "\n[attributes.department]\nmaster = \"telus\"\n";
-    std::fs::write(&cfg_path, &good).unwrap();
-    signal(&d.child, "-HUP");
-    d.wait_for_log("config reloaded", 1).await;
     let started = std::time::Instant::now();
     while okta_field(&sb, "00uCliam", "department").as_deref() != Some("Facilities") {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "the new master never took effect"
+            "the new master never took effect:\n{}",
+            d.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await; // real time: polls a condition
     }
