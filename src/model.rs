@@ -162,6 +162,17 @@ pub const UNREADABLE: char = '\u{1}';
 /// reported as an invalid value for that user and never stored, journalled or printed whole.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
+/// Text from a server or an end user as it may reach a terminal: control characters (an
+/// `ESC[...` sequence, a bell) escaped, everything else as it is.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            c if c.is_control() => c.escape_debug().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A value as read from a server: itself, or past [`MAX_VALUE_BYTES`] a short note.
 pub fn capped(value: String) -> String {
     if value.len() <= MAX_VALUE_BYTES {

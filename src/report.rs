@@ -2,8 +2,8 @@
 //! reads the store). Values appear here because the admin asked to see them, never in logs
 //! above DEBUG.
 
-use crate::model::PassOutcome;
 use crate::model::System;
+use crate::model::{PassOutcome, printable};
 use crate::reconcile::{Action, Plan, ProblemKind};
 use crate::summary::PassReport;
 use serde_json::{Value, json};
@@ -279,13 +279,7 @@ pub fn parse_since(s: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String
 /// A value as it may reach a terminal: control characters (an end user's `ESC[...`, say,
 /// typed into Okta self-service or the TELUS app) escaped, everything else as it is.
 fn escaped(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            c if c.is_control() => c.escape_debug().to_string(),
-            '"' | '\\' => c.escape_debug().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    crate::model::printable(&s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// `old → new` with the changed characters highlighted (ANSI) when `color`.
@@ -419,6 +413,7 @@ fn status_events(
             every.as_secs(),
             store
                 .channel_line(Channel::Okta)?
+                .map(|l| printable(&l))
                 .unwrap_or_else(|| "not started (the daemon, `run`, polls)".into())
         ),
     };
@@ -428,6 +423,7 @@ fn status_events(
             "WebSocket notifications: {}",
             store
                 .channel_line(Channel::Telus)?
+                .map(|l| printable(&l))
                 .unwrap_or_else(|| "not started (the daemon, `run`, listens)".into())
         ),
     };
@@ -461,11 +457,11 @@ pub fn status_text(
             let _ = writeln!(
                 out,
                 "  {}  {} failed passes, last {}: {} {}",
-                f.email,
+                printable(&f.email),
                 f.consecutive,
                 f.last_failed_at,
-                f.last_code.as_deref().unwrap_or(""),
-                f.last_error.as_deref().unwrap_or("")
+                printable(f.last_code.as_deref().unwrap_or("")),
+                printable(f.last_error.as_deref().unwrap_or(""))
             );
         }
     }
@@ -475,11 +471,11 @@ pub fn status_text(
             let _ = writeln!(
                 out,
                 "  {}  {} failed pass(es), next retry after {}: {} {}",
-                f.email,
+                printable(&f.email),
                 f.consecutive,
                 f.next_retry_at,
-                f.last_code.as_deref().unwrap_or(""),
-                f.last_error.as_deref().unwrap_or("")
+                printable(f.last_code.as_deref().unwrap_or("")),
+                printable(f.last_error.as_deref().unwrap_or(""))
             );
         }
     }
@@ -494,7 +490,7 @@ pub fn status_text(
         Some(r) => writeln!(
             out,
             "\nTELUS bulk updates: refused by this account ({}); updates go one per user (40 a minute) until {}, when bulk is tried again.",
-            r.reason,
+            printable(&r.reason),
             r.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ),
         None => writeln!(
@@ -518,9 +514,9 @@ fn status_known(out: &mut String, store: &crate::store::Store) -> Result<(), cra
             let _ = writeln!(
                 out,
                 "  {}  {} (profile source {}, master {})",
-                k.email,
+                printable(&k.email),
                 k.attr,
-                k.provider.as_deref().unwrap_or("unknown"),
+                printable(k.provider.as_deref().unwrap_or("unknown")),
                 k.master
             );
         }
@@ -535,11 +531,11 @@ fn status_known(out: &mut String, store: &crate::store::Store) -> Result<(), cra
             let _ = writeln!(
                 out,
                 "  {}  {} → {}: {} {} (since {})",
-                d.email,
+                printable(&d.email),
                 d.attr,
                 d.system.as_str(),
-                d.code,
-                d.explanation,
+                printable(&d.code),
+                printable(&d.explanation),
                 d.since
             );
         }
@@ -577,7 +573,7 @@ fn status_passes(out: &mut String, passes: &[crate::store::PassRow]) {
             let _ = writeln!(
                 out,
                 "\nHELD: the last pass wrote nothing: {}\n  Review with `plan`, then run `sync --approve` to proceed once.",
-                last.summary.message.as_deref().unwrap_or("a safety limit")
+                printable(last.summary.message.as_deref().unwrap_or("a safety limit"))
             );
         }
     }
@@ -630,6 +626,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Server and user text in `status` (a failure's code and message, an email) reaches the
+    /// terminal with its control characters escaped.
+    #[test]
+    fn status_escapes_server_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = crate::store::Store::open(&path).unwrap();
+        store
+            .put_failure(&crate::reconcile::retry::FailureRow {
+                user_key: "00u1".into(),
+                email: "ana\u{1b}]0;x\u{7}@example.com".into(),
+                consecutive: 1,
+                last_code: Some("CMN-\u{1b}[2J".into()),
+                last_error: Some("bad\u{1b}[31m".into()),
+                last_failed_at: "2026-12-01T00:00:00Z".into(),
+                next_retry_at: "2026-12-01T00:05:00Z".into(),
+                quarantined: false,
+                data_hash: String::new(),
+            })
+            .unwrap();
+        let config = crate::sandbox::config_for(
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            crate::sandbox::Sandbox::demo_policy(),
+            &path,
+        );
+        let text = status_text(&config, &store).unwrap();
+        assert!(text.contains("CMN-\\u{1b}[2J"), "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub async fn telus(path: &std::path::Path, no_browser: bool) -> anyhow::Result<E
     let landed = if let Some(listener) = listener {
         println!("Waiting for the browser on {redirect} ...");
         listener
-            .wait(std::time::Duration::from_secs(600))
+            .wait(&state, std::time::Duration::from_secs(600))
             .await
             .map_err(anyhow::Error::msg)?
     } else {

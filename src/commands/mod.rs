@@ -47,7 +47,7 @@ pub fn open_store(config: &config::Config) -> anyhow::Result<store::Store> {
 /// Root opening the service's store would leave root-owned files (the store, `-wal`, `-shm`,
 /// the lock files) that the service's user cannot open afterwards: refused, naming the
 /// command to run instead.
-fn refuse_root_on_a_service_store(store: &std::path::Path) -> anyhow::Result<()> {
+pub(super) fn refuse_root_on_a_service_store(store: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     if effective_uid() != Some(0) {
         return Ok(());

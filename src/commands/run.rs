@@ -11,6 +11,8 @@ pub fn run(path: &std::path::Path, runtime: &tokio::runtime::Runtime) -> anyhow:
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    // As root on the service's store, the daemon would leave files the service cannot open.
+    super::refuse_root_on_a_service_store(&config.store_path)?;
     // signal-hook's iterator runs on its own thread and forwards into the runtime.
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])

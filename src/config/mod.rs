@@ -217,10 +217,14 @@ pub fn load_with_env(
         message: e.to_string(),
     })?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    from_toml_str(&text, env, base_dir).map_err(|problems| Error::Invalid {
+    let mut config = from_toml_str(&text, env, base_dir).map_err(|problems| Error::Invalid {
         path: path.to_path_buf(),
         problems,
-    })
+    })?;
+    config
+        .warnings
+        .extend(secret::inline_in_readable_file(path, &text));
+    Ok(config)
 }
 
 /// Parses and validates config text. Relative file paths are resolved against `base_dir`.

@@ -127,6 +127,37 @@ fn read_secret_file(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// The secret keys a config file holds inline.
+const SECRET_KEYS: [&str; 4] = [
+    "okta.token",
+    "okta.oauth.private_key",
+    "telus.client_secret",
+    "telus.jwt",
+];
+
+/// A warning for each secret written inline in `path` (not from the environment) when
+/// others than its owner can read the file: the same as for a readable `<key>_file`.
+pub(super) fn inline_in_readable_file(path: &Path, text: &str) -> Vec<String> {
+    let Some(w) = exposed(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+    else {
+        return Vec::new();
+    };
+    SECRET_KEYS
+        .iter()
+        .filter(|key| file.get_string(key).is_ok_and(|v| !v.trim().is_empty()))
+        .map(|key| {
+            format!(
+                "{key}: written in the file, and {w}, or move the secret to {key}_file or the credentials directory"
+            )
+        })
+        .collect()
+}
+
 /// Why a secret file is readable by others than its owner, if it is.
 fn exposed(path: &Path) -> Option<String> {
     #[cfg(unix)]

@@ -464,3 +464,35 @@ fn errors_never_echo_secrets() {
     let all = format!("{:?}", parse(&text).unwrap_err());
     assert!(!all.contains("okta-secret-token") && !all.contains("csecret"));
 }
+
+/// A secret written in a `sync.toml` others can read warns as a readable `token_file` does,
+/// naming the key and never the value; at 0600, or from the environment, it does not.
+#[test]
+fn inline_secrets_in_a_readable_file_warn_by_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sync.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = load_with_env(&path, Vec::new()).unwrap();
+    let inline: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("written in the file"))
+        .collect();
+    assert!(
+        inline
+            .iter()
+            .any(|w| w.starts_with("okta.token:") && w.contains("chmod 600")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c.warnings.iter().any(|w| w.contains("okta-secret-token")));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = load_with_env(&path, Vec::new()).unwrap();
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("written in the file")),
+        "{:?}",
+        c.warnings
+    );
+}

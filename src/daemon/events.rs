@@ -108,6 +108,20 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
             let _ = store.forget_okta_cursor();
             stored = None;
         }
+        if let Some(c) = &stored
+            && let Some(theirs) = foreign_origin(&c.next, &config.okta.url)
+        {
+            // The cursor is a link into the Okta org it came from (its origin is in it);
+            // another org would refuse it on every poll.
+            let _ = tx.try_send(Event::OktaLost {
+                reason: format!(
+                    "okta.url is now {}, but the stored System Log cursor came from {theirs}: polling starts from now",
+                    config.okta.url.origin().ascii_serialization()
+                ),
+            });
+            let _ = store.forget_okta_cursor();
+            stored = None;
+        }
         tasks.push(tokio::spawn(poll_okta(
             clients.okta.clone(),
             every,
@@ -138,6 +152,15 @@ pub fn start(config: &Config, clients: &Clients, store: &Store) -> Option<Channe
     Some(Channels { rx, tasks })
 }
 
+/// The origin a stored cursor link points at, when it is not `okta_url`'s (an unreadable
+/// link counts as foreign).
+fn foreign_origin(link: &str, okta_url: &url::Url) -> Option<String> {
+    let theirs = url::Url::parse(link)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| "an unreadable link".into());
+    (theirs != okta_url.origin().ascii_serialization()).then_some(theirs)
+}
+
 /// Whether a cursor stored at `stored_at` is older than the System Log's retention (a
 /// cursor with no time is taken as old).
 fn cursor_too_old(stored_at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> bool {
@@ -147,66 +170,138 @@ fn cursor_too_old(stored_at: Option<&str>, now: chrono::DateTime<chrono::Utc>) -
     }
 }
 
+/// The longest a failing System Log poll waits before the next try.
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How long the poll after `failures` failed polls in a row waits: `every`, doubled for each
+/// failure, at most [`MAX_POLL_BACKOFF`].
+fn poll_wait(every: Duration, failures: u32) -> Duration {
+    every
+        .saturating_mul(1u32 << failures.min(16))
+        .min(MAX_POLL_BACKOFF.max(every))
+}
+
+/// What one poll's answer means for the events and for the next poll.
+struct Judged {
+    event: Event,
+    cursor: LogCursor,
+    /// The poll failed: the next one backs off.
+    failed: bool,
+    /// Okta refuses this credential the System Log: polling stops.
+    stop: bool,
+}
+
+/// Judges one poll of `cursor`. A 400 on a `next` link loses the events it pointed past
+/// (once: polling goes on from now); a 400 on a query from a time loses nothing stored, so it
+/// is a failed poll that backs off, as are a page over the answer cap and any other error.
+fn judge(cursor: LogCursor, result: Result<okta::LogPoll, okta::Error>) -> Judged {
+    let failed = |cursor, reason: String| Judged {
+        event: Event::OktaDown { reason },
+        cursor,
+        failed: true,
+        stop: false,
+    };
+    match (result, &cursor) {
+        (Ok(poll), _) => Judged {
+            cursor: LogCursor::Next(poll.next.clone()),
+            event: Event::Okta {
+                events: poll.events,
+                next: poll.next,
+            },
+            failed: false,
+            stop: false,
+        },
+        (
+            Err(okta::Error::Api {
+                status: 400,
+                code,
+                summary,
+                ..
+            }),
+            LogCursor::Next(_),
+        ) => Judged {
+            event: Event::OktaLost {
+                reason: format!("Okta refused the System Log cursor ({code}: {summary})"),
+            },
+            cursor: LogCursor::Since(crate::store::now()),
+            failed: false,
+            stop: false,
+        },
+        (
+            Err(okta::Error::Api {
+                status: 400,
+                code,
+                summary,
+                ..
+            }),
+            LogCursor::Since(_),
+        ) => failed(
+            cursor,
+            format!(
+                "Okta refused a System Log query from a time ({code}: {summary}); nothing stored was lost, the poll is retried with backoff"
+            ),
+        ),
+        (
+            Err(okta::Error::Api {
+                status: status @ (401 | 403),
+                code,
+                summary,
+                ..
+            }),
+            _,
+        ) => Judged {
+            event: Event::OktaRefused {
+                reason: format!(
+                    "Okta refuses the System Log to this credential (HTTP {status} {code}: {summary}): an OAuth app needs the okta.logs.read scope; an API token, an admin role that can read the System Log"
+                ),
+            },
+            cursor,
+            failed: false,
+            stop: true,
+        },
+        (Err(e @ okta::Error::Decode { .. }), _)
+            if e.to_string()
+                .contains(&crate::http::BodyError::TooLarge.to_string()) =>
+        {
+            failed(
+                cursor,
+                format!(
+                    "a System Log page was over the answer size cap, refused unread ({e}); the poll is retried with backoff"
+                ),
+            )
+        }
+        (Err(e), _) => failed(cursor, e.to_string()),
+    }
+}
+
 /// Polls the System Log every `every` from the stored cursor (else from now), sending each
-/// poll's events and next link.
+/// poll's events and next link; failed polls back off (doubling, at most five minutes).
 async fn poll_okta(
     client: std::sync::Arc<okta::Client>,
     every: Duration,
     stored: Option<String>,
     tx: mpsc::Sender<Event>,
 ) {
-    let from_now = || LogCursor::Since(crate::store::now());
     let resumed = stored.is_some();
-    let mut cursor = stored.map(LogCursor::Next).unwrap_or_else(from_now);
+    let mut cursor = stored
+        .map(LogCursor::Next)
+        .unwrap_or_else(|| LogCursor::Since(crate::store::now()));
     if tx.send(Event::OktaStarted { resumed }).await.is_err() {
         return;
     }
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0u32;
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = tx.closed() => return,
         }
-        let event = match client.poll_logs(&cursor).await {
-            Ok(poll) => {
-                cursor = LogCursor::Next(poll.next.clone());
-                Event::Okta {
-                    events: poll.events,
-                    next: poll.next,
-                }
-            }
-            Err(okta::Error::Api {
-                status: 400,
-                code,
-                summary,
-                ..
-            }) => {
-                cursor = from_now();
-                Event::OktaLost {
-                    reason: format!("Okta refused the System Log cursor ({code}: {summary})"),
-                }
-            }
-            Err(okta::Error::Api {
-                status: status @ (401 | 403),
-                code,
-                summary,
-                ..
-            }) => {
-                let _ = tx
-                    .send(Event::OktaRefused {
-                        reason: format!(
-                            "Okta refuses the System Log to this credential (HTTP {status} {code}: {summary}): an OAuth app needs the okta.logs.read scope; an API token, an admin role that can read the System Log"
-                        ),
-                    })
-                    .await;
-                return;
-            }
-            Err(e) => Event::OktaDown {
-                reason: e.to_string(),
-            },
-        };
-        if tx.send(event).await.is_err() {
+        let result = client.poll_logs(&cursor).await;
+        let judged = judge(cursor, result);
+        cursor = judged.cursor;
+        failures = if judged.failed { failures + 1 } else { 0 };
+        wait = poll_wait(every, failures);
+        if tx.send(judged.event).await.is_err() || judged.stop {
             return;
         }
     }
@@ -959,6 +1054,58 @@ mod tests {
         );
         ev.after_pass(&store, None, &named, false);
         assert!(ev.catchup.is_some() && ev.due.is_some());
+    }
+
+    /// A 400 loses events only on a `next` link, and only once; on a query from a time it is
+    /// a failed poll, as is a page over the cap; failed polls double their wait up to 5 min.
+    #[test]
+    fn a_refused_poll_is_lost_events_only_on_a_link() {
+        let refused = || {
+            Err(okta::Error::Api {
+                endpoint: "GET logs".into(),
+                status: 400,
+                code: "E0000001".into(),
+                summary: "bad".into(),
+                causes: Vec::new(),
+            })
+        };
+        let j = judge(
+            LogCursor::Next("https://o/api/v1/logs?after=1".into()),
+            refused(),
+        );
+        assert!(matches!(j.event, Event::OktaLost { .. }) && !j.failed);
+        assert!(matches!(j.cursor, LogCursor::Since(_)));
+        let j = judge(j.cursor, refused());
+        assert!(matches!(j.event, Event::OktaDown { .. }) && j.failed);
+        assert!(matches!(j.cursor, LogCursor::Since(_)));
+        let big = Err(okta::Error::Decode {
+            endpoint: "GET logs".into(),
+            message: crate::http::BodyError::TooLarge.to_string(),
+        });
+        let j = judge(LogCursor::Since("t".into()), big);
+        assert!(
+            matches!(&j.event, Event::OktaDown { reason } if reason.contains("over the answer size cap"))
+                && j.failed
+        );
+        let every = Duration::from_secs(10);
+        assert_eq!(poll_wait(every, 0), every);
+        assert_eq!(poll_wait(every, 1), Duration::from_secs(20));
+        assert_eq!(poll_wait(every, 3), Duration::from_secs(80));
+        assert_eq!(poll_wait(every, 40), MAX_POLL_BACKOFF);
+    }
+
+    #[test]
+    fn a_cursor_is_foreign_to_another_origin_only() {
+        let url = url::Url::parse("https://acme.okta.com").unwrap();
+        assert_eq!(
+            foreign_origin("https://acme.okta.com/api/v1/logs?after=1", &url),
+            None
+        );
+        assert_eq!(
+            foreign_origin("https://old.okta.com/api/v1/logs?after=1", &url).as_deref(),
+            Some("https://old.okta.com")
+        );
+        assert!(foreign_origin("garbage", &url).is_some());
     }
 
     /// Events were lost: the larger catch-up wins, and the stored cursor is forgotten.

@@ -2,6 +2,8 @@
 //! at `/metrics`, and `/healthz`. The daemon updates the figures after each pass and as
 //! change events arrive.
 
+use super::listener::Capped;
+pub use super::listener::Limits;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -85,26 +87,30 @@ pub fn render(f: &Figures, now: i64) -> String {
             "okta_telus_sync_changes_total{{direction=\"{direction}\",outcome=\"{outcome}\"}} {n}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_api_requests_total API requests sent, by system.\n# TYPE okta_telus_sync_api_requests_total counter"
+    by_system(
+        &mut out,
+        "okta_telus_sync_api_requests_total",
+        "API requests sent, by system.",
+        &f.requests,
     );
-    for (system, n) in &f.requests {
-        let _ = writeln!(
-            out,
-            "okta_telus_sync_api_requests_total{{system=\"{system}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_api_rate_limited_total 429 responses received, by system.\n# TYPE okta_telus_sync_api_rate_limited_total counter"
+    by_system(
+        &mut out,
+        "okta_telus_sync_api_rate_limited_total",
+        "429 responses received, by system.",
+        &f.rate_limited,
     );
-    for (system, n) in &f.rate_limited {
-        let _ = writeln!(
-            out,
-            "okta_telus_sync_api_rate_limited_total{{system=\"{system}\"}} {n}"
-        );
-    }
+    by_system(
+        &mut out,
+        "okta_telus_sync_rate_limit_waits_total",
+        "Pauses made to respect a rate-limit budget or penalty, by system.",
+        &f.rate_waits,
+    );
+    by_system(
+        &mut out,
+        "okta_telus_sync_rate_limit_wait_seconds_total",
+        "Time spent in those pauses, by system.",
+        &f.rate_wait_seconds,
+    );
     let _ = writeln!(
         out,
         "# HELP okta_telus_sync_last_success_timestamp_seconds When the last successful pass ended.\n# TYPE okta_telus_sync_last_success_timestamp_seconds gauge"
@@ -265,6 +271,19 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// A counter by system: its HELP and TYPE lines, then one line per system.
+fn by_system<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: &BTreeMap<String, V>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (system, v) in values {
+        let _ = writeln!(out, "{name}{{system=\"{system}\"}} {v}");
+    }
+}
+
 /// Serves `/metrics` and `/healthz` until the task is aborted.
 pub async fn serve(
     listen: std::net::SocketAddr,
@@ -272,25 +291,6 @@ pub async fn serve(
     max_age: std::time::Duration,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     serve_with(listen, figures, max_age, Limits::default()).await
-}
-
-/// How much of the process the listener may hold: a scraper needs one short connection.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Connections open at once; more are closed as they arrive.
-    pub connections: usize,
-    /// How long one connection may stay open, idle or not (so also how long its request
-    /// headers may take to arrive).
-    pub lifetime: std::time::Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connections: 32,
-            lifetime: std::time::Duration::from_secs(10),
-        }
-    }
 }
 
 /// [`serve`] with explicit limits (tests use short ones).
@@ -304,155 +304,49 @@ pub async fn serve_with(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(AppState { figures, max_age });
-    let listener = Capped {
-        inner: tokio::net::TcpListener::bind(listen).await?,
-        permits: Arc::new(tokio::sync::Semaphore::new(limits.connections)),
-        lifetime: limits.lifetime,
-    };
+    let listener = Capped::new(tokio::net::TcpListener::bind(listen).await?, limits);
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     }))
 }
 
-/// A listener that holds at most `permits` connections, each for at most `lifetime`: idle
-/// or slow clients can neither exhaust the process's file descriptors nor hold the
-/// listener, so `/healthz` keeps answering and passes keep their sockets.
-struct Capped {
-    inner: tokio::net::TcpListener,
-    permits: Arc<tokio::sync::Semaphore>,
-    lifetime: std::time::Duration,
-}
-
-/// One accepted connection, closed (reads and writes fail) when its time is up.
-struct CappedStream {
-    stream: tokio::net::TcpStream,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl axum::serve::Listener for Capped {
-    type Io = CappedStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, addr) = match self.inner.accept().await {
-                Ok(accepted) => accepted,
-                Err(_) => {
-                    // Out of descriptors, say: wait a little rather than spin.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let deadline = Box::pin(tokio::time::sleep(self.lifetime));
-                    return (
-                        CappedStream {
-                            stream,
-                            deadline,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                // Over the cap: closed at once.
-                Err(_) => drop(stream),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-impl CappedStream {
-    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
-    }
-}
-
-fn timed_out() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection lifetime over")
-}
-
-impl tokio::io::AsyncRead for CappedStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.expired(cx) {
-            return std::task::Poll::Ready(Err(timed_out()));
-        }
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for CappedStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if self.expired(cx) {
-            return std::task::Poll::Ready(Err(timed_out()));
-        }
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
 
-    /// Idle clients cannot hold the listener: connections over the cap are closed at once,
-    /// and each held one at the end of its lifetime, so `/healthz` answers again.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn idle_connections_neither_pile_up_nor_starve_healthz() {
-        use tokio::io::AsyncReadExt as _;
+    async fn serve(limits: Limits) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let server = serve_with(addr, Default::default(), Duration::from_secs(60), limits)
+            .await
+            .unwrap();
+        (addr, server)
+    }
+
+    /// Idle clients cannot hold the listener: each is closed at the latest at the end of
+    /// its lifetime, the quietest at once when a new one comes, so `/healthz` answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_neither_pile_up_nor_starve_healthz() {
+        use tokio::io::AsyncReadExt as _;
         let limits = Limits {
             connections: 4,
-            lifetime: std::time::Duration::from_millis(800),
+            lifetime: Duration::from_millis(800),
+            first_byte: Duration::from_millis(400),
         };
-        let server = serve_with(
-            addr,
-            Default::default(),
-            std::time::Duration::from_secs(60),
-            limits,
-        )
-        .await
-        .unwrap();
+        let (addr, server) = serve(limits).await;
         let mut idle = Vec::new();
         for _ in 0..40 {
             idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
         }
-        // Every idle connection is closed by the server: the extra ones at once, the held
-        // ones at the end of their lifetime.
         for s in &mut idle {
             let mut buf = [0u8; 16];
-            let read = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut buf))
+            let read = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
                 .await
                 .expect("the server closed an idle connection");
             assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
@@ -462,6 +356,64 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 503, "no pass yet, but it answers");
         server.abort();
+    }
+
+    /// 64 clients that connect, send nothing, and reconnect as soon as they are closed.
+    /// Counts their reconnections.
+    fn hogs(addr: std::net::SocketAddr, stop: &Arc<AtomicBool>) -> Arc<AtomicU64> {
+        use tokio::io::AsyncReadExt as _;
+        let reconnects = Arc::new(AtomicU64::new(0));
+        for _ in 0..64 {
+            let (reconnects, stop) = (reconnects.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                        let mut buf = [0u8; 1];
+                        let _ = s.read(&mut buf).await;
+                        reconnects.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        reconnects
+    }
+
+    /// How many of 30 `/healthz` probes were answered.
+    async fn probes(addr: std::net::SocketAddr) -> usize {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut answered = 0;
+        for _ in 0..30 {
+            if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await {
+                answered += usize::from(r.status().as_u16() == 503);
+            }
+        }
+        answered
+    }
+
+    /// 64 clients that reconnect as soon as they are closed do not starve `/healthz` under
+    /// the shipped limits: every probe is answered, and the churn was real.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clients_that_reconnect_at_once_do_not_starve_healthz() {
+        {
+            let limits = Limits::default();
+            let (addr, server) = serve(limits).await;
+            let stop = Arc::new(AtomicBool::new(false));
+            let reconnects = hogs(addr, &stop);
+            // real time: the hogs are closed for their silence and come back
+            tokio::time::sleep(limits.first_byte + Duration::from_millis(300)).await;
+            let answered = probes(addr).await;
+            stop.store(true, Ordering::SeqCst);
+            server.abort();
+            assert!(
+                reconnects.load(Ordering::SeqCst) >= 64,
+                "{limits:?}: the hogs were closed and came back"
+            );
+            assert_eq!(answered, 30, "{limits:?}: every probe answered");
+        }
     }
 
     #[test]
@@ -508,6 +460,8 @@ mod tests {
             .insert(("okta->telus".into(), "applied".into()), 7);
         f.requests.insert("telus".into(), 12);
         f.rate_limited.insert("telus".into(), 0);
+        f.rate_waits.insert("telus".into(), 4);
+        f.rate_wait_seconds.insert("telus".into(), 12.5);
         f.last_success = Some(1_700_000_000);
         let text = render(&f, 1_700_000_100);
         assert!(text.contains("okta_telus_sync_passes_total{kind=\"full\",outcome=\"ok\"} 2"));
@@ -516,6 +470,10 @@ mod tests {
         ));
         assert!(text.contains("# TYPE okta_telus_sync_api_requests_total counter"));
         assert!(text.contains("okta_telus_sync_last_success_timestamp_seconds 1700000000"));
+        assert!(text.contains("okta_telus_sync_rate_limit_waits_total{system=\"telus\"} 4"));
+        assert!(
+            text.contains("okta_telus_sync_rate_limit_wait_seconds_total{system=\"telus\"} 12.5")
+        );
         f.left_out_rows = 1;
         assert!(render(&f, 0).contains("okta_telus_sync_okta_rows_left_out 1"));
         f.known_refusals = 2;

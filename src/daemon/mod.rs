@@ -4,6 +4,7 @@
 //! scheduler, the signals and the event channels' lifetime; what runs when is the queue's.
 
 pub mod events;
+mod listener;
 pub mod metrics;
 pub mod queue;
 
@@ -144,6 +145,25 @@ fn record(
         "telus".into(),
         clients.telus.counters.rate_limited.load(Ordering::Relaxed),
     );
+    for (system, waits, wait_ms) in [
+        (
+            "okta",
+            &clients.okta.counters.rate_waits,
+            &clients.okta.counters.rate_wait_ms,
+        ),
+        (
+            "telus",
+            &clients.telus.counters.rate_waits,
+            &clients.telus.counters.rate_wait_ms,
+        ),
+    ] {
+        f.rate_waits
+            .insert(system.into(), waits.load(Ordering::Relaxed));
+        f.rate_wait_seconds.insert(
+            system.into(),
+            wait_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        );
+    }
     if matches!(
         report.outcome,
         PassOutcome::Clean | PassOutcome::UsersFailed

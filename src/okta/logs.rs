@@ -103,11 +103,15 @@ impl Client {
                     message: "a polling request came back without a next link".into(),
                 });
             };
-            url = same_origin_link(&self.base, &next).map_err(|message| Error::Paging {
+            let next = same_origin_link(&self.base, &next).map_err(|message| Error::Paging {
                 endpoint: endpoint.clone(),
                 message,
             })?;
-            if !full {
+            // A `next` that points at the page itself would read it again: the poll ends,
+            // and the next poll starts there.
+            let itself = next == url;
+            url = next;
+            if !full || itself {
                 break;
             }
         }

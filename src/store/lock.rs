@@ -3,7 +3,7 @@
 //! the whole pass. The kernel releases it when the process dies, so a crash never leaves a
 //! stale lock. The file names its holder (pid, since when) for the refusal message. No SQL.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ impl PassLock {
     /// Takes the lock if it is free; otherwise says who holds it.
     pub fn try_acquire(store: &Path) -> std::io::Result<Result<PassLock, Holder>> {
         let path = lock_path(store);
-        let mut file = open(&path)?;
+        let mut file = super::files::open_lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0)?;
@@ -94,17 +94,6 @@ impl Drop for PassLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
-}
-
-fn open(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)
 }
 
 fn read_holder(file: &mut File) -> Holder {

@@ -3,6 +3,7 @@
 
 mod data_problems;
 mod failures;
+pub mod files;
 mod journal;
 mod links;
 pub mod lock;
@@ -40,6 +41,8 @@ pub enum Error {
         found: usize,
         known: usize,
     },
+    #[error("store: {0}")]
+    Files(#[from] files::Refused),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -200,6 +203,7 @@ impl Store {
     /// Opens (creating if needed) the store file, in WAL mode, and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let label = path.display().to_string();
+        files::prepare(path)?;
         let conn = Connection::open(path).map_err(|source| Error::Sql {
             path: label.clone(),
             source,
@@ -219,7 +223,7 @@ impl Store {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| store.err(e))?;
         store.init()?;
-        restrict_mode(path);
+        files::restrict(path)?;
         Ok(store)
     }
 
@@ -335,27 +339,6 @@ impl Store {
         let value = f(&tx).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(value)
-    }
-}
-
-/// The store holds tokens: only its owner may read it (and its WAL files).
-fn restrict_mode(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mut names = vec![path.to_path_buf()];
-        for suffix in ["-wal", "-shm"] {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            names.push(PathBuf::from(p));
-        }
-        for name in names {
-            if let Ok(meta) = std::fs::metadata(&name)
-                && meta.permissions().mode() & 0o077 != 0
-            {
-                let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
-            }
-        }
     }
 }
 

@@ -280,7 +280,8 @@ impl Store {
                     ],
                 )
                 ?;
-            restrict_mode(Path::new(&self.path));
+            // Checked and made 0600 at open; a WAL made since takes the store's own mode.
+            let _ = files::restrict(Path::new(&self.path));
             Ok(())
         })
     }

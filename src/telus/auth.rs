@@ -100,14 +100,19 @@ pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String
         url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
-    if let Some(err) = pairs.get("error") {
-        let desc = pairs.get("error_description").cloned().unwrap_or_default();
-        return Err(format!("TELUS refused the authorization: {err} {desc}"));
-    }
+    // The state first: an `error` on a redirect this run did not ask for is anyone's text.
     if pairs.get("state").map(String::as_str) != Some(expected_state) {
         return Err(
             "the redirect's state does not match this request: start `auth telus` again".into(),
         );
+    }
+    if let Some(err) = pairs.get("error") {
+        let desc = pairs.get("error_description").cloned().unwrap_or_default();
+        return Err(format!(
+            "TELUS refused the authorization: {} {}",
+            crate::model::printable(err),
+            crate::model::printable(&desc)
+        ));
     }
     pairs
         .get("code")
@@ -117,10 +122,18 @@ pub fn code_from_redirect(redirect: &str, expected_state: &str) -> Result<String
 
 /// The loopback listener the browser is redirected to, bound before the authorize URL is
 /// shown so that the browser never finds the port closed. Served by axum: only a GET on the
-/// redirect path ends the wait; anything else is a 404.
+/// redirect path carrying this run's `state` ends the wait; another request on that path
+/// gets a 400 and the wait goes on; anything else is a 404.
 pub struct RedirectListener {
     listener: tokio::net::TcpListener,
     path: String,
+}
+
+/// The redirect listener's state: this run's `state`, and where the redirect goes.
+#[derive(Clone)]
+struct Landing {
+    state: std::sync::Arc<str>,
+    tx: tokio::sync::mpsc::Sender<String>,
 }
 
 impl RedirectListener {
@@ -137,25 +150,40 @@ impl RedirectListener {
         Ok(RedirectListener { listener, path })
     }
 
-    /// Waits for the browser, answers it with a short page, and returns the request target
-    /// it came to (the redirect path with its query).
-    pub async fn wait(self, timeout: std::time::Duration) -> Result<String, String> {
+    /// Waits for the browser's redirect that carries `state`, answers it with a short page,
+    /// and returns the request target it came to (the redirect path with its query).
+    pub async fn wait(self, state: &str, timeout: std::time::Duration) -> Result<String, String> {
         use axum::extract::{OriginalUri, State};
+        use axum::http::StatusCode;
         async fn landed(
-            State(tx): State<tokio::sync::mpsc::Sender<String>>,
+            State(landing): State<Landing>,
             OriginalUri(uri): OriginalUri,
-        ) -> &'static str {
+        ) -> (StatusCode, &'static str) {
+            let ours = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .any(|(k, v)| k == "state" && *v == *landing.state);
+            if !ours {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "Not the authorization okta-telus-sync is waiting for: it goes on waiting.",
+                );
+            }
             let target = uri
                 .path_and_query()
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
-            let _ = tx.try_send(target);
-            "okta-telus-sync received the authorization. You can close this window."
+            let _ = landing.tx.try_send(target);
+            (
+                StatusCode::OK,
+                "okta-telus-sync received the authorization. You can close this window.",
+            )
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
         let app = axum::Router::new()
             .route(&self.path, axum::routing::get(landed))
-            .with_state(tx);
+            .with_state(Landing {
+                state: state.into(),
+                tx,
+            });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(self.listener, app)
@@ -547,6 +575,21 @@ mod tests {
                 .unwrap_err()
                 .contains("access_denied")
         );
+    }
+
+    /// An `error` on a redirect with another `state` is not this run's answer, and the
+    /// server's text reaches the terminal with its control characters escaped.
+    #[test]
+    fn the_state_is_checked_before_the_error_and_server_text_is_escaped() {
+        let other = code_from_redirect("?error=access_denied&state=zz", "s1").unwrap_err();
+        assert!(other.contains("state does not match"), "{other}");
+        let ours = code_from_redirect(
+            "?error=access_denied&error_description=%1B%5B2Jgone%07&state=s1",
+            "s1",
+        )
+        .unwrap_err();
+        assert!(!ours.chars().any(|c| c.is_control()), "{ours:?}");
+        assert!(ours.contains("\\u{1b}[2Jgone"), "{ours:?}");
     }
 
     #[test]

@@ -543,6 +543,17 @@ async fn auth_telus_then_sync(no_browser: bool) {
     if no_browser {
         writeln!(stdin, "{location}").unwrap();
     } else {
+        // Requests on the callback path that are not this run's redirect (no state, another
+        // state with an `error`) get a 400, and the flow goes on waiting.
+        let callback = format!("http://127.0.0.1:{port}/callback");
+        for stray in [
+            callback.clone(),
+            format!("{callback}?error=access_denied&error_description=%1B%5B2J&state=other"),
+            format!("{callback}?code=stolen&state=other"),
+        ] {
+            let page = http.get(&stray).send().await.unwrap();
+            assert_eq!(page.status().as_u16(), 400, "{stray}");
+        }
         // The browser follows the 302 to the command's loopback listener.
         let page = http.get(&location).send().await.unwrap();
         assert_eq!(page.status().as_u16(), 200);

@@ -138,6 +138,13 @@ async fn run_passes_on_schedule_serves_metrics_and_stops_on_sigterm() {
         metrics.contains("okta_telus_sync_api_rate_limited_total{system=\"telus\"} 0"),
         "{metrics}"
     );
+    // The README's table names these: they are rendered.
+    for name in [
+        "okta_telus_sync_rate_limit_waits_total{system=\"telus\"}",
+        "okta_telus_sync_rate_limit_wait_seconds_total{system=\"okta\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
     let health = http
         .get(format!("http://127.0.0.1:{port}/healthz"))
         .send()

@@ -623,3 +623,80 @@ async fn event_channels_ride_out_server_errors_and_bad_answers() {
     );
     drop(dir);
 }
+
+/// A System Log that keeps answering 400 costs at most one full pass (the cursor it refused
+/// is lost once; the queries from a time that follow lose nothing stored) and its polls back
+/// off, instead of a full pass every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_system_log_that_keeps_refusing_costs_one_full_pass_and_backs_off() {
+    use okta_telus_sync::sandbox::faults::FaultKind;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    until("a first poll", &d, || {
+        sb.okta.lock().count("GET", "/api/v1/logs") >= 1
+    })
+    .await;
+    let fulls_before = passes_of(dir.path(), "full");
+    let body = r#"{"errorCode":"E0000001","errorSummary":"Api validation failed: since","errorLink":"E0000001","errorId":"x","errorCauses":[]}"#;
+    sb.okta.inject(
+        "GET",
+        "/api/v1/logs",
+        FaultKind::Error {
+            status: 400,
+            body: body.into(),
+        },
+        1000,
+    );
+    tokio::time::sleep(Duration::from_secs(16)).await; // real time: the daemon polls on its own clock
+    let refused = crate::statuses(&sb.okta.faults, "GET", "/api/v1/logs")
+        .iter()
+        .filter(|s| **s == 400)
+        .count();
+    assert!(refused >= 2, "the fault fired ({refused})");
+    // Every 2 s without backoff: 8 in 16 s. With it: 2, 4, 8 s apart.
+    assert!(refused <= 5, "polls backed off ({refused} refused)");
+    assert!(
+        d.log().matches("Okta events were lost").count() <= 1,
+        "{}",
+        d.log()
+    );
+    assert!(
+        passes_of(dir.path(), "full") <= fulls_before + 1,
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("nothing stored was lost"), "{}", d.log());
+}
+
+/// A stored System Log cursor from another Okta org (okta.url changed) is not polled: one
+/// full pass, polling from now on the new org, and its events land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_from_another_okta_origin_starts_polling_from_now() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, FAST_POLL)
+        .display()
+        .to_string();
+    Store::open(&dir.path().join("state.db"))
+        .unwrap()
+        .save_okta_cursor("https://old-org.okta.com/api/v1/logs?after=1_2")
+        .unwrap();
+    let d = Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 1).await;
+    assert!(
+        d.log().contains("came from https://old-org.okta.com"),
+        "{}",
+        d.log()
+    );
+    okta_department(&sb, "00u1ana", "Finance");
+    until("the Okta edit in TELUS by events", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    assert_eq!(d.log().matches("Okta events were lost").count(), 1);
+    assert!(
+        !d.log().contains("System Log poll failed"),
+        "the old link was never polled: {}",
+        d.log()
+    );
+}

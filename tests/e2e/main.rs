@@ -1569,6 +1569,50 @@ async fn root_is_refused_on_a_store_the_service_user_owns() {
     assert!(!dir.path().join("state.db").exists(), "nothing was created");
 }
 
+/// `run` as root on the service's store is refused as the other commands are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_is_refused_running_the_daemon_on_the_service_store() {
+    if okta_telus_sync::store::files::effective_uid() != 0 {
+        eprintln!("not root: nothing to check here");
+        return;
+    }
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let out = run_bin(vec!["--config".into(), cfg, "run".into()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("sudo -u") && err.contains(" run"), "{err}");
+    assert!(!dir.path().join("state.db").exists(), "nothing was created");
+}
+
+/// A link planted at the lock file's name, pointing at the store, is refused: the store
+/// (links, baseline, journal, tokens) is left whole, and the pass does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_at_the_lock_files_name_is_refused_and_the_store_kept() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    let out = run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    assert!(out.status.code().is_some_and(|c| c <= 1));
+    let store_path = dir.path().join("state.db");
+    let links = Store::open(&store_path).unwrap().links().unwrap().len();
+    assert!(links > 0);
+    let size = std::fs::metadata(&store_path).unwrap().len();
+    std::fs::remove_file(dir.path().join("state.db.lock")).unwrap();
+    std::os::unix::fs::symlink(&store_path, dir.path().join("state.db.lock")).unwrap();
+    let out = run_bin(vec!["--config".into(), cfg, "sync".into()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::metadata(&store_path).unwrap().len(), size);
+    assert_eq!(
+        Store::open(&store_path).unwrap().links().unwrap().len(),
+        links
+    );
+}
+
 /// The shipped `sync.toml`, edited only as README step 2 says (the org URL and the TELUS
 /// client id; for an Okta OAuth app, its `[okta.oauth]` section uncommented with its client
 /// id), passes `check-config` for each README setup: under systemd, with the credentials
