@@ -90,6 +90,7 @@ async fn change_events(
         okta_poll: Some(std::time::Duration::from_secs(2)),
         telus_websocket: true,
         quiet_incremental: std::time::Duration::from_secs(3600),
+        whole_pass_spacing: std::time::Duration::from_secs(900),
         telus_heartbeat: std::time::Duration::from_secs(30),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -109,6 +109,9 @@ pub struct Events {
     /// While every event channel is healthy, scheduled incremental passes run at most this
     /// often (they stay the safety net for what events miss). Zero: as scheduled.
     pub quiet_incremental: std::time::Duration,
+    /// Whole passes that events ask for (events lost, a new session, more users than a
+    /// targeted pass reads) run at most once per this; the hints wait for it. Zero: at once.
+    pub whole_pass_spacing: std::time::Duration,
     /// Quiet time on the WebSocket after which a heartbeat is sent.
     pub telus_heartbeat: std::time::Duration,
 }
@@ -120,6 +123,7 @@ impl Events {
             okta_poll: None,
             telus_websocket: false,
             quiet_incremental: std::time::Duration::ZERO,
+            whole_pass_spacing: std::time::Duration::ZERO,
             telus_heartbeat: std::time::Duration::from_secs(30),
         }
     }

@@ -142,6 +142,7 @@ pub(super) struct RawEvents {
     pub(super) okta_poll_seconds: u64,
     pub(super) telus: String,
     pub(super) quiet_incremental_minutes: u64,
+    pub(super) whole_pass_spacing_minutes: Option<u64>,
     pub(super) telus_heartbeat_seconds: u64,
 }
 
@@ -151,6 +152,7 @@ impl Default for RawEvents {
             okta_poll_seconds: 10,
             telus: "websocket".into(),
             quiet_incremental_minutes: 60,
+            whole_pass_spacing_minutes: None,
             telus_heartbeat_seconds: 30,
         }
     }

@@ -121,6 +121,12 @@ fn validate_events(p: &mut Problems, raw: &super::raw::RawEvents) -> Events {
         okta_poll: (raw.okta_poll_seconds > 0).then(|| Duration::from_secs(raw.okta_poll_seconds)),
         telus_websocket,
         quiet_incremental: Duration::from_secs(raw.quiet_incremental_minutes * 60),
+        // A quarter of the quiet time unless set: 15 minutes with the defaults.
+        whole_pass_spacing: Duration::from_secs(
+            raw.whole_pass_spacing_minutes
+                .unwrap_or(raw.quiet_incremental_minutes / 4)
+                * 60,
+        ),
         telus_heartbeat: Duration::from_secs(raw.telus_heartbeat_seconds),
     }
 }

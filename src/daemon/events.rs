@@ -381,6 +381,13 @@ pub struct Events {
     catchup: Option<(Catchup, String)>,
     /// When the next event-driven pass is due.
     due: Option<Instant>,
+    /// At most one event-driven whole pass per this (`events.whole_pass_spacing_minutes`).
+    spacing: Duration,
+    /// When the last whole pass that answered a catch-up was taken.
+    last_catchup: Option<Instant>,
+    /// The channels' start-up catch-up ("events start from now") was taken: it does not
+    /// start the spacing, so a burst right after a start still goes at once.
+    started_up: bool,
     /// The System Log cursor to store once the pass covering its events has run.
     cursor_unsaved: Option<String>,
     /// TELUS users this tool wrote: echoes still expected, and until when.
@@ -414,6 +421,9 @@ impl Events {
             first_seen: HashMap::new(),
             catchup: None,
             due: None,
+            spacing: config.events.whole_pass_spacing,
+            last_catchup: None,
+            started_up: false,
             cursor_unsaved: None,
             echo: HashMap::new(),
             heard: HashMap::new(),
@@ -457,23 +467,40 @@ impl Events {
                 }
             }
             PassEnd::Nothing => self.after_pass(store, None, &named, false),
-            PassEnd::Escalated(reason) => self.put_back(
-                Named::default(),
-                Some((Catchup::Incremental, reason.clone())),
-                Duration::ZERO,
-            ),
+            PassEnd::Escalated(reason) => {
+                self.forget_lag(&named);
+                self.put_back(
+                    Named::default(),
+                    Some((Catchup::Incremental, reason.clone())),
+                    Duration::ZERO,
+                )
+            }
             // After the backoff, a pass reads what these events named.
-            PassEnd::SystemFailed if targeted => self.put_back(
-                Named::default(),
-                Some((Catchup::Incremental, "a targeted pass failed".into())),
-                Duration::ZERO,
-            ),
+            PassEnd::SystemFailed if targeted => {
+                self.forget_lag(&named);
+                self.put_back(
+                    Named::default(),
+                    Some((Catchup::Incremental, "a targeted pass failed".into())),
+                    Duration::ZERO,
+                )
+            }
             // What events asked for waits for the store, or for the end of the backoff.
             PassEnd::Busy | PassEnd::SystemFailed => {
                 if catchup.is_some() || !named.is_empty() {
                     self.put_back(named, catchup, BUSY_RETRY);
                 }
             }
+        }
+    }
+
+    /// Drops when `named` were first heard of: their lag is measured by a pass that read them
+    /// (an escalated one did not, and a later event must not inherit the old time).
+    fn forget_lag(&mut self, named: &Named) {
+        for u in named.okta.keys() {
+            self.first_seen.remove(&format!("o:{u}"));
+        }
+        for e in named.telus.keys() {
+            self.first_seen.remove(&format!("t:{e}"));
         }
     }
 
@@ -551,6 +578,7 @@ impl Events {
                 self.first_seen.entry(format!("o:{u}")).or_insert(at);
                 note(&mut self.pending.okta, u, &e.event_type);
             }
+            self.bound_pending();
         }
         if hinted {
             self.schedule();
@@ -602,6 +630,7 @@ impl Events {
                     .entry(format!("t:{ext}"))
                     .or_insert(parse_time(&timestamp));
                 note(&mut self.pending.telus, ext, &event_type);
+                self.bound_pending();
                 self.schedule();
                 self.note_last_event(store);
             }
@@ -624,6 +653,20 @@ impl Events {
         }
     }
 
+    /// Past the users a targeted pass reads, the names are dropped and only "a whole pass is
+    /// needed" is kept: a flood of events costs a bounded memory and one whole pass.
+    fn bound_pending(&mut self) {
+        let named = self.pending.okta.len() + self.pending.telus.len();
+        if named > crate::pass::MAX_TARGETED_USERS {
+            self.pending = Named::default();
+            self.first_seen.clear();
+            self.ask(
+                Catchup::Incremental,
+                "more users named by events than a targeted pass reads",
+            );
+        }
+    }
+
     /// Asks for a whole pass (the larger kind wins) as soon as possible.
     fn ask(&mut self, kind: Catchup, reason: &str) {
         match &self.catchup {
@@ -633,15 +676,29 @@ impl Events {
         self.schedule();
     }
 
+    /// Makes a pass due after the debounce (sooner than a catch-up that waits for its
+    /// spacing: the users named go now, the whole pass when its time comes).
     fn schedule(&mut self) {
-        if self.due.is_none() {
-            self.due = Some(Instant::now() + DEBOUNCE);
-        }
+        let soon = Instant::now() + DEBOUNCE;
+        self.due = Some(self.due.map_or(soon, |d| d.min(soon)));
     }
 
-    /// Takes what the next event-driven pass covers, leaving nothing pending.
-    pub fn take(&mut self) -> Taken {
+    /// Takes what the next event-driven pass covers, leaving nothing pending but a catch-up
+    /// whose spacing is not over (it stays, due when it is); `whole`: a scheduled whole pass
+    /// takes everything, and answers a catch-up too.
+    pub fn take(&mut self, whole: bool) -> Taken {
         self.due = None;
+        let now = Instant::now();
+        let catchup = match self.last_catchup {
+            Some(at) if !whole && self.catchup.is_some() && at + self.spacing > now => {
+                self.due = Some(at + self.spacing);
+                None
+            }
+            _ => self.catchup.take(),
+        };
+        if catchup.is_some() && std::mem::replace(&mut self.started_up, true) {
+            self.last_catchup = Some(now);
+        }
         // What was heard of these users is answered by this pass's read; what is heard from
         // now on (the pass's own echoes among it) is counted afresh.
         for ext in self.pending.telus.keys() {
@@ -649,7 +706,7 @@ impl Events {
         }
         Taken {
             named: std::mem::take(&mut self.pending),
-            catchup: self.catchup.take(),
+            catchup,
         }
     }
 
@@ -729,12 +786,7 @@ impl Events {
                 f.event_lag_last = Some(lag);
             }
         }
-        for u in named.okta.keys() {
-            self.first_seen.remove(&format!("o:{u}"));
-        }
-        for e in named.telus.keys() {
-            self.first_seen.remove(&format!("t:{e}"));
-        }
+        self.forget_lag(named);
         if self.pending.okta.is_empty()
             && self.catchup.is_none()
             && let Some(cursor) = self.cursor_unsaved.take()
@@ -916,6 +968,76 @@ mod tests {
         }
     }
 
+    /// An escalated targeted pass read nobody: its users' first-heard times are dropped, so
+    /// no later lag inherits them.
+    #[test]
+    fn an_escalated_pass_drops_its_lag_records() {
+        let (mut ev, store) = events();
+        ev.on_event(
+            Event::Okta {
+                events: vec![okta_event("00u1", false)],
+                next: "n".into(),
+            },
+            &store,
+        );
+        let taken = ev.take(false);
+        assert!(ev.first_seen.contains_key("o:00u1"));
+        ev.finished(&store, taken, true, &PassEnd::Escalated("gone".into()));
+        assert!(ev.first_seen.is_empty(), "{:?}", ev.first_seen);
+    }
+
+    /// Past the users a targeted pass reads, the names are dropped for one whole pass.
+    #[test]
+    fn a_flood_of_named_users_keeps_only_a_whole_pass() {
+        let (mut ev, store) = events();
+        let flood: Vec<_> = (0..=crate::pass::MAX_TARGETED_USERS)
+            .map(|i| okta_event(&format!("00u{i}"), false))
+            .collect();
+        ev.on_event(
+            Event::Okta {
+                events: flood,
+                next: "n".into(),
+            },
+            &store,
+        );
+        let taken = ev.take(false);
+        assert!(taken.named.is_empty());
+        assert_eq!(taken.catchup_kind(), Some(Catchup::Incremental));
+    }
+
+    /// Event-driven whole passes are spaced: a second catch-up within the spacing waits
+    /// (users named meanwhile still go at once); a scheduled whole pass answers it.
+    #[tokio::test(start_paused = true)]
+    async fn event_driven_whole_passes_are_spaced() {
+        let (mut ev, store) = events();
+        ev.spacing = Duration::from_secs(900);
+        let lost = || Event::OktaLost {
+            reason: "lost".into(),
+        };
+        // The start-up catch-up does not start the spacing; the next one does.
+        ev.on_event(lost(), &store);
+        assert_eq!(ev.take(false).catchup_kind(), Some(Catchup::Full));
+        ev.on_event(lost(), &store);
+        assert_eq!(ev.take(false).catchup_kind(), Some(Catchup::Full));
+        ev.on_event(lost(), &store);
+        ev.on_event(
+            Event::Okta {
+                events: vec![okta_event("00u1", false)],
+                next: "n".into(),
+            },
+            &store,
+        );
+        let taken = ev.take(false);
+        assert_eq!(taken.catchup_kind(), None, "the catch-up waits");
+        assert_eq!(taken.named.okta.len(), 1, "the named user goes now");
+        let due = ev.due().expect("due when the spacing ends");
+        assert!(due >= Instant::now() + Duration::from_secs(899));
+        tokio::time::advance(Duration::from_secs(901)).await;
+        assert_eq!(ev.take(false).catchup_kind(), Some(Catchup::Full));
+        ev.on_event(lost(), &store);
+        assert_eq!(ev.take(true).catchup_kind(), Some(Catchup::Full));
+    }
+
     /// A pass that wrote to extension 61: one notification of 61 is its echo, whether heard
     /// during the pass or after it; a second one is an edit to read.
     #[test]
@@ -977,7 +1099,7 @@ mod tests {
             Some("c1"),
             "00u2 still waits for its pass"
         );
-        let named = ev.take().named;
+        let named = ev.take(false).named;
         assert!(named.okta.contains_key(&OktaId("00u2".into())));
         ev.after_pass(&store, None, &named, false);
         assert_eq!(
@@ -996,13 +1118,16 @@ mod tests {
         named.telus.insert(ExtId("61".into()), "Update".into());
         for _ in 0..MAX_REREADS {
             ev.reread(&named, Duration::ZERO);
-            assert_eq!(ev.take().named, named);
+            assert_eq!(ev.take(false).named, named);
         }
         ev.reread(&named, Duration::ZERO);
-        assert!(ev.take().named.is_empty(), "given up after {MAX_REREADS}");
+        assert!(
+            ev.take(false).named.is_empty(),
+            "given up after {MAX_REREADS}"
+        );
         ev.confirmed(&named);
         ev.reread(&named, Duration::ZERO);
-        assert_eq!(ev.take().named, named);
+        assert_eq!(ev.take(false).named, named);
     }
 
     #[test]
@@ -1042,7 +1167,7 @@ mod tests {
             }),
             &store,
         );
-        let taken = ev.take();
+        let taken = ev.take(false);
         assert!(taken.catchup.is_some());
         let named = taken.named;
         ev.on_event(

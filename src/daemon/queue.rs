@@ -83,7 +83,7 @@ impl Queue {
         {
             self.whole = None;
             self.retry_at = None;
-            let taken = events.take();
+            let taken = events.take(true);
             let full = tick == Tick::Full || taken.catchup_kind() == Some(Catchup::Full);
             return Some(Job {
                 scope: Scope::Whole { full },
@@ -93,7 +93,7 @@ impl Queue {
         if events.due().is_none_or(|t| t > now) {
             return None;
         }
-        let taken = events.take();
+        let taken = events.take(false);
         let scope = match taken.catchup_kind() {
             Some(kind) => Scope::Whole {
                 full: kind == Catchup::Full,

@@ -52,6 +52,12 @@ pub struct Gateway {
     pub idle_closed: u64,
     /// An outage of the gateway: until then `wstoken` answers 503 and nothing connects.
     pub down_until: Option<Instant>,
+    /// A hostile or broken gateway (no documented behaviour; modelled for the storm tests):
+    /// every session is cut right after its subscription is answered.
+    pub drop_after_subscribe: bool,
+    /// Messages sent right after a subscription is answered (an oversized one, a flood of
+    /// `Error` messages).
+    pub after_subscribe: Vec<String>,
     pub(super) counter: u64,
 }
 
@@ -72,6 +78,8 @@ impl Default for Gateway {
             notifications: 0,
             idle_closed: 0,
             down_until: None,
+            drop_after_subscribe: false,
+            after_subscribe: Vec::new(),
             counter: 0,
         }
     }

@@ -105,13 +105,26 @@ async fn serve(state: Shared, mut socket: WebSocket, wsc: Option<String>) {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     last_heard = tokio::time::Instant::now();
-                    let reply = {
+                    let (reply, then, cut) = {
                         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                        answer(&mut st, &session_id, &t)
+                        let reply = answer(&mut st, &session_id, &t);
+                        let subscribed = reply.as_deref().is_some_and(|r| r.contains("\"fake-sub\""));
+                        match subscribed {
+                            true => (reply, st.gateway.after_subscribe.clone(), st.gateway.drop_after_subscribe),
+                            false => (reply, Vec::new(), false),
+                        }
                     };
                     if let Some(reply) = reply
                         && socket.send(Message::Text(reply.into())).await.is_err()
                     {
+                        break;
+                    }
+                    for text in then {
+                        if socket.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    if cut {
                         break;
                     }
                 }

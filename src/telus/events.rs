@@ -66,6 +66,8 @@ pub struct ListenOptions {
     pub heartbeat: Duration,
     /// Longest wait between two connection attempts.
     pub max_backoff: Duration,
+    /// How long the channel stays off after a 403 before it asks again.
+    pub refused_retry: Duration,
 }
 
 impl Default for ListenOptions {
@@ -73,6 +75,7 @@ impl Default for ListenOptions {
         ListenOptions {
             heartbeat: Duration::from_secs(30),
             max_backoff: Duration::from_secs(30),
+            refused_retry: REFUSED_RETRY,
         }
     }
 }
@@ -164,6 +167,9 @@ impl Client {
         let endpoint = "POST oauth/wstoken";
         let mut url = self.base.clone();
         url.set_path("/restapi/oauth/wstoken");
+        // A WebSocket token never takes the Auth group's last request: a token refresh
+        // (same group, 5 a minute) always finds one.
+        self.keep_in_reserve(RateGroup::Auth, AUTH_RESERVE).await;
         // Safe to repeat: a token that was issued but whose answer was lost is never used.
         let resp = self
             .send(RateGroup::Auth, endpoint, true, || {
@@ -188,6 +194,9 @@ impl Client {
     }
 }
 
+/// Requests of the Auth group a WebSocket token leaves for token refreshes.
+const AUTH_RESERVE: u64 = 1;
+
 /// Keeps one subscribed WebSocket connection to RingCentral's gateway until `tx` closes:
 /// heartbeats when quiet, reconnects after a drop (recovering the session with `wsc` within
 /// its recovery timeout, else subscribing again and saying events were lost).
@@ -198,16 +207,31 @@ pub async fn listen(client: Arc<Client>, tx: mpsc::Sender<Notice>, opts: ListenO
         let recover = session
             .take()
             .filter(|s| s.dropped_at.elapsed() < s.recovery_timeout);
+        let began = Instant::now();
         let ended = connect_once(&client, recover, &tx, &opts).await;
         let reason = match ended {
             Ended::Closed => return,
             Ended::Refused(reason) => {
-                let _ = tx.send(Notice::Refused { reason }).await;
-                return;
+                if tx.send(Notice::Refused { reason }).await.is_err() {
+                    return;
+                }
+                // Off for a while, then asked again: the permission may have been granted.
+                tokio::select! {
+                    _ = tokio::time::sleep(opts.refused_retry) => {}
+                    _ = tx.closed() => return,
+                }
+                failures = 0;
+                continue;
             }
             Ended::Dropped(s, reason) => {
                 session = s;
-                failures = 0;
+                // A session that dies soon after it began (a gateway that drops every
+                // session once subscribed) backs off as a failed connection does.
+                failures = if began.elapsed() < STABLE_SESSION {
+                    failures + 1
+                } else {
+                    0
+                };
                 reason
             }
             Ended::Failed(reason) => {
@@ -230,6 +254,25 @@ pub async fn listen(client: Arc<Client>, tx: mpsc::Sender<Notice>, opts: ListenO
         }
     }
 }
+
+/// The largest message or frame taken from the gateway: a notification is a few KiB; past
+/// this the connection is dropped (tungstenite's defaults, 64 MiB messages, let one message
+/// take the daemon past the unit's `MemoryMax`).
+pub const MAX_WS_MESSAGE: usize = 1 << 20;
+
+fn ws_limits() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE))
+        .max_frame_size(Some(MAX_WS_MESSAGE))
+}
+
+/// A session that ends sooner than this after it began counts as a failed attempt: the
+/// next one backs off, as after a connection that never came up.
+const STABLE_SESSION: Duration = Duration::from_secs(60);
+
+/// How long the channel stays off after RingCentral refuses it a token or a subscription
+/// (403: the app lacks the permission), before it asks again: an admin may grant it.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(15 * 60);
 
 /// A gateway URL with the token (and `wsc`, to recover a session) in its query.
 fn gateway_url(mut url: Url, token: &SecretString, recover: Option<&Session>) -> Url {
@@ -291,7 +334,7 @@ async fn connect_once(
     let url = gateway_url(gateway, &token, recover.as_ref());
     let mut ws = match tokio::time::timeout(
         opts.heartbeat,
-        tokio_tungstenite::connect_async(url.as_str()),
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_limits()), false),
     )
     .await
     {
@@ -417,6 +460,7 @@ async fn pump(
     // The subscription was the last message sent.
     let mut last_sent = Instant::now();
     let mut heartbeat_sent: Option<Instant> = None;
+    let mut errors_told = false;
     loop {
         let wake = match heartbeat_sent {
             Some(sent) => sent + opts.heartbeat,
@@ -449,7 +493,12 @@ async fn pump(
                     }
                     Some("Error") => {
                         let code = body.get("errorCode").and_then(Value::as_str).unwrap_or("");
-                        tracing::warn!(code, "the notification gateway reported an error");
+                        // One line per connection: a gateway that repeats itself is not news.
+                        if !std::mem::replace(&mut errors_told, true) {
+                            tracing::warn!(code, "the notification gateway reported an error (further ones on this connection at DEBUG)");
+                        } else {
+                            tracing::debug!(code, "the notification gateway reported an error");
+                        }
                     }
                     _ => {}
                 }

@@ -112,6 +112,31 @@ impl Client {
         }
     }
 
+    /// Sleeps while the group's known budget has no more than `reserve` requests left in
+    /// its window (or a penalty runs), so that what is left stays for other requests.
+    pub(super) async fn keep_in_reserve(&self, group: RateGroup, reserve: u64) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let wait = self.groups.lock().ok().and_then(|g| {
+                g.live(now)
+                    .into_iter()
+                    .find(|(g, left, _)| *g == group && *left <= reserve)
+                    .map(|(_, _, until_end)| until_end)
+            });
+            match wait {
+                Some(wait) => {
+                    tracing::debug!(
+                        group = group.as_str(),
+                        wait_s = wait.as_secs(),
+                        "keeping the group's last requests for token refreshes"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                None => return,
+            }
+        }
+    }
+
     /// Sleeps while the group's budget is spent or a penalty runs.
     pub(super) async fn wait_for_group(
         &self,

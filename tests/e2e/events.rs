@@ -700,3 +700,113 @@ async fn a_cursor_from_another_okta_origin_starts_polling_from_now() {
         d.log()
     );
 }
+
+/// A gateway that floods each session with errors and drops it right after subscribing:
+/// reconnections back off (the Auth group, 5 a minute and shared with token refreshes, is
+/// never exhausted: no 429), one gateway error line per connection, and the new sessions
+/// cost at most one more whole pass (event-driven whole passes are spaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_drops_every_session_costs_bounded_tokens_and_passes() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    let whole_before = whole_passes(dir.path());
+    let error = r#"[{"type":"Error","messageId":"e","status":400},{"errorCode":"WSG-400","message":"bad"}]"#;
+    {
+        let mut st = sb.telus.lock();
+        st.gateway.recovery_fails = true;
+        st.gateway.drop_after_subscribe = true;
+        st.gateway.after_subscribe = vec![error.to_string(); 20];
+        st.gateway.drop_connections();
+    }
+    let tokens_before = sb.telus.lock().count("POST", "/restapi/oauth/wstoken");
+    tokio::time::sleep(Duration::from_secs(14)).await; // real time: the daemon reconnects on its own clock
+    let (tokens, connections) = {
+        let st = sb.telus.lock();
+        (
+            st.count("POST", "/restapi/oauth/wstoken") - tokens_before,
+            st.gateway.connections,
+        )
+    };
+    assert!(tokens >= 2, "the drops happened ({tokens} tokens)");
+    // Backoff 1, 2, 4, 8 s, and the Auth group's last request kept for refreshes: a few in
+    // 14 s (without either: the whole Auth budget within a second, then 429s).
+    assert!(tokens <= 6, "reconnections backed off ({tokens} tokens)");
+    let refused = crate::statuses(&sb.telus.faults, "POST", "/restapi/oauth/wstoken")
+        .into_iter()
+        .chain(crate::statuses(
+            &sb.telus.faults,
+            "POST",
+            "/restapi/oauth/token",
+        ))
+        .filter(|s| *s == 429)
+        .count();
+    assert_eq!(refused, 0, "no 429 in the Auth group");
+    let lines = d
+        .log()
+        .matches("the notification gateway reported an error")
+        .count();
+    assert!(
+        lines >= 1 && lines as u64 <= connections,
+        "one line per connection at most ({lines} lines, {connections} connections)"
+    );
+    assert!(
+        whole_passes(dir.path()) <= whole_before + 1,
+        "spaced whole passes: {}",
+        d.log()
+    );
+}
+
+/// A notification message over 1 MiB drops the connection (it is not read into memory):
+/// tungstenite's default would take up to 64 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_gateway_message_drops_the_connection() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (_dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    let huge = format!(
+        r#"[{{"type":"ServerNotification","messageId":"m"}},{{"pad":"{}"}}]"#,
+        "x".repeat(2 << 20)
+    );
+    {
+        let mut st = sb.telus.lock();
+        st.gateway.recovery_fails = true;
+        st.gateway.after_subscribe = vec![huge];
+        st.gateway.drop_connections();
+    }
+    d.wait_for_log("message too large", 1).await;
+    let st = sb.telus.lock();
+    assert!(st.gateway.connections >= 2, "the client reconnected");
+}
+
+/// A 403 on the WebSocket token turns the channel off for a while, then it asks again: once
+/// the permission is granted, it subscribes without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_websocket_is_asked_again_after_its_backoff() {
+    use okta_telus_sync::telus::events::{ListenOptions, Notice, listen};
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.lock().gateway.permitted = false;
+    let dir = tempfile::tempdir().unwrap();
+    let config = sb.config(
+        okta_telus_sync::reconcile::policy::Policy::builtin(),
+        &dir.path().join("s.db"),
+    );
+    let client = std::sync::Arc::new(okta_telus_sync::telus::Client::new(
+        &config.telus,
+        okta_telus_sync::http::HttpSettings::default(),
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let opts = ListenOptions {
+        refused_retry: Duration::from_millis(500),
+        ..ListenOptions::default()
+    };
+    let task = tokio::spawn(listen(client, tx, opts));
+    let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap();
+    assert!(matches!(first, Some(Notice::Refused { .. })), "{first:?}");
+    sb.telus.lock().gateway.permitted = true;
+    let next = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap();
+    assert!(matches!(next, Some(Notice::Subscribed { .. })), "{next:?}");
+    task.abort();
+}
