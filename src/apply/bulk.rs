@@ -20,10 +20,6 @@ pub const PENDING_TASK: &str = "pending";
 /// long tasks take; ten minutes is far beyond what they are seen to take.
 const PENDING_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 
-/// How long a pass polls a task it sent before leaving it to the next pass.
-const POLL_LIMIT: Duration = Duration::from_secs(600);
-/// How long a pass polls a task an earlier run left, before reading anything.
-const SETTLE_POLL_LIMIT: Duration = Duration::from_secs(120);
 const POLL_FIRST: Duration = Duration::from_millis(250);
 const POLL_MAX: Duration = Duration::from_secs(5);
 
@@ -99,30 +95,40 @@ enum Sent<'p> {
     Done,
     /// The account refuses bulk updates: these items go one by one.
     Refused(Vec<Item<'p>>),
+    /// TELUS names one bad record per refusal: these items go one by one, later chunks
+    /// still in bulk.
+    OneByOne(Vec<Item<'p>>),
 }
 
 impl<'p> Run<'_, '_> {
     /// Sends these users' TELUS changes in bulk requests of up to 500 records, each task
-    /// polled to its end. After a refusal of bulk, answers every user not yet sent, for
-    /// the one-by-one way (their rows for the refused request are discarded: it did nothing).
+    /// polled to its end. Answers the users for the one-by-one way (their rows for the
+    /// refused request are discarded: it did nothing): after a refusal of bulk, every user
+    /// not yet sent; after two refusals in a row that each named one bad record, the rest
+    /// of that chunk.
     pub(super) async fn bulk(
         &self,
         users: Vec<Vec<&'p PlannedAction>>,
     ) -> Result<Vec<Vec<&'p PlannedAction>>, crate::store::Error> {
         let mut users = users.into_iter();
+        let mut singles = Vec::new();
         loop {
             let chunk: Vec<_> = users.by_ref().take(BULK_MAX).collect();
             if chunk.is_empty() || !self.go_on() {
-                return Ok(Vec::new());
+                return Ok(singles);
             }
             let items = self.prepare(chunk).await?;
             if items.is_empty() {
                 continue;
             }
-            if let Sent::Refused(items) = self.send_bulk(items).await? {
-                let mut rest: Vec<_> = items.into_iter().map(|i| i.actions).collect();
-                rest.extend(users);
-                return Ok(rest);
+            match self.send_bulk(items).await? {
+                Sent::Done => {}
+                Sent::OneByOne(items) => singles.extend(items.into_iter().map(|i| i.actions)),
+                Sent::Refused(items) => {
+                    singles.extend(items.into_iter().map(|i| i.actions));
+                    singles.extend(users);
+                    return Ok(singles);
+                }
             }
         }
     }
@@ -183,13 +189,30 @@ impl<'p> Run<'_, '_> {
     /// leaves them `planned` under a pending task, for the next pass to settle.
     async fn send_bulk(&self, mut items: Vec<Item<'p>>) -> Result<Sent<'p>, crate::store::Error> {
         let (store, telus) = (self.ctx.store, self.ctx.telus);
+        // Refusals in a row that each named a single record.
+        let mut one_at_a_time = 0u32;
         loop {
             let records: Vec<&BulkRecord> = items.iter().map(|i| &i.record).collect();
             let e = match telus.bulk_update(&records).await {
                 Ok(task) => {
                     store.set_task(&rows_of(&items), Some(&task.id))?;
                     tracing::info!(task = %task.id, records = items.len(), "bulk update accepted");
-                    let finished = self.poll(task, POLL_LIMIT).await;
+                    let id = task.id.clone();
+                    let finished = self.poll(task, self.ctx.bulk_task_timeout).await;
+                    let stopping = self
+                        .ctx
+                        .stop
+                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+                    if finished.is_none() && !stopping {
+                        // A stuck task would hold the store lock (and the events behind
+                        // it) for hours at 500 records a chunk: this pass ends here.
+                        tracing::warn!(
+                            task = %id,
+                            timeout_s = self.ctx.bulk_task_timeout.as_secs(),
+                            "a bulk task outlived telus.bulk_task_timeout_seconds: no further chunk is sent; the next pass polls it and sends the rest"
+                        );
+                        self.report.borrow_mut().stuck_task = Some(id);
+                    }
                     self.record_task(items, finished)?;
                     return Ok(Sent::Done);
                 }
@@ -200,19 +223,63 @@ impl<'p> Run<'_, '_> {
                 store.discard_unsent(&rows_of(&items))?;
                 return Ok(Sent::Refused(items));
             }
-            if let Some(i) = e.bulk_record_index().filter(|i| *i < items.len()) {
-                let item = items.remove(i);
-                store.set_task(&item.all_rows(), None)?;
-                self.record_item(&item, Err(WriteError::from(&e)))?;
+            let named: BTreeMap<usize, telus::Error> = e
+                .bulk_record_errors()
+                .into_iter()
+                .filter(|(i, _)| *i < items.len())
+                .collect();
+            if !named.is_empty() {
+                // Every record the refusal names is taken out at once (the request did
+                // nothing), each failed with its own error; the rest go again once.
+                for (i, err) in named.iter().rev() {
+                    let item = items.remove(*i);
+                    store.set_task(&item.all_rows(), None)?;
+                    self.record_item(&item, Err(WriteError::from(err)))?;
+                }
                 if items.is_empty() {
                     return Ok(Sent::Done);
+                }
+                one_at_a_time = if named.len() == 1 {
+                    one_at_a_time + 1
+                } else {
+                    0
+                };
+                if one_at_a_time >= 2 {
+                    // TELUS names one bad record per refusal: a Heavy request per bad record
+                    // would cost minutes each at the published limit; the rest of the chunk
+                    // goes one request per user instead.
+                    store.discard_unsent(&rows_of(&items))?;
+                    tracing::info!(
+                        records = items.len(),
+                        "telus names one refused record per bulk request: the rest of this chunk goes one request per user"
+                    );
+                    return Ok(Sent::OneByOne(items));
                 }
                 continue;
             }
             let failure = WriteError::from(&e);
-            if !failure.unknown {
-                store.set_task(&rows_of(&items), None)?;
+            let server_error = matches!(e, telus::Error::Api { status, .. } if status >= 500);
+            if failure.unknown || server_error {
+                // An update sets the same values however often it lands, so it is not held
+                // while a task might still run: the next read settles each user by its values
+                // (landed: applied; not: sent again), and a late task writes what a second
+                // request would. The error's code stays on the rows for `history`.
+                let rows = rows_of(&items);
+                store.set_task(&rows, None)?;
+                store.note_unconfirmed(&rows, failure.code.as_deref(), &failure.explanation)?;
+                tracing::warn!(
+                    records = items.len(),
+                    code = failure.code.as_deref().unwrap_or(""),
+                    error = %failure.message,
+                    "telus answered a bulk update with a server error or not at all: its users are settled by their values on the next read"
+                );
+                let failure = failure.unconfirmed();
+                for item in &items {
+                    self.record_item(item, Err(failure.clone()))?;
+                }
+                return Ok(Sent::Done);
             }
+            store.set_task(&rows_of(&items), None)?;
             for item in &items {
                 self.record_item(item, Err(failure.clone()))?;
             }
@@ -404,6 +471,7 @@ pub async fn settle_tasks(
     store: &Store,
     telus: &telus::Client,
     policy: &crate::reconcile::policy::Policy,
+    limit: Duration,
     stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<TaskSettling, crate::store::Error> {
     let mut out = TaskSettling::default();
@@ -418,6 +486,7 @@ pub async fn settle_tasks(
         by_task.entry(task).or_default().push((row, time));
     }
     let ext_of = |row: &i64| journal.get(row).and_then(|r| r.ext_id.clone()).map(ExtId);
+    let mut tasks = Vec::new();
     for (task, rows) in by_task {
         let ids: Vec<i64> = rows.iter().map(|(r, _)| *r).collect();
         if task == PENDING_TASK {
@@ -428,20 +497,24 @@ pub async fn settle_tasks(
             }
             continue;
         }
-        let polled = match telus.bulk_task(&task).await {
-            Ok(t) => poll_task(telus, t, SETTLE_POLL_LIMIT, stop).await,
+        tasks.push((task, ids));
+    }
+    let polled = poll_side_by_side(telus, &tasks, limit, stop).await;
+    for ((_, ids), polled) in tasks.iter().zip(polled) {
+        let done = match polled {
+            Polled::Done(done) => done,
             // The task is gone (expired): it ran long ago; a read settles its records.
-            Err(e) if e.code() == Some("CMN-102") => {
-                store.set_task(&ids, None)?;
+            Polled::Gone => {
+                store.set_task(ids, None)?;
                 continue;
             }
-            Err(_) => None,
+            Polled::Unfinished => {
+                out.in_flight.extend(ids.iter().filter_map(ext_of));
+                continue;
+            }
         };
-        let Some(done) = polled else {
-            out.in_flight.extend(ids.iter().filter_map(ext_of));
-            continue;
-        };
-        let (landed, failed) = record_settled(store, &journal, &ids, &done, policy)?;
+
+        let (landed, failed) = record_settled(store, &journal, ids, &done, policy)?;
         out.settled.0 += landed;
         out.settled.1 += failed;
     }
@@ -456,6 +529,39 @@ pub async fn settle_tasks(
         );
     }
     Ok(out)
+}
+
+/// What polling a task an earlier run left gave.
+enum Polled {
+    Done(BulkTask),
+    /// TELUS no longer knows it (`CMN-102`).
+    Gone,
+    /// Still running at the deadline, or it could not be read.
+    Unfinished,
+}
+
+/// Polls the tasks side by side, all under the one `limit` (a pass waits for the slowest,
+/// not for their sum).
+async fn poll_side_by_side(
+    telus: &telus::Client,
+    tasks: &[(String, Vec<i64>)],
+    limit: Duration,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Vec<Polled> {
+    let one = |task: &str| {
+        let task = task.to_string();
+        async move {
+            match telus.bulk_task(&task).await {
+                Ok(t) => match poll_task(telus, t, limit, stop).await {
+                    Some(done) => Polled::Done(done),
+                    None => Polled::Unfinished,
+                },
+                Err(e) if e.code() == Some("CMN-102") => Polled::Gone,
+                Err(_) => Polled::Unfinished,
+            }
+        }
+    };
+    futures_util::future::join_all(tasks.iter().map(|(t, _)| one(t))).await
 }
 
 /// Whether a request whose answer was lost is too recent for a read to settle it (a time

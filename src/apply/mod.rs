@@ -26,6 +26,9 @@ pub struct ApplyReport {
     pub systemic: Option<String>,
     /// A shutdown stopped the apply between two changes.
     pub stopped: bool,
+    /// A bulk task outlived `telus.bulk_task_timeout_seconds`: no further change was
+    /// started; the next pass polls it and sends the rest.
+    pub stuck_task: Option<String>,
     /// Users with a value the target refused as invalid (a data problem, remembered so that
     /// it is not sent again while unchanged), and of those, the ones with another failure
     /// too: only these back off.
@@ -51,6 +54,17 @@ struct WriteError {
 }
 
 impl WriteError {
+    /// The same failure, its outcome left to the next read (not systemic: the other chunks
+    /// go on; not a data problem).
+    fn unconfirmed(self) -> WriteError {
+        WriteError {
+            unknown: true,
+            systemic: false,
+            invalid: Vec::new(),
+            ..self
+        }
+    }
+
     /// The indexes of `changes` this refusal names as invalid values: data problems.
     fn named(&self, changes: &[AttrChange]) -> Vec<usize> {
         if self.unknown || self.systemic {
@@ -183,6 +197,8 @@ pub struct ApplyContext<'a> {
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
     /// Okta profile updates in flight at once.
     pub okta_concurrency: usize,
+    /// How long a bulk-update task is polled before no further chunk is sent.
+    pub bulk_task_timeout: std::time::Duration,
 }
 
 /// Applies every action of the plan, calling `progress(done, total)` (in changes) after
@@ -267,7 +283,7 @@ impl Run<'_, '_> {
     /// Whether to start another action: not after a stop or a whole-system failure.
     fn go_on(&self) -> bool {
         let mut r = self.report.borrow_mut();
-        if r.systemic.is_some() || r.stopped {
+        if r.systemic.is_some() || r.stopped || r.stuck_task.is_some() {
             return false;
         }
         if self
@@ -776,13 +792,11 @@ fn record(
         Err(e) if e.unknown => {
             tracing::warn!(user = %action.user.email, error = %e.message, "no answer: the outcome is settled on the next pass");
             report.failed += changes.len();
-            report.failed_user = Some((
-                action.user.clone(),
-                (
-                    None,
-                    "no answer from the server; checked on the next pass".into(),
-                ),
-            ));
+            let told = match &e.code {
+                Some(_) => format!("{}; checked by a read on the next pass", e.explanation),
+                None => "no answer from the server; checked on the next pass".into(),
+            };
+            report.failed_user = Some((action.user.clone(), (e.code.clone(), told)));
             Ok(report)
         }
         Err(e) => {

@@ -72,6 +72,9 @@ pub struct TelusConfig {
     pub jwt: Option<SecretString>,
     /// Where `auth telus` receives the authorization code; must be registered with the app.
     pub redirect_uri: Url,
+    /// How long a pass waits for a bulk-update task before it sends no further chunk and
+    /// leaves the rest to the next pass (`telus.bulk_task_timeout_seconds`).
+    pub bulk_task_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

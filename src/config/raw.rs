@@ -88,6 +88,12 @@ pub(super) struct RawTelus {
     pub(super) jwt: Option<String>,
     pub(super) jwt_file: Option<PathBuf>,
     pub(super) redirect_uri: Option<String>,
+    #[serde(default = "default_bulk_task_timeout")]
+    pub(super) bulk_task_timeout_seconds: u64,
+}
+
+pub(super) fn default_bulk_task_timeout() -> u64 {
+    120
 }
 
 pub(super) fn default_telus_url() -> String {

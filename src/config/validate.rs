@@ -271,6 +271,12 @@ fn validate_telus(p: &mut Problems, raw: RawTelus, base_dir: &Path) -> Option<Te
         },
     };
 
+    if raw.bulk_task_timeout_seconds == 0 {
+        p.push(
+            "telus.bulk_task_timeout_seconds",
+            "must be at least 1 (seconds a pass waits for a bulk-update task)",
+        );
+    }
     Some(TelusConfig {
         url: telus_url?,
         brand_id: raw.brand_id,
@@ -278,6 +284,7 @@ fn validate_telus(p: &mut Problems, raw: RawTelus, base_dir: &Path) -> Option<Te
         client_secret: client_secret?,
         jwt,
         redirect_uri: redirect_uri?,
+        bulk_task_timeout: std::time::Duration::from_secs(raw.bulk_task_timeout_seconds),
     })
 }
 

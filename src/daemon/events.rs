@@ -383,6 +383,8 @@ pub struct Events {
     due: Option<Instant>,
     /// At most one event-driven whole pass per this (`events.whole_pass_spacing_minutes`).
     spacing: Duration,
+    /// `okta.scope`: a membership event counts only when its group or app is this one.
+    scope: crate::config::OktaScope,
     /// When the last whole pass that answered a catch-up was taken.
     last_catchup: Option<Instant>,
     /// The channels' start-up catch-up ("events start from now") was taken: it does not
@@ -422,6 +424,7 @@ impl Events {
             catchup: None,
             due: None,
             spacing: config.events.whole_pass_spacing,
+            scope: config.okta.scope.clone(),
             last_catchup: None,
             started_up: false,
             cursor_unsaved: None,
@@ -559,7 +562,7 @@ impl Events {
             tracing::info!(events = events.len(), own, "System Log events");
         }
         for e in events {
-            let kind = match (e.own, e.users.is_empty()) {
+            let kind = match (e.own, e.users.is_empty() || !self.in_scope(&e)) {
                 (true, _) => "own",
                 (false, true) => "ignored",
                 (false, false) => "hint",
@@ -651,6 +654,22 @@ impl Events {
                 self.set_telus(Health::Off { reason }, store);
             }
         }
+    }
+
+    /// Whether an event can change what a pass decides under `okta.scope`: a membership
+    /// change only when its group (or app) is the configured scope, since membership of any
+    /// other group or app neither brings a user in nor takes one out; every other event type.
+    fn in_scope(&self, e: &okta::LogEvent) -> bool {
+        use crate::config::OktaScope;
+        if !e.event_type.contains("user_membership") {
+            return true;
+        }
+        let (kind, id) = match &self.scope {
+            OktaScope::All => return false,
+            OktaScope::Group(g) => ("UserGroup", g),
+            OktaScope::App(a) => ("AppInstance", a),
+        };
+        e.scopes.iter().any(|(k, i)| k == kind && i == id)
     }
 
     /// Past the users a targeted pass reads, the names are dropped and only "a whole pass is
@@ -964,7 +983,48 @@ mod tests {
             published: "2026-12-01T10:00:00.000Z".into(),
             event_type: "user.account.update_profile".into(),
             users: vec![OktaId(user.into())],
+            scopes: Vec::new(),
             own,
+        }
+    }
+
+    /// Under `scope = "group:00gSync"`, a membership change of another group (or any app) is
+    /// ignored; one of that group names its user. Under the whole org, none matters.
+    #[test]
+    fn membership_events_count_only_for_the_configured_scope() {
+        let store = Store::open_in_memory().unwrap();
+        let membership = |kind: &str, id: &str| okta::LogEvent {
+            event_type: "group.user_membership.add".into(),
+            scopes: vec![(kind.into(), id.into())],
+            ..okta_event("00u1", false)
+        };
+        for (scope, event, named) in [
+            ("group:00gSync", membership("UserGroup", "00gOther"), false),
+            ("group:00gSync", membership("AppInstance", "00gSync"), false),
+            ("group:00gSync", membership("UserGroup", "00gSync"), true),
+            ("app:0oaApp", membership("AppInstance", "0oaApp"), true),
+            ("all", membership("UserGroup", "00gSync"), false),
+        ] {
+            let mut config = crate::sandbox::config_for(
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2",
+                crate::reconcile::policy::Policy::builtin(),
+                std::path::Path::new(":memory:"),
+            );
+            config.okta.scope = match scope.split_once(':') {
+                Some(("group", g)) => crate::config::OktaScope::Group(g.into()),
+                Some((_, a)) => crate::config::OktaScope::App(a.into()),
+                None => crate::config::OktaScope::All,
+            };
+            let mut ev = Events::new(&config, Default::default());
+            ev.on_event(
+                Event::Okta {
+                    events: vec![event],
+                    next: "n".into(),
+                },
+                &store,
+            );
+            assert_eq!(!ev.take(false).named.is_empty(), named, "{scope}");
         }
     }
 

@@ -540,7 +540,15 @@ impl Daemon {
             Ok(Ran::Pass(r)) => PassEnd::Ran {
                 pass_id: r.pass_id,
                 applied: r.apply.applied > 0,
-                unconfirmed: !matches!(self.store.unfinished_count(), Ok(0)),
+                // Of a targeted pass, only its own users' changes: another user's lost
+                // answer must not make every targeted pass read its users again.
+                unconfirmed: match &job.scope {
+                    pass::Scope::Named(named) => self.store.unfinished().map_or(true, |rows| {
+                        rows.iter()
+                            .any(|r| named.names_row(r.okta_id.as_deref(), r.ext_id.as_deref()))
+                    }),
+                    pass::Scope::Whole { .. } => !matches!(self.store.unfinished_count(), Ok(0)),
+                },
             },
             Ok(Ran::Escalate(reason)) => {
                 tracing::info!(reason = %reason, "targeted pass not enough: an incremental pass follows");

@@ -30,6 +30,8 @@ pub struct LogEvent {
     pub published: String,
     pub event_type: String,
     pub users: Vec<OktaId>,
+    /// The event's group and app targets: (`UserGroup` | `AppInstance`, id).
+    pub scopes: Vec<(String, String)>,
     /// Raised by one of this client's own profile writes (its `transaction.id` is the
     /// `X-Okta-Request-Id` of that write).
     pub own: bool,
@@ -126,16 +128,24 @@ impl Client {
             .transaction
             .and_then(|t| t.id)
             .is_some_and(|id| self.is_own_request(&id));
+        let targets = e.target.unwrap_or_default();
         LogEvent {
             uuid: e.uuid,
             published: e.published,
             event_type: e.event_type,
-            users: e
-                .target
-                .unwrap_or_default()
-                .into_iter()
+            users: targets
+                .iter()
                 .filter(|t| t.kind.as_deref() == Some("User"))
-                .filter_map(|t| t.id.map(OktaId))
+                .filter_map(|t| t.id.clone().map(OktaId))
+                .collect(),
+            scopes: targets
+                .into_iter()
+                .filter_map(|t| match (t.kind.as_deref(), t.id) {
+                    (Some(kind @ ("UserGroup" | "AppInstance")), Some(id)) => {
+                        Some((kind.to_string(), id))
+                    }
+                    _ => None,
+                })
                 .collect(),
             own,
         }

@@ -119,7 +119,16 @@ async fn drive(pass: &mut Pass<'_>, span: &tracing::Span) -> anyhow::Result<Ran>
     // Bulk tasks an earlier run left are polled to their end before anything is read: a
     // read taken while a task runs says nothing about its records.
     let tasks = match whole && !opts.dry_run {
-        true => settle_tasks(store, &pass.clients.telus, &pass.config.policy, opts.stop).await?,
+        true => {
+            settle_tasks(
+                store,
+                &pass.clients.telus,
+                &pass.config.policy,
+                pass.config.telus.bulk_task_timeout,
+                opts.stop,
+            )
+            .await?
+        }
         false => TaskSettling::default(),
     };
     let fetched = match fetch::read(pass)

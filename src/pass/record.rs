@@ -174,6 +174,7 @@ impl Pass<'_> {
                 },
                 stop: self.opts.stop,
                 okta_concurrency: config.okta.write_concurrency,
+                bulk_task_timeout: config.telus.bulk_task_timeout,
             };
             let mut progress = Progress::new(self.opts.progress_bar, plan.change_count());
             apply = apply_plan(&plan, &ctx, &mut |done, total| progress.update(done, total))

@@ -31,6 +31,12 @@ pub struct Named {
 }
 
 impl Named {
+    /// Whether a journal row of `okta_id` / `ext_id` is about one of these users.
+    pub fn names_row(&self, okta_id: Option<&str>, ext_id: Option<&str>) -> bool {
+        okta_id.is_some_and(|o| self.okta.keys().any(|k| k.0 == o))
+            || ext_id.is_some_and(|e| self.telus.keys().any(|k| k.0 == e))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.okta.is_empty() && self.telus.is_empty()
     }

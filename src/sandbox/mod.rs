@@ -131,6 +131,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
                 jwt: Some(SecretString::from(TELUS_JWT)),
                 redirect_uri: url::Url::parse("http://127.0.0.1:8765/callback")
                     .expect("loopback URL"),
+                bulk_task_timeout: std::time::Duration::from_secs(120),
             },
             store_path: store_path.to_path_buf(),
             journal_days: 400,

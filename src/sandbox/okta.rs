@@ -107,6 +107,8 @@ pub struct FakeLogEvent {
     pub event_type: String,
     pub user_id: String,
     pub transaction_id: String,
+    /// The membership's group or app as a second target: (`UserGroup` | `AppInstance`, id).
+    pub scope_target: Option<(String, String)>,
 }
 
 impl OktaState {
@@ -162,8 +164,20 @@ impl OktaState {
             event_type: event_type.to_string(),
             user_id: user_id.to_string(),
             transaction_id: transaction_id.clone(),
+            scope_target: None,
         });
         transaction_id
+    }
+
+    /// A membership event: `group.user_membership.add` and the like name the user and, as a
+    /// second target, the `UserGroup` (or for `application.user_membership.*` the
+    /// `AppInstance`), as Okta's event-type catalog describes them (no recording of one was at
+    /// hand: the target types are the catalog's).
+    pub fn membership_event(&mut self, event_type: &str, user_id: &str, kind: &str, id: &str) {
+        self.log_event(event_type, user_id, None);
+        if let Some(e) = self.log.last_mut() {
+            e.scope_target = Some((kind.to_string(), id.to_string()));
+        }
     }
 
     /// Requests with this method whose path starts with `prefix`.

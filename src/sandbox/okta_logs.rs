@@ -149,6 +149,10 @@ fn event_json(e: &super::okta::FakeLogEvent) -> Value {
     let published = chrono::DateTime::from_timestamp_millis(e.published_ms as i64)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut target = vec![json!({"id": e.user_id, "type": "User", "alternateId": e.user_id})];
+    if let Some((kind, id)) = &e.scope_target {
+        target.push(json!({"id": id, "type": kind, "alternateId": id}));
+    }
     json!({
         "uuid": format!("fake-{}", e.seq),
         "published": published,
@@ -159,6 +163,6 @@ fn event_json(e: &super::okta::FakeLogEvent) -> Value {
         "actor": {"id": "00uadmin", "type": "User", "alternateId": "admin@example.com"},
         "outcome": {"result": "SUCCESS"},
         "transaction": {"type": "WEB", "id": e.transaction_id},
-        "target": [{"id": e.user_id, "type": "User", "alternateId": e.user_id}],
+        "target": target,
     })
 }

@@ -96,6 +96,9 @@ pub struct TelusState {
     /// Whether a bulk request with a field over its length is refused whole with a 400 that
     /// names the record (else the record fails when the task runs).
     pub bulk_checks_upfront: bool,
+    /// With up-front checks, whether a refusal lists every bad record in its `errors` (else
+    /// only the first). RingCentral's docs do not say; both are modelled.
+    pub bulk_names_every_bad_record: bool,
     /// Records accepted in bulk requests.
     pub bulk_records: u64,
     /// The notification gateway (WebSocket).
@@ -165,6 +168,7 @@ impl TelusState {
             task_delay: Duration::from_millis(200),
             tasks: HashMap::new(),
             bulk_checks_upfront: false,
+            bulk_names_every_bad_record: false,
             bulk_records: 0,
             gateway: Default::default(),
         }
@@ -1121,6 +1125,7 @@ pub(super) async fn bulk_update(
     };
     // A record the request cannot carry at all (no id, or not an object) is refused up
     // front, naming it, and nothing is accepted: the docs are silent, so the harsher case.
+    let mut bad = Vec::new();
     for (i, r) in records.iter().enumerate() {
         if r.get("id").and_then(Value::as_str).is_none() {
             return RcErr::invalid(&format!("records[{i}].id")).response();
@@ -1133,8 +1138,17 @@ pub(super) async fn bulk_update(
                 .and_then(Value::as_object)
                 .and_then(too_long)
         {
-            return RcErr::invalid(&format!("records[{i}].contact.{k}")).response();
+            let e = RcErr::invalid(&format!("records[{i}].contact.{k}"));
+            if !st.bulk_names_every_bad_record {
+                return e.response();
+            }
+            bad.push(e);
         }
+    }
+    if let Some(first) = bad.first() {
+        let body = json!({"errorCode": first.code, "message": first.message,
+                          "errors": bad.iter().map(RcErr::item).collect::<Vec<_>>()});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     st.bulk_records += records.len() as u64;
     let id = format!("task-{}", st.tasks.len() + 1);

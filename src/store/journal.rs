@@ -159,6 +159,25 @@ impl Store {
     }
 
     /// Records how interrupted changes ended (with their baseline and links), atomically.
+    /// Keeps the error a write's uncertain answer carried (`CMN-201`, say) on its `planned`
+    /// rows, which the next read settles.
+    pub fn note_unconfirmed(
+        &self,
+        ids: &[i64],
+        code: Option<&str>,
+        explanation: &str,
+    ) -> Result<()> {
+        self.tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE journal SET error_code = ?2, explanation = ?3 WHERE id = ?1 AND outcome = 'planned'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, code, explanation])?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn settle(&self, settlements: &[Settlement]) -> Result<()> {
         self.tx(|tx| {
                     let ts = now();
@@ -170,7 +189,9 @@ impl Store {
                     )
                 } else {
                     tx.execute(
-                        "UPDATE journal SET outcome = 'failed', error_code = 'INTERRUPTED', explanation = ?2, time = ?3 WHERE id = ?1",
+                        "UPDATE journal SET outcome = 'failed', error_code = COALESCE(error_code, 'INTERRUPTED'),
+                            explanation = CASE WHEN error_code IS NULL THEN ?2 ELSE explanation || ' It did not land and is planned again.' END,
+                            time = ?3 WHERE id = ?1",
                         params![s.row_id, "the run stopped before this change was confirmed; it did not land and is planned again", ts],
                     )
                 }

@@ -61,6 +61,7 @@ pub(super) fn bulk_task(dto: super::wire::BulkTaskDto, endpoint: &str) -> BulkTa
         code: e.error_code.unwrap_or_default(),
         message: e.message.unwrap_or_default(),
         parameter: e.parameter_name,
+        also: Vec::new(),
     };
     let (mut results, mut errors) = (Vec::new(), Vec::new());
     if let Some(result) = dto.result {
@@ -79,6 +80,7 @@ pub(super) fn bulk_task(dto: super::wire::BulkTaskDto, endpoint: &str) -> BulkTa
                         code: String::new(),
                         message: "the bulk update failed this record without saying why".into(),
                         parameter: None,
+                        also: Vec::new(),
                     })),
             };
             results.push((ExtId(ext), outcome));

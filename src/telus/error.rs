@@ -21,13 +21,22 @@ pub enum Error {
         code: String,
         message: String,
         parameter: Option<String>,
+        /// The `parameterName`s of the body's further `errors` items with their code and
+        /// message: a bulk request refused for several records names each.
+        also: Vec<(String, String, String)>,
     },
     /// A write that is not safe to repeat (a create) drew a 5xx: a gateway may answer so
     /// after the work was done, so its outcome is unknown until the next read.
     #[error(
         "telus {endpoint}: HTTP {status} after sending; the outcome is checked on the next read"
     )]
-    Unconfirmed { endpoint: String, status: u16 },
+    Unconfirmed {
+        endpoint: String,
+        status: u16,
+        /// The `errorCode` of RingCentral's JSON error body, when the answer carried one
+        /// (`CMN-201`), else empty.
+        code: String,
+    },
     #[error("telus {endpoint}: request rate exceeded (CMN-301) after waiting")]
     RateLimited { endpoint: String },
     /// The request could not be built here (a custom field the account does not have): it
@@ -95,18 +104,41 @@ impl Error {
         }
     }
 
-    /// The record a refused bulk request names (`parameterName` `records[N]...`).
-    pub fn bulk_record_index(&self) -> Option<usize> {
+    /// The records a refused bulk request names (`parameterName` `records[N]...`, in each
+    /// of its `errors`), each with an error of its own.
+    pub fn bulk_record_errors(&self) -> Vec<(usize, Error)> {
         let Error::Api {
+            endpoint,
             status: 400,
+            code,
+            message,
             parameter: Some(p),
-            ..
+            also,
         } = self
         else {
-            return None;
+            return Vec::new();
         };
-        let rest = p.strip_prefix("records[")?;
-        rest[..rest.find(']')?].parse().ok()
+        let index = |p: &str| -> Option<usize> {
+            let rest = p.strip_prefix("records[")?;
+            rest[..rest.find(']')?].parse().ok()
+        };
+        std::iter::once((code, message, p))
+            .chain(also.iter().map(|(c, m, p)| (c, m, p)))
+            .filter_map(|(code, message, p)| {
+                let i = index(p)?;
+                Some((
+                    i,
+                    Error::Api {
+                        endpoint: endpoint.clone(),
+                        status: 400,
+                        code: code.clone(),
+                        message: message.clone(),
+                        parameter: Some(p.clone()),
+                        also: Vec::new(),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The field a 400 names as invalid (`parameterName` such as `contact.email`, or
@@ -128,7 +160,13 @@ impl Error {
 
     pub fn code(&self) -> Option<&str> {
         match self {
-            Error::Api { code, .. } | Error::Auth { code, .. } if !code.is_empty() => Some(code),
+            Error::Api { code, .. }
+            | Error::Auth { code, .. }
+            | Error::Unconfirmed { code, .. }
+                if !code.is_empty() =>
+            {
+                Some(code)
+            }
             Error::RateLimited { .. } => Some("CMN-301"),
             _ => None,
         }
@@ -146,6 +184,9 @@ impl Error {
             } => explain(*status, code, message, parameter.as_deref()),
             Error::RateLimited { .. } => {
                 "TELUS request rate exceeded; the change will be retried.".into()
+            }
+            Error::Unconfirmed { status, code, .. } if !code.is_empty() => {
+                explain(*status, code, "", None)
             }
             Error::Auth { .. } => "TELUS authentication failed: check telus.client_id, client_secret and jwt (or run `auth telus`).".into(),
             Error::Unsendable { message, .. } => format!(
@@ -190,7 +231,17 @@ pub(super) async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error 
     let status = resp.status().as_u16();
     let body = crate::http::read_capped(resp).await.unwrap_or_default();
     let dto: ErrorDto = serde_json::from_slice(&body).unwrap_or_default();
-    let first = dto.errors.into_iter().next();
+    let mut errors = dto.errors.into_iter();
+    let first = errors.next();
+    let also = errors
+        .filter_map(|e| {
+            Some((
+                e.error_code.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.parameter_name?,
+            ))
+        })
+        .collect();
     Error::Api {
         endpoint: endpoint.to_string(),
         status,
@@ -205,5 +256,6 @@ pub(super) async fn api_error(endpoint: &str, resp: reqwest::Response) -> Error 
             .or(dto.message)
             .unwrap_or_default(),
         parameter: first.and_then(|e| e.parameter_name),
+        also,
     }
 }

@@ -72,14 +72,20 @@ impl Client {
             // A 5xx may come after the work was done (a gateway losing the answer): a write
             // that is not safe to repeat is never sent again; the next read settles it.
             if status.is_server_error() && !idempotent {
+                let code = match api_error(endpoint, resp).await {
+                    Error::Api { code, .. } => code,
+                    _ => String::new(),
+                };
                 tracing::warn!(
                     endpoint,
                     status = status.as_u16(),
-                    "telus answered a create with a server error: not sent again; the next read settles it"
+                    code = %code,
+                    "telus answered a write that is not sent twice in one request with a server error; the next read settles it"
                 );
                 return Err(Error::Unconfirmed {
                     endpoint: endpoint.to_string(),
                     status: status.as_u16(),
+                    code,
                 });
             }
             if (status.as_u16() == 429 || status.is_server_error())

@@ -134,6 +134,52 @@ async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
     assert_eq!(store.data_problems().unwrap().len(), 1);
 }
 
+/// 40 updates, 10 of them with a department over TELUS's 64 characters, refused when the
+/// request is accepted. When the 400 names every bad record, they are all taken out at once
+/// and the 30 others go in one more request (2 in all, not 11). When it names one at a
+/// time, after the second such refusal the rest of the chunk goes one PUT per user instead
+/// of one Heavy bulk request per bad record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_records_cost_at_most_two_bulk_requests() {
+    for every in [true, false] {
+        let (mut okta, exts, nums) = many_users(40);
+        for (i, u) in okta.iter_mut().enumerate() {
+            let dept = if i % 4 == 1 {
+                "D".repeat(70)
+            } else {
+                "Sales".into()
+            };
+            u.profile.insert("department".into(), json!(dept));
+        }
+        let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+        {
+            let mut st = sb.telus.lock();
+            st.bulk_checks_upfront = true;
+            st.bulk_names_every_bad_record = every;
+        }
+        let (_dir, config, store, clients) = setup(&sb);
+        let report = run_whole(&config, &clients, &store, false, PassOptions::default())
+            .await
+            .unwrap();
+        let puts = count(&sb, "PUT", "/restapi/v1.0/account/~/extension/");
+        assert_eq!(count(&sb, "POST", BULK), 2, "every={every}");
+        match every {
+            true => assert_eq!(puts, 0),
+            // 2 bad records named, then 38 users one by one (8 of them refused).
+            false => assert_eq!(puts, 38),
+        }
+        assert_eq!(report.apply.failed, 10, "every={every}: {:?}", report.apply);
+        assert!(
+            report.apply.applied >= 30,
+            "every={every}: {:?}",
+            report.apply
+        );
+        assert_eq!(department(&sb, 100_000).as_deref(), Some("Sales"));
+        assert_eq!(store.unfinished_count().unwrap(), 0);
+        assert_eq!(store.data_problems().unwrap().len(), 10, "every={every}");
+    }
+}
+
 /// An account that refuses bulk updates (each way RingCentral says so): the same changes
 /// go one PUT per user in the same pass, nothing journalled twice; the refusal is remembered
 /// (no bulk request next pass) and `status` says so.
@@ -241,12 +287,22 @@ async fn a_crash_between_accepting_a_task_and_recording_it_loses_and_doubles_not
     assert_eq!(bad[0].error_code.as_deref(), Some("CMN-101"));
 }
 
-/// TELUS accepts the task but its answer is lost (a gateway 502, or no answer at all): the
-/// request is not sent again. While the task may still run, its users are left out; once a
-/// read shows the changes, they are confirmed from it.
+/// A bulk update whose answer is a 5xx (a gateway's 502 after TELUS accepted the task, or
+/// RingCentral's own `503 CMN-201`) or never comes: an update is safe to repeat, so its users
+/// are not held while a task might run. The next read settles each by its values: what
+/// landed is applied, what did not is sent again at once. The 503's code and DESIGN's
+/// explanation stay in the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
-    for fault in [FaultKind::DoneThen5xx, FaultKind::DoneThenSilence] {
+async fn a_bulk_update_without_a_clear_answer_is_settled_by_the_next_read() {
+    let cmn201 = FaultKind::Error {
+        status: 503,
+        body: r#"{"errorCode":"CMN-201","message":"Service Temporarily Unavailable","errors":[{"errorCode":"CMN-201","message":"Service Temporarily Unavailable"}]}"#.into(),
+    };
+    for (fault, landed_late) in [
+        (FaultKind::DoneThen5xx, true),
+        (FaultKind::DoneThenSilence, true),
+        (cmn201, false),
+    ] {
         let sb = sandbox_with_updates(10).await;
         sb.telus.lock().task_delay = Duration::from_millis(2500);
         sb.telus.inject("POST", BULK, fault.clone(), 1);
@@ -256,20 +312,55 @@ async fn a_bulk_answer_lost_after_acceptance_is_not_sent_again() {
             .unwrap();
         assert_eq!(first.apply.applied, 0, "{fault:?}");
         assert_eq!(store.unfinished_count().unwrap(), 10, "{fault:?}");
-        // The task has not run yet: the users wait, nothing is sent.
+        // Bulk requests sent: the fake's fault log sees the ones a fault answered before
+        // they reached it, its request log the ones it handled.
+        let sent = |sb: &Sandbox| {
+            crate::statuses(&sb.telus.faults, "POST", BULK)
+                .len()
+                .max(count(sb, "POST", BULK))
+        };
+        assert_eq!(sent(&sb), 1, "{fault:?}");
+        assert!(
+            sb.telus
+                .faults
+                .lock()
+                .unwrap()
+                .faults
+                .iter()
+                .all(|f| f.times == 0),
+            "{fault:?}: the fault fired"
+        );
+        if !landed_late {
+            let rows = store.unfinished().unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r.user_email == "user00003@northwind.ca" && r.attribute == "department")
+                .unwrap_or_else(|| panic!("{rows:?}"));
+            assert_eq!(row.error_code.as_deref(), Some("CMN-201"), "{row:?}");
+            assert!(
+                row.explanation
+                    .as_deref()
+                    .is_some_and(|e| e.contains("Service temporarily unavailable")),
+                "{row:?}"
+            );
+        }
+        // Not held: the next pass reads, settles, and sends what has not landed (the task
+        // that may run late writes the same values).
         let second = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
-        assert_eq!(second.plan.deferred.len(), 10, "{fault:?}");
-        assert_eq!(count(&sb, "POST", BULK), 1, "{fault:?}: sent again");
-        // Once it has run, a read confirms every change.
+        assert!(second.plan.deferred.is_empty(), "{fault:?}: not held");
+        assert_eq!(sent(&sb), 2, "{fault:?}: sent once more");
+        assert!(second.apply.applied >= 9, "{fault:?}: {:?}", second.apply);
+        assert_eq!(store.unfinished_count().unwrap(), 0, "{fault:?}");
+        assert_eq!(department(&sb, 100_003).as_deref(), Some("Sales"));
+        // Then nothing is left to do.
         tokio::time::sleep(Duration::from_millis(2600)).await;
         let third = run_whole(&config, &clients, &store, false, PassOptions::default())
             .await
             .unwrap();
-        assert_eq!(third.settled.0, 9, "{fault:?}");
-        assert_eq!(count(&sb, "POST", BULK), 1, "{fault:?}: sent again");
-        assert_eq!(department(&sb, 100_003).as_deref(), Some("Sales"));
+        assert_eq!(third.apply.applied, 0, "{fault:?}");
+        assert_eq!(sent(&sb), 2, "{fault:?}: nothing sent again");
         assert_eq!(count(&sb, "PUT", "/restapi/v1.0/account/~/extension/"), 0);
     }
 }
@@ -362,4 +453,53 @@ async fn a_task_telus_forgot_is_settled_by_a_read_and_the_rest_sent_again() {
     assert_eq!(count(&sb, "POST", BULK), 2);
     assert_eq!(department(&sb, 100_001).as_deref(), Some("Sales"));
     assert_eq!(store.unfinished_count().unwrap(), 0);
+}
+
+/// A bulk task that outlives `telus.bulk_task_timeout_seconds` ends its pass (exit 1): no
+/// further chunk is sent, so the store lock is not held for hours behind it. The next pass
+/// polls that task to its end, records it, and sends the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_bulk_task_ends_its_pass_and_the_next_sends_the_rest() {
+    let (mut okta, exts, nums) = many_users(600);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Stuck"));
+    }
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().task_delay = Duration::from_secs(3);
+    let (_dir, mut config, store, clients) = setup(&sb);
+    config.telus.bulk_task_timeout = Duration::from_secs(1);
+    config.safety.max_changed_percent = 100;
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, PassOutcome::UsersFailed);
+    assert_eq!(
+        count(&sb, "POST", BULK),
+        1,
+        "no second chunk behind the stuck task"
+    );
+    assert_eq!(
+        store.unfinished_count().unwrap(),
+        500,
+        "the first chunk waits for its task"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // real time: the fake's task runs on its clock
+    sb.telus.lock().task_delay = Duration::from_millis(200);
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        second.outcome,
+        PassOutcome::Clean,
+        "{:?}",
+        second.apply.stuck_task
+    );
+    assert_eq!(count(&sb, "POST", BULK), 2, "the rest, once");
+    assert_eq!(store.unfinished_count().unwrap(), 0);
+    let t = sb.telus.lock();
+    assert!(
+        t.extensions
+            .iter()
+            .all(|e| e.contact.get("department").and_then(Value::as_str) == Some("Stuck"))
+    );
 }

@@ -810,3 +810,66 @@ async fn a_refused_websocket_is_asked_again_after_its_backoff() {
     assert!(matches!(next, Some(Notice::Subscribed { .. })), "{next:?}");
     task.abort();
 }
+
+/// A change of another user left unconfirmed (its answer lost) does not make a targeted
+/// pass read its own users again: Ana is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_unconfirmed_change_does_not_make_targeted_passes_read_again() {
+    use okta_telus_sync::model::{ExtId, OktaId, System};
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    {
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let pass_id = store.recent_passes(1).unwrap()[0].id;
+        let (ben, ext) = (OktaId("00u2ben".into()), ExtId("62002".into()));
+        store
+            .journal_planned(&[okta_telus_sync::store::JournalEntry {
+                pass_id,
+                system: System::Telus,
+                okta_id: Some(&ben),
+                ext_id: Some(&ext),
+                user_email: "ben@example.com",
+                attribute: "department",
+                field: "contact.department",
+                old: None,
+                new: Some("Lost"),
+                rule: okta_telus_sync::reconcile::Rule::Master,
+            }])
+            .unwrap();
+        assert_eq!(store.unfinished_count().unwrap(), 1);
+    }
+    okta_department(&sb, "00u1ana", "Finance");
+    until("the Okta edit in TELUS", &d, || {
+        contact_field(&sb, 62001, &["department"]).as_deref() == Some("Finance")
+    })
+    .await;
+    // A re-read would come 5 s after the pass (events::REREAD_AFTER).
+    tokio::time::sleep(Duration::from_secs(7)).await; // real time: a negative, so time must pass
+    let reads = sb.okta.lock().count("GET", "/api/v1/users/00u1ana");
+    assert_eq!(reads, 1, "{}", d.log());
+    // The planted change stayed unconfirmed throughout (no whole pass settled it).
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(store.unfinished_count().unwrap(), 1);
+}
+
+/// A membership change of a group that is not the configured scope (here the whole org) is
+/// read off the System Log with its `UserGroup` target and costs nothing: no targeted pass,
+/// no whole pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_event_outside_the_scope_costs_no_pass() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // real time: the start-up catch-up runs
+    let (targeted, whole) = (passes_of(dir.path(), "targeted"), whole_passes(dir.path()));
+    let polls = d.log().matches("System Log events").count();
+    sb.okta.lock().membership_event(
+        "group.user_membership.add",
+        "00u1ana",
+        "UserGroup",
+        "00gOther",
+    );
+    d.wait_for_log("System Log events", polls + 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // real time: a negative, so time must pass
+    assert_eq!(passes_of(dir.path(), "targeted"), targeted, "{}", d.log());
+    assert_eq!(whole_passes(dir.path()), whole, "{}", d.log());
+}
