@@ -218,29 +218,23 @@ fn judge(cursor: LogCursor, result: Result<okta::LogPoll, okta::Error>) -> Judge
                 summary,
                 ..
             }),
-            LogCursor::Next(_),
-        ) => Judged {
-            event: Event::OktaLost {
-                reason: format!("Okta refused the System Log cursor ({code}: {summary})"),
+            _,
+        ) => match cursor {
+            LogCursor::Next(_) => Judged {
+                event: Event::OktaLost {
+                    reason: format!("Okta refused the System Log cursor ({code}: {summary})"),
+                },
+                cursor: LogCursor::Since(crate::store::now()),
+                failed: false,
+                stop: false,
             },
-            cursor: LogCursor::Since(crate::store::now()),
-            failed: false,
-            stop: false,
-        },
-        (
-            Err(okta::Error::Api {
-                status: 400,
-                code,
-                summary,
-                ..
-            }),
-            LogCursor::Since(_),
-        ) => failed(
-            cursor,
-            format!(
-                "Okta refused a System Log query from a time ({code}: {summary}); nothing stored was lost, the poll is retried with backoff"
+            since @ LogCursor::Since(_) => failed(
+                since,
+                format!(
+                    "Okta refused a System Log query from a time ({code}: {summary}); nothing stored was lost, the poll is retried with backoff"
+                ),
             ),
-        ),
+        },
         (
             Err(okta::Error::Api {
                 status: status @ (401 | 403),

@@ -1549,42 +1549,28 @@ async fn a_listing_cut_short_of_its_total_pages_ends_the_pass() {
 /// instead: it would leave root-owned store, WAL and lock files the service cannot open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_is_refused_on_a_store_the_service_user_owns() {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2)?.parse::<u32>().ok());
-    if uid != Some(0) {
-        eprintln!("not root: nothing to check here");
-        return;
-    }
-    let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &sb, "").display().to_string();
-    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-    let out = run_bin(vec!["--config".into(), cfg, "status".into()]).await;
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("sudo -u") && err.contains("status"), "{err}");
-    assert!(!dir.path().join("state.db").exists(), "nothing was created");
-}
-
-/// `run` as root on the service's store is refused as the other commands are.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn root_is_refused_running_the_daemon_on_the_service_store() {
     if okta_telus_sync::store::files::effective_uid() != 0 {
         eprintln!("not root: nothing to check here");
         return;
     }
-    let sb = Sandbox::start_seeded().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), &sb, "").display().to_string();
-    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
-    let out = run_bin(vec!["--config".into(), cfg, "run".into()]).await;
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("sudo -u") && err.contains(" run"), "{err}");
-    assert!(!dir.path().join("state.db").exists(), "nothing was created");
+    // `status` as the other commands, and `run` (the daemon) too.
+    for command in ["status", "run"] {
+        let sb = Sandbox::start_seeded().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(dir.path(), &sb, "").display().to_string();
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        let out = run_bin(vec!["--config".into(), cfg, command.into()]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{command}: {err}");
+        assert!(
+            err.contains("sudo -u") && err.contains(&format!(" {command}")),
+            "{command}: {err}"
+        );
+        assert!(
+            !dir.path().join("state.db").exists(),
+            "{command}: nothing was created"
+        );
+    }
 }
 
 /// A link planted at the lock file's name, pointing at the store, is refused: the store
