@@ -8,9 +8,11 @@
 //! 3. local cost (CPU, peak RSS, store size) at N = 1,000, 10,000 and 100,000 per side;
 //! 5. the time each kind of pass would take at RingCentral's and Okta's published limits,
 //!    projected from the requests it made in each rate group, on the bulk and per-user paths;
-//! 6. change events at 10,000 users: latency both ways, idle cost, no loss (`events.rs`).
+//! 6. change events at 10,000 users: latency both ways, idle cost, no loss (`events.rs`);
+//! 7. event storms at 10,000 users: the whole passes and requests each costs (`storm.rs`).
 //!
-//! `cargo bench --bench scale -- --events-only` prints section 6 alone (about 5 minutes).
+//! `cargo bench --bench scale -- --events-only` prints section 6 alone (about 5 minutes),
+//! `-- --storm-only` section 7 alone (about 7 minutes).
 //!
 //! Each N runs in a fresh child process of this benchmark so that peak RSS is its own.
 //! `SCALE_SIZES=1000,10000` overrides the sizes.
@@ -19,6 +21,8 @@
 mod events;
 #[path = "scale_parts/floor.rs"]
 mod floor;
+#[path = "scale_parts/storm.rs"]
+mod storm;
 
 use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
@@ -587,6 +591,10 @@ fn main() {
         println!("{}", project(n, args.iter().any(|a| a == "--custom")));
         return;
     }
+    if args.iter().any(|a| a == "--storm") {
+        println!("{}", storm::run());
+        return;
+    }
     if args.iter().any(|a| a == "--events") {
         println!("{}", events::run());
         return;
@@ -615,6 +623,10 @@ fn main() {
 
     if args.iter().any(|a| a == "--events-only") {
         events::print(&run(&["--events".into()]));
+        return;
+    }
+    if args.iter().any(|a| a == "--storm-only") {
+        storm::print(&run(&["--storm".into()]));
         return;
     }
     println!(
@@ -738,4 +750,5 @@ fn main() {
     println!("   targets at N = 100,000: CPU < 5 s, peak RSS < 300 MiB, store < 100 MiB");
     print_projections(&sizes, &run);
     events::print(&run(&["--events".into()]));
+    storm::print(&run(&["--storm".into()]));
 }

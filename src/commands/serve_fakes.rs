@@ -141,7 +141,10 @@ pub async fn run(args: ServeFakesArgs) -> anyhow::Result<Exit> {
                 println!("{}", serde_json::json!({"touched": k}));
             }
             ["counts"] => println!("{}", counts(&sb)),
-            _ => println!("{}", edit(&sb, &words)),
+            _ => match storm(&sb, &words) {
+                Some(answer) => println!("{answer}"),
+                None => println!("{}", edit(&sb, &words)),
+            },
         }
     }
     Ok(Exit::Ok)
@@ -222,6 +225,76 @@ fn edit(sb: &sandbox::Sandbox, words: &[&str]) -> serde_json::Value {
         }
         _ => json!({"error": "unknown command"}),
     }
+}
+
+/// The storms the benchmark's section 7 makes: `okta-new-user K STATUS` (a user not linked
+/// yet, with its lifecycle event), `created-new-users` (how many of those TELUS has),
+/// `okta-logs-400 on|off` (the System Log refuses every poll), `ws-drop-after-subscribe
+/// on|off` (the gateway cuts every session once subscribed and recovers none).
+fn storm(sb: &sandbox::Sandbox, words: &[&str]) -> Option<serde_json::Value> {
+    use serde_json::json;
+    const LOGS: &str = "/api/v1/logs";
+    Some(match words {
+        ["okta-new-user", k, status] => {
+            let email = format!("storm{k}@northwind.ca");
+            let id = format!("00uSTORM{k}");
+            let mut o = sb.okta.lock();
+            o.users.push(sandbox::okta::FakeOktaUser {
+                id: id.clone(),
+                status: status.to_string(),
+                last_updated: okta_telus_sync::store::now(),
+                provider: "OKTA",
+                profile: json!({"login": email, "email": email, "firstName": "Storm", "lastName": format!("N{k}")})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+            let event = match *status {
+                "ACTIVE" => "user.lifecycle.activate",
+                _ => "user.lifecycle.create",
+            };
+            o.log_event(event, &id, None);
+            json!({"ok": true})
+        }
+        ["created-new-users"] => {
+            let t = sb.telus.lock();
+            let n = t
+                .extensions
+                .iter()
+                .filter(|e| {
+                    e.contact
+                        .get("email")
+                        .and_then(serde_json::Value::as_str)
+                        .is_some_and(|m| m.starts_with("storm"))
+                })
+                .count();
+            json!({"n": n})
+        }
+        ["okta-logs-400", on] => {
+            let mut f = sb.okta.faults.lock().unwrap_or_else(|e| e.into_inner());
+            f.faults.retain(|x| x.path_prefix != LOGS);
+            drop(f);
+            if *on == "on" {
+                let body = r#"{"errorCode":"E0000001","errorSummary":"Api validation failed: since","errorLink":"E0000001","errorId":"storm","errorCauses":[]}"#;
+                let kind = sandbox::faults::FaultKind::Error {
+                    status: 400,
+                    body: body.into(),
+                };
+                sb.okta.inject("GET", LOGS, kind, u32::MAX);
+            }
+            json!({"ok": true})
+        }
+        ["ws-drop-after-subscribe", on] => {
+            let mut t = sb.telus.lock();
+            t.gateway.drop_after_subscribe = *on == "on";
+            t.gateway.recovery_fails = *on == "on";
+            if *on == "on" {
+                t.gateway.drop_connections();
+            }
+            json!({"ok": true})
+        }
+        _ => return None,
+    })
 }
 
 /// Requests the fakes received, by endpoint, and their rate-limit and bulk counters.

@@ -60,6 +60,56 @@ pub fn incremental_since(
     ))
 }
 
+/// Of the unlinked Okta users whose lifecycle changed, the first one a whole pass must see
+/// (it can be created, or matched to a TELUS user), as the reason for that pass; `None`
+/// when each is gone, not live (a staged, suspended or deactivated user is never created),
+/// or has a create this tool sent that is not confirmed yet (the next whole pass settles
+/// it). A read that fails asks for the whole pass too (the harsher reading).
+pub async fn unlinked_needing_a_pass(
+    clients: &Clients,
+    store: &Store,
+    unlinked: &[(OktaId, String)],
+) -> anyhow::Result<Option<String>> {
+    let creating: std::collections::HashSet<String> = store
+        .unfinished()?
+        .into_iter()
+        .filter(|r| r.rule == crate::reconcile::Rule::Create)
+        .filter_map(|r| r.okta_id)
+        .collect();
+    let reads = futures_util::stream::iter(
+        unlinked
+            .iter()
+            .map(|(id, event)| async move { (id, event, clients.okta.get_user(id).await) }),
+    )
+    .buffer_unordered(READ_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    for (id, event, read) in reads {
+        match read {
+            Err(e) => {
+                return Ok(Some(format!(
+                    "{event} for Okta user {id}, not linked yet (reading it: {e})"
+                )));
+            }
+            Ok(None) => {
+                tracing::debug!(user = %id, event = %event, "event of an unlinked user Okta no longer has: nothing to do")
+            }
+            Ok(Some(u)) if !u.status.is_live() => {
+                tracing::debug!(user = %id, event = %event, status = u.status.as_str(), "event of an unlinked user who is not live: never created, nothing to do")
+            }
+            Ok(Some(_)) if creating.contains(&id.0) => {
+                tracing::debug!(user = %id, "a create for this user is not confirmed yet: the next whole pass settles it")
+            }
+            Ok(Some(_)) => {
+                return Ok(Some(format!(
+                    "{event} for Okta user {id}, not linked yet: a whole pass matches or creates them"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Reads what `pass.target` covers.
 pub async fn read(pass: &Pass<'_>) -> anyhow::Result<Fetch> {
     Ok(match pass.target {

@@ -51,10 +51,23 @@ pub async fn run(
     // Rate-limit budgets another process left (a pass just before this one, an admin's
     // command): this pass paces from them.
     clients.restore_pacing(store);
-    let target = match resolve_target(config, store, scope)? {
-        Ok(target) => target,
+    let (target, unlinked) = match resolve_target(config, store, scope)? {
+        Ok(resolved) => resolved,
         Err(not_run) => return Ok(not_run),
     };
+    // Unlinked users whose lifecycle changed are read first: only one that can be created
+    // (or matched) is worth a whole pass.
+    if !unlinked.is_empty() {
+        let needed = fetch::unlinked_needing_a_pass(clients, store, &unlinked).await;
+        clients.save_pacing(store);
+        match needed? {
+            Some(reason) => return Ok(Ran::Escalate(reason)),
+            None if matches!(&target, Target::Pairs(p) if p.is_empty()) => {
+                return Ok(Ran::Nothing);
+            }
+            None => {}
+        }
+    }
     let kind = target.kind();
     let span = tracing::info_span!(
         "sync_pass",
@@ -156,6 +169,9 @@ async fn drive(pass: &mut Pass<'_>, span: &tracing::Span) -> anyhow::Result<Ran>
     Ok(Ran::Pass(Box::new(report)))
 }
 
+/// Unlinked Okta users whose lifecycle changed, with the event type: read before a pass.
+type Unlinked = Vec<(crate::model::OktaId, String)>;
+
 /// What `scope` reads, or why no pass runs: nothing named is linked, or a targeted pass
 /// cannot decide (an unlinked user, a created or deleted extension, a burst, a change of
 /// one of the users sent earlier that only a whole pass can confirm).
@@ -163,17 +179,17 @@ fn resolve_target(
     config: &Config,
     store: &Store,
     scope: &Scope,
-) -> anyhow::Result<Result<Target, Ran>> {
+) -> anyhow::Result<Result<(Target, Unlinked), Ran>> {
     let named = match scope {
         Scope::Whole { full } => {
             let since = fetch::incremental_since(config, store, *full)?;
-            return Ok(Ok(Target::Whole { since }));
+            return Ok(Ok((Target::Whole { since }, Vec::new())));
         }
         Scope::Named(named) => named,
     };
-    let pairs = match resolve(named, &store.links()?, &config.okta.scope) {
-        Ok(p) if p.is_empty() => return Ok(Err(Ran::Nothing)),
-        Ok(p) => p,
+    let (pairs, unlinked) = match resolve(named, &store.links()?, &config.okta.scope) {
+        Ok(r) if r.pairs.is_empty() && r.unlinked.is_empty() => return Ok(Err(Ran::Nothing)),
+        Ok(r) => (r.pairs, r.unlinked),
         Err(reason) => return Ok(Err(Ran::Escalate(reason))),
     };
     // Unconfirmed changes of these users (an answer lost) are settled against the read; a
@@ -189,7 +205,7 @@ fn resolve_target(
             r.user_email
         ))));
     }
-    Ok(Ok(Target::Pairs(pairs)))
+    Ok(Ok((Target::Pairs(pairs), unlinked)))
 }
 
 /// Says in the log, once per pass, when the TELUS session can lapse (the rule `status` and

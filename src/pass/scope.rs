@@ -46,15 +46,22 @@ impl Named {
     }
 }
 
-/// The linked pairs the events name, or why a whole pass is needed instead. Pure.
-pub fn resolve(
-    named: &Named,
-    links: &[Link],
-    scope: &OktaScope,
-) -> Result<Vec<(OktaId, ExtId)>, String> {
+/// What a targeted pass reads: the linked pairs the events name, and the Okta users not
+/// linked yet whose lifecycle changed (read first: only one that can be created, or
+/// matched, needs a whole pass).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub pairs: Vec<(OktaId, ExtId)>,
+    pub unlinked: Vec<(OktaId, String)>,
+}
+
+/// The linked pairs the events name and the unlinked users to look at, or why a whole pass
+/// is needed instead. Pure.
+pub fn resolve(named: &Named, links: &[Link], scope: &OktaScope) -> Result<Resolved, String> {
     let by_okta: HashMap<&OktaId, &ExtId> = links.iter().map(|l| (&l.okta_id, &l.ext_id)).collect();
     let by_ext: HashMap<&ExtId, &OktaId> = links.iter().map(|l| (&l.ext_id, &l.okta_id)).collect();
     let mut pairs = BTreeSet::new();
+    let mut unlinked = Vec::new();
     for (id, event) in &named.okta {
         let membership = event.contains("user_membership");
         match by_okta.get(id) {
@@ -68,10 +75,18 @@ pub fn resolve(
             Some(ext) => {
                 pairs.insert((id.clone(), (*ext).clone()));
             }
-            // A new or returning user is matched (or created) by a pass that reads TELUS
-            // whole; a profile edit of a user this tool does not link changes nothing here.
-            None if event.starts_with("user.lifecycle") || membership => {
+            // With a group or app scope, whether the user is in it takes a whole read.
+            None if (event.starts_with("user.lifecycle") || membership)
+                && *scope != OktaScope::All =>
+            {
                 return Err(format!("{event} for Okta user {id}, not linked yet"));
+            }
+            // A new or returning user is matched (or created) by a pass that reads TELUS
+            // whole, once a read of the user shows they can be; a profile edit (or, for the
+            // whole org, a membership change) of a user this tool does not link changes
+            // nothing here.
+            None if event.starts_with("user.lifecycle") => {
+                unlinked.push((id.clone(), event.clone()));
             }
             None => {}
         }
@@ -93,13 +108,16 @@ pub fn resolve(
             None => {}
         }
     }
-    if pairs.len() > MAX_TARGETED_USERS {
+    if pairs.len() + unlinked.len() > MAX_TARGETED_USERS {
         return Err(format!(
             "{} users changed at once (more than {MAX_TARGETED_USERS}): one pass reads them all for less",
-            pairs.len()
+            pairs.len() + unlinked.len()
         ));
     }
-    Ok(pairs.into_iter().collect())
+    Ok(Resolved {
+        pairs: pairs.into_iter().collect(),
+        unlinked,
+    })
 }
 
 #[cfg(test)]
@@ -133,7 +151,7 @@ mod tests {
             &[("00u1", "user.account.update_profile")],
             &[("61", "Update"), ("62", "Update")],
         );
-        let pairs = resolve(&n, &links, &OktaScope::All).unwrap();
+        let pairs = resolve(&n, &links, &OktaScope::All).unwrap().pairs;
         assert_eq!(pairs.len(), 2, "00u1/61 named twice is read once");
     }
 
@@ -141,12 +159,12 @@ mod tests {
     fn what_only_a_whole_pass_can_decide_escalates() {
         let links = [link("00u1", "61")];
         let all = OktaScope::All;
-        // A new Okta user, a created or deleted extension.
+        // A new Okta user under a group scope, a created or deleted extension.
         assert!(
             resolve(
                 &named(&[("00u9", "user.lifecycle.activate")], &[]),
                 &links,
-                &all
+                &OktaScope::Group("00g1".into())
             )
             .is_err()
         );
@@ -177,7 +195,23 @@ mod tests {
     fn the_creation_of_an_extension_this_tool_linked_is_its_own_echo() {
         let links = [link("00u1", "61")];
         let n = named(&[], &[("61", "Create")]);
-        assert_eq!(resolve(&n, &links, &OktaScope::All), Ok(Vec::new()));
+        assert_eq!(
+            resolve(&n, &links, &OktaScope::All),
+            Ok(Resolved::default())
+        );
+    }
+
+    /// For the whole org, a lifecycle event of an unlinked user is read first (it may be a
+    /// user that can never be created), not a whole pass at once.
+    #[test]
+    fn an_unlinked_users_lifecycle_is_looked_at_before_a_whole_pass() {
+        let n = named(&[("00u9", "user.lifecycle.create")], &[]);
+        let r = resolve(&n, &[], &OktaScope::All).unwrap();
+        assert_eq!(
+            r.unlinked,
+            vec![(OktaId("00u9".into()), "user.lifecycle.create".into())]
+        );
+        assert!(r.pairs.is_empty());
     }
 
     #[test]
@@ -187,6 +221,9 @@ mod tests {
             &[("00u9", "user.account.update_profile")],
             &[("70", "Update")],
         );
-        assert_eq!(resolve(&n, &links, &OktaScope::All), Ok(Vec::new()));
+        assert_eq!(
+            resolve(&n, &links, &OktaScope::All),
+            Ok(Resolved::default())
+        );
     }
 }

@@ -873,3 +873,54 @@ async fn a_membership_event_outside_the_scope_costs_no_pass() {
     assert_eq!(passes_of(dir.path(), "targeted"), targeted, "{}", d.log());
     assert_eq!(whole_passes(dir.path()), whole, "{}", d.log());
 }
+
+/// A lifecycle event of an Okta user not linked yet is answered by reading that user: a
+/// staged one (never created) costs that one read and no pass; an active one asks for the
+/// whole pass that creates them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlinked_users_event_costs_a_read_and_a_pass_only_when_they_can_be_created() {
+    use okta_telus_sync::sandbox::okta::FakeOktaUser;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (dir, _cfg, d) = started(&sb, FAST_POLL).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // real time: the start-up catch-up runs
+    let whole = whole_passes(dir.path());
+    let new_user = |id: &str, status: &str, email: &str| FakeOktaUser {
+        id: id.into(),
+        status: status.into(),
+        // A new user's `lastUpdated` is now: the incremental read finds them.
+        last_updated: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        provider: "OKTA",
+        profile: json!({"login": email, "email": email, "firstName": "New", "lastName": "Hire"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    {
+        let mut o = sb.okta.lock();
+        o.users
+            .push(new_user("00u9staged", "STAGED", "staged@example.com"));
+        o.log_event("user.lifecycle.create", "00u9staged", None);
+    }
+    until("the staged user read", &d, || {
+        sb.okta.lock().count("GET", "/api/v1/users/00u9staged") >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // real time: a negative, so time must pass
+    assert_eq!(whole_passes(dir.path()), whole, "{}", d.log());
+    assert_eq!(sb.okta.lock().count("GET", "/api/v1/users/00u9staged"), 1);
+    {
+        let mut o = sb.okta.lock();
+        o.users
+            .push(new_user("00u9active", "ACTIVE", "new.hire@example.com"));
+        o.log_event("user.lifecycle.activate", "00u9active", None);
+    }
+    until("the active user created in TELUS", &d, || {
+        sb.telus
+            .lock()
+            .extensions
+            .iter()
+            .any(|e| e.contact.get("email").and_then(Value::as_str) == Some("new.hire@example.com"))
+    })
+    .await;
+    assert_eq!(whole_passes(dir.path()), whole + 1, "{}", d.log());
+}
