@@ -191,14 +191,15 @@ pub fn print(r: &Value) {
         ),
     ] {
         let s = &r["storms"][key];
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
         println!(
             "   {:<58} {:>6} {:>9} {:>9} {:>8} {:>5} {:>16}",
             name,
-            s["whole_passes"],
-            s["okta_requests"],
-            s["telus_requests"],
-            s["telus_wstoken"],
-            s["okta_429"].as_u64().unwrap_or(0) + s["telus_429"].as_u64().unwrap_or(0),
+            n("whole_passes"),
+            n("okta_requests"),
+            n("telus_requests"),
+            n("telus_wstoken"),
+            n("okta_429") + n("telus_429"),
             s["landed_after_end_s"]
                 .as_f64()
                 .map(|v| format!("{v:.1} s"))
