@@ -101,6 +101,31 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Writes the daemon's `sync.toml` for `fakes` into `dir` (the shipped defaults, `extra`
+/// appended) and loads it.
+pub fn daemon_config(
+    fakes: &Fakes,
+    dir: &std::path::Path,
+    extra: &str,
+) -> (std::path::PathBuf, okta_telus_sync::config::Config) {
+    let path = dir.join("sync.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[okta]\nurl = \"{}\"\ntoken = \"{}\"\n[telus]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\njwt = \"{}\"\n[store]\npath = \"s.db\"\n{extra}",
+            fakes.okta,
+            okta_telus_sync::sandbox::OKTA_TOKEN,
+            fakes.telus,
+            okta_telus_sync::sandbox::TELUS_CLIENT_ID,
+            okta_telus_sync::sandbox::TELUS_CLIENT_SECRET,
+            okta_telus_sync::sandbox::TELUS_JWT,
+        ),
+    )
+    .expect("config");
+    let config = okta_telus_sync::config::load_with_env(&path, Vec::new()).expect("config loads");
+    (path, config)
+}
+
 /// Runs the whole measurement in this (child) process; answers one JSON value.
 pub fn run() -> Value {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -117,21 +142,7 @@ pub fn run() -> Value {
         "3".into(),
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("sync.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[okta]\nurl = \"{}\"\ntoken = \"{}\"\n[telus]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\njwt = \"{}\"\n[store]\npath = \"s.db\"\n",
-            fakes.okta,
-            okta_telus_sync::sandbox::OKTA_TOKEN,
-            fakes.telus,
-            okta_telus_sync::sandbox::TELUS_CLIENT_ID,
-            okta_telus_sync::sandbox::TELUS_CLIENT_SECRET,
-            okta_telus_sync::sandbox::TELUS_JWT,
-        ),
-    )
-    .expect("config");
-    let config = okta_telus_sync::config::load_with_env(&path, Vec::new()).expect("config loads");
+    let (path, config) = daemon_config(&fakes, dir.path(), "");
     let store_path = config.store_path.clone();
     let mut out = json!({"users": USERS});
     rt.block_on(async {

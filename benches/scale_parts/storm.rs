@@ -68,21 +68,11 @@ pub fn run() -> Value {
         "--published-limits".into(),
     ]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("sync.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[okta]\nurl = \"{}\"\ntoken = \"{}\"\n[telus]\nurl = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\njwt = \"{}\"\n[store]\npath = \"s.db\"\n[events]\nwhole_pass_spacing_minutes = 1\n",
-            fakes.okta,
-            okta_telus_sync::sandbox::OKTA_TOKEN,
-            fakes.telus,
-            okta_telus_sync::sandbox::TELUS_CLIENT_ID,
-            okta_telus_sync::sandbox::TELUS_CLIENT_SECRET,
-            okta_telus_sync::sandbox::TELUS_JWT,
-        ),
-    )
-    .expect("config");
-    let config = okta_telus_sync::config::load_with_env(&path, Vec::new()).expect("config loads");
+    let (path, config) = super::events::daemon_config(
+        &fakes,
+        dir.path(),
+        "[events]\nwhole_pass_spacing_minutes = 1\n",
+    );
     let store = config.store_path.clone();
     rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -971,6 +971,14 @@ mod tests {
         })
     }
 
+    /// A System Log poll that read `events`.
+    fn polled(events: Vec<okta::LogEvent>) -> Event {
+        Event::Okta {
+            events,
+            next: "n".into(),
+        }
+    }
+
     fn okta_event(user: &str, own: bool) -> okta::LogEvent {
         okta::LogEvent {
             uuid: "u".into(),
@@ -1011,13 +1019,7 @@ mod tests {
                 None => crate::config::OktaScope::All,
             };
             let mut ev = Events::new(&config, Default::default());
-            ev.on_event(
-                Event::Okta {
-                    events: vec![event],
-                    next: "n".into(),
-                },
-                &store,
-            );
+            ev.on_event(polled(vec![event]), &store);
             assert_eq!(!ev.take(false).named.is_empty(), named, "{scope}");
         }
     }
@@ -1027,13 +1029,7 @@ mod tests {
     #[test]
     fn an_escalated_pass_drops_its_lag_records() {
         let (mut ev, store) = events();
-        ev.on_event(
-            Event::Okta {
-                events: vec![okta_event("00u1", false)],
-                next: "n".into(),
-            },
-            &store,
-        );
+        ev.on_event(polled(vec![okta_event("00u1", false)]), &store);
         let taken = ev.take(false);
         assert!(ev.first_seen.contains_key("o:00u1"));
         ev.finished(&store, taken, true, &PassEnd::Escalated("gone".into()));
@@ -1047,13 +1043,7 @@ mod tests {
         let flood: Vec<_> = (0..=crate::pass::MAX_TARGETED_USERS)
             .map(|i| okta_event(&format!("00u{i}"), false))
             .collect();
-        ev.on_event(
-            Event::Okta {
-                events: flood,
-                next: "n".into(),
-            },
-            &store,
-        );
+        ev.on_event(polled(flood), &store);
         let taken = ev.take(false);
         assert!(taken.named.is_empty());
         assert_eq!(taken.catchup_kind(), Some(Catchup::Incremental));
@@ -1074,13 +1064,7 @@ mod tests {
         ev.on_event(lost(), &store);
         assert_eq!(ev.take(false).catchup_kind(), Some(Catchup::Full));
         ev.on_event(lost(), &store);
-        ev.on_event(
-            Event::Okta {
-                events: vec![okta_event("00u1", false)],
-                next: "n".into(),
-            },
-            &store,
-        );
+        ev.on_event(polled(vec![okta_event("00u1", false)]), &store);
         let taken = ev.take(false);
         assert_eq!(taken.catchup_kind(), None, "the catch-up waits");
         assert_eq!(taken.named.okta.len(), 1, "the named user goes now");
