@@ -530,6 +530,26 @@ pub fn telus_field_writable(path: &str) -> Option<bool> {
         .map(|(_, writable)| *writable)
 }
 
+/// The most characters a TELUS contact field takes (RingCentral's spec,
+/// `ContactInfoUpdateRequest`: `maxLength` 64 for the names, job title, department and
+/// company; 254 for the email), or `None` where the spec sets no bound.
+pub fn telus_field_max_chars(path: &str) -> Option<usize> {
+    match path {
+        "contact.firstName" | "contact.lastName" | "contact.jobTitle" | "contact.department"
+        | "contact.company" => Some(64),
+        "contact.email" => Some(254),
+        _ => None,
+    }
+}
+
+/// Why a value cannot be written to a TELUS field as it is, found before TELUS is asked:
+/// over the field's `maxLength`.
+pub fn telus_value_refused(path: &str, value: &str) -> Option<String> {
+    let max = telus_field_max_chars(path)?;
+    let n = value.chars().count();
+    (n > max).then(|| format!("{n} characters, over TELUS's {max} for {path}"))
+}
+
 /// How Okta masters a profile attribute (`master.type` in its profile schema).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OktaMaster {

@@ -379,7 +379,14 @@ fn plan_create(o: &OktaUser, email: &str, policy: &Policy, plan: &mut Plan) {
         if !okta_sources || !rule.telus.writable() {
             continue;
         }
-        match normalize(rule.normalize, o.profile.get(&rule.okta_attr)) {
+        let norm = match normalize(rule.normalize, o.profile.get(&rule.okta_attr)) {
+            Norm::Value(v) => match crate::model::telus_value_refused(path, &v) {
+                Some(reason) => Norm::Invalid { trimmed: v, reason },
+                None => Norm::Value(v),
+            },
+            other => other,
+        };
+        match norm {
             Norm::Value(v) => changes.push(AttrChange {
                 attr: rule.okta_attr.clone(),
                 field: path.to_string(),
@@ -649,6 +656,8 @@ fn plan_attr(
             None => return AttrDecision::Nothing,
         },
     };
+    let bounded = over_telus_bound(src_norm, target, &field);
+    let src_norm = bounded.as_ref().unwrap_or(src_norm);
     let Some(new) = value_to_write(src_norm, rule, source, &field, user, plan) else {
         if let Norm::Invalid { trimmed, reason } = src_norm {
             let message = format!("{source} value of {} is {reason}", rule.okta_attr);
@@ -699,6 +708,20 @@ fn plan_attr(
         rule: rule_kind,
     };
     AttrDecision::Write(target, change)
+}
+
+/// A value over the bound RingCentral's spec gives the TELUS field (`maxLength`), as an
+/// invalid value: checked before TELUS is asked, it is the user's data problem, as if TELUS
+/// had refused it, without a request.
+fn over_telus_bound(src_norm: &Norm, target: System, field: &str) -> Option<Norm> {
+    match src_norm {
+        Norm::Value(v) if target == System::Telus => crate::model::telus_value_refused(field, v)
+            .map(|reason| Norm::Invalid {
+                trimmed: v.clone(),
+                reason,
+            }),
+        _ => None,
+    }
 }
 
 /// The value a change writes: the source's normalized value, an empty one that clears the

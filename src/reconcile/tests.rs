@@ -1460,10 +1460,34 @@ mod data_problems {
         assert_eq!(only_change(&fixed).1.new.as_deref(), Some("+16045550199"));
     }
 
+    /// A value over the `maxLength` RingCentral's spec gives the TELUS field is a data
+    /// problem at plan time: never sent, the user's other changes go.
+    #[test]
+    fn a_value_over_the_telus_fields_max_length_is_a_data_problem_before_any_write() {
+        let mut o = ana_okta();
+        set(&mut o, "department", &"D".repeat(65));
+        set(&mut o, "city", "Burnaby");
+        let plan = plan1(o, ana_telus());
+        let changes: Vec<_> = plan.actions.iter().flat_map(|a| a.changes()).collect();
+        assert!(changes.iter().all(|c| c.attr != "department"));
+        assert!(changes.iter().any(|c| c.attr == "city"));
+        assert_eq!(plan.data_problems.len(), 1, "{:?}", plan.data_problems);
+        assert_eq!(plan.data_problems[0].code, "invalid-value");
+        assert!(
+            plan.data_problems[0]
+                .explanation
+                .contains("over TELUS's 64")
+        );
+        let mut fits = ana_okta();
+        set(&mut fits, "department", &"D".repeat(64));
+        assert!(plan1(fits, ana_telus()).data_problems.is_empty());
+    }
+
     #[test]
     fn a_value_the_target_refused_is_not_sent_again_while_both_sides_are_unchanged() {
         let mut o = ana_okta();
-        set(&mut o, "department", &"D".repeat(80));
+        // A value TELUS refuses for a reason the spec does not bound (its answer below).
+        set(&mut o, "department", "Finance/Ops");
         set(&mut o, "city", "Burnaby");
         let plan = plan1(o.clone(), ana_telus());
         let dept = plan.actions[0]

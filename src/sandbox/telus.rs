@@ -96,6 +96,11 @@ pub struct TelusState {
     /// Whether a bulk request with a field over its length is refused whole with a 400 that
     /// names the record (else the record fails when the task runs).
     pub bulk_checks_upfront: bool,
+    /// Contact values (field, value) this account refuses with `CMN-101` for a reason the
+    /// spec's bounds do not cover (an account's own validation; RingCentral documents no
+    /// such case, so this is a test knob). The client checks the spec's bounds itself before
+    /// sending, so tests reach TELUS's refusal handling through these.
+    pub refused_values: Vec<(String, String)>,
     /// With up-front checks, whether a refusal lists every bad record in its `errors` (else
     /// only the first). RingCentral's docs do not say; both are modelled.
     pub bulk_names_every_bad_record: bool,
@@ -168,6 +173,7 @@ impl TelusState {
             task_delay: Duration::from_millis(200),
             tasks: HashMap::new(),
             bulk_checks_upfront: false,
+            refused_values: Vec::new(),
             bulk_names_every_bad_record: false,
             bulk_records: 0,
             gateway: Default::default(),
@@ -983,6 +989,22 @@ impl RcErr {
 
 /// A contact field over its `maxLength` (spec: ContactInfoUpdateRequest: 64 characters
 /// for the names, job title and department, 254 for the email).
+fn refused<'a>(
+    refused_values: &[(String, String)],
+    contact: &'a Map<String, Value>,
+) -> Option<&'a str> {
+    too_long(contact).or_else(|| {
+        contact
+            .iter()
+            .find(|(k, v)| {
+                refused_values
+                    .iter()
+                    .any(|(f, x)| f == *k && v.as_str() == Some(x.as_str()))
+            })
+            .map(|(k, _)| k.as_str())
+    })
+}
+
 fn too_long(contact: &Map<String, Value>) -> Option<&str> {
     contact.iter().find_map(|(k, v)| {
         let max = match k.as_str() {
@@ -1016,7 +1038,7 @@ fn apply_update(st: &mut TelusState, id: &str, parsed: &Value) -> Result<usize, 
         let Some(contact) = contact.as_object() else {
             return Err(RcErr::invalid("contact"));
         };
-        if let Some(k) = too_long(contact) {
+        if let Some(k) = refused(&st.refused_values, contact) {
             return Err(RcErr::invalid(&format!("contact.{k}")));
         }
         for (k, v) in contact {
@@ -1136,7 +1158,7 @@ pub(super) async fn bulk_update(
             && let Some(k) = r
                 .get("contact")
                 .and_then(Value::as_object)
-                .and_then(too_long)
+                .and_then(|c| refused(&st.refused_values, c))
         {
             let e = RcErr::invalid(&format!("records[{i}].contact.{k}"));
             if !st.bulk_names_every_bad_record {

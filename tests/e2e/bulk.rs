@@ -8,8 +8,12 @@ use okta_telus_sync::sandbox::telus::BulkAvailability;
 
 const BULK: &str = "/restapi/v1.0/account/~/extension-bulk-update";
 
+/// A department the fake account refuses.
+const REFUSED: &str = "Refused-Dept";
+
 /// `n` linked-by-email users, each needing one TELUS department update (Okta says Sales),
-/// and nothing else; user 7's department is over TELUS's 64-character limit.
+/// and nothing else; user 7's department is one this account refuses (`CMN-101`: the fake's
+/// `refused_values`, since values over the spec's bounds never leave the client).
 async fn sandbox_with_updates(n: usize) -> Sandbox {
     let (mut okta, exts, nums) = many_users(n);
     for (i, u) in okta.iter_mut().enumerate() {
@@ -19,10 +23,10 @@ async fn sandbox_with_updates(n: usize) -> Sandbox {
             u.profile.insert("primaryPhone".into(), json!(phone));
         }
     }
-    okta[7]
-        .profile
-        .insert("department".into(), json!("D".repeat(70)));
-    Sandbox::start(okta, exts, nums).await.unwrap()
+    okta[7].profile.insert("department".into(), json!(REFUSED));
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    sb.telus.lock().refused_values = vec![("department".into(), REFUSED.into())];
+    sb
 }
 
 fn count(sb: &Sandbox, method: &str, prefix: &str) -> usize {
@@ -134,8 +138,8 @@ async fn a_bulk_request_refused_for_one_record_sends_the_rest() {
     assert_eq!(store.data_problems().unwrap().len(), 1);
 }
 
-/// 40 updates, 10 of them with a department over TELUS's 64 characters, refused when the
-/// request is accepted. When the 400 names every bad record, they are all taken out at once
+/// 40 updates, 10 of them with a department the account refuses when the request is
+/// accepted. When the 400 names every bad record, they are all taken out at once
 /// and the 30 others go in one more request (2 in all, not 11). When it names one at a
 /// time, after the second such refusal the rest of the chunk goes one PUT per user instead
 /// of one Heavy bulk request per bad record.
@@ -144,11 +148,7 @@ async fn rejected_records_cost_at_most_two_bulk_requests() {
     for every in [true, false] {
         let (mut okta, exts, nums) = many_users(40);
         for (i, u) in okta.iter_mut().enumerate() {
-            let dept = if i % 4 == 1 {
-                "D".repeat(70)
-            } else {
-                "Sales".into()
-            };
+            let dept = if i % 4 == 1 { REFUSED } else { "Sales" };
             u.profile.insert("department".into(), json!(dept));
         }
         let sb = Sandbox::start(okta, exts, nums).await.unwrap();
@@ -156,6 +156,7 @@ async fn rejected_records_cost_at_most_two_bulk_requests() {
             let mut st = sb.telus.lock();
             st.bulk_checks_upfront = true;
             st.bulk_names_every_bad_record = every;
+            st.refused_values = vec![("department".into(), REFUSED.into())];
         }
         let (_dir, config, store, clients) = setup(&sb);
         let report = run_whole(&config, &clients, &store, false, PassOptions::default())
@@ -502,4 +503,29 @@ async fn a_stuck_bulk_task_ends_its_pass_and_the_next_sends_the_rest() {
             .iter()
             .all(|e| e.contact.get("department").and_then(Value::as_str) == Some("Stuck"))
     );
+}
+
+/// A department over the 64 characters RingCentral's spec allows never leaves the client:
+/// no bulk record carries it, it is the user's known data problem (`invalid-value`), and
+/// the others go in the one bulk request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_the_specs_max_length_is_never_sent() {
+    let (mut okta, exts, nums) = many_users(10);
+    for u in okta.iter_mut() {
+        u.profile.insert("department".into(), json!("Sales"));
+    }
+    okta[3]
+        .profile
+        .insert("department".into(), json!("D".repeat(70)));
+    let sb = Sandbox::start(okta, exts, nums).await.unwrap();
+    let (_dir, config, store, clients) = setup(&sb);
+    run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(count(&sb, "POST", BULK), 1);
+    assert!(bulk_bodies(&sb).iter().all(|b| !b.contains("DDDDDDDDDD")));
+    let problems = store.data_problems().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].code, "invalid-value");
+    assert_eq!(department(&sb, 100_004).as_deref(), Some("Sales"));
 }

@@ -321,7 +321,9 @@ async fn an_okta_e0000001_on_one_field_is_a_known_data_problem() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_planted_value_reaches_the_log_at_info() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let long_dept = format!("Planted{}", "Q".repeat(70));
+    // A department this account refuses (values over the spec's bounds never leave the client).
+    let long_dept = "PlantedQQQ-refused".to_string();
+    sb.telus.lock().refused_values = vec![("department".into(), long_dept.clone())];
     {
         let mut st = sb.okta.lock();
         let set =
