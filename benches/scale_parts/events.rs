@@ -101,6 +101,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The fakes for the daemon sections: `users` a side, none changed, at the published limits,
+/// with `extra` arguments.
+pub fn published_fakes(users: usize, extra: &[&str]) -> Fakes {
+    let mut args: Vec<String> = vec![
+        "--users".into(),
+        users.to_string(),
+        "--changed-per-mille".into(),
+        "0".into(),
+        "--published-limits".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Fakes::start(&args)
+}
+
 /// Writes the daemon's `sync.toml` for `fakes` into `dir` (the shipped defaults, `extra`
 /// appended) and loads it.
 pub fn daemon_config(
@@ -132,15 +146,7 @@ pub fn run() -> Value {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut fakes = Fakes::start(&[
-        "--users".into(),
-        USERS.to_string(),
-        "--changed-per-mille".into(),
-        "0".into(),
-        "--published-limits".into(),
-        "--recovery-timeout-secs".into(),
-        "3".into(),
-    ]);
+    let mut fakes = published_fakes(USERS, &["--recovery-timeout-secs", "3"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, config) = daemon_config(&fakes, dir.path(), "");
     let store_path = config.store_path.clone();

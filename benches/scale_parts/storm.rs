@@ -60,13 +60,7 @@ pub fn run() -> Value {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut fakes = Fakes::start(&[
-        "--users".into(),
-        USERS.to_string(),
-        "--changed-per-mille".into(),
-        "0".into(),
-        "--published-limits".into(),
-    ]);
+    let mut fakes = super::events::published_fakes(USERS, &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, config) = super::events::daemon_config(
         &fakes,

@@ -49,7 +49,7 @@ pub fn open_store(config: &config::Config) -> anyhow::Result<store::Store> {
 /// command to run instead.
 pub(super) fn refuse_root_on_a_service_store(store: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt as _;
-    if effective_uid() != Some(0) {
+    if store::files::effective_uid() != 0 {
         return Ok(());
     }
     let dir = store
@@ -71,13 +71,6 @@ pub(super) fn refuse_root_on_a_service_store(store: &std::path::Path) -> anyhow:
         }
         _ => Ok(()),
     }
-}
-
-/// This process's effective user id (Linux: `/proc/self/status`).
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A user's name from `/etc/passwd`.
