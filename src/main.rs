@@ -75,6 +75,11 @@ enum Command {
     },
     /// The journal of changes, old → new, oldest first.
     History(commands::history::HistoryArgs),
+    /// The import queue: TELUS users with no Okta match, and what to do with each.
+    Import {
+        #[command(subcommand)]
+        command: commands::import::ImportCommand,
+    },
     /// Last passes, held passes, quarantined users, token expiry, store size.
     Status,
     /// Validate sync.toml; exit 2 naming each bad key.
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
         )),
         Command::Plan { json } => runtime.block_on(commands::sync::plan(path, json)),
         Command::History(args) => commands::history::run(path, args),
+        Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
         Command::Status => commands::status::run(path),
         Command::CheckConfig { connect: false } => commands::check_config::run(path),
         Command::CheckConfig { connect: true } => {

@@ -52,12 +52,13 @@ pub fn plan_text(plan: &Plan) -> String {
     let to_okta = plan.actions.len() - to_telus;
     let _ = writeln!(
         out,
-        "Plan: {} change(s) for {} linked user(s): {} to TELUS, {} to Okta ({} create, {} deactivate, {} reactivate), {} new link(s), {} user(s) not synced",
+        "Plan: {} change(s) for {} linked user(s): {} to TELUS, {} to Okta ({} create, {} import, {} deactivate, {} reactivate), {} new link(s), {} user(s) not synced",
         plan.change_count(),
         plan.linked,
         to_telus,
         to_okta,
         plan.count("create"),
+        plan.count("import"),
         plan.count("deactivate"),
         plan.count("reactivate"),
         plan.new_links.len(),
@@ -86,6 +87,11 @@ pub fn plan_text(plan: &Plan) -> String {
         }
     }
     plan_problems_text(&mut out, plan);
+    let queued = still_queued(plan);
+    if !queued.is_empty() {
+        let _ = writeln!(out);
+        out.push_str(&imports_text(&queued, None));
+    }
     out
 }
 
@@ -190,6 +196,7 @@ pub fn plan_json(plan: &Plan) -> Value {
                 "rule": c.rule.as_str(),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "imports": imports_json(&plan.imports),
         "new_links": plan.new_links.iter().map(|l| json!({
             "okta_id": l.okta_id.0, "extension_id": l.ext_id.0,
         })).collect::<Vec<_>>(),
@@ -226,7 +233,7 @@ pub fn pass_text(r: &PassReport) -> String {
         .count();
     let _ = writeln!(
         out,
-        "{}: read {} Okta and {} TELUS users; {} change(s) planned, {} applied, {} failed; {} user(s) failed; {} TELUS user(s) unmatched.",
+        "{}: read {} Okta and {} TELUS users; {} change(s) planned, {} applied, {} failed; {} user(s) failed; {} TELUS user(s) unmatched, {} in the import queue.",
         if r.dry_run { "Dry run" } else { "Pass" },
         r.okta_read,
         r.telus_read,
@@ -234,7 +241,8 @@ pub fn pass_text(r: &PassReport) -> String {
         r.apply.applied,
         r.apply.failed,
         r.failed_users(),
-        unmatched_telus
+        unmatched_telus,
+        still_queued(&r.plan).len()
     );
     for (user, (code, explanation)) in &r.apply.failed_users {
         let _ = writeln!(
@@ -353,6 +361,13 @@ pub fn history_text(rows: &[crate::store::JournalRow], color: bool) -> String {
             outcome,
             r.rule.as_str()
         );
+        if r.rule == crate::reconcile::Rule::Import
+            && r.attribute == "login"
+            && r.outcome == crate::store::Outcome::Applied
+            && let Some(id) = &r.okta_id
+        {
+            let _ = writeln!(out, "    imported as Okta user {id}");
+        }
         let noteworthy = r.outcome != crate::store::Outcome::Applied || r.error_code.is_some();
         if noteworthy && let Some(expl) = &r.explanation {
             {
@@ -384,6 +399,8 @@ pub fn history_json(r: &crate::store::JournalRow) -> Value {
         "outcome": r.outcome.as_str(),
         "error_code": r.error_code,
         "explanation": r.explanation,
+        "okta_id": r.okta_id,
+        "extension_id": r.ext_id,
     })
 }
 
@@ -446,6 +463,22 @@ pub fn status_text(
     status_passes(&mut out, &store.recent_passes(10)?);
     status_events(&mut out, config, store)?;
     status_known(&mut out, store)?;
+    let (queue, at) = store.import_queue()?;
+    if !queue.is_empty() {
+        let counts = crate::reconcile::import::counts(&queue);
+        let _ = writeln!(
+            out,
+            "\nImport queue: {} TELUS user(s) with no Okta match ({}), as of {}; see `import list`.",
+            queue.len(),
+            counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(o, n)| format!("{n} {o}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            at.as_deref().unwrap_or("never")
+        );
+    }
     let failures = store.failures()?;
     let (quarantined, backing_off): (Vec<_>, Vec<_>) = failures.iter().partition(|f| f.quarantined);
     if !quarantined.is_empty() {
@@ -600,6 +633,82 @@ pub fn session_assessment(
         config.telus.jwt.as_ref(),
         stored,
         config.schedule.next_pass_after(now),
+    )
+}
+
+/// The plan's import queue without the candidates it imports.
+fn still_queued(plan: &Plan) -> Vec<crate::reconcile::import::Candidate> {
+    let importing: std::collections::HashSet<&crate::model::ExtId> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::Import { .. }))
+        .filter_map(|a| a.user.ext_id.as_ref())
+        .collect();
+    plan.imports
+        .iter()
+        .filter(|c| !importing.contains(&c.ext_id))
+        .cloned()
+        .collect()
+}
+
+/// The import queue as a table: each candidate's email, outcome, extension, name and what
+/// to do; with its counts, and when it was computed when known.
+pub fn imports_text(queue: &[crate::reconcile::import::Candidate], at: Option<&str>) -> String {
+    let mut out = String::new();
+    let counts = crate::reconcile::import::counts(queue);
+    let _ = writeln!(
+        out,
+        "Import queue: {} TELUS user(s) with no Okta match: {}{}",
+        queue.len(),
+        counts
+            .iter()
+            .map(|(o, n)| format!("{n} {o}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        at.map(|a| format!(" (computed {a})")).unwrap_or_default()
+    );
+    for c in queue {
+        let name = [c.first_name.as_deref(), c.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let _ = writeln!(
+            out,
+            "  {:<32} {:<9} extension {:<8} {}\n      {}",
+            printable(&c.email),
+            c.outcome.as_str(),
+            c.ext_id,
+            printable(&name),
+            printable(&c.outcome.detail())
+        );
+    }
+    if counts[0].1 > 0 {
+        let _ = writeln!(
+            out,
+            "Create the `new` ones in Okta (STAGED: no email is sent) with `import confirm EMAIL...` or `import confirm --all-new`; `import ignore EMAIL...` never proposes one again."
+        );
+    }
+    out
+}
+
+/// The import queue as JSON: one object per candidate.
+pub fn imports_json(queue: &[crate::reconcile::import::Candidate]) -> Value {
+    Value::Array(
+        queue
+            .iter()
+            .map(|c| {
+                json!({
+                    "email": c.email,
+                    "extension_id": c.ext_id.0,
+                    "first_name": c.first_name,
+                    "last_name": c.last_name,
+                    "outcome": c.outcome.as_str(),
+                    "okta_id": c.outcome.okta_id().map(|i| i.0.clone()),
+                    "detail": c.outcome.detail(),
+                })
+            })
+            .collect(),
     )
 }
 

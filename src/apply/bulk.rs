@@ -407,7 +407,7 @@ fn record_parts(
             }
             Action::Deactivate { .. } => status = Some(TelusStatus::Disabled),
             Action::Reactivate { .. } => status = Some(TelusStatus::Enabled),
-            Action::Create { .. } => {}
+            Action::Create { .. } | Action::Import { .. } => {}
         }
     }
     (changes, status)

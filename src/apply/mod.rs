@@ -37,6 +37,7 @@ pub struct ApplyReport {
 }
 
 mod bulk;
+mod import;
 pub use bulk::{BulkRefusal, PENDING_TASK, TaskSettling, bulk_refusal, settle_tasks};
 
 /// A write's failure, reduced to what the journal and the pass need.
@@ -199,6 +200,8 @@ pub struct ApplyContext<'a> {
     pub okta_concurrency: usize,
     /// How long a bulk-update task is polled before no further chunk is sent.
     pub bulk_task_timeout: std::time::Duration,
+    /// Where an imported Okta user goes besides the directory (the scope's group or app).
+    pub import_into: okta::CreateInto,
 }
 
 /// Applies every action of the plan, calling `progress(done, total)` (in changes) after
@@ -416,7 +419,7 @@ fn journal_entries<'a>(action: &'a PlannedAction, pass_id: i64) -> Vec<JournalEn
 
 /// Okta profile updates: the only writes that go to Okta.
 fn is_okta_write(a: &PlannedAction) -> bool {
-    matches!(a.action, Action::Update { .. }) && a.system == System::Okta
+    matches!(a.action, Action::Update { .. } | Action::Import { .. }) && a.system == System::Okta
 }
 
 /// Journals, sends and records one action; a whole-system failure is in the attempt's
@@ -437,6 +440,9 @@ async fn apply_action(
     let rows = store.journal_planned(&journal_entries(action, pass_id))?;
     let mut created: Option<TelusUser> = None;
     let result: Result<(), WriteError> = match (&action.action, action.system) {
+        (Action::Import { activate, .. }, _) => {
+            return import::apply_import(action, *activate, &rows, ctx).await;
+        }
         (Action::Create { .. }, _) => {
             let body: Vec<(String, Option<String>)> = changes
                 .iter()

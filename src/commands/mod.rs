@@ -5,6 +5,7 @@ pub mod assets;
 pub mod auth;
 pub mod check_config;
 pub mod history;
+pub mod import;
 pub mod run;
 pub mod sandbox;
 pub mod schema;

@@ -66,6 +66,7 @@ pub async fn run() -> anyhow::Result<Exit> {
         writes(&sb) - writes_before
     );
 
+    import(&config, &clients, &store).await?;
     print_directories(&sb);
     drop(store);
     change_events(&sb, &config).await?;
@@ -260,6 +261,58 @@ fn print_directories(sb: &sandbox::Sandbox) {
             );
         }
     }
+}
+
+/// The import queue the passes computed (the TELUS-only reception desk), confirmed: the Okta
+/// user is created STAGED and linked, and a pass after it writes nothing.
+async fn import(
+    config: &okta_telus_sync::config::Config,
+    clients: &Clients,
+    store: &store::Store,
+) -> anyhow::Result<()> {
+    use okta_telus_sync::pass::{self, ImportRequest, Ran, Scope};
+    println!("\n== Import: TELUS users with no Okta match (`import list`) ==");
+    let (queue, at) = store.import_queue()?;
+    print!("{}", report::imports_text(&queue, at.as_deref()));
+    let Some(first) = queue
+        .iter()
+        .find(|c| c.outcome == okta_telus_sync::reconcile::import::Outcome::New)
+    else {
+        return Ok(());
+    };
+    println!("\n== `import confirm {}` ==", first.email);
+    let request = ImportRequest {
+        named: vec![first.email.clone()],
+        all_new: false,
+        activate: false,
+    };
+    let ran = pass::run(
+        config,
+        clients,
+        store,
+        &Scope::Imports(request),
+        PassOptions::default(),
+    )
+    .await?;
+    if let Ran::Pass(r) = ran {
+        print!("{}", report::plan_text(&r.plan));
+        print!("{}", report::pass_text(&r));
+    }
+    let linked = store
+        .links()?
+        .into_iter()
+        .find(|l| l.ext_id == first.ext_id);
+    println!(
+        "Linked: TELUS extension {} ↔ Okta user {} (STAGED: no activation email; it is activated in Okta when the person should sign in).",
+        first.ext_id,
+        linked.map(|l| l.okta_id.0).unwrap_or_else(|| "none".into())
+    );
+    let after = run_whole(config, clients, store, false, PassOptions::default()).await?;
+    println!(
+        "The pass after the import: {} change(s) planned.",
+        after.plan.change_count()
+    );
+    Ok(())
 }
 
 fn writes(sb: &sandbox::Sandbox) -> usize {

@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) safety: RawSafety,
     #[serde(default)]
+    pub(super) import: RawImport,
+    #[serde(default)]
     pub(super) retry: RawRetry,
     pub(super) http: Option<RawHttp>,
     #[serde(default)]
@@ -192,6 +194,29 @@ pub(super) struct RawSafety {
     pub(super) max_changed_percent: u32,
     pub(super) max_creates: u32,
     pub(super) max_vanished: u32,
+    pub(super) max_imports: u32,
+}
+
+/// `[import]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawImport {
+    pub(super) auto_confirm_new: bool,
+    pub(super) activate: bool,
+    #[serde(rename = "match")]
+    pub(super) match_on: String,
+    pub(super) assign_to_app: bool,
+}
+
+impl Default for RawImport {
+    fn default() -> Self {
+        RawImport {
+            auto_confirm_new: false,
+            activate: false,
+            match_on: "email".into(),
+            assign_to_app: false,
+        }
+    }
 }
 
 impl Default for RawSafety {
@@ -202,6 +227,7 @@ impl Default for RawSafety {
             max_changed_percent: s.max_changed_percent,
             max_creates: s.max_creates,
             max_vanished: s.max_vanished,
+            max_imports: s.max_imports,
         }
     }
 }

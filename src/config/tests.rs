@@ -496,3 +496,45 @@ fn inline_secrets_in_a_readable_file_warn_by_key() {
         c.warnings
     );
 }
+
+#[test]
+fn the_import_section_is_read_and_a_bad_one_names_its_key() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(
+        c.policy.import,
+        crate::reconcile::policy::ImportPolicy::default()
+    );
+    assert_eq!(c.safety.max_imports, 25);
+    let text = format!(
+        "{MINIMAL}\n[import]\nmatch = \"login\"\nactivate = true\n[safety]\nmax_imports = 3\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.policy.import.match_on,
+        crate::reconcile::policy::MatchOn::Login
+    );
+    assert!(c.policy.import.activate);
+    assert_eq!(c.safety.max_imports, 3);
+    assert_eq!(
+        keys(&format!("{MINIMAL}\n[import]\nmatch = \"name\"\n")),
+        ["import.match"]
+    );
+    // Under an app scope, auto-confirmed imports must be assignable to the app.
+    let app = MINIMAL.replace(
+        "token = \"okta-secret-token\"",
+        "token = \"okta-secret-token\"\nscope = \"app:0oa1telus\"",
+    );
+    let problems = parse(&format!("{app}\n[import]\nauto_confirm_new = true\n")).unwrap_err();
+    assert_eq!(problems[0].key, "import.auto_confirm_new");
+    assert!(
+        problems[0].to_string().contains("import.assign_to_app"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        parse(&format!(
+            "{app}\n[import]\nauto_confirm_new = true\nassign_to_app = true\n"
+        ))
+        .is_ok()
+    );
+}

@@ -5,7 +5,7 @@ use super::attributes::build_rules;
 use super::raw::{MAX_WRITE_CONCURRENCY, RawConfig, RawHttp, RawOkta, RawTelus};
 use super::secret::secret;
 use super::*;
-use crate::reconcile::policy::{Features, Policy, Retry};
+use crate::reconcile::policy::{Features, ImportPolicy, MatchOn, Policy, Retry};
 use std::net::IpAddr;
 
 pub(super) fn validate(
@@ -56,6 +56,16 @@ pub(super) fn validate(
         write_back: raw.features.write_back,
     };
     let rules = build_rules(&mut p, raw.attributes);
+    let import = validate_import(&mut p, &raw.import);
+    if let Some(OktaScope::App(app)) = okta.as_ref().map(|o| &o.scope)
+        && import.auto_confirm_new
+        && !import.assign_to_app
+    {
+        p.push(
+            "import.auto_confirm_new",
+            format!("an imported user must be assigned to app {app} (okta.scope), or the next pass finds it outside the scope and disables its TELUS user: set import.assign_to_app = true (Okta then pushes it too if the app provisions), or turn auto_confirm_new off"),
+        );
+    }
     match (okta, telus) {
         (Some(okta), Some(telus)) if p.0.is_empty() => Ok(Config {
             okta,
@@ -74,12 +84,38 @@ pub(super) fn validate(
                 max_changed_percent: raw.safety.max_changed_percent,
                 max_creates: raw.safety.max_creates,
                 max_vanished: raw.safety.max_vanished,
+                max_imports: raw.safety.max_imports,
             },
-            policy: Policy { rules, features },
+            policy: Policy {
+                rules,
+                features,
+                import,
+            },
             warnings: p.1,
         }),
         // Every `None` above pushed a problem.
         _ => Err(p.0),
+    }
+}
+
+/// `[import]`.
+fn validate_import(p: &mut Problems, raw: &super::raw::RawImport) -> ImportPolicy {
+    let match_on = match raw.match_on.as_str() {
+        "email" => MatchOn::Email,
+        "login" => MatchOn::Login,
+        other => {
+            p.push(
+                "import.match",
+                format!("{other:?} is not \"email\" or \"login\""),
+            );
+            MatchOn::Email
+        }
+    };
+    ImportPolicy {
+        auto_confirm_new: raw.auto_confirm_new,
+        activate: raw.activate,
+        match_on,
+        assign_to_app: raw.assign_to_app,
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Figures {
     pub known_refusals: u64,
     /// Known data problems: values that cannot be written until fixed at their source.
     pub data_problems: u64,
+    /// The import queue's candidates by proposed outcome, as the last whole pass stored it.
+    pub import_queue: BTreeMap<String, u64>,
+    /// Okta users imported from TELUS, by outcome (`applied`, `failed`).
+    pub imports: BTreeMap<String, u64>,
     /// The TELUS session can lapse (`telus::session::assess`).
     pub session_at_risk: bool,
     /// The TELUS account refused bulk updates: one PUT per user until the refusal expires.
@@ -144,6 +148,7 @@ pub fn render(f: &Figures, now: i64) -> String {
         f.left_out_rows,
     );
     render_known(&mut out, f);
+    render_imports(&mut out, f);
     render_pending(&mut out, f);
     render_events(&mut out, f);
     out
@@ -155,6 +160,32 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
         out,
         "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
     );
+}
+
+/// The import queue and the imports done.
+fn render_imports(out: &mut String, f: &Figures) {
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_import_queue TELUS users with no Okta match, by proposed outcome (new, partial, conflict, unchecked).\n# TYPE okta_telus_sync_import_queue gauge"
+    );
+    for outcome in ["new", "partial", "conflict", "unchecked"] {
+        let n = f.import_queue.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_import_queue{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_imports_total Okta users created (or linked) from the import queue, by outcome.\n# TYPE okta_telus_sync_imports_total counter"
+    );
+    for outcome in ["applied", "failed"] {
+        let n = f.imports.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_imports_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
 }
 
 /// What is known not to be writable: Okta refusals, data problems, a session that can lapse.

@@ -184,8 +184,31 @@ fn record(
     }
     f.known_refusals = store.okta_refusals().map(|v| v.len() as u64).unwrap_or(0);
     f.data_problems = store.data_problems().map(|v| v.len() as u64).unwrap_or(0);
+    record_imports(&mut f, store, report);
     f.bulk_refused = crate::apply::bulk_refusal(store).is_some();
     f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
+}
+
+/// The import queue's gauge, and the imports a pass made.
+fn record_imports(f: &mut metrics::Figures, store: &Store, report: &PassReport) {
+    if let Ok((queue, _)) = store.import_queue() {
+        f.import_queue = crate::reconcile::import::counts(&queue)
+            .into_iter()
+            .map(|(o, n)| (o.to_string(), n as u64))
+            .collect();
+    }
+    for a in &report.plan.actions {
+        if matches!(a.action, crate::reconcile::Action::Import { .. })
+            && report.pass_id.is_some()
+            && !report.plan.is_held()
+        {
+            let outcome = match report.apply.failed_users.contains_key(&a.user) {
+                true => "failed",
+                false => "applied",
+            };
+            *f.imports.entry(outcome.into()).or_default() += 1;
+        }
+    }
 }
 
 /// Whether a scheduled incremental tick may be skipped: the cron is the default one, every
@@ -485,7 +508,7 @@ impl Daemon {
         let status = match &job.scope {
             pass::Scope::Whole { full: true } => "running a full pass",
             pass::Scope::Whole { full: false } => "running an incremental pass",
-            pass::Scope::Named(_) => "running a targeted pass",
+            pass::Scope::Named(_) | pass::Scope::Imports(_) => "running a targeted pass",
         };
         if let (Some((_, reason)), false) = (&job.taken.catchup, job.is_targeted()) {
             tracing::info!(reason = %reason, "change events ask for a pass of the whole directory");
@@ -547,7 +570,9 @@ impl Daemon {
                         rows.iter()
                             .any(|r| named.names_row(r.okta_id.as_deref(), r.ext_id.as_deref()))
                     }),
-                    pass::Scope::Whole { .. } => !matches!(self.store.unfinished_count(), Ok(0)),
+                    pass::Scope::Whole { .. } | pass::Scope::Imports(_) => {
+                        !matches!(self.store.unfinished_count(), Ok(0))
+                    }
                 },
             },
             Ok(Ran::Escalate(reason)) => {

@@ -249,10 +249,10 @@ pub struct Client {
     pub(super) own_requests: Mutex<super::own::OwnRequests>,
 }
 
-const BUCKET_LIST: &str = "users-list";
+pub(super) const BUCKET_LIST: &str = "users-list";
 /// The most pages one listing follows: two million users at 200 a page.
 const MAX_PAGES: usize = 10_000;
-const BUCKET_UPDATE: &str = "users-update";
+pub(super) const BUCKET_UPDATE: &str = "users-update";
 const BUCKET_SCHEMA: &str = "schemas";
 /// `GET /api/v1/users/{id}`: Okta counts single-user reads apart from listings.
 pub(super) const BUCKET_GET: &str = "users-get";
@@ -601,6 +601,19 @@ impl Client {
         endpoint: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Error> {
+        self.send_with(bucket, endpoint, true, build).await
+    }
+
+    /// `send`; a request that is not `repeatable` (a create) is never sent again after it
+    /// may have been processed (a 5xx, a timeout, a reset): only a 429 (refused before any
+    /// work) or an expired Bearer token repeats it.
+    pub(super) async fn send_with(
+        &self,
+        bucket: &'static str,
+        endpoint: &str,
+        repeatable: bool,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
         let mut attempt = 0;
         let mut reauthorized = false;
         loop {
@@ -620,7 +633,7 @@ impl Client {
                     if crate::http::retry_after(
                         &self.settings,
                         attempt,
-                        true,
+                        repeatable,
                         "okta",
                         endpoint,
                         &err,
@@ -658,31 +671,17 @@ impl Client {
                 });
             }
             let bytes = crate::http::read_capped(resp).await.unwrap_or_default();
-            let dto: ErrorDto = serde_json::from_slice(&bytes).unwrap_or_default();
-            let mut summary = dto.error_summary;
-            let causes: Vec<String> = dto
-                .error_causes
-                .into_iter()
-                .map(|c| c.error_summary)
-                .filter(|s| !s.is_empty())
-                .collect();
-            if !causes.is_empty() {
-                summary = format!("{summary} ({})", causes.join("; "));
-            }
-            let causes_kept = causes;
-            if !dto.error_id.is_empty() {
-                summary = format!("{summary} [errorId {}]", dto.error_id);
-            }
-            let err = Error::Api {
-                endpoint: endpoint.to_string(),
-                status: status.as_u16(),
-                code: dto.error_code,
-                summary,
-                causes: causes_kept,
-            };
+            let err = api_error(endpoint, status.as_u16(), &bytes);
             if status.is_server_error()
-                && crate::http::retry_after(&self.settings, attempt, true, "okta", endpoint, &err)
-                    .await
+                && crate::http::retry_after(
+                    &self.settings,
+                    attempt,
+                    repeatable,
+                    "okta",
+                    endpoint,
+                    &err,
+                )
+                .await
             {
                 continue;
             }
@@ -812,6 +811,33 @@ fn now_epoch() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// An error answer as `Error::Api`: Okta's code, its summary with the causes, and the
+/// `errorId` an admin quotes to Okta support.
+fn api_error(endpoint: &str, status: u16, bytes: &[u8]) -> Error {
+    let dto: ErrorDto = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut summary = dto.error_summary;
+    let causes: Vec<String> = dto
+        .error_causes
+        .into_iter()
+        .map(|c| c.error_summary)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !causes.is_empty() {
+        summary = format!("{summary} ({})", causes.join("; "));
+    }
+    let causes_kept = causes;
+    if !dto.error_id.is_empty() {
+        summary = format!("{summary} [errorId {}]", dto.error_id);
+    }
+    Error::Api {
+        endpoint: endpoint.to_string(),
+        status,
+        code: dto.error_code,
+        summary,
+        causes: causes_kept,
+    }
 }
 
 pub(super) async fn read_body(resp: reqwest::Response, endpoint: &str) -> Result<Vec<u8>, Error> {

@@ -32,6 +32,11 @@ pub enum Target {
     Whole { since: Option<String> },
     /// These linked pairs, each read by id.
     Pairs(Vec<(OktaId, ExtId)>),
+    /// `import confirm`: these TELUS users from the import queue, each read by id.
+    Imports {
+        exts: Vec<ExtId>,
+        request: super::scope::ImportRequest,
+    },
 }
 
 impl Target {
@@ -39,7 +44,7 @@ impl Target {
         match self {
             Target::Whole { since: Some(_) } => PassKind::Incremental,
             Target::Whole { since: None } => PassKind::Full,
-            Target::Pairs(_) => PassKind::Targeted,
+            Target::Pairs(_) | Target::Imports { .. } => PassKind::Targeted,
         }
     }
 

@@ -121,6 +121,10 @@ pub async fn read(pass: &Pass<'_>) -> anyhow::Result<Fetch> {
             Ok(f) => Fetch::Read(f),
             Err(reason) => Fetch::Escalate(reason),
         },
+        Target::Imports { exts, .. } => match super::imports::read(pass, exts).await? {
+            Ok(f) => Fetch::Read(f),
+            Err(message) => Fetch::Failed(message),
+        },
     })
 }
 

@@ -5,10 +5,12 @@
 
 mod context;
 mod fetch;
+mod imports;
 mod record;
 mod scope;
 
 pub use context::PassOptions;
+pub use imports::{ImportRequest, MAX_LOOKUPS_PER_PASS};
 pub use scope::{MAX_TARGETED_USERS, Named, Scope, resolve};
 
 use crate::apply::{TaskSettling, settle_tasks};
@@ -161,10 +163,21 @@ async fn drive(pass: &mut Pass<'_>, span: &tracing::Span) -> anyhow::Result<Ran>
     if !whole {
         pass.pass_id = begin(pass.target.kind())?;
     }
+    let lost = match pass.target {
+        Target::Pairs(_) => (0, 0),
+        _ => imports::settle_lost(pass).await?,
+    };
     let mut settled = pass.settle(&fetched, &tasks.in_flight)?;
-    settled.0 += tasks.settled.0;
-    settled.1 += tasks.settled.1;
-    let plan = pass.plan(&fetched, &tasks.in_flight)?;
+    settled.0 += tasks.settled.0 + lost.0;
+    settled.1 += tasks.settled.1 + lost.1;
+    let mut plan = pass.plan(&fetched, &tasks.in_flight)?;
+    match pass.target {
+        Target::Whole { .. } => imports::whole_queue(pass, &fetched, &mut plan).await?,
+        Target::Imports { request, .. } => {
+            imports::targeted_queue(pass, &fetched, &mut plan, request).await?
+        }
+        Target::Pairs(_) => {}
+    }
     let report = pass.apply_and_record(fetched, plan, settled).await?;
     Ok(Ran::Pass(Box::new(report)))
 }
@@ -186,6 +199,25 @@ fn resolve_target(
             return Ok(Ok((Target::Whole { since }, Vec::new())));
         }
         Scope::Named(named) => named,
+        Scope::Imports(request) => {
+            let (queue, _) = store.import_queue()?;
+            let exts: Vec<crate::model::ExtId> = queue
+                .into_iter()
+                .filter(|c| {
+                    request.named.contains(&c.email)
+                        || (request.all_new && c.outcome == crate::reconcile::import::Outcome::New)
+                })
+                .map(|c| c.ext_id)
+                .collect();
+            if exts.is_empty() {
+                return Ok(Err(Ran::Nothing));
+            }
+            let target = Target::Imports {
+                exts,
+                request: request.clone(),
+            };
+            return Ok(Ok((target, Vec::new())));
+        }
     };
     let (pairs, unlinked) = match resolve(named, &store.links()?, &config.okta.scope) {
         Ok(r) if r.pairs.is_empty() && r.unlinked.is_empty() => return Ok(Err(Ran::Nothing)),

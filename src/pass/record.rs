@@ -24,8 +24,11 @@ impl Pass<'_> {
         let rows: Vec<Unfinished> = match self.target {
             Target::Whole { .. } => self.store.unfinished()?,
             Target::Pairs(pairs) => unconfirmed_of(self.store, pairs)?,
+            Target::Imports { .. } => Vec::new(),
         }
         .into_iter()
+        // Imports are settled by reading their login (`imports::settle_lost`).
+        .filter(|r| r.rule != Rule::Import)
         .map(unfinished)
         .collect();
         let mut settled = (0, 0);
@@ -67,6 +70,13 @@ impl Pass<'_> {
     /// empty read, vanished users, the changed share); the limits on deactivations and
     /// creations do.
     pub fn plan(&self, fetched: &Fetched, in_flight: &[ExtId]) -> anyhow::Result<Plan> {
+        // `import confirm` plans only its imports (`imports::targeted_queue`).
+        if let Target::Imports { .. } = self.target {
+            return Ok(Plan {
+                approved: self.opts.approve,
+                ..Plan::default()
+            });
+        }
         if let Target::Pairs(pairs) = self.target {
             let links: Vec<Link> = pairs
                 .iter()
@@ -143,10 +153,15 @@ impl Pass<'_> {
     ) -> anyhow::Result<PassReport> {
         let (config, store) = (self.config, self.store);
         let mut apply = ApplyReport::default();
+        // The queue is kept even when the pass is held: the hold asks the admin to review it.
+        if let (Some(_), Target::Whole { .. }) = (self.pass_id, self.target) {
+            store.replace_import_queue(&plan.imports)?;
+        }
         if let (Some(pass_id), false) = (self.pass_id, plan.is_held()) {
-            match self.target.is_whole() {
-                true => store.save_snapshots(&fetched.okta, &fetched.telus)?,
-                false => store.merge_snapshots(&fetched.okta, &fetched.telus)?,
+            match self.target {
+                Target::Whole { .. } => store.save_snapshots(&fetched.okta, &fetched.telus)?,
+                Target::Pairs(_) => store.merge_snapshots(&fetched.okta, &fetched.telus)?,
+                Target::Imports { .. } => store.merge_snapshots(&[], &fetched.telus)?,
             }
             store.add_links(&plan.new_links)?;
             store.set_baseline(&plan.agreed)?;
@@ -175,6 +190,7 @@ impl Pass<'_> {
                 stop: self.opts.stop,
                 okta_concurrency: config.okta.write_concurrency,
                 bulk_task_timeout: config.telus.bulk_task_timeout,
+                import_into: import_into(config),
             };
             let mut progress = Progress::new(self.opts.progress_bar, plan.change_count());
             apply = apply_plan(&plan, &ctx, &mut |done, total| progress.update(done, total))
@@ -182,6 +198,7 @@ impl Pass<'_> {
                 .await?;
             progress.finish();
             record_outcomes(config, store, &plan, &apply)?;
+            drop_imported(store, &plan)?;
             prune_if_due(config, store)?;
         }
         let outcome = if apply.systemic.is_some() {
@@ -217,6 +234,40 @@ impl Pass<'_> {
             outcome,
             busy: None,
         })
+    }
+}
+
+/// Candidates this pass linked (imported, or an answer lost: pending) leave the stored
+/// queue at once; the next whole pass computes it again anyway.
+fn drop_imported(store: &Store, plan: &Plan) -> anyhow::Result<()> {
+    let exts: Vec<ExtId> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a.action, crate::reconcile::Action::Import { .. }))
+        .filter_map(|a| a.user.ext_id.clone())
+        .collect();
+    if !exts.is_empty() {
+        store.drop_from_import_queue(&exts)?;
+    }
+    Ok(())
+}
+
+/// Where an imported user goes besides the directory: the scope's group (`groupIds`), or its
+/// app when `import.assign_to_app` allows it (config validation and `import confirm` refuse
+/// an app scope without it).
+pub fn import_into(config: &Config) -> crate::okta::CreateInto {
+    match &config.okta.scope {
+        crate::config::OktaScope::Group(g) => crate::okta::CreateInto {
+            group: Some(g.clone()),
+            app: None,
+        },
+        crate::config::OktaScope::App(a) if config.policy.import.assign_to_app => {
+            crate::okta::CreateInto {
+                group: None,
+                app: Some(a.clone()),
+            }
+        }
+        _ => crate::okta::CreateInto::default(),
     }
 }
 

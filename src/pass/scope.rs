@@ -14,6 +14,18 @@ pub enum Scope {
     Whole { full: bool },
     /// Only the linked users change events named, each read by id.
     Named(Named),
+    /// `import confirm`: the TELUS users of the import queue it confirms.
+    Imports(ImportRequest),
+}
+
+/// What `import confirm` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportRequest {
+    /// Emails named one by one (normalized).
+    pub named: Vec<String>,
+    /// Every candidate proposed `new`.
+    pub all_new: bool,
+    pub activate: bool,
 }
 
 /// Above this many users, one pass of the whole directory costs less than reading each

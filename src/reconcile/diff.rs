@@ -9,7 +9,7 @@ use super::plan::{
     Rule, UserRef,
 };
 use super::policy::{
-    AttrRule, Master, Normalize, OKTA_REQUIRED, OnConflict, Piece, Policy, TELUS_REQUIRED,
+    AttrRule, Master, MatchOn, Normalize, OKTA_REQUIRED, OnConflict, Piece, Policy, TELUS_REQUIRED,
     TelusSide,
 };
 use crate::model::{Link, OktaStatus, OktaUser, System, TelusStatus, TelusUser};
@@ -50,6 +50,14 @@ pub fn telus_value(user: &TelusUser, side: &TelusSide) -> Option<String> {
 
 fn email_key(email: Option<&str>) -> Option<String> {
     normalize(Normalize::Email, email).key().map(str::to_string)
+}
+
+/// The key an Okta user is matched on under `[import] match`.
+pub fn okta_match_key(o: &OktaUser, on: MatchOn) -> Option<String> {
+    match on {
+        MatchOn::Email => email_key(o.email()),
+        MatchOn::Login => email_key(o.profile.get("login")),
+    }
 }
 
 /// Who is matched with whom so far, and the Okta users whose linked TELUS user is gone.
@@ -187,13 +195,19 @@ fn match_references<'a>(snap: &Snapshot<'a>, m: &mut Matching<'a>, plan: &mut Pl
 /// The users not matched yet, by normalized email; a TELUS user with no email is reported.
 type ByEmail<'a> = BTreeMap<String, (Vec<&'a OktaUser>, Vec<&'a TelusUser>)>;
 
-fn index_by_email<'a>(snap: &Snapshot<'a>, m: &Matching<'a>, plan: &mut Plan) -> ByEmail<'a> {
+fn index_by_email<'a>(
+    snap: &Snapshot<'a>,
+    policy: &Policy,
+    m: &Matching<'a>,
+    plan: &mut Plan,
+) -> ByEmail<'a> {
     let mut by_email: ByEmail<'a> = BTreeMap::new();
     for o in snap.okta {
         if m.linked_okta.contains(o.id.0.as_str()) {
             continue;
         }
-        if let Some(key) = email_key(o.email()) {
+        // `[import] match = "login"` matches a TELUS email with the Okta login instead.
+        if let Some(key) = okta_match_key(o, policy.import.match_on) {
             by_email.entry(key).or_default().0.push(o);
         }
     }
@@ -224,7 +238,7 @@ fn match_emails<'a>(snap: &Snapshot<'a>, policy: &Policy, m: &mut Matching<'a>, 
     // Then email, case-insensitively, among the unlinked users. A live Okta user is preferred,
     // then a STAGED one; a suspended or deactivated one matches only when no other user has
     // the email (and then its TELUS user is deactivated).
-    let by_email = index_by_email(snap, m, plan);
+    let by_email = index_by_email(snap, policy, m, plan);
     for (email, (oktas, teluses)) in &by_email {
         let live: Vec<&OktaUser> = oktas
             .iter()

@@ -91,10 +91,12 @@ pub enum Rule {
     Deactivate,
     /// A TELUS user this tool disabled, enabled again because its Okta user is back.
     Reactivate,
+    /// An attribute of an Okta user created from a TELUS user in the import queue.
+    Import,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::Master,
         Rule::Drift,
         Rule::Latest,
@@ -102,6 +104,7 @@ impl Rule {
         Rule::Create,
         Rule::Deactivate,
         Rule::Reactivate,
+        Rule::Import,
     ];
 
     pub fn parse(s: &str) -> Option<Rule> {
@@ -117,6 +120,7 @@ impl Rule {
             Rule::Create => "create",
             Rule::Deactivate => "deactivate",
             Rule::Reactivate => "reactivate",
+            Rule::Import => "import",
         }
     }
 }
@@ -156,6 +160,13 @@ pub enum Action {
     Reactivate {
         change: AttrChange,
     },
+    /// Create an Okta user from a TELUS user in the import queue (`old` is always `None`;
+    /// `login` among the changes), `STAGED` unless `activate`; then link it to the TELUS
+    /// user, so nothing is created in TELUS.
+    Import {
+        changes: Vec<AttrChange>,
+        activate: bool,
+    },
 }
 
 impl Action {
@@ -165,6 +176,7 @@ impl Action {
             Action::Create { .. } => "create",
             Action::Deactivate { .. } => "deactivate",
             Action::Reactivate { .. } => "reactivate",
+            Action::Import { .. } => "import",
         }
     }
 }
@@ -179,7 +191,9 @@ pub struct PlannedAction {
 impl PlannedAction {
     pub fn changes(&self) -> &[AttrChange] {
         match &self.action {
-            Action::Update { changes } | Action::Create { changes, .. } => changes,
+            Action::Update { changes }
+            | Action::Create { changes, .. }
+            | Action::Import { changes, .. } => changes,
             Action::Deactivate { change, .. } | Action::Reactivate { change } => {
                 std::slice::from_ref(change)
             }
@@ -225,6 +239,9 @@ pub enum ProblemKind {
     /// number, over a length limit, refused as invalid), reported and failed once before:
     /// not sent, and not a failure, while the values on both sides are unchanged.
     DataProblem,
+    /// A TELUS user the admin named for import that cannot be created (a conflict, not
+    /// looked up yet): nothing is written for it.
+    ImportRefused,
 }
 
 impl ProblemKind {
@@ -237,6 +254,7 @@ impl ProblemKind {
                 | ProblemKind::InvalidValue
                 | ProblemKind::RequiredEmpty
                 | ProblemKind::ConflictSkipped
+                | ProblemKind::ImportRefused
         )
     }
 
@@ -256,6 +274,7 @@ impl ProblemKind {
             ProblemKind::Vanished => "vanished",
             ProblemKind::ExtensionLeftOut => "extension-left-out",
             ProblemKind::DataProblem => "data-problem",
+            ProblemKind::ImportRefused => "import-refused",
         }
     }
 }
@@ -334,6 +353,9 @@ pub struct Plan {
     /// The data problems this plan's users have now: the known ones still holding, and the
     /// values found invalid here for the first time (reported and failed once).
     pub data_problems: Vec<DataProblem>,
+    /// The import queue: TELUS users no Okta user matches, with their proposed outcomes
+    /// (computed by whole passes and `import confirm`).
+    pub imports: Vec<Candidate>,
 }
 
 /// Okta refused this attribute for this user (E0000023), when the user's record was as
@@ -530,6 +552,8 @@ pub enum Hold {
     EmptyTelus { known: usize },
     /// More creations than `safety.max_creates`.
     Creates { count: usize, max: u32 },
+    /// More Okta users confirmed in bulk from the import queue than `safety.max_imports`.
+    Imports { count: usize, max: u32 },
     /// More linked TELUS users gone from the listing than `safety.max_vanished`.
     Vanished { count: usize, max: u32 },
     /// More deactivations than `safety.max_deactivations`.
@@ -557,6 +581,10 @@ impl std::fmt::Display for Hold {
                 f,
                 "{count} new TELUS users exceed safety.max_creates = {max}"
             ),
+            Hold::Imports { count, max } => write!(
+                f,
+                "{count} Okta users to import exceed safety.max_imports = {max}: review them with `import list`, then `sync --approve` (or `import confirm --all-new --approve`)"
+            ),
             Hold::Vanished { count, max } => write!(
                 f,
                 "{count} linked TELUS users are gone from the listing, over safety.max_vanished = {max}: check the account and the app's permissions before creating them again"
@@ -574,6 +602,79 @@ impl std::fmt::Display for Hold {
                 "{changed} of {linked} linked users ({}%) would change, over safety.max_changed_percent = {max_percent}",
                 changed * 100 / (*linked).max(1)
             ),
+        }
+    }
+}
+
+/// What a candidate would become.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// No Okta user in the whole org holds its email or login: created on confirmation.
+    New,
+    /// An in-scope Okta user with no TELUS match has the same first and last name but
+    /// another email: perhaps the same person. Never confirmed automatically; `import link`
+    /// links them, `import confirm` creates a new user anyway.
+    Partial { okta_id: OktaId, login: String },
+    /// An Okta user this tool cannot match holds the login or email (deactivated, outside
+    /// the scope, or linked to another TELUS user): Okta would refuse the create
+    /// (`E0000001`), or it would duplicate a person. `why` names the holder and what to do.
+    Conflict { okta_id: OktaId, why: String },
+    /// Not looked up in the whole org yet (more candidates than one pass looks up): it
+    /// cannot be confirmed until a pass has.
+    Unchecked,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::New => "new",
+            Outcome::Partial { .. } => "partial",
+            Outcome::Conflict { .. } => "conflict",
+            Outcome::Unchecked => "unchecked",
+        }
+    }
+
+    /// The Okta user the outcome names, if any.
+    pub fn okta_id(&self) -> Option<&OktaId> {
+        match self {
+            Outcome::Partial { okta_id, .. } | Outcome::Conflict { okta_id, .. } => Some(okta_id),
+            _ => None,
+        }
+    }
+
+    /// What the admin reads beside the outcome.
+    pub fn detail(&self) -> String {
+        match self {
+            Outcome::New => "no Okta user holds this email or login".into(),
+            Outcome::Partial { login, .. } => format!(
+                "Okta user {login} has the same first and last name but another email: `import link EMAIL {login}` if it is the same person, `import confirm EMAIL` if not"
+            ),
+            Outcome::Conflict { why, .. } => why.clone(),
+            Outcome::Unchecked => {
+                "not looked up in Okta yet: a later pass checks it before it can be confirmed"
+                    .into()
+            }
+        }
+    }
+}
+
+/// One TELUS user in the import queue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Candidate {
+    /// The normalized (lowercase) email: the key the admin names it by.
+    pub email: String,
+    pub ext_id: ExtId,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl Candidate {
+    pub fn user(&self) -> UserRef {
+        UserRef {
+            email: self.email.clone(),
+            okta_id: None,
+            ext_id: Some(self.ext_id.clone()),
         }
     }
 }

@@ -140,6 +140,9 @@ pub struct Safety {
     /// Linked TELUS users that may vanish from the listing before the pass is held: one
     /// user deleted in the portal is reported, a listing that lost many holds everything.
     pub max_vanished: u32,
+    /// Okta users one pass may create from the import queue when the admin did not name
+    /// them one by one (`[import] auto_confirm_new`, `import confirm --all-new`).
+    pub max_imports: u32,
 }
 
 impl Default for Safety {
@@ -149,6 +152,7 @@ impl Default for Safety {
             max_changed_percent: 20,
             max_creates: 25,
             max_vanished: 5,
+            max_imports: 25,
         }
     }
 }
@@ -176,6 +180,32 @@ impl Default for Retry {
 pub struct Policy {
     pub rules: Vec<AttrRule>,
     pub features: Features,
+    pub import: ImportPolicy,
+}
+
+/// What TELUS users with no Okta match are matched on (`[import] match`): the Okta user's
+/// email (the default) or its login, each compared case-insensitively (Okta's own import
+/// matching is case-sensitive; this tool's is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatchOn {
+    #[default]
+    Email,
+    Login,
+}
+
+/// The `[import]` section: how TELUS users with no Okta match become Okta users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportPolicy {
+    /// Candidates proposed `new` are created on every whole pass (within
+    /// `safety.max_imports`), without `import confirm`.
+    pub auto_confirm_new: bool,
+    /// Create them activated (`PROVISIONED`, and Okta emails an activation link) instead of
+    /// `STAGED`.
+    pub activate: bool,
+    pub match_on: MatchOn,
+    /// Under an app scope, assign each imported user to that app (which makes Okta push it
+    /// too when the app provisions).
+    pub assign_to_app: bool,
 }
 
 impl Policy {
@@ -196,6 +226,7 @@ impl Policy {
         Policy {
             rules,
             features: Features::default(),
+            import: ImportPolicy::default(),
         }
     }
 

@@ -1524,3 +1524,365 @@ mod data_problems {
         assert!(retried.data_problems.is_empty());
     }
 }
+
+mod imports {
+    //! The import queue: outcomes, confirmation, the profile read backwards, lost creates.
+    use super::*;
+    use crate::reconcile::import::{self, Confirm, LostImport, Outcome};
+    use crate::reconcile::policy::MatchOn;
+    use std::collections::{HashMap, HashSet};
+
+    fn t(id: &str, first: &str, last: &str, email: &str) -> TelusUser {
+        telus(
+            id,
+            "Enabled",
+            &[
+                ("contact.firstName", first),
+                ("contact.lastName", last),
+                ("contact.email", email),
+                ("contact.businessAddress.country", "Canada"),
+                ("contact.businessAddress.state", "British Columbia"),
+                ("contact.mobilePhone", "(604) 555-0120"),
+                ("extensionNumber", "120"),
+                ("directNumber", "+16045550220"),
+            ],
+        )
+    }
+
+    fn holder(id: &str, status: &str, login: &str, email: &str) -> OktaUser {
+        okta(
+            id,
+            status,
+            &[
+                ("login", login),
+                ("email", email),
+                ("firstName", "X"),
+                ("lastName", "Y"),
+            ],
+        )
+    }
+
+    /// One directory, each outcome: nobody holds it (new), a same-named in-scope user with
+    /// another email (partial), a deactivated holder of the login (conflict), a holder
+    /// outside the scope (conflict, named), no lookup yet (unchecked).
+    #[test]
+    fn each_candidate_gets_its_outcome_from_the_whole_org() {
+        let policy = Policy::builtin();
+        let okta_in_scope = vec![okta(
+            "o-bob",
+            "ACTIVE",
+            &[
+                ("login", "robert@x.ca"),
+                ("email", "robert@x.ca"),
+                ("firstName", "Bob"),
+                ("lastName", "Stone"),
+            ],
+        )];
+        let telus = vec![
+            t("e1", "New", "Hire", "new.hire@x.ca"),
+            t("e2", "Bob", "Stone", "bob@x.ca"),
+            t("e3", "Old", "Timer", "Old.Timer@x.ca"),
+            t("e4", "Out", "Side", "outside@x.ca"),
+            t("e5", "Not", "Looked", "later@x.ca"),
+        ];
+        let unmatched = import::unmatched(
+            &okta_in_scope,
+            &telus,
+            &[],
+            &policy,
+            &HashSet::new(),
+            &HashSet::new(),
+        );
+        assert_eq!(unmatched.len(), 5);
+        let lookups: import::Lookups = HashMap::from([
+            (ExtId("e1".into()), vec![]),
+            (ExtId("e2".into()), vec![]),
+            (
+                ExtId("e3".into()),
+                vec![holder(
+                    "o-old",
+                    "DEPROVISIONED",
+                    "old.timer@x.ca",
+                    "old.timer@x.ca",
+                )],
+            ),
+            (
+                ExtId("e4".into()),
+                vec![holder("o-out", "ACTIVE", "outside@x.ca", "outside@x.ca")],
+            ),
+        ]);
+        let q = import::queue(&unmatched, &okta_in_scope, &HashSet::new(), &lookups);
+        let by: HashMap<&str, &Outcome> = q
+            .iter()
+            .map(|c| (c.ext_id.0.as_str(), &c.outcome))
+            .collect();
+        assert_eq!(by["e1"], &Outcome::New);
+        assert!(matches!(by["e2"], Outcome::Partial { login, .. } if login == "robert@x.ca"));
+        let Outcome::Conflict { why, okta_id } = by["e3"] else {
+            panic!("{:?}", by["e3"])
+        };
+        assert_eq!(okta_id.0, "o-old");
+        assert!(
+            why.contains("deactivated") && why.contains("E0000001"),
+            "{why}"
+        );
+        let Outcome::Conflict { why, .. } = by["e4"] else {
+            panic!()
+        };
+        assert!(why.contains("outside okta.scope"), "{why}");
+        assert_eq!(by["e5"], &Outcome::Unchecked);
+        // Case-insensitive throughout: the key is the lowercase email.
+        assert!(q.iter().any(|c| c.email == "old.timer@x.ca"));
+    }
+
+    #[test]
+    fn linked_referenced_matched_disabled_pending_and_ignored_users_are_not_candidates() {
+        let mut policy = Policy::builtin();
+        let okta_in_scope = vec![okta(
+            "o1",
+            "ACTIVE",
+            &[("login", "ana.login@x.ca"), ("email", "ana@x.ca")],
+        )];
+        let mut referenced = t("e2", "R", "R", "r@x.ca");
+        referenced.directory_ref = Some(OktaId("o1".into()));
+        let mut disabled = t("e3", "D", "D", "d@x.ca");
+        disabled.status = TelusStatus::Disabled;
+        let telus = vec![
+            t("e1", "L", "L", "l@x.ca"),
+            referenced,
+            disabled,
+            t("e4", "Ana", "S", "ANA@x.ca"),
+            t("e5", "P", "P", "p@x.ca"),
+            t("e6", "I", "I", "i@x.ca"),
+            t("e7", "A", "L", "ana.login@x.ca"),
+        ];
+        let pending = HashSet::from([ExtId("e5".into())]);
+        let ignored = HashSet::from(["i@x.ca".to_string()]);
+        let names = |policy: &Policy| -> Vec<String> {
+            import::unmatched(
+                &okta_in_scope,
+                &telus,
+                &[link("o9", "e1")],
+                policy,
+                &pending,
+                &ignored,
+            )
+            .iter()
+            .map(|t| t.id.0.clone())
+            .collect()
+        };
+        assert_eq!(
+            names(&policy),
+            ["e7"],
+            "matched by email: ana; by login: none"
+        );
+        policy.import.match_on = MatchOn::Login;
+        assert_eq!(
+            names(&policy),
+            ["e4"],
+            "matched by login: e7; ana's email no longer matches"
+        );
+    }
+
+    /// `match = "login"`: a TELUS user whose email is an Okta user's login is linked by the
+    /// plan, with no import and no TELUS create.
+    #[test]
+    fn match_on_login_links_a_telus_email_to_the_okta_login() {
+        let mut policy = Policy::builtin();
+        policy.import.match_on = MatchOn::Login;
+        let o = okta(
+            "o1",
+            "ACTIVE",
+            &[
+                ("login", "ana@x.ca"),
+                ("email", "ana.silva@x.ca"),
+                ("firstName", "Ana"),
+                ("lastName", "Silva"),
+            ],
+        );
+        let plan = plan_pass(
+            &Snapshot {
+                okta: &[o],
+                telus: &[t("e1", "Ana", "Silva", "ana@x.ca")],
+                links: &[],
+                baseline: &Baseline::new(),
+                approved: false,
+            },
+            &policy,
+        );
+        assert_eq!(plan.new_links, vec![link("o1", "e1")]);
+        assert_eq!(plan.count("create"), 0);
+    }
+
+    #[test]
+    fn the_okta_profile_is_the_mastering_table_read_backwards_in_oktas_forms() {
+        let changes = import::okta_profile(
+            &t("e1", "Rita", "Desk", "Rita.Desk@x.ca"),
+            &Policy::builtin(),
+        )
+        .unwrap();
+        let v: HashMap<&str, &str> = changes
+            .iter()
+            .map(|c| (c.attr.as_str(), c.new.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(v["login"], "rita.desk@x.ca", "the email row's form");
+        assert_eq!(v["email"], "rita.desk@x.ca");
+        assert_eq!(v["firstName"], "Rita");
+        assert_eq!(
+            v["countryCode"], "CA",
+            "Okta takes the ISO code, not TELUS's name"
+        );
+        assert_eq!(v["state"], "BC");
+        assert_eq!(v["mobilePhone"], "+16045550120");
+        assert_eq!(
+            v["primaryPhone"], "+16045550220#120",
+            "the TELUS-mastered row too"
+        );
+        assert!(
+            changes
+                .iter()
+                .all(|c| c.rule == Rule::Import && c.old.is_none())
+        );
+        let mut nameless = t("e2", "", "Desk", "desk@x.ca");
+        nameless.fields.remove("contact.firstName");
+        let missing = import::okta_profile(&nameless, &Policy::builtin()).unwrap_err();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].0, "firstName");
+        assert!(missing[0].1.contains("required by Okta"));
+    }
+
+    fn candidates(n: usize) -> (Vec<TelusUser>, Vec<import::Candidate>) {
+        let telus: Vec<TelusUser> = (0..n)
+            .map(|i| {
+                t(
+                    &format!("e{i}"),
+                    "N",
+                    &format!("U{i}"),
+                    &format!("u{i}@x.ca"),
+                )
+            })
+            .collect();
+        let refs: Vec<&TelusUser> = telus.iter().collect();
+        let lookups = telus.iter().map(|t| (t.id.clone(), vec![])).collect();
+        let q = import::queue(&refs, &[], &HashSet::new(), &lookups);
+        (telus, q)
+    }
+
+    /// Bulk confirmations (auto-confirm, `--all-new`) hold past `safety.max_imports`; users
+    /// named one by one are the admin's decision and never hold.
+    #[test]
+    fn max_imports_holds_bulk_confirmations_only() {
+        let (telus, q) = candidates(4);
+        let safety = Safety {
+            max_imports: 3,
+            ..Safety::default()
+        };
+        let policy = Policy::builtin();
+        let bulk = import::confirm(
+            &q,
+            &telus,
+            &policy,
+            &safety,
+            &Confirm {
+                all_new: true,
+                ..Confirm::default()
+            },
+        );
+        assert_eq!(bulk.actions.len(), 4);
+        let hold = bulk.hold.expect("held");
+        assert!(
+            hold.to_string().contains("exceed safety.max_imports = 3"),
+            "{hold}"
+        );
+        let named = Confirm {
+            named: (0..4).map(|i| format!("u{i}@x.ca")).collect(),
+            ..Confirm::default()
+        };
+        let by_name = import::confirm(&q, &telus, &policy, &safety, &named);
+        assert_eq!(by_name.actions.len(), 4);
+        assert!(by_name.hold.is_none());
+        assert!(matches!(
+            by_name.actions[0].action,
+            Action::Import {
+                activate: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_conflict_named_for_import_is_refused_with_its_reason_and_partials_need_a_name() {
+        let policy = Policy::builtin();
+        let telus = vec![
+            t("e1", "A", "B", "a@x.ca"),
+            t("e2", "Bob", "Stone", "bob@x.ca"),
+        ];
+        let refs: Vec<&TelusUser> = telus.iter().collect();
+        let bob = okta(
+            "o-bob",
+            "ACTIVE",
+            &[
+                ("login", "r@x.ca"),
+                ("email", "r@x.ca"),
+                ("firstName", "Bob"),
+                ("lastName", "Stone"),
+            ],
+        );
+        let lookups = HashMap::from([
+            (
+                ExtId("e1".into()),
+                vec![holder("o-a", "SUSPENDED", "a@x.ca", "a@x.ca")],
+            ),
+            (ExtId("e2".into()), vec![]),
+        ]);
+        let q = import::queue(&refs, std::slice::from_ref(&bob), &HashSet::new(), &lookups);
+        let all = import::confirm(
+            &q,
+            &telus,
+            &policy,
+            &Safety::default(),
+            &Confirm {
+                all_new: true,
+                ..Confirm::default()
+            },
+        );
+        assert!(
+            all.actions.is_empty(),
+            "neither a conflict nor a partial is confirmed in bulk"
+        );
+        let named = Confirm {
+            named: vec!["a@x.ca".into(), "bob@x.ca".into()],
+            ..Confirm::default()
+        };
+        let c = import::confirm(&q, &telus, &policy, &Safety::default(), &named);
+        assert_eq!(c.actions.len(), 1, "the partial, named, is created");
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(c.problems[0].kind, ProblemKind::ImportRefused);
+        assert!(
+            c.problems[0].message.contains("deactivated"),
+            "{}",
+            c.problems[0].message
+        );
+    }
+
+    #[test]
+    fn a_lost_import_settles_by_who_holds_the_login() {
+        let same = holder("o1", "STAGED", "ana@x.ca", "Ana@x.ca");
+        assert_eq!(
+            import::settle_lost("ana@x.ca", Some(&same)),
+            LostImport::Landed(OktaId("o1".into()))
+        );
+        assert_eq!(
+            import::settle_lost("ana@x.ca", None),
+            LostImport::NotCreated
+        );
+        let other = holder("o2", "ACTIVE", "ana@x.ca", "someone@x.ca");
+        assert!(
+            matches!(import::settle_lost("ana@x.ca", Some(&other)), LostImport::HeldByAnother { why, .. } if why.contains("another email"))
+        );
+        let gone = holder("o3", "DEPROVISIONED", "ana@x.ca", "ana@x.ca");
+        assert!(
+            matches!(import::settle_lost("ana@x.ca", Some(&gone)), LostImport::HeldByAnother { why, .. } if why.contains("DEPROVISIONED"))
+        );
+    }
+}

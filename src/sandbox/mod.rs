@@ -6,6 +6,7 @@ pub mod faults;
 // Handlers return an early `Response` as their error; its size does not matter in a fake.
 #[allow(clippy::result_large_err)]
 pub mod okta;
+mod okta_import;
 mod okta_logs;
 mod routes;
 pub mod scale;

@@ -96,6 +96,8 @@ pub struct OktaState {
     pub logs_forbidden: bool,
     /// The newest event dropped for its age: a cursor before it would skip events.
     pub log_trimmed_upto: u64,
+    /// Users created activated, each of whom Okta would have emailed an activation link.
+    pub activation_emails: Vec<String>,
 }
 
 /// A System Log event of the fake (`LogEvent`: uuid, published, eventType, transaction.id,
@@ -142,6 +144,7 @@ impl OktaState {
             log_retention: std::time::Duration::from_secs(90 * 86_400),
             logs_forbidden: false,
             log_trimmed_upto: 0,
+            activation_emails: Vec::new(),
         }
     }
 
@@ -217,7 +220,7 @@ impl OktaState {
     }
 
     /// A monotonic `lastUpdated` so that each write is strictly later than the previous one.
-    fn tick(&mut self) -> String {
+    pub(super) fn tick(&mut self) -> String {
         self.clock += 1;
         let now = now_epoch_ms().max(self.clock);
         self.clock = now;
@@ -309,7 +312,12 @@ pub(super) fn admit(
 
 /// An `AppUser`: the assignment's own status and app profile; the Okta user under
 /// `_embedded.user` when expanded.
-fn app_user_json(u: &FakeOktaUser, profile: Map<String, Value>, expand: bool, base: &str) -> Value {
+pub(super) fn app_user_json(
+    u: &FakeOktaUser,
+    profile: Map<String, Value>,
+    expand: bool,
+    base: &str,
+) -> Value {
     let mut v = json!({
         "id": u.id,
         "scope": "USER",
@@ -326,7 +334,7 @@ fn app_user_json(u: &FakeOktaUser, profile: Map<String, Value>, expand: bool, ba
     v
 }
 
-fn user_json(u: &FakeOktaUser, base: &str) -> Value {
+pub(super) fn user_json(u: &FakeOktaUser, base: &str) -> Value {
     json!({
         "id": u.id,
         "status": u.status,
@@ -456,15 +464,33 @@ fn list(
             }
         },
     };
+    let search = match q.get("search") {
+        None => None,
+        Some(text) => match search_matches(text) {
+            Some(terms) => Some(terms),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "E0000031",
+                    "Invalid search criteria.",
+                    &[],
+                );
+            }
+        },
+    };
     let mut users: Vec<&FakeOktaUser> = st
         .users
         .iter()
         .filter(|u| members.as_ref().is_none_or(|m| m.contains_key(&u.id)))
+        .filter(|u| search.as_ref().is_none_or(|t| matches_search(u, t)))
         // listUsers "omits users that have a status of DEPROVISIONED"; a `filter` returns
         // them (management spec, `listUsers` and its `filter` parameter). Group and app
         // listings: the spec is silent; they keep them.
         .filter(|u| {
-            !matches!(listing, Listing::All) || since.is_some() || u.status != "DEPROVISIONED"
+            !matches!(listing, Listing::All)
+                || since.is_some()
+                || search.is_some()
+                || u.status != "DEPROVISIONED"
         })
         .filter(|u| {
             since.as_deref().is_none_or(|s| {
@@ -572,7 +598,7 @@ pub(super) async fn get_user(
         Err(resp) => return resp,
     };
     let base = base_url(&headers);
-    match st.user(&id) {
+    match st.user(&id).or_else(|| by_login(&st.users, &id)) {
         Some(u) => {
             let mut resp = axum::Json(user_json(u, &base)).into_response();
             resp.headers_mut().extend(rate);
@@ -870,4 +896,39 @@ pub(super) async fn schema(
     .into_response();
     resp.headers_mut().extend(rate);
     resp
+}
+
+/// `search` of listUsers, the forms an import sends: `profile.<attr> eq "<value>"` joined by
+/// `or`. String values compare case-insensitively, and DEPROVISIONED users are returned
+/// (spec, listUsers `search`). `None`: a search this fake does not parse (400 E0000031).
+fn search_matches(search: &str) -> Option<Vec<(String, String)>> {
+    search
+        .split(" or ")
+        .map(|term| {
+            let (attr, value) = term.trim().split_once(" eq ")?;
+            let attr = attr.trim().strip_prefix("profile.")?;
+            let value = value.trim().strip_prefix('"')?.strip_suffix('"')?;
+            Some((attr.to_string(), value.to_lowercase()))
+        })
+        .collect()
+}
+
+/// Whether a user matches one of the search's terms.
+fn matches_search(u: &FakeOktaUser, terms: &[(String, String)]) -> bool {
+    terms.iter().any(|(attr, value)| {
+        u.profile
+            .get(attr)
+            .and_then(Value::as_str)
+            .is_some_and(|v| v.to_lowercase() == *value)
+    })
+}
+
+/// getUser by login: the spec takes "an id, login, or login shortname". It does not say
+/// whether a login is matched case-insensitively; the harsher reading is modelled: exactly
+/// (a client that relies on it misses a holder written in another case; the search does
+/// not).
+fn by_login<'a>(users: &'a [FakeOktaUser], login: &str) -> Option<&'a FakeOktaUser> {
+    users
+        .iter()
+        .find(|u| u.profile.get("login").and_then(Value::as_str) == Some(login))
 }

@@ -5,7 +5,7 @@
 use super::faults::Dialect;
 use super::okta::{FakeOkta, OktaState};
 use super::telus::{FakeTelus, TelusState};
-use super::{okta, okta_logs, telus, telus_ws};
+use super::{okta, okta_import, okta_logs, telus, telus_ws};
 use axum::Router;
 use axum::routing::{get, post};
 use std::sync::{Arc, Mutex};
@@ -14,9 +14,15 @@ impl FakeOkta {
     pub async fn start(state: OktaState) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
-            .route("/api/v1/users", get(okta::list_users))
+            .route(
+                "/api/v1/users",
+                get(okta::list_users).post(okta_import::create_user),
+            )
             .route("/api/v1/groups/{id}/users", get(okta::list_members))
-            .route("/api/v1/apps/{id}/users", get(okta::list_members))
+            .route(
+                "/api/v1/apps/{id}/users",
+                get(okta::list_members).post(okta_import::assign_user),
+            )
             .route(
                 "/api/v1/users/{id}",
                 get(okta::get_user).post(okta::update_user),

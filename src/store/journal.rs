@@ -79,6 +79,30 @@ impl Store {
         })
     }
 
+    /// Sets the Okta user an import's rows created (unknown when they were journalled).
+    pub fn set_journal_okta_id(&self, ids: &[i64], okta_id: &OktaId) -> Result<()> {
+        self.tx(|tx| {
+            let mut stmt = tx.prepare_cached("UPDATE journal SET okta_id = ?2 WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id, okta_id.0])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets the explanation of applied rows (how they landed).
+    pub fn note_applied(&self, ids: &[i64], explanation: &str) -> Result<()> {
+        self.tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE journal SET explanation = ?2 WHERE id = ?1 AND outcome = 'applied'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, explanation])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Journal rows, oldest first, filtered.
     pub fn history(&self, f: &HistoryFilter) -> Result<Vec<JournalRow>> {
         self.run(|c| {

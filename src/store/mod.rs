@@ -4,6 +4,8 @@
 mod data_problems;
 mod failures;
 pub mod files;
+mod imports;
+pub use imports::StoredLookup;
 mod journal;
 mod links;
 pub mod lock;

@@ -153,4 +153,28 @@ CREATE TABLE data_problems (
     PRIMARY KEY (user_key, attr, system)
 ) WITHOUT ROWID;
 "#,
+    // 9: the import queue as the last whole pass computed it, each candidate's whole-org
+    // lookup (reused while the email is unchanged), and the emails the admin ignores.
+    r#"
+CREATE TABLE import_queue (
+    ext_id        TEXT PRIMARY KEY,
+    email         TEXT NOT NULL,
+    first_name    TEXT,
+    last_name     TEXT,
+    outcome       TEXT NOT NULL,
+    okta_id       TEXT,
+    detail        TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE import_lookups (
+    ext_id        TEXT PRIMARY KEY,
+    email         TEXT NOT NULL,
+    checked_at    TEXT NOT NULL,
+    holders       TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE import_ignored (
+    email         TEXT PRIMARY KEY,
+    since         TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];

@@ -8,7 +8,7 @@ use crate::daemon::Daemon;
 use crate::*;
 
 /// Waits (up to 30 s) for `cond`, naming `what` when it never holds.
-async fn until(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
     let started = std::time::Instant::now();
     while !cond() {
         assert!(
@@ -21,7 +21,7 @@ async fn until(what: &str, d: &Daemon, mut cond: impl FnMut() -> bool) {
 }
 
 /// Passes recorded in the store, by kind.
-fn passes_of(dir: &std::path::Path, kind: &str) -> usize {
+pub(crate) fn passes_of(dir: &std::path::Path, kind: &str) -> usize {
     let store = Store::open(&dir.join("state.db")).unwrap();
     store
         .recent_passes(1000)

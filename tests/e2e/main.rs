@@ -4,8 +4,9 @@
 use okta_telus_sync::clients::Clients;
 use okta_telus_sync::http::HttpSettings;
 use okta_telus_sync::model::PassOutcome;
-use okta_telus_sync::pass::{PassOptions, run_whole};
+use okta_telus_sync::pass::{ImportRequest, PassOptions, Ran, Scope, run_whole};
 use okta_telus_sync::reconcile::policy::Policy;
+use okta_telus_sync::report;
 use okta_telus_sync::sandbox::faults::FaultKind;
 use okta_telus_sync::sandbox::okta::{FakeOktaUser, LinkStyle};
 use okta_telus_sync::sandbox::telus::{FakeExtension, FakeNumber};
@@ -22,6 +23,7 @@ mod day_one;
 mod events;
 mod faults;
 mod hostile;
+mod imports;
 mod schema;
 
 fn settings() -> HttpSettings {
