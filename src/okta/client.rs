@@ -258,13 +258,17 @@ const BUCKET_SCHEMA: &str = "schemas";
 pub(super) const BUCKET_GET: &str = "users-get";
 /// `GET /api/v1/logs`: a small org-wide bucket (DESIGN: 120 a minute).
 pub(super) const BUCKET_LOGS: &str = "logs";
+/// `/api/v1/apps/{id}/users` (an import's app assignment): a bucket of its own, 100 a minute
+/// in okta-sdk-python's recording of `assignUserToApplication`.
+pub(super) const BUCKET_APPS: &str = "apps";
 /// The rate-limit buckets this client tracks.
-pub const BUCKETS: [&str; 5] = [
+pub const BUCKETS: [&str; 6] = [
     BUCKET_LIST,
     BUCKET_UPDATE,
     BUCKET_SCHEMA,
     BUCKET_GET,
     BUCKET_LOGS,
+    BUCKET_APPS,
 ];
 
 impl Client {

@@ -2,7 +2,7 @@
 //! login, a search), creating a user (`STAGED` or activated, into a group), and assigning
 //! it to the scope's app. Knows these requests' URLs and bodies.
 
-use super::client::{BUCKET_LIST, BUCKET_UPDATE, Client, Error, decode_users, read_body, to_model};
+use super::client::{BUCKET_APPS, BUCKET_LIST, Client, Error, decode_users, read_body, to_model};
 use super::wire::UserDto;
 use crate::model::{OktaId, OktaUser};
 use std::collections::BTreeMap;
@@ -93,8 +93,9 @@ impl Client {
     }
 
     /// `POST /api/v1/apps/{appId}/users` with `{id, scope: "USER"}`: assigns the user to
-    /// the app (Apps API, assignUserToApplication). Okta's apps bucket is not tracked apart:
-    /// the update bucket paces it.
+    /// the app (Apps API, assignUserToApplication), paced by the apps bucket. Sent again
+    /// after a 5xx like any request: the docs do not say what a repeated assignment answers;
+    /// an error there leaves the user unassigned and unlinked, which the journal says.
     pub async fn assign_to_app(&self, app: &str, id: &OktaId) -> Result<(), Error> {
         let endpoint = format!("POST apps/{app}/users");
         let mut url = self.base.clone();
@@ -106,7 +107,7 @@ impl Client {
             .extend(["api", "v1", "apps", app, "users"]);
         let body = serde_json::json!({ "id": id.0, "scope": "USER" });
         let resp = self
-            .send(BUCKET_UPDATE, &endpoint, || {
+            .send(BUCKET_APPS, &endpoint, || {
                 self.http.post(url.clone()).json(&body)
             })
             .await?;

@@ -221,7 +221,21 @@ pub fn into_plan(
         p.kind != ProblemKind::UnmatchedTelus
             || p.user.ext_id.as_ref().is_none_or(|e| !queued.contains(e))
     });
-    plan.actions.extend(confirmed.actions);
+    // Bulk confirmations back off after a failure like any action; a user the admin names
+    // is tried now.
+    let (named, mut actions): (Vec<_>, Vec<_>) = confirmed
+        .actions
+        .into_iter()
+        .partition(|a| confirm.named.contains(&a.user.email));
+    if !pass.opts.dry_run
+        && let Ok(failures) = pass.store.failures()
+    {
+        let deferred = import::defer_failed(&mut actions, &failures, chrono::Utc::now());
+        plan.deferred.extend(deferred);
+        plan.deferred.sort();
+    }
+    plan.actions.extend(named);
+    plan.actions.extend(actions);
     plan.actions.sort();
     plan.problems.extend(confirmed.problems);
     plan.problems.sort();

@@ -197,7 +197,13 @@ pub fn confirm(
                 .problems
                 .extend(p.into_iter().map(|(attr, message)| Problem {
                     user: c.user(),
-                    kind: ProblemKind::RequiredEmpty,
+                    // Named by the admin: that confirmation failed. Confirmed in bulk on
+                    // every pass: a data problem listed (not failing each pass) until the
+                    // value is filled in TELUS.
+                    kind: match named {
+                        true => ProblemKind::RequiredEmpty,
+                        false => ProblemKind::DataProblem,
+                    },
                     attr: Some(attr),
                     message,
                     values: None,
@@ -213,6 +219,29 @@ pub fn confirm(
     out.actions.sort();
     out.problems.sort();
     out
+}
+
+/// Takes out the imports of candidates whose import failed recently (backing off, or
+/// quarantined after repeated failures), as `decide::plan` does for every other action: a
+/// create Okta refuses is not sent every pass. Answers the deferred users with why.
+pub fn defer_failed(
+    actions: &mut Vec<PlannedAction>,
+    failures: &[super::retry::FailureRow],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(super::plan::UserRef, String)> {
+    use super::retry::{Gate, fingerprint, gate};
+    let mut deferred = Vec::new();
+    actions.retain(|a| {
+        let record = failures.iter().find(|f| f.user_key == a.user.key());
+        let why = match gate(record, &fingerprint([a]), now) {
+            Gate::Go => return true,
+            Gate::Backoff(until) => format!("its import failed recently; next retry after {until}"),
+            Gate::Quarantined => "its import is quarantined after repeated failures; fix the data or run `sync --retry-quarantined`".to_string(),
+        };
+        deferred.push((a.user.clone(), why));
+        false
+    });
+    deferred
 }
 
 /// Why a named candidate is not created.

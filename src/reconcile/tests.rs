@@ -1865,6 +1865,35 @@ mod imports {
         );
     }
 
+    /// A candidate Okta would refuse for a missing required field is not sent: named by the
+    /// admin, that confirmation fails; confirmed in bulk, it is a listed data problem, not a
+    /// failure every pass.
+    #[test]
+    fn a_candidate_without_a_required_field_is_not_sent() {
+        let mut nameless = t("e1", "", "Desk", "desk@x.ca");
+        nameless.fields.remove("contact.firstName");
+        let telus = vec![nameless];
+        let refs: Vec<&TelusUser> = telus.iter().collect();
+        let lookups = HashMap::from([(ExtId("e1".into()), vec![])]);
+        let q = import::queue(&refs, &[], &HashSet::new(), &lookups);
+        let (policy, safety) = (Policy::builtin(), Safety::default());
+        let bulk = Confirm {
+            all_new: true,
+            ..Confirm::default()
+        };
+        let c = import::confirm(&q, &telus, &policy, &safety, &bulk);
+        assert!(c.actions.is_empty());
+        assert_eq!(c.problems[0].kind, ProblemKind::DataProblem);
+        assert!(!c.problems[0].kind.fails_user());
+        let named = Confirm {
+            named: vec!["desk@x.ca".into()],
+            ..Confirm::default()
+        };
+        let c = import::confirm(&q, &telus, &policy, &safety, &named);
+        assert_eq!(c.problems[0].kind, ProblemKind::RequiredEmpty);
+        assert_eq!(c.problems[0].attr.as_deref(), Some("firstName"));
+    }
+
     #[test]
     fn a_lost_import_settles_by_who_holds_the_login() {
         let same = holder("o1", "STAGED", "ana@x.ca", "Ana@x.ca");

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 ///   activation link ("User creation scenarios");
 /// - `login`, `email`, `firstName` and `lastName` are required: 400 `E0000001` naming each;
 /// - a login another user holds, whatever its status (a DEPROVISIONED user keeps its login
-///   until deleted), is 400 `E0000001` "login: An object with this field already exists".
+///   until deleted), is 400 `E0000001` "login: An object with this field already exists in
+///   the current organization".
 ///   The spec does not say whether uniqueness ignores case; Okta's logins are matched
 ///   case-insensitively at sign-in, so the harsher reading is modelled: it does;
 /// - `groupIds` adds the user to each group (an unknown one: 400 `E0000001`);
@@ -70,7 +71,11 @@ pub(super) async fn create_user(
                 .is_some_and(|l| l.eq_ignore_ascii_case(login))
         })
     {
-        causes.push("login: An object with this field already exists".into());
+        // Real answers (as SDKs and apps match them): summary "Api validation failed: login",
+        // cause "login: An object with this field already exists in the current organization".
+        causes.push(
+            "login: An object with this field already exists in the current organization".into(),
+        );
     }
     let groups: Vec<String> = parsed
         .get("groupIds")
@@ -163,9 +168,18 @@ pub(super) async fn assign_user(
     if !assigned.iter().any(|(u, _)| *u == id) {
         assigned.push((id.clone(), Map::new()));
     }
-    st.membership_event("application.user_membership.add", &id, "AppInstance", &app);
+    // The System Log event's `transaction.id` is the request's `X-Okta-Request-Id`, as for
+    // every write.
+    let request_id = format!("req-assign-{id}");
+    st.log_event("application.user_membership.add", &id, Some(&request_id));
+    if let Some(e) = st.log.last_mut() {
+        e.scope_target = Some(("AppInstance".into(), app.clone()));
+    }
     let base = base_url(&headers);
     let mut resp = axum::Json(app_user_json(&user, Map::new(), false, &base)).into_response();
     resp.headers_mut().extend(rate);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-okta-request-id", v);
+    }
     resp
 }

@@ -91,6 +91,9 @@ pub struct TelusState {
     pub bulk: BulkAvailability,
     /// How long after acceptance a bulk task runs; its records change nothing before.
     pub task_delay: Duration,
+    /// A task that would run waits while this is set (a test's stand-in for a task TELUS
+    /// takes long over, without depending on the machine's speed).
+    pub hold_tasks: bool,
     /// Bulk-update tasks by id.
     pub tasks: HashMap<String, FakeTask>,
     /// Whether a bulk request with a field over its length is refused whole with a 400 that
@@ -171,6 +174,7 @@ impl TelusState {
             not_modified: 0,
             bulk: BulkAvailability::Available,
             task_delay: Duration::from_millis(200),
+            hold_tasks: false,
             tasks: HashMap::new(),
             bulk_checks_upfront: false,
             refused_values: Vec::new(),
@@ -1192,6 +1196,9 @@ pub(super) async fn bulk_update(
     let shared = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
+        while shared.lock().unwrap_or_else(|e| e.into_inner()).hold_tasks {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         run_task(&shared, &id);
     });
     let mut resp = axum::Json(answer).into_response();

@@ -466,7 +466,9 @@ async fn a_stuck_bulk_task_ends_its_pass_and_the_next_sends_the_rest() {
         u.profile.insert("department".into(), json!("Stuck"));
     }
     let sb = Sandbox::start(okta, exts, nums).await.unwrap();
-    sb.telus.lock().task_delay = Duration::from_secs(3);
+    // The task does not run until released: stuck for as long as the first pass lasts,
+    // however slow the machine.
+    sb.telus.lock().hold_tasks = true;
     let (_dir, mut config, store, clients) = setup(&sb);
     config.telus.bulk_task_timeout = Duration::from_secs(1);
     config.safety.max_changed_percent = 100;
@@ -484,8 +486,7 @@ async fn a_stuck_bulk_task_ends_its_pass_and_the_next_sends_the_rest() {
         500,
         "the first chunk waits for its task"
     );
-    tokio::time::sleep(Duration::from_secs(3)).await; // real time: the fake's task runs on its clock
-    sb.telus.lock().task_delay = Duration::from_millis(200);
+    sb.telus.lock().hold_tasks = false;
     let second = run_whole(&config, &clients, &store, false, PassOptions::default())
         .await
         .unwrap();

@@ -747,3 +747,199 @@ async fn an_auto_confirmed_import_by_the_daemon_is_its_own_echo() {
             .any(|l| l.okta_id.0 == created.0 && l.ext_id.0 == "62061")
     );
 }
+
+/// Under a group or app scope, an import must land inside the scope, or the next pass would
+/// find a linked user outside it and disable its TELUS user: created into the group
+/// (`groupIds`), or assigned to the app (with `import.assign_to_app`). The next pass keeps
+/// the TELUS user Enabled and writes nothing.
+#[tokio::test]
+async fn an_import_under_a_group_or_app_scope_stays_in_the_scope() {
+    use okta_telus_sync::config::OktaScope;
+    for scope in ["group", "app"] {
+        let sb = Sandbox::start_seeded().await.unwrap();
+        let ids: Vec<String> = sb.okta.lock().users.iter().map(|u| u.id.clone()).collect();
+        let (_dir, mut config, store, _) = setup(&sb);
+        if scope == "group" {
+            sb.okta.lock().groups.insert("00gTelus".into(), ids);
+            config.okta.scope = OktaScope::Group("00gTelus".into());
+        } else {
+            let assigned = ids
+                .into_iter()
+                .map(|i| (i, serde_json::Map::new()))
+                .collect();
+            sb.okta.lock().apps.insert("0oaTelus".into(), assigned);
+            config.okta.scope = OktaScope::App("0oaTelus".into());
+            config.policy.import.assign_to_app = true;
+        }
+        let clients = Clients::new(&config, settings());
+        run_whole(&config, &clients, &store, false, PassOptions::default())
+            .await
+            .unwrap();
+        let confirm = ImportRequest {
+            named: vec!["reception@northwind.ca".into()],
+            ..ImportRequest::default()
+        };
+        let Ran::Pass(r) = okta_telus_sync::pass::run(
+            &config,
+            &clients,
+            &store,
+            &Scope::Imports(confirm),
+            PassOptions::default(),
+        )
+        .await
+        .unwrap() else {
+            panic!("{scope}")
+        };
+        assert_eq!(r.outcome, PassOutcome::Clean, "{scope}: {:?}", r.apply);
+        let created = sb
+            .okta
+            .lock()
+            .users
+            .iter()
+            .find(|u| {
+                u.profile.get("login").and_then(Value::as_str) == Some("reception@northwind.ca")
+            })
+            .unwrap()
+            .id
+            .clone();
+        {
+            let o = sb.okta.lock();
+            let inside = match scope {
+                "group" => o.groups["00gTelus"].contains(&created),
+                _ => o.apps["0oaTelus"].iter().any(|(u, _)| *u == created),
+            };
+            assert!(inside, "{scope}: the new user is in the scope");
+            let post = o
+                .requests
+                .iter()
+                .find(|r| r.method == "POST" && r.path == "/api/v1/users")
+                .unwrap();
+            assert_eq!(
+                post.body.contains("\"groupIds\":[\"00gTelus\"]"),
+                scope == "group",
+                "{}",
+                post.body
+            );
+        }
+        let next = run_whole(&config, &clients, &store, false, PassOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(next.plan.count("deactivate"), 0, "{scope}");
+        assert_eq!(
+            next.plan.change_count(),
+            0,
+            "{scope}: {}",
+            report::plan_text(&next.plan)
+        );
+        assert_eq!(sb.telus.lock().extension(62020).unwrap().status, "Enabled");
+    }
+}
+
+/// `import link`: a partial match the admin knows is the same person is linked with no
+/// create, and the next pass syncs the Okta-mastered rows onto the TELUS user. Under an app
+/// scope without `import.assign_to_app`, `import confirm` refuses, naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_link_links_a_partial_match_and_an_app_scope_needs_assign_to_app() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    with_candidates(&sb);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    let link = run_bin(import_cli(
+        &cfg,
+        &["link", "kpark@northwind.ca", "kim.park@northwind.ca"],
+    ))
+    .await;
+    let out = String::from_utf8_lossy(&link.stdout);
+    assert_eq!(
+        link.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&link.stderr)
+    );
+    assert!(out.contains("linked to its partial match"), "{out}");
+    run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    assert_eq!(
+        contact_field(&sb, 62030, &["email"]).as_deref(),
+        Some("kim.park@northwind.ca")
+    );
+    assert_eq!(okta_creates(&sb), 0, "no user created");
+    // Linking a deactivated Okta user is refused: a pass would disable the TELUS user.
+    let refused = run_bin(import_cli(
+        &cfg,
+        &["link", "old.hand@northwind.ca", "Old.Hand@northwind.ca"],
+    ))
+    .await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("DEPROVISIONED"));
+
+    // The same org scoped to an app, without assign_to_app.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let app = text.replacen("[telus]", "scope = \"app:0oaTelus\"\n\n[telus]", 1);
+    std::fs::write(&cfg, app).unwrap();
+    let confirm = run_bin(import_cli(&cfg, &["confirm", "reception@northwind.ca"])).await;
+    assert_eq!(confirm.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&confirm.stderr).contains("import.assign_to_app = true"));
+    assert_eq!(okta_creates(&sb), 0);
+}
+
+/// An auto-confirmed import Okta refuses is failed once, then backs off like any failed
+/// user's changes: the next pass does not send it again.
+#[tokio::test]
+async fn a_refused_auto_import_backs_off_instead_of_being_sent_every_pass() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (_dir, mut config, store, clients) = setup(&sb);
+    run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    config.policy.import.auto_confirm_new = true;
+    config.retry.backoff = Duration::from_secs(300);
+    let refusal = json!({"errorCode": "E0000001", "errorSummary": "Api validation failed: department",
+        "errorLink": "E0000001", "errorId": "oae1", "errorCauses": [{"errorSummary": "department: Invalid value"}]});
+    sb.okta.inject(
+        "POST",
+        "/api/v1/users",
+        FaultKind::Error {
+            status: 400,
+            body: refusal.to_string(),
+        },
+        10,
+    );
+    let first = run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, PassOutcome::UsersFailed);
+    let attempts = |sb: &Sandbox| {
+        sb.okta
+            .faults
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(m, p, _, _)| m == "POST" && p == "/api/v1/users")
+            .count()
+    };
+    assert_eq!(attempts(&sb), 1, "sent once and refused");
+    let refused = sb
+        .okta
+        .faults
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(m, p, s, _)| m == "POST" && p == "/api/v1/users" && *s == 400)
+        .count();
+    assert_eq!(refused, 1, "the refusal fired");
+    let failures = store.failures().unwrap();
+    let second = run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        attempts(&sb),
+        1,
+        "not sent again while backing off: {failures:?} {:?} {:?}",
+        first.apply.failed_users,
+        second.plan.deferred
+    );
+    assert!(second.plan.deferred.iter().any(|(u, why)| u.email == "reception@northwind.ca" && why.contains("next retry after")), "{:?}", second.plan.deferred);
+}
