@@ -80,6 +80,8 @@ enum Command {
         #[command(subcommand)]
         command: commands::import::ImportCommand,
     },
+    /// Writes a sync.toml from Okta's built-in TELUS app (features, mappings, masters).
+    Init(commands::init::InitArgs),
     /// Last passes, held passes, quarantined users, token expiry, store size.
     Status,
     /// Validate sync.toml; exit 2 naming each bad key.
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
         Command::Plan { json } => runtime.block_on(commands::sync::plan(path, json)),
         Command::History(args) => commands::history::run(path, args),
         Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
+        Command::Init(args) => runtime.block_on(commands::init::run(path, args)),
         Command::Status => commands::status::run(path),
         Command::CheckConfig { connect: false } => commands::check_config::run(path),
         Command::CheckConfig { connect: true } => {

@@ -560,7 +560,12 @@ pub enum OktaMaster {
     /// (E0000023) for one sourced from a directory or app. The schema cannot tell which.
     ProfileMaster,
     /// A priority list of sources; `first` is the first entry's type (`OKTA`, `APP`, ...).
-    Override { first: Option<String> },
+    Override {
+        first: Option<String>,
+        /// The whole priority list: each source's type (`APP`, `OKTA`) and, for an app, its
+        /// id.
+        priority: Vec<(String, Option<String>)>,
+    },
 }
 
 /// One attribute of Okta's user profile schema.
@@ -588,7 +593,7 @@ impl OktaSchemaAttr {
     pub fn refused_for_every_user(&self) -> bool {
         match &self.master {
             OktaMaster::Okta | OktaMaster::ProfileMaster => false,
-            OktaMaster::Override { first } => first.as_deref().is_some_and(|f| f != "OKTA"),
+            OktaMaster::Override { first, .. } => first.as_deref().is_some_and(|f| f != "OKTA"),
         }
     }
 
@@ -598,7 +603,7 @@ impl OktaSchemaAttr {
         match &self.master {
             OktaMaster::Okta => "OKTA".into(),
             OktaMaster::ProfileMaster => "PROFILE_MASTER".into(),
-            OktaMaster::Override { first } => {
+            OktaMaster::Override { first, .. } => {
                 format!("OVERRIDE:{}", first.as_deref().unwrap_or(""))
             }
         }
@@ -775,4 +780,37 @@ mod tests {
             }
         }
     }
+}
+
+/// An Okta app instance as `init` reads it (`GET /api/v1/apps/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OktaApp {
+    pub id: String,
+    /// The app's catalog name (`ringcentral`, ...) and the admin's label for it.
+    pub name: String,
+    pub label: String,
+    pub status: String,
+    /// `PUSH_NEW_USERS`, `PUSH_PROFILE_UPDATES`, `PUSH_USER_DEACTIVATION`, `REACTIVATE_USERS`,
+    /// `IMPORT_NEW_USERS`, `IMPORT_PROFILE_UPDATES`, `PROFILE_MASTERING`, ...
+    pub features: Vec<String>,
+}
+
+/// One profile mapping (Mappings API): each target property's expression over the source,
+/// and whether it is pushed on updates too (`PUSH`) or only on create (`DONT_PUSH`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProfileMapping {
+    pub id: String,
+    pub source_id: String,
+    pub target_id: String,
+    /// Target property → (expression, pushed on updates).
+    pub properties: std::collections::BTreeMap<String, (String, bool)>,
+}
+
+/// One of an app's assignments: the Okta user and the app's own id for it (`externalId`,
+/// set at import or provisioning; for the TELUS app, the extension id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppAssignment {
+    pub okta_id: OktaId,
+    pub external_id: Option<String>,
+    pub status: String,
 }

@@ -463,22 +463,7 @@ pub fn status_text(
     status_passes(&mut out, &store.recent_passes(10)?);
     status_events(&mut out, config, store)?;
     status_known(&mut out, store)?;
-    let (queue, at) = store.import_queue()?;
-    if !queue.is_empty() {
-        let counts = crate::reconcile::import::counts(&queue);
-        let _ = writeln!(
-            out,
-            "\nImport queue: {} TELUS user(s) with no Okta match ({}), as of {}; see `import list`.",
-            queue.len(),
-            counts
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(o, n)| format!("{n} {o}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            at.as_deref().unwrap_or("never")
-        );
-    }
+    status_cutover_and_imports(&mut out, config, store)?;
     let failures = store.failures()?;
     let (quarantined, backing_off): (Vec<_>, Vec<_>) = failures.iter().partition(|f| f.quarantined);
     if !quarantined.is_empty() {
@@ -533,6 +518,58 @@ pub fn status_text(
     };
     status_session(&mut out, config, store.credentials("telus")?);
     Ok(out)
+}
+
+/// The built-in app still pushing, where links came from, the import queue.
+fn status_cutover_and_imports(
+    out: &mut String,
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+) -> Result<(), crate::store::Error> {
+    if let Some((pushing, at)) = store.builtin_app_pushing()?
+        && !pushing.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "\nWARNING: Okta's built-in TELUS app ({}) still has {} on (as of {at}): two writers fight over the same users. Turn its provisioning features off.",
+            config.okta.app_id.as_deref().unwrap_or("okta.app_id"),
+            pushing.join(", ")
+        );
+    }
+    let origins = store.link_origins()?;
+    if origins.iter().any(|(o, _)| o.is_some()) {
+        let _ = writeln!(
+            out,
+            "\nLinks: {}.",
+            origins
+                .iter()
+                .map(|(o, n)| format!(
+                    "{n} {}",
+                    o.as_deref()
+                        .map(|o| format!("from {o}"))
+                        .unwrap_or_else(|| "matched by passes".into())
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let (queue, at) = store.import_queue()?;
+    if !queue.is_empty() {
+        let counts = crate::reconcile::import::counts(&queue);
+        let _ = writeln!(
+            out,
+            "\nImport queue: {} TELUS user(s) with no Okta match ({}), as of {}; see `import list`.",
+            queue.len(),
+            counts
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(o, n)| format!("{n} {o}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            at.as_deref().unwrap_or("never")
+        );
+    }
+    Ok(())
 }
 
 /// What is known not to be writable: Okta's per-user refusals and data problems.

@@ -38,7 +38,7 @@ fn okta_refusal(attr: &OktaSchemaAttr) -> Option<(&'static str, String)> {
         return None;
     }
     let how = match &attr.master {
-        crate::model::OktaMaster::Override { first } => format!(
+        crate::model::OktaMaster::Override { first, .. } => format!(
             "by a priority list led by {}",
             first.as_deref().unwrap_or("another source")
         ),
@@ -299,6 +299,7 @@ mod tests {
             },
             master: Master::Priority(vec![System::Okta]),
             normalize: crate::reconcile::policy::Normalize::None,
+            create_only: false,
         });
         let problems = check_policy(
             &p,
@@ -336,10 +337,12 @@ mod tests {
             .unwrap()
             .master = OktaMaster::Override {
             first: Some("APP".into()),
+            priority: vec![("APP".into(), Some("0oa1".into()))],
         };
         // Read by this tool only: mastering elsewhere does not matter.
         schema.iter_mut().find(|a| a.name == "city").unwrap().master = OktaMaster::Override {
             first: Some("APP".into()),
+            priority: vec![("APP".into(), Some("0oa1".into()))],
         };
         let problems = check_policy(&p, &schema, &[]);
         assert_eq!(problems.len(), 1, "{problems:?}");

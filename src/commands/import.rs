@@ -226,10 +226,13 @@ async fn link(
         eprintln!("error: another pass holds the store ({holder}); try again when it has finished");
         return Ok(Exit::Busy);
     }
-    store.add_links(&[Link {
-        okta_id: OktaId(o.id.0.clone()),
-        ext_id: c.ext_id.clone(),
-    }])?;
+    store.add_links_from(
+        &[Link {
+            okta_id: OktaId(o.id.0.clone()),
+            ext_id: c.ext_id.clone(),
+        }],
+        "import link",
+    )?;
     store.drop_from_import_queue(std::slice::from_ref(&c.ext_id))?;
     let was = match &c.outcome {
         Outcome::Partial { login: l, .. } if l.eq_ignore_ascii_case(login) => "its partial match",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod check_config;
 pub mod history;
 pub mod import;
+pub mod init;
 pub mod run;
 pub mod sandbox;
 pub mod schema;

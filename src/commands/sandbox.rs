@@ -70,6 +70,7 @@ pub async fn run() -> anyhow::Result<Exit> {
     print_directories(&sb);
     drop(store);
     change_events(&sb, &config).await?;
+    init_demo(&sb).await?;
     println!(
         "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
     );
@@ -312,6 +313,43 @@ async fn import(
         "The pass after the import: {} change(s) planned.",
         after.plan.change_count()
     );
+    Ok(())
+}
+
+/// `init --from-okta-app` against the fake org's built-in TELUS app (the guide's mappings,
+/// primaryPhone overridden by the app, department create only, one mapping no tool can
+/// translate): the summary and the rows it writes.
+async fn init_demo(sb: &sandbox::Sandbox) -> anyhow::Result<()> {
+    use okta_telus_sync::sandbox::okta_apps::{BUILTIN_APP, install_builtin_app};
+    install_builtin_app(&mut sb.okta.lock());
+    println!(
+        "\n== `init --from-okta-app {BUILTIN_APP}`: the config that replaces Okta's built-in TELUS app =="
+    );
+    let okta_cfg = sb
+        .config(
+            sandbox::Sandbox::demo_policy(),
+            std::path::Path::new(":memory:"),
+        )
+        .okta;
+    let okta = okta_telus_sync::okta::Client::new(&okta_cfg, HttpSettings::default());
+    let setup = okta_telus_sync::init::read_setup(&okta, &sb.okta.url(), BUILTIN_APP).await?;
+    let w = okta_telus_sync::init::write::write(&setup);
+    for r in &w.rows {
+        println!("  {r}");
+    }
+    for r in &w.by_hand {
+        println!("  port by hand: {r}");
+    }
+    for c in &w.cutover {
+        println!("  at the cutover: {c}");
+    }
+    let rows: Vec<&str> = w
+        .text
+        .lines()
+        .skip_while(|l| !l.starts_with("[attributes.department]"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    println!("  written, for instance:\n    {}", rows.join("\n    "));
     Ok(())
 }
 

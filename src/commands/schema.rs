@@ -8,6 +8,33 @@ use okta_telus_sync::http::HttpSettings;
 
 /// Whether the credentials allow the change events `[events]` turns on: one System Log read
 /// and one WebSocket token. A refusal is a warning (scheduled passes still carry changes).
+/// Whether Okta's built-in TELUS app (`okta.app_id`) still pushes: a warning naming it.
+async fn check_builtin_app(config: &okta_telus_sync::config::Config, clients: &Clients) {
+    let Some(app) = &config.okta.app_id else {
+        return;
+    };
+    match clients.okta.get_app(app).await {
+        Ok(a) => {
+            let pushing: Vec<&str> = a
+                .features
+                .iter()
+                .map(String::as_str)
+                .filter(|f| okta_telus_sync::init::PUSHING_FEATURES.contains(f))
+                .collect();
+            match pushing.is_empty() {
+                true => println!("built-in app {app}: no provisioning feature on"),
+                false => println!(
+                    "warning: Okta's built-in TELUS app {app} still has {} on: two writers would fight over the same users; turn them off before enabling the daemon",
+                    pushing.join(", ")
+                ),
+            }
+        }
+        Err(e) => println!(
+            "warning: built-in app {app} (okta.app_id) not readable ({e}); an OAuth app needs the okta.apps.read scope"
+        ),
+    }
+}
+
 async fn check_events(config: &okta_telus_sync::config::Config, clients: &Clients) {
     use okta_telus_sync::okta::LogCursor;
     if let Some(every) = config.events.okta_poll {
@@ -79,6 +106,7 @@ pub async fn run(path: &std::path::Path, out: SchemaOut) -> anyhow::Result<Exit>
         ),
         SchemaOut::Check => {
             check_events(&config, &clients).await;
+            check_builtin_app(&config, &clients).await;
             if problems.is_empty() {
                 println!(
                     "{}: ok; authenticated to Okta and TELUS; all {} rows match both live schemas",

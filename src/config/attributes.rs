@@ -23,6 +23,7 @@ fn merged_rows(attrs: BTreeMap<String, RawAttr>) -> (BTreeMap<String, RawAttr>, 
                 master: Some(RawMaster::One(master.to_string())),
                 on_conflict: None,
                 normalize: Some(normalize.to_string()),
+                apply: None,
                 sync: None,
             },
         );
@@ -46,6 +47,9 @@ fn merged_rows(attrs: BTreeMap<String, RawAttr>) -> (BTreeMap<String, RawAttr>, 
         }
         if attr.sync.is_some() {
             row.sync = attr.sync;
+        }
+        if attr.apply.is_some() {
+            row.apply = attr.apply;
         }
     }
 
@@ -105,6 +109,30 @@ fn parse_master(p: &mut Problems, key: &str, row: &RawAttr) -> Option<Master> {
                 );
             }
             Some(Master::Priority(list))
+        }
+    }
+}
+
+/// A row's `apply`: whether it is written on create only; `None` after reporting a problem.
+fn parse_apply(p: &mut Problems, key: &str, row: &RawAttr, master: &Master) -> Option<bool> {
+    match row.apply.as_deref() {
+        None | Some("always") => Some(false),
+        Some("create") if matches!(master, Master::Priority(l) if l.first() == Some(&System::Okta)) => {
+            Some(true)
+        }
+        Some("create") => {
+            p.push(
+                format!("{key}.apply"),
+                "\"create\" (written when the TELUS user is created, never updated) needs a row Okta masters: master = \"okta\"",
+            );
+            None
+        }
+        Some(other) => {
+            p.push(
+                format!("{key}.apply"),
+                format!("{other:?} is not \"always\" or \"create\""),
+            );
+            None
         }
     }
 }
@@ -185,11 +213,15 @@ pub(super) fn build_rules(p: &mut Problems, attrs: BTreeMap<String, RawAttr>) ->
             );
             continue;
         }
+        let Some(create_only) = parse_apply(p, &key, &row, &master) else {
+            continue;
+        };
         rules.push(AttrRule {
             okta_attr: name,
             telus,
             master,
             normalize,
+            create_only,
         });
     }
     // Each row's names are kept in a part of the process's field-name table that servers

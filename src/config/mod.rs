@@ -2,6 +2,7 @@
 //! file and secret files; never touches the network. Every error names its key.
 
 mod attributes;
+pub mod okta_expr;
 mod raw;
 mod secret;
 mod validate;
@@ -60,6 +61,10 @@ pub struct OktaConfig {
     /// The share of each Okta rate-limit bucket this tool may spend per window, in percent:
     /// Okta's limits are org-wide, shared with every other integration and admin.
     pub rate_limit_percent: u8,
+    /// Okta's built-in TELUS app this tool replaced (`okta.app_id`): while it still pushes,
+    /// two writers fight over the same users, and `check-config --connect`, `status` and a
+    /// gauge say so.
+    pub app_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -43,6 +43,9 @@ pub(super) struct RawOkta {
     pub(super) write_concurrency: u64,
     #[serde(default = "default_rate_limit_percent")]
     pub(super) rate_limit_percent: u64,
+    /// Okta's built-in TELUS app this tool replaces (`init` writes it): checked for push
+    /// features still on.
+    pub(super) app_id: Option<String>,
 }
 
 pub(super) fn default_rate_limit_percent() -> u64 {
@@ -246,5 +249,7 @@ pub(super) struct RawAttr {
     pub(super) master: Option<RawMaster>,
     pub(super) on_conflict: Option<String>,
     pub(super) normalize: Option<String>,
+    /// `"always"` (the default) or `"create"`.
+    pub(super) apply: Option<String>,
     pub(super) sync: Option<bool>,
 }

@@ -538,3 +538,24 @@ fn the_import_section_is_read_and_a_bad_one_names_its_key() {
         .is_ok()
     );
 }
+
+#[test]
+fn apply_create_is_for_rows_okta_masters() {
+    let text = format!("{MINIMAL}\n[attributes.department]\napply = \"create\"\n");
+    let c = parse(&text).unwrap();
+    let rule = c.policy.rule("department").unwrap();
+    assert!(rule.create_only);
+    assert!(!c.policy.rule("city").unwrap().create_only);
+    assert_eq!(
+        keys(&format!(
+            "{MINIMAL}\n[attributes.primaryPhone]\napply = \"create\"\n"
+        )),
+        ["attributes.primaryPhone.apply"]
+    );
+    assert_eq!(
+        keys(&format!(
+            "{MINIMAL}\n[attributes.city]\napply = \"sometimes\"\n"
+        )),
+        ["attributes.city.apply"]
+    );
+}

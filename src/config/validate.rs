@@ -253,12 +253,14 @@ fn validate_okta(p: &mut Problems, raw: RawOkta, base_dir: &Path) -> Option<Okta
         );
     }
 
+    let app_id = app_id(p, raw.app_id);
     Some(OktaConfig {
         url: okta_url?,
         auth: okta_token?,
         scope: scope?,
         write_concurrency: raw.write_concurrency as usize,
         rate_limit_percent: raw.rate_limit_percent as u8,
+        app_id,
     })
 }
 
@@ -354,6 +356,20 @@ fn validate_http(p: &mut Problems, h: RawHttp) -> Option<HttpConfig> {
 
 fn valid_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// `okta.app_id`: an Okta id, or a problem.
+fn app_id(p: &mut Problems, raw: Option<String>) -> Option<String> {
+    match raw {
+        Some(id) if !valid_id(&id) => {
+            p.push(
+                "okta.app_id",
+                format!("{id:?} is not an Okta app id (letters and digits)"),
+            );
+            None
+        }
+        other => other,
+    }
 }
 
 /// Accepts `https://`, and `http://` only to a loopback host.

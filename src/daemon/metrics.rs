@@ -40,6 +40,8 @@ pub struct Figures {
     pub import_queue: BTreeMap<String, u64>,
     /// Okta users imported from TELUS, by outcome (`applied`, `failed`).
     pub imports: BTreeMap<String, u64>,
+    /// Okta's built-in TELUS app (`okta.app_id`) still has a push feature on.
+    pub builtin_app_pushing: bool,
     /// The TELUS session can lapse (`telus::session::assess`).
     pub session_at_risk: bool,
     /// The TELUS account refused bulk updates: one PUT per user until the refusal expires.
@@ -186,6 +188,12 @@ fn render_imports(out: &mut String, f: &Figures) {
             "okta_telus_sync_imports_total{{outcome=\"{outcome}\"}} {n}"
         );
     }
+    gauge(
+        out,
+        "okta_telus_sync_builtin_app_pushing",
+        "1 while Okta's built-in TELUS app (okta.app_id) still has a provisioning feature on: two writers fight over the same users.",
+        u8::from(f.builtin_app_pushing),
+    );
 }
 
 /// What is known not to be writable: Okta refusals, data problems, a session that can lapse.

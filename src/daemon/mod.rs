@@ -191,6 +191,11 @@ fn record(
 
 /// The import queue's gauge, and the imports a pass made.
 fn record_imports(f: &mut metrics::Figures, store: &Store, report: &PassReport) {
+    f.builtin_app_pushing = store
+        .builtin_app_pushing()
+        .ok()
+        .flatten()
+        .is_some_and(|(p, _)| !p.is_empty());
     if let Ok((queue, _)) = store.import_queue() {
         f.import_queue = crate::reconcile::import::counts(&queue)
             .into_iter()

@@ -253,7 +253,7 @@ pub(super) const BUCKET_LIST: &str = "users-list";
 /// The most pages one listing follows: two million users at 200 a page.
 const MAX_PAGES: usize = 10_000;
 pub(super) const BUCKET_UPDATE: &str = "users-update";
-const BUCKET_SCHEMA: &str = "schemas";
+pub(super) const BUCKET_SCHEMA: &str = "schemas";
 /// `GET /api/v1/users/{id}`: Okta counts single-user reads apart from listings.
 pub(super) const BUCKET_GET: &str = "users-get";
 /// `GET /api/v1/logs`: a small org-wide bucket (DESIGN: 120 a minute).
@@ -465,6 +465,16 @@ impl Client {
                             .as_ref()
                             .and_then(|m| m.priority.first())
                             .and_then(|f| f.kind.clone()),
+                        priority: p
+                            .master
+                            .as_ref()
+                            .map(|m| {
+                                m.priority
+                                    .iter()
+                                    .map(|e| (e.kind.clone().unwrap_or_default(), e.value.clone()))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
                     },
                     _ => OktaMaster::Okta,
                 };

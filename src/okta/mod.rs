@@ -1,5 +1,6 @@
 //! Okta: the only module that knows Okta's URLs, headers, JSON and paging.
 
+mod apps;
 mod client;
 mod import;
 mod logs;

@@ -90,6 +90,9 @@ pub(super) struct SchemaMasterDto {
 pub(super) struct SchemaPriorityDto {
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// The app's id, for `type: APP`.
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

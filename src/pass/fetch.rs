@@ -167,11 +167,40 @@ async fn fetch_whole(
         None => okta,
     };
     tracing::info!(okta = okta.len(), telus = telus.len(), "directories read");
+    check_builtin_app(pass).await?;
     Ok(Ok(Fetched {
         okta,
         telus,
         okta_writes,
     }))
+}
+
+/// The built-in TELUS app this tool replaced (`okta.app_id`): while it still has a push
+/// feature on, two writers fight over the same users. Said in the log at each whole pass and
+/// kept for `status` and the gauge. A read that fails says so and changes nothing.
+async fn check_builtin_app(pass: &Pass<'_>) -> anyhow::Result<()> {
+    let Some(app) = &pass.config.okta.app_id else {
+        return Ok(());
+    };
+    match pass.clients.okta.get_app(app).await {
+        Ok(a) => {
+            let pushing: Vec<String> = a
+                .features
+                .into_iter()
+                .filter(|f| crate::init::PUSHING_FEATURES.contains(&f.as_str()))
+                .collect();
+            if !pushing.is_empty() {
+                tracing::warn!(app = %app, features = %pushing.join(", "), "Okta's built-in TELUS app still pushes: two writers fight over the same users; turn its provisioning features off");
+            }
+            if !pass.opts.dry_run {
+                pass.store.save_builtin_app_pushing(&pushing)?;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(app = %app, error = %e, "the built-in TELUS app (okta.app_id) could not be read; an OAuth app needs okta.apps.read")
+        }
+    }
+    Ok(())
 }
 
 /// Okta's plain user listing leaves DEPROVISIONED users out (management spec,

@@ -516,6 +516,10 @@ fn plan_user(o: &OktaUser, t: &TelusUser, baseline: &Baseline, policy: &Policy, 
         if !t.in_directory && !rule.telus.fields().iter().all(|f| t.knows(f)) {
             continue;
         }
+        // `apply = "create"`: written when the TELUS user was created, never since.
+        if rule.create_only {
+            continue;
+        }
         let base = baseline.get(&o.id, &rule.okta_attr);
         match plan_attr(rule, o, t, region, base, &user, policy, plan) {
             AttrDecision::Agree(value) => {

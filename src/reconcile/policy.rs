@@ -101,6 +101,9 @@ pub struct AttrRule {
     pub telus: TelusSide,
     pub master: Master,
     pub normalize: Normalize,
+    /// `apply = "create"` (Okta's `DONT_PUSH`: "set on create, never updated"): written when
+    /// the TELUS user is created, never on updates. Only for rows Okta masters.
+    pub create_only: bool,
 }
 
 /// Okta profile attributes that can never be cleared.
@@ -220,6 +223,7 @@ impl Policy {
                     telus: parse_telus_side(telus).ok()?,
                     master: Master::Priority(vec![System::parse(master)?]),
                     normalize: Normalize::parse(normalize)?,
+                    create_only: false,
                 })
             })
             .collect();

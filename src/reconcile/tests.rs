@@ -1915,3 +1915,53 @@ mod imports {
         );
     }
 }
+
+/// `apply = "create"` (Okta's `DONT_PUSH`): the row's value goes into the TELUS user when it
+/// is created, and is never written on updates, even when Okta's value changes later.
+#[test]
+fn a_create_only_row_is_written_on_create_and_never_on_update() {
+    let mut policy = Policy::builtin();
+    for r in policy
+        .rules
+        .iter_mut()
+        .filter(|r| r.okta_attr == "department")
+    {
+        r.create_only = true;
+    }
+    // Created: the department is among the new user's fields.
+    let created = run(&[ana_okta()], &[], &[], &Baseline::new(), &policy);
+    let create = created
+        .actions
+        .iter()
+        .find(|a| matches!(a.action, Action::Create { .. }))
+        .expect("a create");
+    assert!(create.changes().iter().any(|c| c.attr == "department"));
+    // Linked, Okta's department changed: nothing is written for it.
+    let mut o = ana_okta();
+    set(&mut o, "department", "Finance");
+    let plan = run(
+        &[o],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &policy,
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| a.changes().iter().all(|c| c.attr != "department")),
+        "{:?}",
+        plan.actions
+    );
+    // The default (`apply = "always"`) writes it.
+    let mut o = ana_okta();
+    set(&mut o, "department", "Finance");
+    let plan = run(
+        &[o],
+        &[ana_telus()],
+        &[link("o1", "e1")],
+        &Baseline::new(),
+        &Policy::builtin(),
+    );
+    assert_eq!(plan.change_count(), 1);
+}

@@ -6,6 +6,7 @@ pub mod faults;
 // Handlers return an early `Response` as their error; its size does not matter in a fake.
 #[allow(clippy::result_large_err)]
 pub mod okta;
+pub mod okta_apps;
 mod okta_import;
 mod okta_logs;
 mod routes;
@@ -86,6 +87,7 @@ impl Sandbox {
             },
             master: crate::reconcile::policy::Master::Priority(vec![crate::model::System::Okta]),
             normalize: crate::reconcile::policy::Normalize::None,
+            create_only: false,
         });
         p
     }
@@ -123,6 +125,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
                 scope: OktaScope::All,
                 write_concurrency: 4,
                 rate_limit_percent: 50,
+                app_id: None,
             },
             telus: TelusConfig {
                 url: url::Url::parse(telus_url).expect("loopback URL"),

@@ -35,6 +35,25 @@ pub struct FakeOktaUser {
 /// An app's assigned users: (Okta user id, the app-specific profile).
 pub type Assignments = Vec<(String, Map<String, Value>)>;
 
+#[derive(Debug, Clone)]
+/// An app as `GET /api/v1/apps/{id}` describes it.
+pub struct FakeApp {
+    pub name: String,
+    pub label: String,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+/// A profile mapping of the Mappings API.
+pub struct FakeMapping {
+    pub id: String,
+    /// (id, `appuser` | `user`): the source and target of the mapping.
+    pub source: (String, &'static str),
+    pub target: (String, &'static str),
+    /// Target property → `{expression, pushStatus}`.
+    pub properties: Map<String, Value>,
+}
+
 /// One request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -98,6 +117,12 @@ pub struct OktaState {
     pub log_trimmed_upto: u64,
     /// Users created activated, each of whom Okta would have emailed an activation link.
     pub activation_emails: Vec<String>,
+    /// Apps as `GET /api/v1/apps/{id}` describes them (the built-in TELUS app).
+    pub app_meta: HashMap<String, FakeApp>,
+    /// Profile mappings (Mappings API).
+    pub mappings: Vec<FakeMapping>,
+    /// Each assignment's `externalId`, by `"<appId>/<userId>"`.
+    pub external_ids: HashMap<String, String>,
 }
 
 /// A System Log event of the fake (`LogEvent`: uuid, published, eventType, transaction.id,
@@ -145,6 +170,9 @@ impl OktaState {
             logs_forbidden: false,
             log_trimmed_upto: 0,
             activation_emails: Vec::new(),
+            app_meta: HashMap::new(),
+            mappings: Vec::new(),
+            external_ids: HashMap::new(),
         }
     }
 
@@ -521,7 +549,18 @@ fn list(
                 .as_ref()
                 .and_then(|m| m.get(&u.id).cloned().flatten())
             {
-                Some(app_profile) => app_user_json(u, app_profile, expand, &base),
+                Some(app_profile) => {
+                    let mut v = app_user_json(u, app_profile, expand, &base);
+                    // AppUser.externalId: the app's own id for the user (null until set).
+                    if let Listing::App(aid) = &listing {
+                        v["externalId"] = st
+                            .external_ids
+                            .get(&format!("{aid}/{}", u.id))
+                            .map(|e| json!(e))
+                            .unwrap_or(Value::Null);
+                    }
+                    v
+                }
                 None => user_json(u, &base),
             }
         })
@@ -685,7 +724,7 @@ pub(super) async fn update_user(
         .keys()
         .any(|k| match st.masters.get(k).map(String::as_str) {
             Some("OKTA") => false,
-            Some("OVERRIDE") => true,
+            Some(o) if o.starts_with("OVERRIDE") => true,
             _ => sourced_elsewhere,
         });
     if refused {
@@ -869,6 +908,10 @@ pub(super) async fn schema(
         let master = match st.masters.get(name).map(String::as_str) {
             Some("OVERRIDE") => {
                 json!({"type": "OVERRIDE", "priority": [{"type": "APP", "value": "0oaad"}, {"type": "OKTA"}]})
+            }
+            // `OVERRIDE:<appId>`: that app first, then Okta.
+            Some(o) if o.starts_with("OVERRIDE:") => {
+                json!({"type": "OVERRIDE", "priority": [{"type": "APP", "value": &o["OVERRIDE:".len()..]}, {"type": "OKTA"}]})
             }
             Some(t) => json!({"type": t}),
             None => json!({"type": "PROFILE_MASTER"}),

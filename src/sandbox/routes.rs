@@ -5,7 +5,7 @@
 use super::faults::Dialect;
 use super::okta::{FakeOkta, OktaState};
 use super::telus::{FakeTelus, TelusState};
-use super::{okta, okta_import, okta_logs, telus, telus_ws};
+use super::{okta, okta_apps, okta_import, okta_logs, telus, telus_ws};
 use axum::Router;
 use axum::routing::{get, post};
 use std::sync::{Arc, Mutex};
@@ -30,6 +30,10 @@ impl FakeOkta {
             .route("/oauth2/v1/token", post(okta::oauth_token))
             .route("/api/v1/meta/schemas/user/default", get(okta::schema))
             .route("/api/v1/logs", get(okta_logs::logs))
+            .route("/api/v1/apps/{id}", get(okta_apps::get_app))
+            .route("/api/v1/meta/types/user", get(okta_apps::user_types))
+            .route("/api/v1/mappings", get(okta_apps::list_mappings))
+            .route("/api/v1/mappings/{id}", get(okta_apps::get_mapping))
             .with_state(state.clone());
         Self::serve(state, app, Dialect::Okta).await
     }

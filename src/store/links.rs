@@ -16,6 +16,31 @@ impl Store {
         })
     }
 
+    /// Records links made by hand or from elsewhere (`init --links`), with where they came
+    /// from; a link replaces any older one on either end.
+    pub fn add_links_from(&self, links: &[Link], origin: &str) -> Result<()> {
+        self.add_links(links)?;
+        self.tx(|tx| {
+            for l in links {
+                tx.execute(
+                    "UPDATE links SET origin = ?2 WHERE okta_id = ?1",
+                    params![l.okta_id.0, origin],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// How many links each origin made (`None`: matched by a pass).
+    pub fn link_origins(&self) -> Result<Vec<(Option<String>, usize)>> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare("SELECT origin, count(*) FROM links GROUP BY origin ORDER BY origin")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?;
+            rows.collect()
+        })
+    }
+
     /// Records new links; a link replaces any older one on either end.
     pub fn add_links(&self, links: &[Link]) -> Result<()> {
         self.tx(|tx| {

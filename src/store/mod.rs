@@ -220,13 +220,28 @@ impl Store {
             .conn
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| store.err(e))?;
-        store
-            .conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| store.err(e))?;
+        store.wal_mode()?;
         store.init()?;
         files::restrict(path)?;
         Ok(store)
+    }
+
+    /// Switches a new file to WAL. SQLite answers `SQLITE_BUSY` at once, without the busy
+    /// handler, while another connection creates or migrates the same file: wait and ask
+    /// again, up to the busy timeout.
+    fn wal_mode(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.map_err(|e| self.err(e)),
+            }
+        }
     }
 
     pub fn open_in_memory() -> Result<Store> {

@@ -177,4 +177,8 @@ CREATE TABLE import_ignored (
     since         TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 10: where a link came from when no pass matched it (`init --links`, `import link`).
+    r#"
+ALTER TABLE links ADD COLUMN origin TEXT;
+"#,
 ];

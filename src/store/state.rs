@@ -25,6 +25,7 @@ const OKTA_CURSOR: &str = "events.okta.cursor";
 const OKTA_CURSOR_AT: &str = "events.okta.cursor_at";
 const BULK_REFUSED: &str = "telus.bulk_refused";
 const LAST_PRUNE: &str = "last_prune";
+const BUILTIN_APP: &str = "okta.builtin_app";
 
 /// The System Log cursor as stored: the link, and when it was stored (RFC 3339; `None` for
 /// a store written before the time was kept).
@@ -175,6 +176,24 @@ impl Store {
     }
 
     /// When the journal was last pruned.
+    /// What the last whole pass found of the built-in app (`okta.app_id`): its push features
+    /// still on (empty: none), and when it looked.
+    pub fn builtin_app_pushing(&self) -> Result<Option<(Vec<String>, String)>> {
+        Ok(self.meta(BUILTIN_APP)?.map(|v| {
+            let (at, features) = v.split_once(' ').unwrap_or((v.as_str(), ""));
+            let features = features
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect();
+            (features, at.to_string())
+        }))
+    }
+
+    pub fn save_builtin_app_pushing(&self, features: &[String]) -> Result<()> {
+        self.set_meta(BUILTIN_APP, &format!("{} {}", now(), features.join(",")))
+    }
+
     pub fn last_prune(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(self.meta(LAST_PRUNE)?.and_then(|t| {
             chrono::DateTime::parse_from_rfc3339(&t)

@@ -24,6 +24,7 @@ mod events;
 mod faults;
 mod hostile;
 mod imports;
+mod init;
 mod schema;
 
 fn settings() -> HttpSettings {

@@ -471,6 +471,7 @@ async fn a_write_that_cannot_be_built_is_not_journalled_as_a_server_error() {
         },
         master: Master::Priority(vec![System::Okta]),
         normalize: Normalize::None,
+        create_only: false,
     });
     let config = sb.config(policy, &dir.path().join("s.db"));
     let store = Store::open(&config.store_path).unwrap();
