@@ -520,6 +520,28 @@ pub fn status_text(
     Ok(out)
 }
 
+/// Where the stored links came from, when any came from elsewhere than a pass's matching
+/// (`init --links`, `import link`): one line, for `plan` and `status`.
+pub fn link_origins_text(store: &crate::store::Store) -> Result<String, crate::store::Error> {
+    let origins = store.link_origins()?;
+    if !origins.iter().any(|(o, _)| o.is_some()) {
+        return Ok(String::new());
+    }
+    Ok(format!(
+        "\nLinks: {}.\n",
+        origins
+            .iter()
+            .map(|(o, n)| format!(
+                "{n} {}",
+                o.as_deref()
+                    .map(|o| format!("from {o}"))
+                    .unwrap_or_else(|| "matched by passes".into())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// The built-in app still pushing, where links came from, the import queue.
 fn status_cutover_and_imports(
     out: &mut String,
@@ -536,23 +558,7 @@ fn status_cutover_and_imports(
             pushing.join(", ")
         );
     }
-    let origins = store.link_origins()?;
-    if origins.iter().any(|(o, _)| o.is_some()) {
-        let _ = writeln!(
-            out,
-            "\nLinks: {}.",
-            origins
-                .iter()
-                .map(|(o, n)| format!(
-                    "{n} {}",
-                    o.as_deref()
-                        .map(|o| format!("from {o}"))
-                        .unwrap_or_else(|| "matched by passes".into())
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    out.push_str(&link_origins_text(store)?);
     let (queue, at) = store.import_queue()?;
     if !queue.is_empty() {
         let counts = crate::reconcile::import::counts(&queue);
@@ -590,6 +596,16 @@ fn status_known(out: &mut String, store: &crate::store::Store) -> Result<(), cra
                 k.master
             );
         }
+    }
+    if !refusals.is_empty()
+        && store
+            .builtin_app_pushing()?
+            .is_some_and(|(p, _)| p.iter().any(|f| f == "PROFILE_MASTERING"))
+    {
+        let _ = writeln!(
+            out,
+            "  The built-in TELUS app is still a profile source (PROFILE_MASTERING on): Okta's docs say that turning its provisioning off makes the users it sources Okta-sourced, after which these attributes take this tool's writes."
+        );
     }
     let data = store.data_problems()?;
     if !data.is_empty() {

@@ -82,6 +82,7 @@ pub async fn run(
     } else {
         if opts.dry_run || report.outcome == PassOutcome::Held {
             print!("{}", report::plan_text(&report.plan));
+            print!("{}", report::link_origins_text(&store)?);
         }
         print!("{}", report::pass_text(&report));
     }

@@ -231,6 +231,9 @@ async fn init_links_by_external_id_and_a_pushing_app_is_warned_about() {
         Some(2)
     );
     drop(store);
+    let plan = run_bin(vec!["--config".into(), cfg.clone(), "plan".into()]).await;
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(out.contains("Links: 2 from init --links"), "{out}");
     let check = run_bin(vec![
         "--config".into(),
         cfg.clone(),
