@@ -72,6 +72,9 @@ enum Command {
         /// One JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Only these linked users (their email), each read now (repeatable).
+        #[arg(long = "user", value_name = "EMAIL")]
+        users: Vec<String>,
     },
     /// The journal of changes, old → new, oldest first.
     History(commands::history::HistoryArgs),
@@ -159,13 +162,8 @@ fn main() -> ExitCode {
     use commands::schema::SchemaOut;
     let result = match cli.command {
         Command::Run => commands::run::run(path, &runtime),
-        Command::Sync(args) => runtime.block_on(commands::sync::run(
-            path,
-            args.full(),
-            args.options(),
-            false,
-        )),
-        Command::Plan { json } => runtime.block_on(commands::sync::plan(path, json)),
+        Command::Sync(args) => runtime.block_on(commands::sync::sync(path, &args)),
+        Command::Plan { json, users } => runtime.block_on(commands::sync::plan(path, json, &users)),
         Command::History(args) => commands::history::run(path, args),
         Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
         Command::Init(args) => runtime.block_on(commands::init::run(path, args)),

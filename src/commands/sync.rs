@@ -28,6 +28,10 @@ pub struct SyncArgs {
     /// before giving up with exit code 5.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     wait: u64,
+    /// Only these linked users (their email), now: each is read, planned and applied alone
+    /// (provision on demand). Repeatable.
+    #[arg(long = "user", value_name = "EMAIL")]
+    users: Vec<String>,
 }
 
 impl SyncArgs {
@@ -47,13 +51,117 @@ impl SyncArgs {
     }
 }
 
-/// `plan`: a dry run whose plan is printed (as one JSON document with `json`).
-pub async fn plan(path: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
+/// The linked users these emails name (by the Okta user's email in the last snapshot), as a
+/// targeted pass's scope; `Err` lists the emails no link holds.
+fn named_by_email(
+    store: &okta_telus_sync::store::Store,
+    emails: &[String],
+) -> anyhow::Result<Result<okta_telus_sync::pass::Named, Vec<String>>> {
+    let links = store.links()?;
+    let okta = store.load_okta()?;
+    let mut named = okta_telus_sync::pass::Named::default();
+    let mut missing = Vec::new();
+    for email in emails {
+        let key = email.trim().to_lowercase();
+        let link = okta
+            .iter()
+            .filter(|o| o.email().is_some_and(|e| e.trim().to_lowercase() == key))
+            .find_map(|o| links.iter().find(|l| l.okta_id == o.id));
+        match link {
+            Some(l) => {
+                named.okta.insert(l.okta_id.clone(), "on-demand".into());
+            }
+            None => missing.push(email.clone()),
+        }
+    }
+    Ok(match missing.is_empty() {
+        true => Ok(named),
+        false => Err(missing),
+    })
+}
+
+/// `sync`: a whole pass, or with `--user` a pass of those users alone.
+pub async fn sync(path: &std::path::Path, args: &SyncArgs) -> anyhow::Result<Exit> {
+    match args.users.is_empty() {
+        true => run(path, args.full(), args.options(), false).await,
+        false => for_users(path, &args.users, args.options(), false).await,
+    }
+}
+
+/// `plan`: a dry run whose plan is printed (as one JSON document with `json`), of the whole
+/// directory or of `users` alone.
+pub async fn plan(path: &std::path::Path, json: bool, users: &[String]) -> anyhow::Result<Exit> {
     let opts = PassOptions {
         dry_run: true,
         ..PassOptions::default()
     };
-    run(path, false, opts, json).await
+    match users.is_empty() {
+        true => run(path, false, opts, json).await,
+        false => for_users(path, users, opts, json).await,
+    }
+}
+
+/// A targeted pass of these users (the one pass driver's `Scope::Named`): each linked user
+/// is read by id on both sides, planned and (unless a dry run) applied; nothing else is read
+/// or written. A user this tool does not link yet is named, not guessed at: a whole pass
+/// matches or creates them.
+async fn for_users(
+    path: &std::path::Path,
+    emails: &[String],
+    opts: PassOptions<'_>,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let named = match named_by_email(&store, emails)? {
+        Ok(named) => named,
+        Err(missing) => {
+            eprintln!(
+                "error: not linked yet: {} (`sync` runs a whole pass, which matches or creates them; `import list` shows TELUS users with no Okta match)",
+                missing.join(", ")
+            );
+            return Ok(Exit::Config);
+        }
+    };
+    let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
+    let ran = okta_telus_sync::pass::run(
+        &config,
+        &clients,
+        &store,
+        &okta_telus_sync::pass::Scope::Named(named),
+        opts,
+    )
+    .await?;
+    let report = match ran {
+        okta_telus_sync::pass::Ran::Pass(r) => r,
+        okta_telus_sync::pass::Ran::Escalate(reason) => {
+            eprintln!(
+                "error: these users need a pass of the whole directory ({reason}): run `sync`"
+            );
+            return Ok(Exit::UsersFailed);
+        }
+        okta_telus_sync::pass::Ran::Nothing => {
+            println!("Nothing to do for these users.");
+            return Ok(Exit::Ok);
+        }
+    };
+    if let Some(busy) = &report.busy {
+        eprintln!("error: {busy}; try again when it has finished");
+        return Ok(report.outcome.into());
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::plan_json(&report.plan))?
+        );
+    } else {
+        print!("{}", report::plan_text(&report.plan));
+        print!("{}", report::pass_text(&report));
+    }
+    Ok(report.outcome.into())
 }
 
 /// One whole pass (`full`: Okta read whole).

@@ -1716,3 +1716,102 @@ async fn the_shipped_sync_toml_edited_as_the_readme_says_passes_check_config_for
         );
     }
 }
+
+/// `sync --user EMAIL` (provision on demand): that linked user alone is read (by id, on both
+/// sides), planned and applied; another user's pending change is left for the next pass,
+/// and no listing of either directory is read. `plan --user` shows it without writing. An
+/// email no link holds is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_user_touches_only_that_users_records() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &sb, "").display().to_string();
+    run_bin(vec!["--config".into(), cfg.clone(), "sync".into()]).await;
+    for (id, dept) in [("00u1ana", "Research"), ("00u2ben", "Legal")] {
+        let mut o = sb.okta.lock();
+        if let Some(u) = o.users.iter_mut().find(|u| u.id == id) {
+            u.profile.insert("department".into(), json!(dept));
+        }
+        o.touch(id);
+    }
+    let listings = |sb: &Sandbox| {
+        let o = sb
+            .okta
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == "/api/v1/users")
+            .count();
+        let t = sb
+            .telus
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && (r.path.ends_with("/extension") || r.path.ends_with("/directory/entries"))
+            })
+            .count();
+        (o, t)
+    };
+    let before = listings(&sb);
+    let plan = run_bin(vec![
+        "--config".into(),
+        cfg.clone(),
+        "plan".into(),
+        "--user".into(),
+        "Ana.Silva@northwind.ca".into(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("\"Marketing\" → \"Research\""), "{text}");
+    assert!(!text.contains("ben.tremblay"), "{text}");
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Marketing"),
+        "plan writes nothing"
+    );
+    let sync = run_bin(vec![
+        "--config".into(),
+        cfg.clone(),
+        "sync".into(),
+        "--user".into(),
+        "ana.silva@northwind.ca".into(),
+    ])
+    .await;
+    assert_eq!(
+        sync.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&sync.stdout),
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    assert_eq!(
+        contact_field(&sb, 62001, &["department"]).as_deref(),
+        Some("Research")
+    );
+    assert_eq!(
+        contact_field(&sb, 62002, &["department"]).as_deref(),
+        Some("Finance"),
+        "Ben's change waits for the next pass"
+    );
+    assert_eq!(listings(&sb), before, "no directory listing read");
+    assert_eq!(
+        sb.okta.lock().count("GET", "/api/v1/users/00u1ana"),
+        2,
+        "Ana read once by plan, once by sync"
+    );
+    assert_eq!(sb.okta.lock().count("GET", "/api/v1/users/00u2ben"), 0);
+    let unknown = run_bin(vec![
+        "--config".into(),
+        cfg.clone(),
+        "sync".into(),
+        "--user".into(),
+        "nobody@northwind.ca".into(),
+    ])
+    .await;
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not linked yet: nobody@northwind.ca")
+    );
+}
