@@ -29,6 +29,8 @@ pub enum Exit {
     System = 4,
     /// Another pass holds the store.
     Busy = 5,
+    /// A saved plan (`sync --plan`) is stale or does not belong here: refused whole.
+    PlanRefused = 6,
 }
 
 impl From<PassOutcome> for Exit {
@@ -75,6 +77,14 @@ enum Command {
         /// Only these linked users (their email), each read now (repeatable).
         #[arg(long = "user", value_name = "EMAIL")]
         users: Vec<String>,
+        /// Also save the plan to FILE (0600, signed) for review; `sync --plan FILE` applies
+        /// exactly its changes.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+        /// With --out: the reviewer approves the plan's safety holds; the approval travels
+        /// in the file.
+        #[arg(long, requires = "out")]
+        approve: bool,
     },
     /// The journal of changes, old → new, oldest first.
     History(commands::history::HistoryArgs),
@@ -163,7 +173,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run => commands::run::run(path, &runtime),
         Command::Sync(args) => runtime.block_on(commands::sync::sync(path, &args)),
-        Command::Plan { json, users } => runtime.block_on(commands::sync::plan(path, json, &users)),
+        Command::Plan {
+            json,
+            users,
+            out: Some(out),
+            approve,
+        } => runtime.block_on(commands::review::plan_out(
+            path, &out, approve, json, &users,
+        )),
+        Command::Plan { json, users, .. } => {
+            runtime.block_on(commands::sync::plan(path, json, &users))
+        }
         Command::History(args) => commands::history::run(path, args),
         Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
         Command::Init(args) => runtime.block_on(commands::init::run(path, args)),

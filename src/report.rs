@@ -213,6 +213,38 @@ pub fn plan_json(plan: &Plan) -> Value {
     })
 }
 
+/// What became of each change of a saved plan (`sync --plan`): applied, already applied,
+/// or stale with the value found and why. One line each.
+pub fn reviewed_text(reviewed: &[crate::reconcile::saved::Reviewed]) -> String {
+    use crate::reconcile::saved::Verdict;
+    let mut out = String::new();
+    for r in reviewed {
+        let what = format!(
+            "{} {} {}: {} → {}",
+            escaped(&r.user.email),
+            r.system.as_str(),
+            r.change.attr,
+            shown(r.change.old.as_deref()),
+            shown(r.change.new.as_deref())
+        );
+        let _ = match &r.verdict {
+            Verdict::Apply => writeln!(out, "  apply    {what}"),
+            Verdict::Already => writeln!(out, "  already  {what} (already applied)"),
+            Verdict::Stale { found, why } => writeln!(
+                out,
+                "  stale    {what}: skipped, {why} (the target holds {})",
+                shown(found.as_deref())
+            ),
+        };
+    }
+    out
+}
+
+fn shown(v: Option<&str>) -> String {
+    v.map(|v| format!("\"{}\"", escaped(v)))
+        .unwrap_or_else(|| "(empty)".to_string())
+}
+
 /// A few lines on how a pass went.
 pub fn pass_text(r: &PassReport) -> String {
     let mut out = String::new();
@@ -557,6 +589,18 @@ fn status_cutover_and_imports(
             config.okta.app_id.as_deref().unwrap_or("okta.app_id"),
             pushing.join(", ")
         );
+    }
+    if config.safety.reviewed_only {
+        let _ = match store.pending_review()? {
+            Some((at, n)) => writeln!(
+                out,
+                "\nReviewed changes only (safety.reviewed_only): passes plan, only `sync --plan FILE` writes. Pending review: {n} change(s), as the last whole pass planned at {at}; save them with `plan --out FILE`."
+            ),
+            None => writeln!(
+                out,
+                "\nReviewed changes only (safety.reviewed_only): passes plan, only `sync --plan FILE` writes. No whole pass has planned yet."
+            ),
+        };
     }
     out.push_str(&link_origins_text(store)?);
     let (queue, at) = store.import_queue()?;

@@ -22,6 +22,8 @@ pub struct PassReport {
     pub outcome: PassOutcome,
     /// Why the pass did not run (`Busy`): the lock's holder.
     pub busy: Option<String>,
+    /// A saved plan's pass (`sync --plan`): what became of each reviewed change.
+    pub reviewed: Vec<crate::reconcile::saved::Reviewed>,
 }
 
 impl PassReport {
@@ -60,6 +62,7 @@ impl PassReport {
             settled: (0, 0),
             outcome: PassOutcome::Clean,
             busy: None,
+            reviewed: Vec::new(),
         }
     }
 

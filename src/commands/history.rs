@@ -16,6 +16,9 @@ pub struct HistoryArgs {
     /// Only this attribute (the Okta attribute name, or `status`).
     #[arg(long)]
     attribute: Option<String>,
+    /// Only the changes a saved plan applied or skipped (`sync --plan`): its plan id.
+    #[arg(long, value_name = "PLAN_ID")]
+    plan: Option<String>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -26,6 +29,7 @@ pub fn run(path: &std::path::Path, args: HistoryArgs) -> anyhow::Result<Exit> {
         since,
         user,
         attribute,
+        plan,
         json,
     } = args;
     let config = match load_config(path) {
@@ -45,6 +49,7 @@ pub fn run(path: &std::path::Path, args: HistoryArgs) -> anyhow::Result<Exit> {
         since,
         user_email: user,
         attribute,
+        plan_id: plan,
     })?;
     use std::io::{IsTerminal as _, Write as _};
     let mut out = std::io::stdout().lock();

@@ -92,7 +92,7 @@ pub async fn run(path: &Path, args: InitArgs) -> anyhow::Result<Exit> {
             Err(e) => return Ok(failed(&e)),
         };
         let written = write(&setup);
-        write_private(out, &written.text)?;
+        super::write_private(out, &written.text)?;
         print_summary(out, &written);
     }
     if args.links {
@@ -107,23 +107,6 @@ fn failed(e: &InitError) -> Exit {
         InitError::Refused { .. } => Exit::Config,
         InitError::Unreachable { .. } => Exit::System,
     }
-}
-
-/// Written 0600: the admin may add secrets to it.
-fn write_private(out: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = out.with_extension("toml.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
 }
 
 fn print_summary(out: &Path, w: &okta_telus_sync::init::Written) {

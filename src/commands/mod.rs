@@ -7,6 +7,7 @@ pub mod check_config;
 pub mod history;
 pub mod import;
 pub mod init;
+pub mod review;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -17,6 +18,27 @@ pub mod sync;
 use crate::Exit;
 use anyhow::Context as _;
 use okta_telus_sync::{config, store};
+
+/// Writes `text` to `out` at mode 0600 (a config the admin may add secrets to, a saved plan
+/// holding attribute values): a temporary file beside it, synced, then renamed over it.
+pub fn write_private(out: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = out.with_file_name(name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
 
 /// The config at `path`, or exit 2 after printing each problem with its key.
 pub fn load_config(path: &std::path::Path) -> Result<config::Config, Exit> {

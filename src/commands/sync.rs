@@ -30,8 +30,15 @@ pub struct SyncArgs {
     wait: u64,
     /// Only these linked users (their email), now: each is read, planned and applied alone
     /// (provision on demand). Repeatable.
-    #[arg(long = "user", value_name = "EMAIL")]
+    #[arg(long = "user", value_name = "EMAIL", conflicts_with = "plan")]
     users: Vec<String>,
+    /// Apply exactly the changes of a plan saved by `plan --out FILE`, nothing else: each
+    /// checked against a fresh read first (stale ones are skipped and named).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["full", "retry_quarantined"])]
+    plan: Option<std::path::PathBuf>,
+    /// With --plan: refuse a plan older than this (an age: 24h, 90m, 2d).
+    #[arg(long, default_value = "24h", value_name = "AGE", requires = "plan")]
+    max_age: String,
 }
 
 impl SyncArgs {
@@ -53,7 +60,7 @@ impl SyncArgs {
 
 /// The linked users these emails name (by the Okta user's email in the last snapshot), as a
 /// targeted pass's scope; `Err` lists the emails no link holds.
-fn named_by_email(
+pub(super) fn named_by_email(
     store: &okta_telus_sync::store::Store,
     emails: &[String],
 ) -> anyhow::Result<Result<okta_telus_sync::pass::Named, Vec<String>>> {
@@ -82,6 +89,15 @@ fn named_by_email(
 
 /// `sync`: a whole pass, or with `--user` a pass of those users alone.
 pub async fn sync(path: &std::path::Path, args: &SyncArgs) -> anyhow::Result<Exit> {
+    if let Some(file) = &args.plan {
+        if args.approve {
+            eprintln!(
+                "error: --approve cannot go with --plan: the approval travels in the file (`plan --out FILE --approve`)"
+            );
+            return Ok(Exit::Config);
+        }
+        return super::review::apply(path, file, &args.max_age, args.options()).await;
+    }
     match args.users.is_empty() {
         true => run(path, args.full(), args.options(), false).await,
         false => for_users(path, &args.users, args.options(), false).await,
@@ -161,7 +177,17 @@ async fn for_users(
         print!("{}", report::plan_text(&report.plan));
         print!("{}", report::pass_text(&report));
     }
+    say_if_reviewed_only(&config, opts.dry_run);
     Ok(report.outcome.into())
+}
+
+/// Under `safety.reviewed_only` a pass that was asked to write only planned: says so.
+fn say_if_reviewed_only(config: &okta_telus_sync::config::Config, dry_run: bool) {
+    if config.safety.reviewed_only && !dry_run {
+        eprintln!(
+            "safety.reviewed_only is on: nothing was written. Save the plan with `plan --out FILE`, have it reviewed, then apply it with `sync --plan FILE`."
+        );
+    }
 }
 
 /// One whole pass (`full`: Okta read whole).
@@ -194,5 +220,6 @@ pub async fn run(
         }
         print!("{}", report::pass_text(&report));
     }
+    say_if_reviewed_only(&config, opts.dry_run);
     Ok(report.outcome.into())
 }

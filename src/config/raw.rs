@@ -198,6 +198,7 @@ pub(super) struct RawSafety {
     pub(super) max_creates: u32,
     pub(super) max_vanished: u32,
     pub(super) max_imports: u32,
+    pub(super) reviewed_only: bool,
 }
 
 /// `[import]`.
@@ -231,6 +232,7 @@ impl Default for RawSafety {
             max_creates: s.max_creates,
             max_vanished: s.max_vanished,
             max_imports: s.max_imports,
+            reviewed_only: s.reviewed_only,
         }
     }
 }

@@ -85,6 +85,7 @@ pub(super) fn validate(
                 max_creates: raw.safety.max_creates,
                 max_vanished: raw.safety.max_vanished,
                 max_imports: raw.safety.max_imports,
+                reviewed_only: raw.safety.reviewed_only,
             },
             policy: Policy {
                 rules,

@@ -513,7 +513,9 @@ impl Daemon {
         let status = match &job.scope {
             pass::Scope::Whole { full: true } => "running a full pass",
             pass::Scope::Whole { full: false } => "running an incremental pass",
-            pass::Scope::Named(_) | pass::Scope::Imports(_) => "running a targeted pass",
+            pass::Scope::Named(_) | pass::Scope::Imports(_) | pass::Scope::Saved(_) => {
+                "running a targeted pass"
+            }
         };
         if let (Some((_, reason)), false) = (&job.taken.catchup, job.is_targeted()) {
             tracing::info!(reason = %reason, "change events ask for a pass of the whole directory");
@@ -575,7 +577,7 @@ impl Daemon {
                         rows.iter()
                             .any(|r| named.names_row(r.okta_id.as_deref(), r.ext_id.as_deref()))
                     }),
-                    pass::Scope::Whole { .. } | pass::Scope::Imports(_) => {
+                    pass::Scope::Whole { .. } | pass::Scope::Imports(_) | pass::Scope::Saved(_) => {
                         !matches!(self.store.unfinished_count(), Ok(0))
                     }
                 },

@@ -69,4 +69,6 @@ pub struct Pass<'a> {
     pub target: &'a Target,
     /// `None` for a dry run (nothing recorded).
     pub pass_id: Option<i64>,
+    /// `sync --plan`: the reviewed plan this pass applies, and nothing else.
+    pub saved: Option<&'a crate::reconcile::saved::SavedPlan>,
 }

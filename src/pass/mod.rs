@@ -7,6 +7,7 @@ mod context;
 mod fetch;
 mod imports;
 mod record;
+mod saved;
 mod scope;
 
 pub use context::PassOptions;
@@ -46,6 +47,10 @@ pub async fn run(
     opts: PassOptions<'_>,
 ) -> anyhow::Result<Ran> {
     register_mapped_names(config)?;
+    // Under `safety.reviewed_only` every pass only plans, except a reviewed plan's.
+    let reviewed_only = config.safety.reviewed_only && !matches!(scope, Scope::Saved(_));
+    let mut opts = opts;
+    opts.dry_run |= reviewed_only;
     let _lock = match take_store(store, &opts).await? {
         Ok(lock) => lock,
         Err(busy) => return Ok(Ran::Pass(Box::new(PassReport::busy(busy)))),
@@ -84,6 +89,10 @@ pub async fn run(
         opts,
         target: &target,
         pass_id: None,
+        saved: match scope {
+            Scope::Saved(s) => Some(s),
+            _ => None,
+        },
     };
     let ran = drive(&mut pass, &span).instrument(span.clone()).await;
     clients.save_pacing(store);
@@ -92,6 +101,15 @@ pub async fn run(
         other => return Ok(other),
     };
     report.kind = kind;
+    if reviewed_only && matches!(scope, Scope::Whole { .. }) {
+        store.set_pending_review(report.plan.change_count())?;
+    }
+    if reviewed_only {
+        tracing::info!(
+            planned = report.plan.change_count(),
+            "safety.reviewed_only: this pass only planned; `plan --out FILE`, then `sync --plan FILE`, applies reviewed changes"
+        );
+    }
     warn_if_session_at_risk(config, store);
     if let Some(id) = pass.pass_id {
         store.finish_pass(id, &record::summary_of(&report))?;
@@ -178,7 +196,15 @@ async fn drive(pass: &mut Pass<'_>, span: &tracing::Span) -> anyhow::Result<Ran>
         }
         Target::Pairs(_) => {}
     }
-    let report = pass.apply_and_record(fetched, plan, settled).await?;
+    let reviewed = match pass.saved {
+        Some(s) => saved::select(pass, s, &fetched, &mut plan)?,
+        None => Vec::new(),
+    };
+    let mut report = pass.apply_and_record(fetched, plan, settled).await?;
+    if let Some(s) = pass.saved {
+        saved::record(pass, s, &reviewed)?;
+    }
+    report.reviewed = reviewed;
     Ok(Ran::Pass(Box::new(report)))
 }
 
@@ -199,6 +225,7 @@ fn resolve_target(
             return Ok(Ok((Target::Whole { since }, Vec::new())));
         }
         Scope::Named(named) => named,
+        Scope::Saved(s) => return Ok(Ok((saved::target(config, store, s)?, Vec::new()))),
         Scope::Imports(request) => {
             let (queue, _) = store.import_queue()?;
             let exts: Vec<crate::model::ExtId> = queue

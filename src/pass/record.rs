@@ -233,6 +233,7 @@ impl Pass<'_> {
             apply,
             outcome,
             busy: None,
+            reviewed: Vec::new(),
         })
     }
 }

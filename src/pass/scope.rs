@@ -16,6 +16,8 @@ pub enum Scope {
     Named(Named),
     /// `import confirm`: the TELUS users of the import queue it confirms.
     Imports(ImportRequest),
+    /// `sync --plan FILE`: the users a reviewed plan touches; only its changes are applied.
+    Saved(Box<crate::reconcile::saved::SavedPlan>),
 }
 
 /// What `import confirm` asks for.

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod policy;
 pub mod retry;
 pub mod safety;
+pub mod saved;
 pub mod settle;
 
 pub use diff::{Snapshot, plan_pass, telus_value};

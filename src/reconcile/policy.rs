@@ -146,6 +146,8 @@ pub struct Safety {
     /// Okta users one pass may create from the import queue when the admin did not name
     /// them one by one (`[import] auto_confirm_new`, `import confirm --all-new`).
     pub max_imports: u32,
+    /// `reviewed_only`: passes only plan; only `sync --plan FILE` (a reviewed plan) writes.
+    pub reviewed_only: bool,
 }
 
 impl Default for Safety {
@@ -156,6 +158,7 @@ impl Default for Safety {
             max_creates: 25,
             max_vanished: 5,
             max_imports: 25,
+            reviewed_only: false,
         }
     }
 }

@@ -79,6 +79,18 @@ impl Store {
         })
     }
 
+    /// Journals changes that were not sent, as `skipped` with why (a saved plan's stale
+    /// changes: `code` "stale", the explanation naming the value found).
+    pub fn journal_skipped(
+        &self,
+        entries: &[JournalEntry<'_>],
+        code: &str,
+        explanation: &str,
+    ) -> Result<()> {
+        let ids = self.journal_planned(entries)?;
+        self.journal_outcome(&ids, Outcome::Skipped, Some(code), Some(explanation), &[])
+    }
+
     /// Sets the Okta user an import's rows created (unknown when they were journalled).
     pub fn set_journal_okta_id(&self, ids: &[i64], okta_id: &OktaId) -> Result<()> {
         self.tx(|tx| {
@@ -114,12 +126,13 @@ impl Store {
                      WHERE (?1 IS NULL OR time >= ?1)
                        AND (?2 IS NULL OR lower(user_email) = lower(?2))
                        AND (?3 IS NULL OR attribute = ?3)
+                       AND (?4 IS NULL OR pass_id IN (SELECT id FROM passes WHERE plan_id = ?4))
                        AND outcome != 'planned'
                      ORDER BY id",
                 )
                 ?;
             let rows = stmt
-                .query_map(params![f.since, f.user_email, f.attribute], journal_row)
+                .query_map(params![f.since, f.user_email, f.attribute, f.plan_id], journal_row)
                 ?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
 

@@ -188,6 +188,8 @@ pub struct HistoryFilter {
     pub since: Option<String>,
     pub user_email: Option<String>,
     pub attribute: Option<String>,
+    /// Only the changes applied (or skipped) from this saved plan (`sync --plan`).
+    pub plan_id: Option<String>,
 }
 
 pub struct Store {

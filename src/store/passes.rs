@@ -13,6 +13,17 @@ impl Store {
         })
     }
 
+    /// Marks a pass as the application of a saved plan (`history --plan` lists its rows).
+    pub fn set_pass_plan(&self, id: i64, plan_id: &str) -> Result<()> {
+        self.run(|c| {
+            c.execute(
+                "UPDATE passes SET plan_id = ?2 WHERE id = ?1",
+                params![id, plan_id],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn finish_pass(&self, id: i64, s: &PassSummary) -> Result<()> {
         self.run(|c| {
             c.execute(

@@ -181,4 +181,8 @@ CREATE TABLE import_ignored (
     r#"
 ALTER TABLE links ADD COLUMN origin TEXT;
 "#,
+    // 11: the saved plan a pass applied (`sync --plan`), for `history --plan`.
+    r#"
+ALTER TABLE passes ADD COLUMN plan_id TEXT;
+"#,
 ];

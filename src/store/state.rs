@@ -26,6 +26,11 @@ const OKTA_CURSOR_AT: &str = "events.okta.cursor_at";
 const BULK_REFUSED: &str = "telus.bulk_refused";
 const LAST_PRUNE: &str = "last_prune";
 const BUILTIN_APP: &str = "okta.builtin_app";
+/// This store's identity and the key its saved plans are signed with (both hex).
+const STORE_ID: &str = "store.id";
+const PLAN_KEY: &str = "plan.signing_key";
+/// Under `safety.reviewed_only`: the last pass's planned changes, waiting for review.
+const PENDING_REVIEW: &str = "review.pending";
 
 /// The System Log cursor as stored: the link, and when it was stored (RFC 3339; `None` for
 /// a store written before the time was kept).
@@ -178,6 +183,43 @@ impl Store {
     /// When the journal was last pruned.
     /// What the last whole pass found of the built-in app (`okta.app_id`): its push features
     /// still on (empty: none), and when it looked.
+    /// This store's identity and the key saved plans are signed with, made on first use
+    /// (32 random bytes; kept only here, in a file only its owner can read).
+    pub fn plan_signing(&self) -> Result<(String, Vec<u8>)> {
+        let hex = crate::model::hex;
+        let id = match self.meta(STORE_ID)? {
+            Some(id) => id,
+            None => {
+                let id = hex(&rand::random::<[u8; 16]>());
+                self.set_meta(STORE_ID, &id)?;
+                id
+            }
+        };
+        let key = match self.meta(PLAN_KEY)? {
+            Some(k) => k,
+            None => {
+                let k = hex(&rand::random::<[u8; 32]>());
+                self.set_meta(PLAN_KEY, &k)?;
+                k
+            }
+        };
+        // The key is its hex text (256 random bits either way).
+        Ok((id, key.into_bytes()))
+    }
+
+    /// Under `safety.reviewed_only`: how many changes the last pass planned, and when.
+    pub fn set_pending_review(&self, changes: usize) -> Result<()> {
+        self.set_meta(PENDING_REVIEW, &format!("{} {changes}", now()))
+    }
+
+    /// The pending review (time, changes) the last reviewed-only pass left.
+    pub fn pending_review(&self) -> Result<Option<(String, usize)>> {
+        Ok(self.meta(PENDING_REVIEW)?.and_then(|v| {
+            let (at, n) = v.split_once(' ')?;
+            Some((at.to_string(), n.parse().ok()?))
+        }))
+    }
+
     pub fn builtin_app_pushing(&self) -> Result<Option<(Vec<String>, String)>> {
         Ok(self.meta(BUILTIN_APP)?.map(|v| {
             let (at, features) = v.split_once(' ').unwrap_or((v.as_str(), ""));

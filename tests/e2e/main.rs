@@ -25,6 +25,7 @@ mod faults;
 mod hostile;
 mod imports;
 mod init;
+mod review;
 mod schema;
 
 fn settings() -> HttpSettings {
