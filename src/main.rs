@@ -86,6 +86,16 @@ enum Command {
         #[arg(long, requires = "out")]
         approve: bool,
     },
+    /// Why the tool does what it does for one user: the link, each row's values and rule,
+    /// what applies (holds, backoff, refusals, data problems), the last changes. Reads that
+    /// user now; takes no lock and writes nothing.
+    Explain {
+        /// The user's email (Okta's, as the last pass read it).
+        email: String,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The journal of changes, old → new, oldest first.
     History(commands::history::HistoryArgs),
     /// The import queue: TELUS users with no Okta match, and what to do with each.
@@ -187,6 +197,9 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(path, args),
         Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
         Command::Init(args) => runtime.block_on(commands::init::run(path, args)),
+        Command::Explain { email, json } => {
+            runtime.block_on(commands::explain::run(path, &email, json))
+        }
         Command::Status => commands::status::run(path),
         Command::CheckConfig { connect: false } => commands::check_config::run(path),
         Command::CheckConfig { connect: true } => {

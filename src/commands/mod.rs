@@ -4,6 +4,7 @@
 pub mod assets;
 pub mod auth;
 pub mod check_config;
+pub mod explain;
 pub mod history;
 pub mod import;
 pub mod init;
@@ -104,5 +105,34 @@ fn user_name(uid: u32) -> Option<String> {
         let mut f = l.split(':');
         let name = f.next()?;
         (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
+/// The linked users these emails name (by the Okta user's email in the last snapshot), as a
+/// targeted pass's scope; `Err` lists the emails no link holds.
+pub fn named_by_email(
+    store: &okta_telus_sync::store::Store,
+    emails: &[String],
+) -> anyhow::Result<Result<okta_telus_sync::pass::Named, Vec<String>>> {
+    let links = store.links()?;
+    let okta = store.load_okta()?;
+    let mut named = okta_telus_sync::pass::Named::default();
+    let mut missing = Vec::new();
+    for email in emails {
+        let key = email.trim().to_lowercase();
+        let link = okta
+            .iter()
+            .filter(|o| o.email().is_some_and(|e| e.trim().to_lowercase() == key))
+            .find_map(|o| links.iter().find(|l| l.okta_id == o.id));
+        match link {
+            Some(l) => {
+                named.okta.insert(l.okta_id.clone(), "on-demand".into());
+            }
+            None => missing.push(email.clone()),
+        }
+    }
+    Ok(match missing.is_empty() {
+        true => Ok(named),
+        false => Err(missing),
     })
 }

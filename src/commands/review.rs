@@ -25,7 +25,7 @@ pub async fn plan_out(
     let store = open_store(&config)?;
     let scope = match users.is_empty() {
         true => Scope::Whole { full: false },
-        false => match super::sync::named_by_email(&store, users)? {
+        false => match super::named_by_email(&store, users)? {
             Ok(named) => Scope::Named(named),
             Err(missing) => {
                 eprintln!("error: not linked yet: {}", missing.join(", "));

@@ -58,35 +58,6 @@ impl SyncArgs {
     }
 }
 
-/// The linked users these emails name (by the Okta user's email in the last snapshot), as a
-/// targeted pass's scope; `Err` lists the emails no link holds.
-pub(super) fn named_by_email(
-    store: &okta_telus_sync::store::Store,
-    emails: &[String],
-) -> anyhow::Result<Result<okta_telus_sync::pass::Named, Vec<String>>> {
-    let links = store.links()?;
-    let okta = store.load_okta()?;
-    let mut named = okta_telus_sync::pass::Named::default();
-    let mut missing = Vec::new();
-    for email in emails {
-        let key = email.trim().to_lowercase();
-        let link = okta
-            .iter()
-            .filter(|o| o.email().is_some_and(|e| e.trim().to_lowercase() == key))
-            .find_map(|o| links.iter().find(|l| l.okta_id == o.id));
-        match link {
-            Some(l) => {
-                named.okta.insert(l.okta_id.clone(), "on-demand".into());
-            }
-            None => missing.push(email.clone()),
-        }
-    }
-    Ok(match missing.is_empty() {
-        true => Ok(named),
-        false => Err(missing),
-    })
-}
-
 /// `sync`: a whole pass, or with `--user` a pass of those users alone.
 pub async fn sync(path: &std::path::Path, args: &SyncArgs) -> anyhow::Result<Exit> {
     if let Some(file) = &args.plan {
@@ -132,7 +103,7 @@ async fn for_users(
         Err(code) => return Ok(code),
     };
     let store = open_store(&config)?;
-    let named = match named_by_email(&store, emails)? {
+    let named = match super::named_by_email(&store, emails)? {
         Ok(named) => named,
         Err(missing) => {
             eprintln!(

@@ -72,3 +72,15 @@ pub struct Pass<'a> {
     /// `sync --plan`: the reviewed plan this pass applies, and nothing else.
     pub saved: Option<&'a crate::reconcile::saved::SavedPlan>,
 }
+
+/// The mapped names first, so that no flood of other names from a server can crowd them out.
+pub fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
+    let unmapped = crate::model::register_mapped_names(config.policy.field_names());
+    if !unmapped.is_empty() {
+        anyhow::bail!(
+            "the field-name table cannot hold the mapped names {}",
+            unmapped.join(", ")
+        );
+    }
+    Ok(())
+}

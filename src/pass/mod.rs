@@ -4,6 +4,7 @@
 //! `plan`, `sandbox`, the daemon and the bench all run passes through `run`.
 
 mod context;
+mod explain;
 mod fetch;
 mod imports;
 mod record;
@@ -11,6 +12,7 @@ mod saved;
 mod scope;
 
 pub use context::PassOptions;
+pub use explain::{PairRead, read_pair};
 pub use imports::{ImportRequest, MAX_LOOKUPS_PER_PASS};
 pub use scope::{MAX_TARGETED_USERS, Named, Scope, resolve};
 
@@ -21,7 +23,7 @@ use crate::model::PassKind;
 use crate::store::Store;
 use crate::summary::PassReport;
 use anyhow::Context as _;
-use context::{Pass, Target};
+use context::{Pass, Target, register_mapped_names};
 use fetch::Fetch;
 use std::collections::BTreeSet;
 use tracing::Instrument as _;
@@ -275,18 +277,6 @@ fn warn_if_session_at_risk(config: &Config, store: &Store) {
     if a.at_risk {
         tracing::warn!(session = %a.line, "the TELUS session can lapse");
     }
-}
-
-/// The mapped names first, so that no flood of other names from a server can crowd them out.
-fn register_mapped_names(config: &Config) -> anyhow::Result<()> {
-    let unmapped = crate::model::register_mapped_names(config.policy.field_names());
-    if !unmapped.is_empty() {
-        anyhow::bail!(
-            "the field-name table cannot hold the mapped names {}",
-            unmapped.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// The one-writer lock for a pass that may write: `Ok(None)` for a dry run (no lock),

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod decide;
 pub mod diff;
+pub mod explain;
 pub mod import;
 pub mod normalize;
 pub mod plan;

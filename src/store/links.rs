@@ -31,6 +31,19 @@ impl Store {
         })
     }
 
+    /// One Okta user's link: the extension, when it was made, and where it came from (`None`:
+    /// matched or created by a pass).
+    pub fn link_of(&self, okta_id: &OktaId) -> Result<Option<(ExtId, String, Option<String>)>> {
+        self.run(|c| {
+            c.query_row(
+                "SELECT ext_id, linked_at, origin FROM links WHERE okta_id = ?1",
+                [&okta_id.0],
+                |r| Ok((ExtId(r.get(0)?), r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        })
+    }
+
     /// How many links each origin made (`None`: matched by a pass).
     pub fn link_origins(&self) -> Result<Vec<(Option<String>, usize)>> {
         self.run(|c| {

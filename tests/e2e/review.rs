@@ -289,3 +289,86 @@ async fn with_reviewed_only_the_daemon_writes_nothing_until_a_plan_is_applied() 
         text(&out)
     );
 }
+
+/// `explain` names, for one user, the rule of a master row and of a `latest` row, a known
+/// refusal and a data problem, from a fresh read, writing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_rule_the_refusal_and_the_data_problem_of_one_user() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    // Ana is sourced from Active Directory: Okta refuses the write-back of primaryPhone
+    // (E0000023), and it becomes a known refusal.
+    {
+        let mut o = sb.okta.lock();
+        let ana = o.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.provider = "ACTIVE_DIRECTORY";
+        ana.profile.remove("primaryPhone");
+    }
+    // Both sides agree on her department, so the first pass keeps a baseline for it.
+    set_telus_department(&sb, 62001, "Marketing");
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[attributes.department]\ntelus = \"contact.department\"\nmaster = \"latest\"\n";
+    let cfg = write_config(dir.path(), &sb, extra).display().to_string();
+    run_bin(args(&cfg, &["sync"])).await;
+    // The department changes in TELUS: the `latest` row lets TELUS win.
+    set_telus_department(&sb, 62001, "Research");
+    let (ow, tw) = (okta_writes(&sb), telus_writes(&sb));
+    let gets = sb.okta.lock().count("GET", "/api/v1/users/00u1ana");
+
+    let out = run_bin(args(&cfg, &["explain", "Ana.Silva@northwind.ca"])).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("Link: matched by a pass"), "{shown}");
+    assert!(
+        shown.contains("firstName ↔ contact.firstName: equal")
+            && shown.contains("rule: master: okta supplies the value"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("department ↔ contact.department: write to okta")
+            && shown.contains("rule: latest: TELUS changed since the baseline"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("primaryPhone ↔ directNumber + extensionNumber: known refusal"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("known refusal: Okta refuses primaryPhone"),
+        "{shown}"
+    );
+    assert_eq!(
+        sb.okta.lock().count("GET", "/api/v1/users/00u1ana"),
+        gets + 1,
+        "Ana read now"
+    );
+
+    let out = run_bin(args(
+        &cfg,
+        &["explain", "hugo.gagnon@northwind.ca", "--json"],
+    ))
+    .await;
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let mobile = doc["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["attribute"] == "mobilePhone")
+        .unwrap();
+    assert_eq!(mobile["result"], "data problem", "{mobile}");
+    assert!(
+        doc["applies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("data problem: mobilePhone")),
+        "{doc}"
+    );
+
+    let out = run_bin(args(&cfg, &["explain", "nobody@northwind.ca"])).await;
+    assert!(text(&out).contains("not linked"), "{}", text(&out));
+    assert_eq!(
+        (okta_writes(&sb), telus_writes(&sb)),
+        (ow, tw),
+        "explain wrote"
+    );
+}
