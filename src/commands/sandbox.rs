@@ -66,6 +66,7 @@ pub async fn run() -> anyhow::Result<Exit> {
         writes(&sb) - writes_before
     );
 
+    review(&sb, &config, &clients, &store, dir.path()).await?;
     import(&config, &clients, &store).await?;
     print_directories(&sb);
     drop(store);
@@ -75,6 +76,79 @@ pub async fn run() -> anyhow::Result<Exit> {
         "\nThe journal of every change is in the store; run passes against your own directories with `sync --dry-run` first."
     );
     Ok(Exit::Ok)
+}
+
+/// Review, then apply exactly what was reviewed: `plan --out`, an edit in TELUS and a new
+/// change in Okta after the review, then `sync --plan`, which applies the reviewed change,
+/// skips the stale one (naming the value found) and leaves the new one to a pass.
+async fn review(
+    sb: &sandbox::Sandbox,
+    config: &okta_telus_sync::config::Config,
+    clients: &Clients,
+    store: &store::Store,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use okta_telus_sync::pass::{Ran, Scope};
+    let okta_edit = |id: &str, dept: &str| {
+        let mut o = sb.okta.lock();
+        if let Some(u) = o.users.iter_mut().find(|u| u.id == id) {
+            u.profile
+                .insert("department".into(), serde_json::json!(dept));
+        }
+        o.touch(id);
+    };
+    println!(
+        "
+== Review, then apply: (in Okta, Ana moves to Research and Ben to Legal) `plan --out reviewed-plan.json` =="
+    );
+    okta_edit("00u1ana", "Research");
+    okta_edit("00u2ben", "Legal");
+    let dry_run = PassOptions {
+        dry_run: true,
+        ..PassOptions::default()
+    };
+    let planned = run_whole(config, clients, store, false, dry_run).await?;
+    print!("{}", report::plan_text(&planned.plan));
+    let signing = store.plan_signing()?;
+    let now = chrono::Utc::now();
+    let key = (signing.0.as_str(), signing.1.as_slice());
+    let (id, doc) = okta_telus_sync::plan_file::document(&planned.plan, config, key, false, now);
+    let file = dir.join("reviewed-plan.json");
+    super::write_private(&file, &serde_json::to_string_pretty(&doc)?)?;
+    println!(
+        "Saved plan {id} ({} change(s)) to {}.",
+        planned.plan.change_count(),
+        file.display()
+    );
+    println!(
+        "\n(After the review, someone sets Ben's department to \"Audit\" in the TELUS portal, and Chloé moves to Platform in Okta.)"
+    );
+    if let Some(ben) = sb
+        .telus
+        .lock()
+        .extensions
+        .iter_mut()
+        .find(|e| e.extension_number == "102")
+    {
+        ben.contact
+            .insert("department".into(), serde_json::json!("Audit"));
+    }
+    okta_edit("00u3chl", "Platform");
+    println!("\n== `sync --plan reviewed-plan.json` ==");
+    let text = std::fs::read_to_string(&file)?;
+    let max_age = std::time::Duration::from_secs(86_400);
+    let saved = okta_telus_sync::plan_file::read(&text, config, key, max_age, now)?;
+    let scope = Scope::Saved(Box::new(saved));
+    if let Ran::Pass(r) =
+        okta_telus_sync::pass::run(config, clients, store, &scope, PassOptions::default()).await?
+    {
+        print!("{}", report::reviewed_text(&r.reviewed));
+        print!("{}", report::pass_text(&r));
+    }
+    println!(
+        "Chloé's change was not in the reviewed plan: it waits for the next pass (or the next review). `history --plan {id}` lists what this plan applied and skipped."
+    );
+    Ok(())
 }
 
 /// The daemon with change events on (the shipped `[events]` defaults): an edit on either
