@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the .deb and checks it and the unit. Needs cargo-deb (`cargo install cargo-deb`),
-# and systemd-analyze where available. Run from the repo root: bash packaging/verify.sh
+# Builds the .deb and checks it and the unit, and tests the alert rules. Needs cargo-deb
+# (`cargo install cargo-deb`), promtool (Debian's `prometheus` package), and systemd-analyze
+# where available. Run from the repo root: bash packaging/verify.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if command -v systemd-analyze >/dev/null; then
@@ -25,6 +26,14 @@ if command -v systemd-analyze >/dev/null; then
 else
   echo "systemd-analyze not found: unit not verified"
 fi
+# The alert rules and their unit tests (promtool, from Debian's `prometheus` package).
+if command -v promtool >/dev/null; then
+  promtool check rules packaging/prometheus/okta-telus-sync.rules.yml
+  promtool test rules packaging/prometheus/okta-telus-sync.rules.test.yml
+  echo "alert rules ok"
+else
+  echo "promtool not found (apt-get install prometheus): alert rules not tested"; exit 1
+fi
 # Completions and the man page, generated from the CLI itself, for the package.
 cargo build --release --locked
 target/release/okta-telus-sync assets target/assets
@@ -34,7 +43,8 @@ contents=$(dpkg-deb --contents "$deb")
 printf '%s\n' "$contents"
 for f in ./usr/bin/okta-telus-sync ./lib/systemd/system/okta-telus-sync.service ./etc/okta-telus-sync/sync.toml ./usr/lib/sysusers.d/okta-telus-sync.conf ./usr/lib/tmpfiles.d/okta-telus-sync.conf \
     ./usr/share/bash-completion/completions/okta-telus-sync ./usr/share/zsh/vendor-completions/_okta-telus-sync \
-    ./usr/share/fish/vendor_completions.d/okta-telus-sync.fish ./usr/share/man/man1/okta-telus-sync.1.gz; do
+    ./usr/share/fish/vendor_completions.d/okta-telus-sync.fish ./usr/share/man/man1/okta-telus-sync.1.gz \
+    ./usr/share/okta-telus-sync/okta-telus-sync.rules.yml ./usr/share/okta-telus-sync/okta-telus-sync.json; do
   printf '%s\n' "$contents" | grep -q " $f\$" || { echo "missing in the package: $f"; exit 1; }
 done
 echo "package ok: $deb"

@@ -96,6 +96,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a consistent copy of the store to PATH (0600; safe beside a running daemon).
+    Backup {
+        /// Where the copy goes; must not exist.
+        path: std::path::PathBuf,
+    },
     /// The journal of changes, old → new, oldest first.
     History(commands::history::HistoryArgs),
     /// The import queue: TELUS users with no Okta match, and what to do with each.
@@ -197,6 +202,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(path, args),
         Command::Import { command } => runtime.block_on(commands::import::run(path, command)),
         Command::Init(args) => runtime.block_on(commands::init::run(path, args)),
+        Command::Backup { path: dest } => commands::backup::run(path, &dest),
         Command::Explain { email, json } => {
             runtime.block_on(commands::explain::run(path, &email, json))
         }

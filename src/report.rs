@@ -480,6 +480,50 @@ fn status_events(
     Ok(())
 }
 
+/// The days a store may go without a backup before `status` and `check-config` say so.
+pub const BACKUP_WARNING_DAYS: i64 = 7;
+
+/// Says when the store was never backed up and its first pass is older than a week. The
+/// store is opened read-only, and not at all when another user owns it (README step 2 runs
+/// `check-config` as root: that is not the service's store to judge). Off with
+/// `store.backup_warning = false`.
+pub fn backup_warning(
+    config: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    if !config.backup_warning {
+        return None;
+    }
+    let meta = std::fs::metadata(&config.store_path).ok()?;
+    if meta.uid() != crate::store::files::effective_uid() {
+        return None;
+    }
+    let state = crate::store::Store::backup_state_read_only(&config.store_path)
+        .ok()
+        .flatten()?;
+    backup_advice(&config.store_path, &state, now)
+}
+
+/// The backup warning for a store in `state`, if one is due. Pure.
+pub fn backup_advice(
+    path: &std::path::Path,
+    state: &crate::store::BackupState,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    if state.last_backup.is_some() {
+        return None;
+    }
+    let first = chrono::DateTime::parse_from_rfc3339(state.first_pass.as_deref()?).ok()?;
+    let days = now.signed_duration_since(first).num_days();
+    (days >= BACKUP_WARNING_DAYS).then(|| {
+        format!(
+            "the store {} has never been backed up and holds {days} days of links, baselines and journal: `okta-telus-sync backup PATH` copies it safely beside the daemon (README: Backups); `store.backup_warning = false` turns this warning off",
+            path.display()
+        )
+    })
+}
+
 pub fn status_text(
     config: &crate::config::Config,
     store: &crate::store::Store,
@@ -492,6 +536,9 @@ pub fn status_text(
         store.size_bytes()?.div_ceil(1024),
         store.schema_version()?
     );
+    if let Some(w) = backup_warning(config, chrono::Utc::now()) {
+        let _ = writeln!(out, "WARNING: {w}");
+    }
     status_passes(&mut out, &store.recent_passes(10)?);
     status_events(&mut out, config, store)?;
     status_known(&mut out, store)?;
@@ -811,6 +858,28 @@ pub fn imports_json(queue: &[crate::reconcile::import::Candidate]) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_store_never_backed_up_is_warned_about_after_a_week() {
+        use crate::store::BackupState;
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-10T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let path = std::path::Path::new("/var/lib/okta-telus-sync/state.db");
+        let state = |backup: Option<&str>, first: Option<&str>| BackupState {
+            last_backup: backup.map(str::to_string),
+            first_pass: first.map(str::to_string),
+        };
+        let warned = super::backup_advice(path, &state(None, Some("2026-12-01T00:00:00Z")), now);
+        assert!(warned.is_some_and(|w| w.contains("9 days") && w.contains("backup PATH")));
+        for quiet in [
+            state(Some("2026-12-02T00:00:00Z"), Some("2026-11-01T00:00:00Z")),
+            state(None, Some("2026-12-05T00:00:00Z")),
+            state(None, None),
+        ] {
+            assert_eq!(super::backup_advice(path, &quiet, now), None, "{quiet:?}");
+        }
+    }
+
     use super::*;
 
     /// A value an end user typed with terminal escapes never reaches the terminal raw, in

@@ -9,6 +9,9 @@ pub fn run(path: &std::path::Path) -> anyhow::Result<Exit> {
             for w in &c.warnings {
                 println!("warning: {w}");
             }
+            if let Some(w) = okta_telus_sync::report::backup_warning(&c, chrono::Utc::now()) {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: ok ({} attribute rows, store {}, okta {}, telus {})",
                 path.display(),

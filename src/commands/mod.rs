@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod backup;
 pub mod check_config;
 pub mod explain;
 pub mod history;

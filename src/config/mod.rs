@@ -149,6 +149,9 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Days the journal is kept.
     pub journal_days: u32,
+    /// `store.backup_warning`: `status` and `check-config` warn about a store older than a
+    /// week that was never backed up.
+    pub backup_warning: bool,
     pub retry: Retry,
     pub schedule: Schedule,
     pub events: Events,

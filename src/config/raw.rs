@@ -114,6 +114,7 @@ pub(super) fn default_brand() -> String {
 pub(super) struct RawStore {
     pub(super) path: Option<PathBuf>,
     pub(super) journal_days: Option<u32>,
+    pub(super) backup_warning: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

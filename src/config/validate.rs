@@ -72,6 +72,7 @@ pub(super) fn validate(
             telus,
             store_path,
             journal_days: raw.store.journal_days.unwrap_or(400),
+            backup_warning: raw.store.backup_warning.unwrap_or(true),
             retry: Retry {
                 quarantine_after: raw.retry.quarantine_after,
                 backoff: std::time::Duration::from_secs(raw.retry.backoff_seconds),

@@ -48,6 +48,12 @@ pub struct Figures {
     pub bulk_refused: bool,
     /// Changes not confirmed yet (a bulk task still running, a lost answer, a stopped run).
     pub unconfirmed: u64,
+    /// When the oldest of them was journalled (Unix time).
+    pub oldest_unconfirmed_at: Option<i64>,
+    /// The last pass was held by a safety limit: it waits for `sync --approve`.
+    pub pass_held: bool,
+    /// Unix time the last full pass that ended well finished.
+    pub last_full_pass: Option<i64>,
     /// Change events by side (`okta`, `telus`) and what became of them (`hint`: the user was
     /// read again; `own`: an echo of this tool's write; `ignored`: nothing this tool reads).
     pub events: BTreeMap<(String, String), u64>,
@@ -126,11 +132,23 @@ pub fn render(f: &Figures, now: i64) -> String {
         "okta_telus_sync_last_success_timestamp_seconds {}",
         f.last_success.unwrap_or(0)
     );
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_last_full_pass_timestamp_seconds When the last full pass that ended well (ok or users-failed) finished; 0 before the first.\n# TYPE okta_telus_sync_last_full_pass_timestamp_seconds gauge\nokta_telus_sync_last_full_pass_timestamp_seconds {}",
+        f.last_full_pass.unwrap_or(0)
+    );
+    gauge(
+        &mut out,
+        "okta_telus_sync_pass_held",
+        "1 while the last pass was held by a safety limit: nothing is written until `okta-telus-sync sync --approve`.",
+        u8::from(f.pass_held),
+    );
+    // HELP and TYPE even while there is no sample: a dashboard or rule finds the family.
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_telus_refresh_token_seconds_left Seconds until the TELUS refresh token expires (no sample without an `auth telus` session).\n# TYPE okta_telus_sync_telus_refresh_token_seconds_left gauge"
+    );
     if let Some(exp) = f.refresh_expires_at {
-        let _ = writeln!(
-            out,
-            "# HELP okta_telus_sync_telus_refresh_token_seconds_left Seconds until the TELUS refresh token expires.\n# TYPE okta_telus_sync_telus_refresh_token_seconds_left gauge"
-        );
         let _ = writeln!(
             out,
             "okta_telus_sync_telus_refresh_token_seconds_left {}",
@@ -151,7 +169,7 @@ pub fn render(f: &Figures, now: i64) -> String {
     );
     render_known(&mut out, f);
     render_imports(&mut out, f);
-    render_pending(&mut out, f);
+    render_pending(&mut out, f, now);
     render_events(&mut out, f);
     out
 }
@@ -246,16 +264,17 @@ fn render_events(out: &mut String, f: &Figures) {
         "# HELP okta_telus_sync_event_lag_seconds Seconds from a change event to the end of the pass that applied its change.\n# TYPE okta_telus_sync_event_lag_seconds summary\nokta_telus_sync_event_lag_seconds_sum {}\nokta_telus_sync_event_lag_seconds_count {}",
         f.event_lag_sum, f.event_lag_count
     );
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_event_lag_last_seconds The lag of the last event-driven change.\n# TYPE okta_telus_sync_event_lag_last_seconds gauge"
+    );
     if let Some(last) = f.event_lag_last {
-        let _ = writeln!(
-            out,
-            "# HELP okta_telus_sync_event_lag_last_seconds The lag of the last event-driven change.\n# TYPE okta_telus_sync_event_lag_last_seconds gauge\nokta_telus_sync_event_lag_last_seconds {last}"
-        );
+        let _ = writeln!(out, "okta_telus_sync_event_lag_last_seconds {last}");
     }
 }
 
 /// What waits on TELUS: a refusal of bulk updates, changes not confirmed yet.
-fn render_pending(out: &mut String, f: &Figures) {
+fn render_pending(out: &mut String, f: &Figures, now: i64) {
     let _ = writeln!(
         out,
         "# HELP okta_telus_sync_telus_bulk_refused 1 while the TELUS account refuses bulk updates (extension-bulk-update) and updates go one PUT per user (40 a minute).\n# TYPE okta_telus_sync_telus_bulk_refused gauge\nokta_telus_sync_telus_bulk_refused {}",
@@ -265,6 +284,12 @@ fn render_pending(out: &mut String, f: &Figures) {
         out,
         "# HELP okta_telus_sync_unconfirmed_changes Changes journalled but not confirmed yet (a bulk task still running, an answer lost, a stopped run); the next pass settles them.\n# TYPE okta_telus_sync_unconfirmed_changes gauge\nokta_telus_sync_unconfirmed_changes {}",
         f.unconfirmed
+    );
+    gauge(
+        out,
+        "okta_telus_sync_oldest_unconfirmed_change_age_seconds",
+        "Age of the oldest change not confirmed yet; 0 when there is none.",
+        f.oldest_unconfirmed_at.map_or(0, |t| (now - t).max(0)),
     );
 }
 
@@ -351,6 +376,64 @@ pub async fn serve_with(
 
 #[cfg(test)]
 mod tests {
+    /// The metric families a text names (`okta_telus_sync_…`), a summary's `_sum` and
+    /// `_count` series folded into their family.
+    fn named_families(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("okta_telus_sync_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..end];
+            let family = name
+                .strip_suffix("_sum")
+                .or_else(|| name.strip_suffix("_count"))
+                .unwrap_or(name);
+            out.insert(family.to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    /// Every family the shipped dashboard and alert rules query is one `/metrics` renders,
+    /// with its HELP and TYPE lines, even while it has no sample (a fresh daemon): neither
+    /// can rot when a metric is renamed.
+    #[test]
+    fn the_dashboard_and_the_alert_rules_query_only_exported_metrics() {
+        let rendered = super::render(&super::Figures::default(), 0);
+        let helped: std::collections::BTreeSet<String> = rendered
+            .lines()
+            .filter_map(|l| l.strip_prefix("# HELP "))
+            .filter_map(|l| l.split(' ').next())
+            .map(str::to_string)
+            .collect();
+        let typed = rendered
+            .lines()
+            .filter(|l| l.starts_with("# TYPE "))
+            .count();
+        assert_eq!(typed, helped.len(), "a family without HELP or TYPE");
+        for (file, text) in [
+            (
+                "packaging/grafana/okta-telus-sync.json",
+                include_str!("../../packaging/grafana/okta-telus-sync.json"),
+            ),
+            (
+                "packaging/prometheus/okta-telus-sync.rules.yml",
+                include_str!("../../packaging/prometheus/okta-telus-sync.rules.yml"),
+            ),
+        ] {
+            let queried = named_families(text);
+            assert!(queried.len() >= 9, "{file} queries {queried:?}");
+            let missing: Vec<&String> = queried.difference(&helped).collect();
+            assert!(
+                missing.is_empty(),
+                "{file} queries {missing:?}, not exported"
+            );
+        }
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::Duration;

@@ -186,7 +186,20 @@ fn record(
     f.data_problems = store.data_problems().map(|v| v.len() as u64).unwrap_or(0);
     record_imports(&mut f, store, report);
     f.bulk_refused = crate::apply::bulk_refusal(store).is_some();
+    f.pass_held = report.outcome == PassOutcome::Held;
+    from_store(&mut f, store);
+}
+
+/// The figures the store keeps across restarts: the last good full pass, the unconfirmed
+/// changes and the oldest of them.
+fn from_store(f: &mut metrics::Figures, store: &Store) {
+    let epoch = |t: Option<String>| {
+        t.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.timestamp())
+    };
     f.unconfirmed = store.unfinished_count().map(|n| n as u64).unwrap_or(0);
+    f.oldest_unconfirmed_at = epoch(store.oldest_unfinished_time().ok().flatten());
+    f.last_full_pass = epoch(store.last_good_full_pass_end().ok().flatten());
 }
 
 /// The import queue's gauge, and the imports a pass made.
@@ -347,6 +360,10 @@ pub async fn run(
     let store = Store::open(&config.store_path)?;
     let clients = Clients::from_store(&config, HttpSettings::default(), &store)?;
     let figures: metrics::Shared = Default::default();
+    from_store(
+        &mut figures.lock().unwrap_or_else(|e| e.into_inner()),
+        &store,
+    );
     let http = match &config.http {
         Some(h) => Some(metrics::serve(h.listen, figures.clone(), h.max_pass_age).await?),
         None => None,

@@ -265,6 +265,17 @@ impl Store {
     }
 
     /// Changes journalled as planned whose outcome was never recorded (a crash mid-call).
+    /// When the oldest change not confirmed yet was journalled.
+    pub fn oldest_unfinished_time(&self) -> Result<Option<String>> {
+        self.run(|c| {
+            c.query_row(
+                "SELECT min(time) FROM journal WHERE outcome = 'planned'",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
     pub fn unfinished_count(&self) -> Result<usize> {
         self.run(|c| {
             c.query_row(

@@ -1,6 +1,8 @@
 //! The SQLite store: the only module with SQL. Holds passes, the latest snapshot of each
 //! side, links, baseline values and the journal of every change (planned → applied | failed).
 
+mod backup;
+pub use backup::BackupState;
 mod data_problems;
 mod failures;
 pub mod files;

@@ -60,6 +60,18 @@ impl Store {
             .next())
     }
 
+    /// When the last full pass that ended well (`ok` or `users-failed`) finished.
+    pub fn last_good_full_pass_end(&self) -> Result<Option<String>> {
+        Ok(self
+            .passes_where(
+                "kind = 'full' AND outcome IN ('ok', 'users-failed') AND finished_at IS NOT NULL",
+                1,
+            )?
+            .into_iter()
+            .next()
+            .and_then(|p| p.finished_at))
+    }
+
     fn passes_where(&self, condition: &str, limit: usize) -> Result<Vec<PassRow>> {
         self.run(|c| {
             let mut stmt = c.prepare(&format!(

@@ -31,6 +31,8 @@ const STORE_ID: &str = "store.id";
 const PLAN_KEY: &str = "plan.signing_key";
 /// Under `safety.reviewed_only`: the last pass's planned changes, waiting for review.
 const PENDING_REVIEW: &str = "review.pending";
+/// When `backup` last copied the store (RFC 3339).
+pub(super) const LAST_BACKUP: &str = "store.last_backup";
 
 /// The System Log cursor as stored: the link, and when it was stored (RFC 3339; `None` for
 /// a store written before the time was kept).
@@ -205,6 +207,11 @@ impl Store {
         };
         // The key is its hex text (256 random bits either way).
         Ok((id, key.into_bytes()))
+    }
+
+    /// Records that a backup was just taken.
+    pub fn set_last_backup(&self) -> Result<()> {
+        self.set_meta(LAST_BACKUP, &now())
     }
 
     /// Under `safety.reviewed_only`: how many changes the last pass planned, and when.

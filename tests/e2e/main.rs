@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod backup;
 mod bulk;
 mod clients;
 mod daemon;
