@@ -28,6 +28,43 @@ pub struct HttpConfig {
     pub max_pass_age: std::time::Duration,
 }
 
+/// A notification webhook's URL: often a secret itself (a Slack or Teams incoming webhook
+/// carries its token in the path), so its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(pub url::Url);
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WebhookUrl({}://{}/…)",
+            self.0.scheme(),
+            self.0.host_str().unwrap_or("")
+        )
+    }
+}
+
+/// The body shape a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The event as this tool's JSON.
+    Plain,
+    /// `{"text": …}` (a Slack incoming webhook).
+    Slack,
+    /// A MessageCard (a Microsoft Teams incoming webhook).
+    Teams,
+}
+
+/// `[notify]`: where the daemon sends its notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub webhook: Option<(WebhookUrl, NotifyFormat)>,
+    /// A program and its arguments, run with the event as JSON on stdin.
+    pub command: Vec<String>,
+    /// At most one notification of a kind per this interval.
+    pub min_interval: std::time::Duration,
+}
+
 /// Which Okta users are in scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OktaScope {
@@ -156,6 +193,7 @@ pub struct Config {
     pub schedule: Schedule,
     pub events: Events,
     pub http: Option<HttpConfig>,
+    pub notify: Option<NotifyConfig>,
     pub safety: Safety,
     pub policy: Policy,
     /// What works but should be fixed (a secret file others can read), for the log and

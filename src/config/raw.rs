@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) retry: RawRetry,
     pub(super) http: Option<RawHttp>,
+    pub(super) notify: Option<RawNotify>,
     #[serde(default)]
     pub(super) attributes: BTreeMap<String, RawAttr>,
 }
@@ -200,6 +201,16 @@ pub(super) struct RawSafety {
     pub(super) max_vanished: u32,
     pub(super) max_imports: u32,
     pub(super) reviewed_only: bool,
+}
+
+/// `[notify]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub(super) webhook_url: Option<String>,
+    pub(super) format: Option<String>,
+    pub(super) command: Option<Vec<String>>,
+    pub(super) min_interval_seconds: Option<u64>,
 }
 
 /// `[import]`.

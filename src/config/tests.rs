@@ -559,3 +559,35 @@ fn apply_create_is_for_rows_okta_masters() {
         ["attributes.city.apply"]
     );
 }
+
+#[test]
+fn notify_takes_an_https_webhook_or_a_command_and_never_repeats_the_url() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[notify]\nwebhook_url = \"https://hooks.slack.com/services/T0/B0/tok3n\"\nformat = \"slack\"\n"
+    ))
+    .unwrap();
+    let n = c.notify.unwrap();
+    assert_eq!(n.webhook.as_ref().unwrap().1, super::NotifyFormat::Slack);
+    assert_eq!(n.min_interval, std::time::Duration::from_secs(3600));
+    assert!(
+        !format!("{:?}", n.webhook).contains("tok3n"),
+        "Debug shows the URL"
+    );
+    let err = parse(&format!(
+        "{MINIMAL}\n[notify]\nwebhook_url = \"http://hooks.example.com/tok3n\"\n"
+    ))
+    .unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("notify.webhook_url") && !text.contains("tok3n"),
+        "{text}"
+    );
+    let keys: Vec<String> = parse(&format!("{MINIMAL}\n[notify]\nformat = \"xml\"\n"))
+        .unwrap_err()
+        .iter()
+        .map(|p| p.key.clone())
+        .collect();
+    assert!(keys.contains(&"notify.format".to_string()), "{keys:?}");
+    let c = parse(&format!("{MINIMAL}\n[notify]\ncommand = [\"/usr/local/bin/page-oncall\"]\nmin_interval_seconds = 60\n")).unwrap();
+    assert_eq!(c.notify.unwrap().command, ["/usr/local/bin/page-oncall"]);
+}

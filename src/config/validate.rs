@@ -40,6 +40,7 @@ pub(super) fn validate(
     };
     let events = validate_events(&mut p, &raw.events);
     let http = raw.http.and_then(|h| validate_http(&mut p, h));
+    let notify = raw.notify.and_then(|n| validate_notify(&mut p, n));
     if raw.retry.quarantine_after == 0 {
         p.push("retry.quarantine_after", "must be at least 1");
     }
@@ -80,6 +81,7 @@ pub(super) fn validate(
             schedule,
             events,
             http,
+            notify,
             safety: Safety {
                 max_deactivations: raw.safety.max_deactivations,
                 max_changed_percent: raw.safety.max_changed_percent,
@@ -372,6 +374,54 @@ fn app_id(p: &mut Problems, raw: Option<String>) -> Option<String> {
         }
         other => other,
     }
+}
+
+/// `[notify]`: a webhook (https, or plain http to loopback only, as for the APIs) and/or a
+/// command; at least one.
+fn validate_notify(p: &mut Problems, n: super::raw::RawNotify) -> Option<super::NotifyConfig> {
+    use super::{NotifyFormat, WebhookUrl};
+    let format = match n.format.as_deref().unwrap_or("plain") {
+        "plain" => NotifyFormat::Plain,
+        "slack" => NotifyFormat::Slack,
+        "teams" => NotifyFormat::Teams,
+        other => {
+            p.push(
+                "notify.format",
+                format!("{other:?} is not plain, slack or teams"),
+            );
+            NotifyFormat::Plain
+        }
+    };
+    // The URL is not repeated in a problem: it may carry the webhook's token.
+    let webhook = match n.webhook_url.as_deref().map(|u| Url::parse(u.trim())) {
+        None => None,
+        Some(Err(_)) => {
+            p.push("notify.webhook_url", "is not a URL");
+            None
+        }
+        Some(Ok(u)) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => {
+            Some((WebhookUrl(u), format))
+        }
+        Some(Ok(_)) => {
+            p.push(
+                "notify.webhook_url",
+                "must be https:// (plain http only to a loopback host)",
+            );
+            None
+        }
+    };
+    let command = n.command.unwrap_or_default();
+    if command.first().is_some_and(|c| c.trim().is_empty()) {
+        p.push("notify.command", "names no program");
+    }
+    if webhook.is_none() && command.is_empty() && !p.0.iter().any(|x| x.key.starts_with("notify")) {
+        p.push("notify", "has neither webhook_url nor command");
+    }
+    Some(super::NotifyConfig {
+        webhook,
+        command,
+        min_interval: std::time::Duration::from_secs(n.min_interval_seconds.unwrap_or(3600)),
+    })
 }
 
 /// Accepts `https://`, and `http://` only to a loopback host.

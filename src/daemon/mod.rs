@@ -6,6 +6,7 @@
 pub mod events;
 mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 
 use crate::clients::Clients;
@@ -310,6 +311,9 @@ struct Daemon {
     /// The change-event channels, and what they have named since the last pass.
     channels: Option<events::Channels>,
     events: events::Events,
+    /// `[notify]`'s sender, and what was known after the last pass.
+    notifier: Option<notify::Notifier>,
+    watch: notify::Watch,
 }
 
 /// What the daemon answers while a pass runs.
@@ -398,7 +402,10 @@ pub async fn run(
         reload_pending: false,
         queue: Queue::default(),
         channels,
+        notifier: None,
+        watch: notify::Watch::default(),
     };
+    d.notifier = d.config.notify.clone().map(notify::Notifier::start);
     let mut inbox = Inbox {
         signals: &mut signals,
         ticks: &mut ticks,
@@ -490,6 +497,9 @@ impl Daemon {
         let restart_events = ["okta", "telus", "events"]
             .iter()
             .any(|c| changed.contains(c));
+        if self.config.notify != new.notify {
+            self.notifier = new.notify.clone().map(notify::Notifier::start);
+        }
         self.config = new;
         self.config.store_path = store_path;
         if restart_events {
@@ -641,6 +651,7 @@ impl Daemon {
                 );
                 let summary = crate::report::pass_text(&report);
                 notify(&[sd_notify::NotifyState::Status(summary.trim())]);
+                self.notify_after(&report);
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "pass failed: the store is unusable"),
@@ -650,6 +661,75 @@ impl Daemon {
                 failures = self.queue.failures(),
                 "whole-system failure: backing off"
             );
+        }
+    }
+}
+
+impl Daemon {
+    /// Sends what the pass changed that an admin must hear about (`[notify]`).
+    fn notify_after(&mut self, report: &PassReport) {
+        let now = self.watch_now(report);
+        if let Some(n) = &self.notifier {
+            for e in notify::changes(&self.watch, &now) {
+                n.notify(e);
+            }
+        }
+        self.watch = now;
+    }
+
+    /// What is known now, from the pass, the store and the figures.
+    fn watch_now(&self, report: &PassReport) -> notify::Watch {
+        let at = chrono::Utc::now().timestamp();
+        let store = &self.store;
+        let mut problems: std::collections::BTreeSet<(String, String)> = store
+            .okta_refusals()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| (k.email, k.attr))
+            .collect();
+        problems.extend(
+            store
+                .data_problems()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d.email, d.attr)),
+        );
+        let f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        let channels_down = f
+            .channel_up
+            .iter()
+            .filter(|(_, up)| !**up)
+            .map(|(side, _)| {
+                let since = self.watch.channels_down.get(side).copied().unwrap_or(at);
+                (side.clone(), since)
+            })
+            .collect();
+        notify::Watch {
+            held: match report.outcome {
+                PassOutcome::Held => report.plan.held_reasons(),
+                _ => Vec::new(),
+            },
+            quarantined: store
+                .failures()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.quarantined)
+                .map(|r| r.email)
+                .collect(),
+            problems,
+            session_at_risk: f.session_at_risk,
+            channels_down,
+            failure_streak: match report.outcome {
+                PassOutcome::SystemFailed => self.queue.failures(),
+                _ => 0,
+            },
+            builtin_pushing: store
+                .builtin_app_pushing()
+                .ok()
+                .flatten()
+                .map(|(p, _)| p)
+                .unwrap_or_default(),
+            at,
         }
     }
 }

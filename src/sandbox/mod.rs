@@ -140,6 +140,7 @@ pub fn config_for(okta_url: &str, telus_url: &str, policy: Policy, store_path: &
             store_path: store_path.to_path_buf(),
             journal_days: 400,
             backup_warning: true,
+            notify: None,
             retry: crate::reconcile::policy::Retry {
                 quarantine_after: 3,
                 backoff: std::time::Duration::ZERO,

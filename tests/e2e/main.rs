@@ -26,6 +26,7 @@ mod faults;
 mod hostile;
 mod imports;
 mod init;
+mod notify;
 mod review;
 mod schema;
 

@@ -1,0 +1,382 @@
+//! Notifications (`[notify]`): what changed between two passes that an admin must hear about
+//! (a held pass, quarantined users, new refusals or data problems, a session that can lapse,
+//! a channel down too long, a streak of whole-system failures, the built-in app pushing),
+//! and the sender: a queue never blocking a pass, a webhook retried with backoff and/or a
+//! command fed the event on stdin, at most one per kind per interval. A payload names users
+//! by email and attributes by name, never a value or a secret.
+
+use crate::config::{NotifyConfig, NotifyFormat};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What kind of thing happened: one notification per kind per interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    PassHeld,
+    Quarantined,
+    NewProblems,
+    SessionAtRisk,
+    ChannelDown,
+    SystemFailures,
+    BuiltinAppPushing,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PassHeld => "pass_held",
+            Kind::Quarantined => "users_quarantined",
+            Kind::NewProblems => "new_problems",
+            Kind::SessionAtRisk => "session_at_risk",
+            Kind::ChannelDown => "channel_down",
+            Kind::SystemFailures => "system_failures",
+            Kind::BuiltinAppPushing => "builtin_app_pushing",
+        }
+    }
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: Kind,
+    pub summary: String,
+    /// Lines of detail: reasons, never attribute values.
+    pub details: Vec<String>,
+    /// Users by email.
+    pub users: Vec<String>,
+    /// Attributes by name.
+    pub attributes: Vec<String>,
+    /// The command that answers it.
+    pub command: String,
+}
+
+/// What the daemon knows after a pass, as far as notifications go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watch {
+    pub held: Vec<String>,
+    pub quarantined: BTreeSet<String>,
+    /// (email, attribute) of known refusals and data problems.
+    pub problems: BTreeSet<(String, String)>,
+    pub session_at_risk: bool,
+    /// Channels down, by side, and since when (Unix time).
+    pub channels_down: BTreeMap<String, i64>,
+    pub failure_streak: u32,
+    /// The built-in app's features still on.
+    pub builtin_pushing: Vec<String>,
+    /// When this was taken (Unix time).
+    pub at: i64,
+}
+
+/// A channel down this long is notified.
+pub const CHANNEL_DOWN_AFTER_SECS: i64 = 600;
+/// This many whole-system failures in a row are notified.
+pub const FAILURE_STREAK: u32 = 3;
+
+/// What to notify, going from `prev` to `now`. Pure.
+pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
+    let mut out = Vec::new();
+    let event = |kind, summary: String, details, users, attributes, command: &str| Event {
+        kind,
+        summary,
+        details,
+        users,
+        attributes,
+        command: command.to_string(),
+    };
+    if !now.held.is_empty() && prev.held.is_empty() {
+        out.push(event(
+            Kind::PassHeld,
+            "A pass is held by a safety limit: nothing is written until it is approved".into(),
+            now.held.clone(),
+            vec![],
+            vec![],
+            "okta-telus-sync plan, then okta-telus-sync sync --approve",
+        ));
+    }
+    let quarantined: Vec<String> = now
+        .quarantined
+        .difference(&prev.quarantined)
+        .cloned()
+        .collect();
+    if !quarantined.is_empty() {
+        out.push(event(
+            Kind::Quarantined,
+            format!(
+                "{} user(s) quarantined after repeated failures",
+                quarantined.len()
+            ),
+            vec![],
+            quarantined,
+            vec![],
+            "okta-telus-sync explain EMAIL, then okta-telus-sync sync --retry-quarantined",
+        ));
+    }
+    let new: Vec<&(String, String)> = now.problems.difference(&prev.problems).collect();
+    if !new.is_empty() {
+        let users: BTreeSet<String> = new.iter().map(|(u, _)| u.clone()).collect();
+        let attrs: BTreeSet<String> = new.iter().map(|(_, a)| a.clone()).collect();
+        out.push(event(
+            Kind::NewProblems,
+            format!("{} new known refusal(s) or data problem(s)", new.len()),
+            new.iter().map(|(u, a)| format!("{u}: {a}")).collect(),
+            users.into_iter().collect(),
+            attrs.into_iter().collect(),
+            "okta-telus-sync status, and okta-telus-sync explain EMAIL",
+        ));
+    }
+    if now.session_at_risk && !prev.session_at_risk {
+        out.push(event(
+            Kind::SessionAtRisk,
+            "The TELUS session can lapse".into(),
+            vec![],
+            vec![],
+            vec![],
+            "okta-telus-sync status; renew the JWT or run okta-telus-sync auth telus",
+        ));
+    }
+    for (side, since) in &now.channels_down {
+        let long = |w: &Watch| {
+            w.channels_down.get(side) == Some(since) && w.at - since >= CHANNEL_DOWN_AFTER_SECS
+        };
+        // Once per outage: when it first becomes long.
+        if long(now) && !long(prev) {
+            out.push(event(
+                Kind::ChannelDown,
+                format!(
+                    "The {side} change-event channel has been down for {} min",
+                    (now.at - since) / 60
+                ),
+                vec![],
+                vec![],
+                vec![],
+                "okta-telus-sync status",
+            ));
+        }
+    }
+    if now.failure_streak >= FAILURE_STREAK && prev.failure_streak < FAILURE_STREAK {
+        out.push(event(
+            Kind::SystemFailures,
+            format!(
+                "{} passes in a row failed as a whole (auth, unreachable)",
+                now.failure_streak
+            ),
+            vec![],
+            vec![],
+            vec![],
+            "okta-telus-sync status, and okta-telus-sync check-config --connect",
+        ));
+    }
+    if !now.builtin_pushing.is_empty() && prev.builtin_pushing.is_empty() {
+        out.push(event(
+            Kind::BuiltinAppPushing,
+            "Okta's built-in TELUS app still pushes: two writers on the same users".into(),
+            now.builtin_pushing.clone(),
+            vec![],
+            vec![],
+            "okta-telus-sync status; turn the app's provisioning features off in Okta",
+        ));
+    }
+    out
+}
+
+/// The body for the webhook's format (and, plain, for the command's stdin).
+pub fn payload(e: &Event, format: NotifyFormat, at: &str) -> Value {
+    let plain = json!({
+        "source": "okta-telus-sync",
+        "kind": e.kind.as_str(),
+        "summary": e.summary,
+        "details": e.details,
+        "users": e.users,
+        "attributes": e.attributes,
+        "command": e.command,
+        "time": at,
+    });
+    let mut text = e.summary.clone();
+    for line in e.details.iter().chain(&e.users) {
+        text.push_str(&format!("\n• {line}"));
+    }
+    match format {
+        NotifyFormat::Plain => plain,
+        NotifyFormat::Slack => json!({
+            "text": format!("*okta-telus-sync*: {text}\nRun: `{}`", e.command),
+        }),
+        NotifyFormat::Teams => json!({
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "summary": e.summary,
+            "title": "okta-telus-sync",
+            "text": format!("{}\n\nRun: `{}`", text.replace('\n', "\n\n"), e.command),
+        }),
+    }
+}
+
+/// Where notifications go: a bounded queue to a task that sends them.
+pub struct Notifier {
+    tx: tokio::sync::mpsc::Sender<Event>,
+}
+
+/// Queued notifications beyond this are dropped (said in the log).
+const QUEUE: usize = 64;
+/// Webhook attempts, and the first wait between them (doubled after each).
+const ATTEMPTS: u32 = 5;
+const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Notifier {
+    /// Starts the sender task.
+    pub fn start(config: NotifyConfig) -> Notifier {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap_or_default();
+            let mut last: BTreeMap<Kind, std::time::Instant> = BTreeMap::new();
+            let mut said: BTreeSet<Kind> = BTreeSet::new();
+            while let Some(e) = rx.recv().await {
+                if last
+                    .get(&e.kind)
+                    .is_some_and(|t| t.elapsed() < config.min_interval)
+                {
+                    if said.insert(e.kind) {
+                        tracing::info!(
+                            kind = e.kind.as_str(),
+                            "notification dropped: one of this kind was sent within notify.min_interval_seconds (said once)"
+                        );
+                    }
+                    continue;
+                }
+                last.insert(e.kind, std::time::Instant::now());
+                said.remove(&e.kind);
+                send(&http, &config, &e).await;
+            }
+        });
+        Notifier { tx }
+    }
+
+    /// Queues `e`; never waits.
+    pub fn notify(&self, e: Event) {
+        if let Err(err) = self.tx.try_send(e) {
+            tracing::warn!(error = %err, "notification dropped: the queue is full");
+        }
+    }
+}
+
+async fn send(http: &reqwest::Client, config: &NotifyConfig, e: &Event) {
+    let at = chrono::Utc::now().to_rfc3339();
+    if let Some((url, format)) = &config.webhook {
+        let body = payload(e, *format, &at);
+        let mut wait = FIRST_RETRY;
+        for attempt in 1..=ATTEMPTS {
+            // The URL is never logged: a webhook's path may carry its token.
+            match http.post(url.0.clone()).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(kind = e.kind.as_str(), "notification sent to the webhook");
+                    break;
+                }
+                Ok(r) => tracing::warn!(
+                    kind = e.kind.as_str(),
+                    status = r.status().as_u16(),
+                    attempt,
+                    "the webhook refused a notification"
+                ),
+                Err(err) => {
+                    tracing::warn!(kind = e.kind.as_str(), error = %err.without_url(), attempt, "the webhook could not be reached")
+                }
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(wait).await; // real time: backoff between webhook attempts
+                wait *= 2;
+            }
+        }
+    }
+    if let Some((program, args)) = config.command.split_first() {
+        run_command(program, args, &payload(e, NotifyFormat::Plain, &at)).await;
+    }
+}
+
+/// Runs the command with the event on stdin (LSC's post-hooks), for at most 30 s.
+async fn run_command(program: &str, args: &[String], event: &Value) {
+    use tokio::io::AsyncWriteExt as _;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::warn!(program, error = %err, "notify.command could not be started");
+            return;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(format!("{event}\n").as_bytes()).await;
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
+        Ok(Ok(s)) if s.success() => {}
+        Ok(Ok(s)) => tracing::warn!(program, status = %s, "notify.command failed"),
+        Ok(Err(err)) => tracing::warn!(program, error = %err, "notify.command failed"),
+        Err(_) => tracing::warn!(program, "notify.command took over 30 s: stopped"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_notified_once_when_it_appears() {
+        let quiet = Watch::default();
+        let loud = Watch {
+            held: vec!["3 deactivations exceed safety.max_deactivations = 0".into()],
+            quarantined: ["ana@x.ca".to_string()].into(),
+            problems: [("ben@x.ca".to_string(), "mobilePhone".to_string())].into(),
+            session_at_risk: true,
+            channels_down: [("telus".to_string(), 1_000)].into(),
+            failure_streak: 3,
+            builtin_pushing: vec!["PUSH_NEW_USERS".into()],
+            at: 2_000,
+        };
+        let kinds: Vec<Kind> = changes(&quiet, &loud).iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::PassHeld,
+                Kind::Quarantined,
+                Kind::NewProblems,
+                Kind::SessionAtRisk,
+                Kind::ChannelDown,
+                Kind::SystemFailures,
+                Kind::BuiltinAppPushing
+            ]
+        );
+        // Nothing new since: nothing again (the channel still down, the same outage).
+        let later = Watch {
+            at: 3_000,
+            ..loud.clone()
+        };
+        assert_eq!(changes(&loud, &later), vec![]);
+        // A channel down for less than 10 minutes is not notified yet.
+        let young = Watch {
+            channels_down: [("okta".to_string(), 1_900)].into(),
+            at: 2_000,
+            ..Watch::default()
+        };
+        assert_eq!(changes(&quiet, &young), vec![]);
+        // A payload carries emails and attribute names, never a value.
+        let e = &changes(&quiet, &loud)[2];
+        for f in [
+            NotifyFormat::Plain,
+            NotifyFormat::Slack,
+            NotifyFormat::Teams,
+        ] {
+            let body = payload(e, f, "t").to_string();
+            assert!(body.contains("ben@x.ca"), "{body}");
+        }
+        assert_eq!(
+            payload(e, NotifyFormat::Plain, "t")["attributes"],
+            json!(["mobilePhone"])
+        );
+    }
+}
