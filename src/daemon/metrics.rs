@@ -123,38 +123,7 @@ pub fn render(f: &Figures, now: i64) -> String {
         "Time spent in those pauses, by system.",
         &f.rate_wait_seconds,
     );
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_last_success_timestamp_seconds When the last successful pass ended.\n# TYPE okta_telus_sync_last_success_timestamp_seconds gauge"
-    );
-    let _ = writeln!(
-        out,
-        "okta_telus_sync_last_success_timestamp_seconds {}",
-        f.last_success.unwrap_or(0)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_last_full_pass_timestamp_seconds When the last full pass that ended well (ok or users-failed) finished; 0 before the first.\n# TYPE okta_telus_sync_last_full_pass_timestamp_seconds gauge\nokta_telus_sync_last_full_pass_timestamp_seconds {}",
-        f.last_full_pass.unwrap_or(0)
-    );
-    gauge(
-        &mut out,
-        "okta_telus_sync_pass_held",
-        "1 while the last pass was held by a safety limit: nothing is written until `okta-telus-sync sync --approve`.",
-        u8::from(f.pass_held),
-    );
-    // HELP and TYPE even while there is no sample: a dashboard or rule finds the family.
-    let _ = writeln!(
-        out,
-        "# HELP okta_telus_sync_telus_refresh_token_seconds_left Seconds until the TELUS refresh token expires (no sample without an `auth telus` session).\n# TYPE okta_telus_sync_telus_refresh_token_seconds_left gauge"
-    );
-    if let Some(exp) = f.refresh_expires_at {
-        let _ = writeln!(
-            out,
-            "okta_telus_sync_telus_refresh_token_seconds_left {}",
-            exp - now
-        );
-    }
+    render_progress(&mut out, f, now);
     gauge(
         &mut out,
         "okta_telus_sync_quarantined_users",
@@ -172,6 +141,42 @@ pub fn render(f: &Figures, now: i64) -> String {
     render_pending(&mut out, f, now);
     render_events(&mut out, f);
     out
+}
+
+/// How passes are going: the last success, the last full pass, a held pass, the session.
+fn render_progress(out: &mut String, f: &Figures, now: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_last_success_timestamp_seconds When the last successful pass ended.\n# TYPE okta_telus_sync_last_success_timestamp_seconds gauge"
+    );
+    let _ = writeln!(
+        out,
+        "okta_telus_sync_last_success_timestamp_seconds {}",
+        f.last_success.unwrap_or(0)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_last_full_pass_timestamp_seconds When the last full pass that ended well (ok or users-failed) finished; 0 before the first.\n# TYPE okta_telus_sync_last_full_pass_timestamp_seconds gauge\nokta_telus_sync_last_full_pass_timestamp_seconds {}",
+        f.last_full_pass.unwrap_or(0)
+    );
+    gauge(
+        out,
+        "okta_telus_sync_pass_held",
+        "1 while the last pass was held by a safety limit: nothing is written until `okta-telus-sync sync --approve`.",
+        u8::from(f.pass_held),
+    );
+    // HELP and TYPE even while there is no sample: a dashboard or rule finds the family.
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_telus_refresh_token_seconds_left Seconds until the TELUS refresh token expires (no sample without an `auth telus` session).\n# TYPE okta_telus_sync_telus_refresh_token_seconds_left gauge"
+    );
+    if let Some(exp) = f.refresh_expires_at {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_telus_refresh_token_seconds_left {}",
+            exp - now
+        );
+    }
 }
 
 /// One gauge with its HELP and TYPE lines.

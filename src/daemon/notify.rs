@@ -124,12 +124,26 @@ pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
             "okta-telus-sync status, and okta-telus-sync explain EMAIL",
         ));
     }
+    out.extend(system_changes(prev, now));
+    out
+}
+
+/// What changed about the systems themselves: the session, the channels, whole-system
+/// failures, the built-in app.
+fn system_changes(prev: &Watch, now: &Watch) -> Vec<Event> {
+    let mut out = Vec::new();
+    let event = |kind, summary: String, details, command: &str| Event {
+        kind,
+        summary,
+        details,
+        users: vec![],
+        attributes: vec![],
+        command: command.to_string(),
+    };
     if now.session_at_risk && !prev.session_at_risk {
         out.push(event(
             Kind::SessionAtRisk,
             "The TELUS session can lapse".into(),
-            vec![],
-            vec![],
             vec![],
             "okta-telus-sync status; renew the JWT or run okta-telus-sync auth telus",
         ));
@@ -147,8 +161,6 @@ pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
                     (now.at - since) / 60
                 ),
                 vec![],
-                vec![],
-                vec![],
                 "okta-telus-sync status",
             ));
         }
@@ -161,8 +173,6 @@ pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
                 now.failure_streak
             ),
             vec![],
-            vec![],
-            vec![],
             "okta-telus-sync status, and okta-telus-sync check-config --connect",
         ));
     }
@@ -171,8 +181,6 @@ pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
             Kind::BuiltinAppPushing,
             "Okta's built-in TELUS app still pushes: two writers on the same users".into(),
             now.builtin_pushing.clone(),
-            vec![],
-            vec![],
             "okta-telus-sync status; turn the app's provisioning features off in Okta",
         ));
     }

@@ -134,3 +134,54 @@ async fn the_daemon_notifies_a_held_pass_and_the_builtin_app_once_each_retrying_
     }
     assert!(!log.contains("secret-token"), "the webhook URL in the log");
 }
+
+/// The first pass finds a data problem (Hugo's mobile number) and a known refusal (Ana's
+/// primaryPhone, AD-sourced): one `new_problems` notice names both users and attributes, and
+/// carries neither value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_problems_are_notified_by_user_and_attribute_without_their_values() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    // Ana is sourced from Active Directory and lacks the primaryPhone TELUS gives her: Okta
+    // refuses its write-back (a known refusal after pass 1).
+    {
+        let mut o = sb.okta.lock();
+        let ana = o.users.iter_mut().find(|u| u.id == "00u1ana").unwrap();
+        ana.provider = "ACTIVE_DIRECTORY";
+        ana.profile.remove("primaryPhone");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let extra = format!(
+        "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n[notify]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n",
+        events.display()
+    );
+    let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
+    let d = crate::daemon::Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 3).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    let lines = std::fs::read_to_string(&events).unwrap_or_default();
+    let sent: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let problems: Vec<&Value> = sent
+        .iter()
+        .filter(|e| e["kind"] == "new_problems")
+        .collect();
+    assert_eq!(problems.len(), 1, "{lines}");
+    let users = problems[0]["users"].to_string();
+    let attrs = problems[0]["attributes"].to_string();
+    assert!(
+        users.contains("hugo.gagnon@northwind.ca") && attrs.contains("mobilePhone"),
+        "{lines}"
+    );
+    assert!(
+        users.contains("ana.silva@northwind.ca") && attrs.contains("primaryPhone"),
+        "{lines}"
+    );
+    assert!(
+        !lines.contains("555-0108") && !lines.contains("+1604555"),
+        "a value in {lines}"
+    );
+}
