@@ -185,3 +185,45 @@ async fn new_problems_are_notified_by_user_and_attribute_without_their_values() 
         "a value in {lines}"
     );
 }
+
+/// A user whose writes TELUS refuses pass after pass is quarantined (after one failed pass
+/// here), and that is notified once, by email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_user_is_notified_by_email() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    crate::without_bulk(&sb);
+    crate::refuse_edits_of_ana(&sb, 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let extra = format!(
+        "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n[retry]\nquarantine_after = 1\nbackoff_seconds = 0\n[notify]\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n",
+        events.display()
+    );
+    let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
+    let d = crate::daemon::Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 3).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    // The fault fired: Ana's PUT was refused.
+    assert!(
+        crate::ana_put_statuses(&sb).contains(&403),
+        "Ana's edit was never refused"
+    );
+    let lines = std::fs::read_to_string(&events).unwrap_or_default();
+    let sent: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let q: Vec<&Value> = sent
+        .iter()
+        .filter(|e| e["kind"] == "users_quarantined")
+        .collect();
+    assert_eq!(q.len(), 1, "{lines}");
+    assert_eq!(q[0]["users"], json!(["ana.silva@northwind.ca"]), "{lines}");
+    assert!(
+        q[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("--retry-quarantined")
+    );
+}
