@@ -63,6 +63,8 @@ pub struct NotifyConfig {
     pub command: Vec<String>,
     /// At most one notification of a kind per this interval.
     pub min_interval: std::time::Duration,
+    /// An event channel down this long is notified (`channel_down_seconds`, 600).
+    pub channel_down_after: std::time::Duration,
 }
 
 /// Which Okta users are in scope.

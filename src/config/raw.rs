@@ -208,9 +208,11 @@ pub(super) struct RawSafety {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNotify {
     pub(super) webhook_url: Option<String>,
+    pub(super) webhook_url_file: Option<std::path::PathBuf>,
     pub(super) format: Option<String>,
     pub(super) command: Option<Vec<String>>,
     pub(super) min_interval_seconds: Option<u64>,
+    pub(super) channel_down_seconds: Option<u64>,
 }
 
 /// `[import]`.

@@ -128,11 +128,12 @@ fn read_secret_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// The secret keys a config file holds inline.
-const SECRET_KEYS: [&str; 4] = [
+const SECRET_KEYS: [&str; 5] = [
     "okta.token",
     "okta.oauth.private_key",
     "telus.client_secret",
     "telus.jwt",
+    "notify.webhook_url",
 ];
 
 /// A warning for each secret written inline in `path` (not from the environment) when

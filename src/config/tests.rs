@@ -99,6 +99,22 @@ fn shipped_sync_toml_is_valid() {
     assert_eq!(c.events, bare.events);
     assert_eq!(c.schedule, bare.schedule);
     assert!(c.schedule.cron_is_default && c.events.okta_poll.is_some());
+    // The commented `[notify]` block, uncommented as an admin would, is a valid one.
+    let block: String = text
+        .lines()
+        .skip_while(|l| *l != "# [notify]")
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with('[') || l.contains(" = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(block.contains("channel_down_seconds"), "{block}");
+    let n = parse(&format!("{MINIMAL}\n{block}"))
+        .unwrap()
+        .notify
+        .unwrap();
+    assert_eq!(n.channel_down_after, std::time::Duration::from_secs(600));
+    assert_eq!(n.command, ["/usr/local/bin/page-oncall"]);
 }
 
 #[test]
@@ -590,4 +606,62 @@ fn notify_takes_an_https_webhook_or_a_command_and_never_repeats_the_url() {
     assert!(keys.contains(&"notify.format".to_string()), "{keys:?}");
     let c = parse(&format!("{MINIMAL}\n[notify]\ncommand = [\"/usr/local/bin/page-oncall\"]\nmin_interval_seconds = 60\n")).unwrap();
     assert_eq!(c.notify.unwrap().command, ["/usr/local/bin/page-oncall"]);
+}
+
+/// The webhook URL is a secret like the others: from `webhook_url_file` or the credentials
+/// directory (`notify-webhook-url`), and a `sync.toml` others can read warns when it is inline.
+#[test]
+fn the_webhook_url_comes_from_a_file_or_a_credential_and_warns_inline() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("hook");
+    std::fs::write(
+        &url_file,
+        "https://hooks.slack.com/services/T0/B0/fr0mfile\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text =
+        format!("{MINIMAL}\n[notify]\nwebhook_url_file = \"hook\"\nchannel_down_seconds = 120\n");
+    let n = from_toml_str(&text, Vec::new(), dir.path())
+        .unwrap()
+        .notify
+        .unwrap();
+    let (url, _) = n.webhook.unwrap();
+    assert_eq!(url.0.path(), "/services/T0/B0/fr0mfile");
+    assert_eq!(n.channel_down_after, std::time::Duration::from_secs(120));
+    // From the credentials directory beside sync.toml, as the shipped unit loads it.
+    std::fs::create_dir(dir.path().join("credentials")).unwrap();
+    std::fs::rename(&url_file, dir.path().join("credentials/notify-webhook-url")).unwrap();
+    let text = format!("{MINIMAL}\n[notify]\nformat = \"slack\"\n");
+    let n = from_toml_str(&text, Vec::new(), dir.path())
+        .unwrap()
+        .notify
+        .unwrap();
+    assert_eq!(n.webhook.unwrap().0.0.path(), "/services/T0/B0/fr0mfile");
+    // Both at once, or a file that is not there: named, never the URL.
+    let both = format!(
+        "{MINIMAL}\n[notify]\nwebhook_url = \"https://x.example/t0k\"\nwebhook_url_file = \"hook\"\n"
+    );
+    let errs = from_toml_str(&both, Vec::new(), dir.path()).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.key == "notify.webhook_url"),
+        "{errs:?}"
+    );
+    assert!(!format!("{errs:?}").contains("t0k"));
+    let zero = format!("{MINIMAL}\n[notify]\ncommand = [\"true\"]\nchannel_down_seconds = 0\n");
+    assert_eq!(keys(&zero), ["notify.channel_down_seconds"]);
+    // Inline in a file others can read: the same warning as for the API secrets.
+    let path = dir.path().join("sync.toml");
+    let inline = format!("{MINIMAL}\n[notify]\nwebhook_url = \"https://x.example/t0k\"\n");
+    std::fs::write(&path, &inline).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warnings = super::secret::inline_in_readable_file(&path, &inline);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("notify.webhook_url:")),
+        "{warnings:?}"
+    );
+    assert!(!format!("{warnings:?}").contains("t0k"));
 }

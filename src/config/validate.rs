@@ -40,7 +40,9 @@ pub(super) fn validate(
     };
     let events = validate_events(&mut p, &raw.events);
     let http = raw.http.and_then(|h| validate_http(&mut p, h));
-    let notify = raw.notify.and_then(|n| validate_notify(&mut p, n));
+    let notify = raw
+        .notify
+        .and_then(|n| validate_notify(&mut p, n, base_dir));
     if raw.retry.quarantine_after == 0 {
         p.push("retry.quarantine_after", "must be at least 1");
     }
@@ -377,8 +379,13 @@ fn app_id(p: &mut Problems, raw: Option<String>) -> Option<String> {
 }
 
 /// `[notify]`: a webhook (https, or plain http to loopback only, as for the APIs) and/or a
-/// command; at least one.
-fn validate_notify(p: &mut Problems, n: super::raw::RawNotify) -> Option<super::NotifyConfig> {
+/// command; at least one. The URL is a secret (a Slack or Teams incoming webhook carries its
+/// token in the path): inline, `webhook_url_file`, or the credential `notify-webhook-url`.
+fn validate_notify(
+    p: &mut Problems,
+    n: super::raw::RawNotify,
+    base_dir: &Path,
+) -> Option<super::NotifyConfig> {
     use super::{NotifyFormat, WebhookUrl};
     let format = match n.format.as_deref().unwrap_or("plain") {
         "plain" => NotifyFormat::Plain,
@@ -393,7 +400,17 @@ fn validate_notify(p: &mut Problems, n: super::raw::RawNotify) -> Option<super::
         }
     };
     // The URL is not repeated in a problem: it may carry the webhook's token.
-    let webhook = match n.webhook_url.as_deref().map(|u| Url::parse(u.trim())) {
+    use secrecy::ExposeSecret as _;
+    let url = secret(
+        p,
+        base_dir,
+        "notify.webhook_url",
+        n.webhook_url,
+        n.webhook_url_file,
+        "notify-webhook-url",
+        false,
+    );
+    let webhook = match url.map(|u| Url::parse(u.expose_secret().trim())) {
         None => None,
         Some(Err(_)) => {
             p.push("notify.webhook_url", "is not a URL");
@@ -414,6 +431,9 @@ fn validate_notify(p: &mut Problems, n: super::raw::RawNotify) -> Option<super::
     if command.first().is_some_and(|c| c.trim().is_empty()) {
         p.push("notify.command", "names no program");
     }
+    if n.channel_down_seconds == Some(0) {
+        p.push("notify.channel_down_seconds", "must be at least 1");
+    }
     if webhook.is_none() && command.is_empty() && !p.0.iter().any(|x| x.key.starts_with("notify")) {
         p.push("notify", "has neither webhook_url nor command");
     }
@@ -421,6 +441,7 @@ fn validate_notify(p: &mut Problems, n: super::raw::RawNotify) -> Option<super::
         webhook,
         command,
         min_interval: std::time::Duration::from_secs(n.min_interval_seconds.unwrap_or(3600)),
+        channel_down_after: std::time::Duration::from_secs(n.channel_down_seconds.unwrap_or(600)),
     })
 }
 

@@ -321,6 +321,8 @@ struct Inbox<'a> {
     signals: &'a mut mpsc::Receiver<Signal>,
     ticks: &'a mut mpsc::Receiver<Tick>,
     watchdog: &'a mut tokio::time::Interval,
+    /// How often the channels are checked for `[notify]`, between passes and during them.
+    checks: &'a mut tokio::time::Interval,
 }
 
 /// The next change event, or never when no channel runs.
@@ -337,6 +339,7 @@ enum Input {
     Tick(Tick),
     Event(events::Event),
     Watchdog,
+    Check,
 }
 
 /// The next input, or the end of `wake` (when something may be due).
@@ -350,6 +353,7 @@ async fn next_input(
         Some(sig) = inbox.signals.recv() => Some(Input::Signal(sig)),
         Some(tick) = inbox.ticks.recv() => Some(Input::Tick(tick)),
         _ = inbox.watchdog.tick() => Some(Input::Watchdog),
+        _ = inbox.checks.tick() => Some(Input::Check),
         _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => None,
     }
 }
@@ -386,6 +390,8 @@ pub async fn run(
             .map(|d| d / 2)
             .unwrap_or(Duration::from_secs(3600)),
     );
+    let mut checks = tokio::time::interval(check_every(&config));
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let channels = events::start(&config, &clients, &store);
     log_events_config(&config);
     let mut d = Daemon {
@@ -410,10 +416,14 @@ pub async fn run(
         signals: &mut signals,
         ticks: &mut ticks,
         watchdog: &mut watchdog,
+        checks: &mut checks,
     };
     loop {
         if std::mem::take(&mut d.reload_pending) {
             d.reload().await?;
+            if inbox.checks.period() != check_every(&d.config) {
+                *inbox.checks = tokio::time::interval(check_every(&d.config));
+            }
         }
         if d.stop.load(Ordering::SeqCst) {
             break;
@@ -463,6 +473,12 @@ impl Daemon {
             }
             Input::Event(e) => self.events.on_event(e, &self.store),
             Input::Watchdog => notify(&[sd_notify::NotifyState::Watchdog]),
+            Input::Check => notify_channels(
+                self.notifier.as_ref(),
+                &mut self.watch,
+                &self.figures,
+                &self.config,
+            ),
         }
     }
 
@@ -575,6 +591,12 @@ impl Daemon {
                         }
                         Input::Event(e) => self.events.on_event(e, &self.store),
                         Input::Watchdog => notify(&[sd_notify::NotifyState::Watchdog]),
+                        Input::Check => notify_channels(
+                            self.notifier.as_ref(),
+                            &mut self.watch,
+                            &self.figures,
+                            &self.config,
+                        ),
                     },
                 }
             }
@@ -670,7 +692,7 @@ impl Daemon {
     fn notify_after(&mut self, report: &PassReport) {
         let now = self.watch_now(report);
         if let Some(n) = &self.notifier {
-            for e in notify::changes(&self.watch, &now) {
+            for e in notify::changes(&self.watch, &now, channel_after(&self.config)) {
                 n.notify(e);
             }
         }
@@ -694,16 +716,11 @@ impl Daemon {
                 .into_iter()
                 .map(|d| (d.email, d.attr)),
         );
-        let f = self.figures.lock().unwrap_or_else(|e| e.into_inner());
-        let channels_down = f
-            .channel_up
-            .iter()
-            .filter(|(_, up)| !**up)
-            .map(|(side, _)| {
-                let since = self.watch.channels_down.get(side).copied().unwrap_or(at);
-                (side.clone(), since)
-            })
-            .collect();
+        let channels_down = channels_down(&self.figures, &self.watch, at);
+        let session = crate::report::session_assessment(
+            &self.config,
+            store.credentials("telus").ok().flatten().as_ref(),
+        );
         notify::Watch {
             held: match report.outcome {
                 PassOutcome::Held => report.plan.held_reasons(),
@@ -717,11 +734,15 @@ impl Daemon {
                 .map(|r| r.email)
                 .collect(),
             problems,
-            session_at_risk: f.session_at_risk,
+            session_at_risk: session.at_risk.then_some(session.line),
             channels_down,
             failure_streak: match report.outcome {
                 PassOutcome::SystemFailed => self.queue.failures(),
                 _ => 0,
+            },
+            system_error: match report.outcome {
+                PassOutcome::SystemFailed => report.system_error.clone(),
+                _ => None,
             },
             builtin_pushing: store
                 .builtin_app_pushing()
@@ -732,6 +753,63 @@ impl Daemon {
             at,
         }
     }
+}
+
+/// The channels down now, by side, each since when it was first seen down (or `at`).
+fn channels_down(
+    figures: &metrics::Shared,
+    prev: &notify::Watch,
+    at: i64,
+) -> std::collections::BTreeMap<String, i64> {
+    let f = figures.lock().unwrap_or_else(|e| e.into_inner());
+    f.channel_up
+        .iter()
+        .filter(|(_, up)| !**up)
+        .map(|(side, _)| {
+            let since = prev.channels_down.get(side).copied().unwrap_or(at);
+            (side.clone(), since)
+        })
+        .collect()
+}
+
+/// `notify.channel_down_seconds`, as the pure check takes it.
+fn channel_after(config: &Config) -> i64 {
+    config.notify.as_ref().map_or(600, |n| {
+        i64::try_from(n.channel_down_after.as_secs()).unwrap_or(i64::MAX)
+    })
+}
+
+/// How often the channels are checked: often enough to notify an outage within a quarter
+/// of `notify.channel_down_seconds` of its threshold (between 1 s and 30 s); hourly without
+/// `[notify]`, where the check has nothing to send.
+fn check_every(config: &Config) -> Duration {
+    match &config.notify {
+        Some(n) => {
+            (n.channel_down_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        }
+        None => Duration::from_secs(3600),
+    }
+}
+
+/// A channel down too long is notified when it becomes so, not at the next pass (which may
+/// be an hour away): the check runs on its own interval, passes or not.
+fn notify_channels(
+    notifier: Option<&notify::Notifier>,
+    watch: &mut notify::Watch,
+    figures: &metrics::Shared,
+    config: &Config,
+) {
+    let Some(n) = notifier else { return };
+    let at = chrono::Utc::now().timestamp();
+    let now = notify::Watch {
+        channels_down: channels_down(figures, watch, at),
+        at,
+        ..watch.clone()
+    };
+    for e in notify::changes(watch, &now, channel_after(config)) {
+        n.notify(e);
+    }
+    *watch = now;
 }
 
 #[cfg(test)]

@@ -57,23 +57,25 @@ pub struct Watch {
     pub quarantined: BTreeSet<String>,
     /// (email, attribute) of known refusals and data problems.
     pub problems: BTreeSet<(String, String)>,
-    pub session_at_risk: bool,
+    /// What `status` says of a TELUS session that can lapse; `None` while it cannot.
+    pub session_at_risk: Option<String>,
     /// Channels down, by side, and since when (Unix time).
     pub channels_down: BTreeMap<String, i64>,
     pub failure_streak: u32,
+    /// Why the last pass failed as a whole, while the streak lasts.
+    pub system_error: Option<String>,
     /// The built-in app's features still on.
     pub builtin_pushing: Vec<String>,
     /// When this was taken (Unix time).
     pub at: i64,
 }
 
-/// A channel down this long is notified.
-pub const CHANNEL_DOWN_AFTER_SECS: i64 = 600;
 /// This many whole-system failures in a row are notified.
 pub const FAILURE_STREAK: u32 = 3;
 
-/// What to notify, going from `prev` to `now`. Pure.
-pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
+/// What to notify, going from `prev` to `now`; a channel down `channel_after` seconds is
+/// notified (`notify.channel_down_seconds`). Pure.
+pub fn changes(prev: &Watch, now: &Watch, channel_after: i64) -> Vec<Event> {
     let mut out = Vec::new();
     let event = |kind, summary: String, details, users, attributes, command: &str| Event {
         kind,
@@ -124,13 +126,22 @@ pub fn changes(prev: &Watch, now: &Watch) -> Vec<Event> {
             "okta-telus-sync status, and okta-telus-sync explain EMAIL",
         ));
     }
-    out.extend(system_changes(prev, now));
+    out.extend(system_changes(prev, now, channel_after));
     out
+}
+
+/// "12 min", or "45 s" under two minutes.
+fn how_long(secs: i64) -> String {
+    if secs < 120 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs / 60)
+    }
 }
 
 /// What changed about the systems themselves: the session, the channels, whole-system
 /// failures, the built-in app.
-fn system_changes(prev: &Watch, now: &Watch) -> Vec<Event> {
+fn system_changes(prev: &Watch, now: &Watch, channel_after: i64) -> Vec<Event> {
     let mut out = Vec::new();
     let event = |kind, summary: String, details, command: &str| Event {
         kind,
@@ -140,28 +151,32 @@ fn system_changes(prev: &Watch, now: &Watch) -> Vec<Event> {
         attributes: vec![],
         command: command.to_string(),
     };
-    if now.session_at_risk && !prev.session_at_risk {
+    if let (Some(line), None) = (&now.session_at_risk, &prev.session_at_risk) {
         out.push(event(
             Kind::SessionAtRisk,
             "The TELUS session can lapse".into(),
-            vec![],
+            line.lines().map(|l| l.trim().to_string()).collect(),
             "okta-telus-sync status; renew the JWT or run okta-telus-sync auth telus",
         ));
     }
     for (side, since) in &now.channels_down {
-        let long = |w: &Watch| {
-            w.channels_down.get(side) == Some(since) && w.at - since >= CHANNEL_DOWN_AFTER_SECS
-        };
+        let long =
+            |w: &Watch| w.channels_down.get(side) == Some(since) && w.at - since >= channel_after;
         // Once per outage: when it first becomes long.
         if long(now) && !long(prev) {
             out.push(event(
                 Kind::ChannelDown,
                 format!(
-                    "The {side} change-event channel has been down for {} min",
-                    (now.at - since) / 60
+                    "The {} change-event channel has been down for {}: changes reach the other side only at scheduled passes",
+                    match side.as_str() {
+                        "okta" => "Okta",
+                        "telus" => "TELUS",
+                        other => other,
+                    },
+                    how_long(now.at - since)
                 ),
                 vec![],
-                "okta-telus-sync status",
+                "okta-telus-sync status (the channel's line says why), and the daemon's log",
             ));
         }
     }
@@ -172,7 +187,7 @@ fn system_changes(prev: &Watch, now: &Watch) -> Vec<Event> {
                 "{} passes in a row failed as a whole (auth, unreachable)",
                 now.failure_streak
             ),
-            vec![],
+            now.system_error.iter().cloned().collect(),
             "okta-telus-sync status, and okta-telus-sync check-config --connect",
         ));
     }
@@ -340,13 +355,14 @@ mod tests {
             held: vec!["3 deactivations exceed safety.max_deactivations = 0".into()],
             quarantined: ["ana@x.ca".to_string()].into(),
             problems: [("ben@x.ca".to_string(), "mobilePhone".to_string())].into(),
-            session_at_risk: true,
+            session_at_risk: Some("TELUS session (auth telus): refresh token valid until …".into()),
             channels_down: [("telus".to_string(), 1_000)].into(),
             failure_streak: 3,
+            system_error: Some("TELUS refused the credentials".into()),
             builtin_pushing: vec!["PUSH_NEW_USERS".into()],
             at: 2_000,
         };
-        let kinds: Vec<Kind> = changes(&quiet, &loud).iter().map(|e| e.kind).collect();
+        let kinds: Vec<Kind> = changes(&quiet, &loud, 600).iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
             [
@@ -364,16 +380,59 @@ mod tests {
             at: 3_000,
             ..loud.clone()
         };
-        assert_eq!(changes(&loud, &later), vec![]);
+        assert_eq!(changes(&loud, &later, 600), vec![]);
         // A channel down for less than 10 minutes is not notified yet.
         let young = Watch {
             channels_down: [("okta".to_string(), 1_900)].into(),
             at: 2_000,
             ..Watch::default()
         };
-        assert_eq!(changes(&quiet, &young), vec![]);
+        assert_eq!(changes(&quiet, &young, 600), vec![]);
+        // It becomes long at a later check (no pass needed), once; it comes back, goes down
+        // again: a new outage, notified again when it too lasts.
+        let long = Watch {
+            at: 2_500,
+            ..young.clone()
+        };
+        let kinds = |a: &Watch, b: &Watch| -> Vec<Kind> {
+            changes(a, b, 600).iter().map(|e| e.kind).collect()
+        };
+        assert_eq!(kinds(&young, &long), [Kind::ChannelDown]);
+        assert!(
+            changes(&young, &long, 600)[0]
+                .summary
+                .contains("The Okta change-event")
+        );
+        assert_eq!(
+            kinds(
+                &long,
+                &Watch {
+                    at: 2_600,
+                    ..long.clone()
+                }
+            ),
+            []
+        );
+        let back = Watch {
+            at: 2_700,
+            ..Watch::default()
+        };
+        let again = Watch {
+            channels_down: [("okta".to_string(), 2_800)].into(),
+            at: 3_500,
+            ..Watch::default()
+        };
+        assert_eq!(kinds(&back, &again), [Kind::ChannelDown]);
+        // The streak's cause and the session's line travel as details.
+        let all = changes(&quiet, &loud, 600);
+        let of = |k: Kind| all.iter().find(|e| e.kind == k).unwrap();
+        assert_eq!(
+            of(Kind::SystemFailures).details,
+            ["TELUS refused the credentials"]
+        );
+        assert!(of(Kind::SessionAtRisk).details[0].contains("refresh token valid until"));
         // A payload carries emails and attribute names, never a value.
-        let e = &changes(&quiet, &loud)[2];
+        let e = &changes(&quiet, &loud, 600)[2];
         for f in [
             NotifyFormat::Plain,
             NotifyFormat::Slack,

@@ -398,6 +398,17 @@ pub(super) async fn token(
                     "Invalid assertion: JWT token is invalid",
                 );
             }
+            // A JWT credential may be made with an expiry ("Credentials do not expire
+            // (unless you elect otherwise)", docs/authentication/jwt-flow.md). The docs do
+            // not give the error for an expired one: modelled as refused like a wrong one.
+            if jwt_exp(&st.jwt).is_some_and(|exp| exp <= chrono::Utc::now().timestamp()) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "OAU-140",
+                    "Invalid assertion: JWT token is expired",
+                );
+            }
             // The JWT grant answers with a refresh token too (RingCentral's JWT flow guide,
             // docs/authentication/jwt-flow.md: the response carries refresh_token and
             // refresh_token_expires_in), single-use like any other.
@@ -1459,4 +1470,18 @@ pub(super) async fn custom_fields(
     let mut resp = axum::Json(json!({"records": records})).into_response();
     resp.headers_mut().extend(rate);
     resp
+}
+
+/// The `exp` claim of a JWT credential, when it is a readable JWT that has one (the
+/// sandbox's default credential is not: it never expires).
+fn jwt_exp(jwt: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_i64()
 }

@@ -1,7 +1,8 @@
-//! `[notify]` from the real daemon against a local receiver: a held pass and the built-in
-//! app still pushing are notified, the webhook is retried after a 500, one of a kind per
-//! interval (the rest said once in the log as dropped), the command gets the same event on
-//! stdin, and no payload carries a value or a secret.
+//! `[notify]` from the real daemon against a local receiver: each kind of event (a held
+//! pass, the built-in app still pushing, new problems, a quarantine, a session that can
+//! lapse, a channel down too long, a streak of whole-system failures), the webhook retried
+//! after a 500, one of a kind per interval (the rest said once in the log as dropped), the
+//! command given the same event on stdin, and no payload carrying a value or a secret.
 
 use crate::*;
 use okta_telus_sync::sandbox::okta_apps::{BUILTIN_APP, install_builtin_app};
@@ -226,4 +227,235 @@ async fn a_quarantined_user_is_notified_by_email() {
             .unwrap()
             .contains("--retry-quarantined")
     );
+}
+
+/// The events `notify.command` wrote (`cat >> path`), one JSON line each.
+fn sent_events(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Waits (20 s at most) until the command has been given an event of `kind`.
+async fn wait_for_kind(path: &std::path::Path, kind: &str, d: &crate::daemon::Daemon) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(e) = sent_events(path).into_iter().find(|e| e["kind"] == kind) {
+            return e;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no {kind} event; sent {:?}\n{}",
+            sent_events(path),
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // real time: polls a file another process writes
+    }
+}
+
+fn command_to(events: &std::path::Path) -> String {
+    format!(
+        "command = [\"sh\", \"-c\", \"cat >> {}\"]\n",
+        events.display()
+    )
+}
+
+/// A JWT credential that expires in 5 days (RingCentral lets its creator choose an expiry):
+/// the first pass finds the session at risk and says so once, with the date and the step,
+/// never the credential. The fake refuses the JWT once it has expired, as the real one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_close_to_its_expiry_is_notified_once_without_the_credential() {
+    use base64::Engine as _;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let exp = chrono::Utc::now().timestamp() + 5 * 86_400;
+    let jwt = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(
+            json!({"aud": "https://platform.ringcentral.com/restapi/oauth/token", "sub": "62001", "iss": "sandbox-client-id", "exp": exp, "jti": "Xk2dQ"})
+        )
+    );
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.telus.lock().jwt = jwt.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let extra = format!(
+        "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n[notify]\n{}",
+        command_to(&events)
+    );
+    let cfg = write_config(dir.path(), &sb, &extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(sandbox::TELUS_JWT, &jwt);
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.display().to_string();
+    let d = crate::daemon::Daemon::start(&cfg, dir.path());
+    let e = wait_for_kind(&events, "session_at_risk", &d).await;
+    d.wait_for_log("pass complete", 3).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    // The passes ran (the JWT is still valid): the session is at risk, not lapsed.
+    assert!(sb.telus.lock().count("POST", "/restapi/oauth/token") >= 1);
+    let all = sent_events(&events);
+    assert_eq!(
+        all.iter()
+            .filter(|e| e["kind"] == "session_at_risk")
+            .count(),
+        1,
+        "at risk at every pass, notified once: {all:?}"
+    );
+    let details = e["details"].to_string();
+    assert!(
+        details.contains("expires")
+            && (details.contains("(5 days)") || details.contains("(4 days)")),
+        "{details}"
+    );
+    assert!(details.contains("telus.jwt"), "the step: {details}");
+    assert!(
+        !format!("{all:?}").contains(&jwt[..20]),
+        "the credential in {all:?}"
+    );
+
+    // Past its expiry the fake refuses it: a pass is then a whole-system failure.
+    let expired = {
+        let claims = json!({"sub": "62001", "exp": chrono::Utc::now().timestamp() - 60});
+        format!("{}.{}.c2ln", b64(json!({"alg": "RS256"})), b64(claims))
+    };
+    sb.telus.lock().jwt = expired.clone();
+    let mut config = sb.config(
+        okta_telus_sync::reconcile::policy::Policy::builtin(),
+        &dir.path().join("other.db"),
+    );
+    config.telus.jwt = Some(secrecy::SecretString::from(expired));
+    let store = Store::open(&config.store_path).unwrap();
+    let clients = Clients::from_store(&config, settings(), &store).unwrap();
+    let r = run_whole(&config, &clients, &store, false, PassOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, PassOutcome::SystemFailed);
+    let why = r.system_error.unwrap();
+    assert!(why.contains("JWT token is expired"), "{why}");
+}
+
+/// The Okta System Log stops answering (503 past every retry): once the channel has been down
+/// for `notify.channel_down_seconds`, it is notified between passes (none runs meanwhile),
+/// once for the outage, naming the side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_down_too_long_is_notified_between_passes_once() {
+    use okta_telus_sync::sandbox::faults::FaultKind;
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    // Okta polled every 2 s; no scheduled pass (New Year's at 04:00) after the first.
+    let extra = format!(
+        "[events]\nokta_poll_seconds = 2\n[schedule]\ncron = \"0 0 4 1 1 *\"\n[notify]\nchannel_down_seconds = 3\n{}",
+        command_to(&events)
+    );
+    let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
+    let d = crate::daemon::Daemon::start(&cfg, dir.path());
+    d.wait_for_log("pass complete", 1).await;
+    sb.okta
+        .inject("GET", "/api/v1/logs", FaultKind::Unavailable, 10_000);
+    let e = wait_for_kind(&events, "channel_down", &d).await;
+    // The fault fired: polls answered 503, and the daemon said so.
+    assert!(crate::statuses(&sb.okta.faults, "GET", "/api/v1/logs").contains(&503));
+    assert!(d.log().contains("System Log poll failed"), "{}", d.log());
+    assert_eq!(
+        d.log().matches("pass complete").count(),
+        1,
+        "notified between passes, not by one: {}",
+        d.log()
+    );
+    let summary = e["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("The Okta change-event channel") && summary.contains("down for"),
+        "{summary}"
+    );
+    assert!(
+        e["command"]
+            .as_str()
+            .unwrap()
+            .contains("okta-telus-sync status")
+    );
+    // Still down a while later: still one notice for this outage.
+    tokio::time::sleep(Duration::from_secs(4)).await; // real time: checks run every second meanwhile
+    crate::daemon::signal(&d.child, "-TERM");
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    let all = sent_events(&events);
+    assert_eq!(
+        all.iter().filter(|e| e["kind"] == "channel_down").count(),
+        1,
+        "{all:?}"
+    );
+}
+
+/// Okta's API token was revoked (401 E0000011 to every request): the first pass fails as a
+/// whole, the daemon backs off, and an operator's SIGUSR1 runs the next ones at once. The
+/// third failure in a row is notified, with its cause; the fourth is not (the same streak);
+/// a pass that runs ends it. (Not a refused TELUS JWT: TELUS's Auth group allows 5 token
+/// requests a minute, and a fourth pass would wait a minute's penalty, as it would for real.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_whole_system_failures_in_a_row_are_notified_once_with_their_cause() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    sb.okta.lock().token = "a-token-that-was-revoked".into();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let extra = format!(
+        "[schedule]\ncron = \"0 0 4 1 1 *\"\n[notify]\n{}",
+        command_to(&events)
+    );
+    let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
+    let d = crate::daemon::Daemon::start(&cfg, dir.path());
+    for n in 1..=4 {
+        d.wait_for_log("whole-system failure: backing off", n).await;
+        if n == 2 {
+            assert!(
+                sent_events(&events).is_empty(),
+                "two failures are not a streak yet"
+            );
+        }
+        if n < 4 {
+            crate::daemon::signal(&d.child, "-USR1");
+        }
+    }
+    let e = wait_for_kind(&events, "system_failures", &d).await;
+    // The fault fired: Okta answered 401 to the passes' reads.
+    let refused = crate::statuses(&sb.okta.faults, "GET", "/api/v1/users");
+    assert!(
+        refused.iter().filter(|s| **s == 401).count() >= 4,
+        "{refused:?}"
+    );
+    assert!(
+        e["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 passes in a row"),
+        "{e}"
+    );
+    let cause = e["details"].to_string();
+    assert!(cause.contains("okta") || cause.contains("Okta"), "{cause}");
+    assert!(
+        e["command"]
+            .as_str()
+            .unwrap()
+            .contains("check-config --connect")
+    );
+    // The credential is put right: the next pass runs and ends the streak.
+    sb.okta.lock().token = sandbox::OKTA_TOKEN.into();
+    crate::daemon::signal(&d.child, "-USR1");
+    d.wait_for_log("pass complete", 1).await;
+    crate::daemon::signal(&d.child, "-TERM");
+    let log = d.log();
+    assert_eq!(d.wait_exit().await.code(), Some(0));
+    let all = sent_events(&events);
+    assert_eq!(
+        all.iter()
+            .filter(|e| e["kind"] == "system_failures")
+            .count(),
+        1,
+        "{all:?}"
+    );
+    assert!(!format!("{all:?}{log}").contains(sandbox::OKTA_TOKEN));
 }
