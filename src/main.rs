@@ -115,8 +115,12 @@ enum Command {
     /// Validate sync.toml; exit 2 naming each bad key.
     CheckConfig {
         /// Also authenticate to both APIs and check every row against their live schemas.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "notify")]
         connect: bool,
+        /// Also send a test notification to `[notify]`'s webhook and command, and say how
+        /// each went.
+        #[arg(long)]
+        notify: bool,
     },
     /// List the attributes both sides offer (type, writable, mapped), from their live schemas.
     Schema {
@@ -207,9 +211,15 @@ fn main() -> ExitCode {
             runtime.block_on(commands::explain::run(path, &email, json))
         }
         Command::Status => commands::status::run(path),
-        Command::CheckConfig { connect: false } => commands::check_config::run(path),
-        Command::CheckConfig { connect: true } => {
+        Command::CheckConfig {
+            connect: false,
+            notify: false,
+        } => commands::check_config::run(path),
+        Command::CheckConfig { connect: true, .. } => {
             runtime.block_on(commands::schema::run(path, SchemaOut::Check))
+        }
+        Command::CheckConfig { notify: true, .. } => {
+            runtime.block_on(commands::check_config::notify(path))
         }
         Command::Schema { json } => {
             let out = if json {

@@ -51,7 +51,7 @@ pub enum NotifyFormat {
     Plain,
     /// `{"text": …}` (a Slack incoming webhook).
     Slack,
-    /// A MessageCard (a Microsoft Teams incoming webhook).
+    /// An Adaptive Card in a message (a Microsoft Teams Workflows webhook).
     Teams,
 }
 

@@ -411,6 +411,8 @@ pub async fn run(
         notifier: None,
         watch: notify::Watch::default(),
     };
+    // What an earlier run already announced is not announced again.
+    d.watch = notify::Watch::from_announced(d.store.announced().unwrap_or_default());
     d.notifier = d.config.notify.clone().map(notify::Notifier::start);
     let mut inbox = Inbox {
         signals: &mut signals,
@@ -692,8 +694,12 @@ impl Daemon {
     fn notify_after(&mut self, report: &PassReport) {
         let now = self.watch_now(report);
         if let Some(n) = &self.notifier {
-            for e in notify::changes(&self.watch, &now, channel_after(&self.config)) {
+            let events = notify::changes(&self.watch, &now, channel_after(&self.config));
+            for e in events {
                 n.notify(e);
+            }
+            if let Err(e) = self.store.save_announced(&now.announced()) {
+                tracing::warn!(error = %e, "could not record what was notified: a restart may notify it again");
             }
         }
         self.watch = now;

@@ -19,6 +19,8 @@ pub enum Kind {
     ChannelDown,
     SystemFailures,
     BuiltinAppPushing,
+    /// Sent by `check-config --notify` only.
+    Test,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
             Kind::ChannelDown => "channel_down",
             Kind::SystemFailures => "system_failures",
             Kind::BuiltinAppPushing => "builtin_app_pushing",
+            Kind::Test => "test",
         }
     }
 }
@@ -68,6 +71,32 @@ pub struct Watch {
     pub builtin_pushing: Vec<String>,
     /// When this was taken (Unix time).
     pub at: i64,
+}
+
+impl Watch {
+    /// What a store kept of an earlier run's announcements: the channels and the failure
+    /// streak start afresh with the daemon.
+    pub fn from_announced(a: crate::store::state::Announced) -> Watch {
+        Watch {
+            held: a.held,
+            quarantined: a.quarantined.into_iter().collect(),
+            problems: a.problems.into_iter().collect(),
+            session_at_risk: a.session_at_risk,
+            builtin_pushing: a.builtin_pushing,
+            ..Watch::default()
+        }
+    }
+
+    /// What is kept of this one for the next run.
+    pub fn announced(&self) -> crate::store::state::Announced {
+        crate::store::state::Announced {
+            held: self.held.clone(),
+            quarantined: self.quarantined.iter().cloned().collect(),
+            problems: self.problems.iter().cloned().collect(),
+            session_at_risk: self.session_at_risk.clone(),
+            builtin_pushing: self.builtin_pushing.clone(),
+        }
+    }
 }
 
 /// This many whole-system failures in a row are notified.
@@ -214,22 +243,52 @@ pub fn payload(e: &Event, format: NotifyFormat, at: &str) -> Value {
         "command": e.command,
         "time": at,
     });
-    let mut text = e.summary.clone();
-    for line in e.details.iter().chain(&e.users) {
-        text.push_str(&format!("\n• {line}"));
-    }
+    let lines: Vec<&String> = e.details.iter().chain(&e.users).collect();
     match format {
         NotifyFormat::Plain => plain,
-        NotifyFormat::Slack => json!({
-            "text": format!("*okta-telus-sync*: {text}\nRun: `{}`", e.command),
-        }),
-        NotifyFormat::Teams => json!({
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "summary": e.summary,
-            "title": "okta-telus-sync",
-            "text": format!("{}\n\nRun: `{}`", text.replace('\n', "\n\n"), e.command),
-        }),
+        NotifyFormat::Slack => {
+            // Slack's text is mrkdwn: `&`, `<` and `>` are control characters and must be
+            // escaped (Slack, "Formatting text for app surfaces": escaping text).
+            let esc = |s: &str| {
+                s.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+            };
+            let mut text = format!("*okta-telus-sync*: {}", esc(&e.summary));
+            for line in &lines {
+                text.push_str(&format!("\n• {}", esc(line)));
+            }
+            json!({ "text": format!("{text}\nRun: `{}`", esc(&e.command)) })
+        }
+        // A Workflows webhook ("When a Teams webhook request is received"): Microsoft 365
+        // connectors, which took MessageCards, are retired, and Workflows take Adaptive Cards
+        // only (Microsoft Learn, "Create and send messages": known issues), sent as a message
+        // with the card as its attachment.
+        NotifyFormat::Teams => {
+            let mut body = vec![
+                json!({"type": "TextBlock", "text": "okta-telus-sync", "weight": "Bolder", "size": "Medium"}),
+                json!({"type": "TextBlock", "text": e.summary, "wrap": true}),
+            ];
+            body.extend(
+                lines
+                    .iter()
+                    .map(|l| json!({"type": "TextBlock", "text": format!("• {l}"), "wrap": true, "spacing": "None"})),
+            );
+            body.push(json!({"type": "TextBlock", "text": format!("Run: {}", e.command), "wrap": true, "fontType": "Monospace"}));
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": body,
+                    },
+                }],
+            })
+        }
     }
 }
 
@@ -285,62 +344,124 @@ impl Notifier {
 }
 
 async fn send(http: &reqwest::Client, config: &NotifyConfig, e: &Event) {
-    let at = chrono::Utc::now().to_rfc3339();
-    if let Some((url, format)) = &config.webhook {
-        let body = payload(e, *format, &at);
-        let mut wait = FIRST_RETRY;
-        for attempt in 1..=ATTEMPTS {
-            // The URL is never logged: a webhook's path may carry its token.
-            match http.post(url.0.clone()).json(&body).send().await {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(kind = e.kind.as_str(), "notification sent to the webhook");
-                    break;
-                }
-                Ok(r) => tracing::warn!(
-                    kind = e.kind.as_str(),
-                    status = r.status().as_u16(),
-                    attempt,
-                    "the webhook refused a notification"
-                ),
-                Err(err) => {
-                    tracing::warn!(kind = e.kind.as_str(), error = %err.without_url(), attempt, "the webhook could not be reached")
-                }
-            }
-            if attempt < ATTEMPTS {
-                tokio::time::sleep(wait).await; // real time: backoff between webhook attempts
-                wait *= 2;
+    for (output, result) in deliver(http, config, e, ATTEMPTS).await {
+        match result {
+            Ok(()) => tracing::info!(kind = e.kind.as_str(), output, "notification sent"),
+            Err(why) => {
+                tracing::warn!(kind = e.kind.as_str(), output, error = %why, "notification not delivered")
             }
         }
     }
-    if let Some((program, args)) = config.command.split_first() {
-        run_command(program, args, &payload(e, NotifyFormat::Plain, &at)).await;
+}
+
+/// Sends `e` to each configured output, the webhook tried up to `attempts` times; answers
+/// each output (`"webhook"`, `"command"`) with how it went. Never names the URL.
+pub async fn deliver(
+    http: &reqwest::Client,
+    config: &NotifyConfig,
+    e: &Event,
+    attempts: u32,
+) -> Vec<(&'static str, Result<(), String>)> {
+    let at = chrono::Utc::now().to_rfc3339();
+    let mut out = Vec::new();
+    if let Some((url, format)) = &config.webhook {
+        let body = payload(e, *format, &at);
+        out.push((
+            "webhook",
+            webhook(http, &url.0, &body, e.kind, attempts).await,
+        ));
     }
+    if let Some((program, args)) = config.command.split_first() {
+        let event = payload(e, NotifyFormat::Plain, &at);
+        out.push(("command", run_command(program, args, &event).await));
+    }
+    out
+}
+
+/// POSTs `body`, retried with backoff after a 5xx, a 408, a 429 (its Retry-After, up to a
+/// minute) or no answer.
+async fn webhook(
+    http: &reqwest::Client,
+    url: &url::Url,
+    body: &Value,
+    kind: Kind,
+    attempts: u32,
+) -> Result<(), String> {
+    let mut wait = FIRST_RETRY;
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        // The URL is never logged: a webhook's path may carry its token.
+        let mut pause = wait;
+        match http.post(url.clone()).json(body).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                last = format!("the webhook answered HTTP {status}");
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    status,
+                    attempt,
+                    "the webhook refused a notification"
+                );
+                // A refusal that asking again cannot change (a revoked webhook, a channel
+                // gone: Slack's 403/404, a body it rejects) is not retried.
+                if (400..500).contains(&status) && status != 408 && status != 429 {
+                    return Err(format!(
+                        "{last}: not retried (a webhook deleted or revoked, or a body it refuses)"
+                    ));
+                }
+                // Slack answers a burst with 429 and Retry-After (its rate limits page);
+                // waited, up to a minute.
+                if let Some(s) = retry_after(&r) {
+                    pause = s.min(std::time::Duration::from_secs(60));
+                }
+            }
+            Err(err) => {
+                last = format!("the webhook could not be reached: {}", err.without_url());
+                tracing::debug!(kind = kind.as_str(), error = %last, attempt, "webhook attempt failed");
+            }
+        }
+        if attempt < attempts {
+            tokio::time::sleep(pause).await; // real time: backoff between webhook attempts
+            wait *= 2;
+        }
+    }
+    Err(format!("{last} ({attempts} attempt(s))"))
+}
+
+/// A `Retry-After` in seconds, if the answer has one.
+fn retry_after(r: &reqwest::Response) -> Option<std::time::Duration> {
+    let secs: u64 = r
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_secs(secs))
 }
 
 /// Runs the command with the event on stdin (LSC's post-hooks), for at most 30 s.
-async fn run_command(program: &str, args: &[String], event: &Value) {
+async fn run_command(program: &str, args: &[String], event: &Value) -> Result<(), String> {
     use tokio::io::AsyncWriteExt as _;
-    let child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(err) => {
-            tracing::warn!(program, error = %err, "notify.command could not be started");
-            return;
-        }
-    };
+        .spawn()
+        .map_err(|err| format!("notify.command {program:?} could not be started: {err}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(format!("{event}\n").as_bytes()).await;
     }
     match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
-        Ok(Ok(s)) if s.success() => {}
-        Ok(Ok(s)) => tracing::warn!(program, status = %s, "notify.command failed"),
-        Ok(Err(err)) => tracing::warn!(program, error = %err, "notify.command failed"),
-        Err(_) => tracing::warn!(program, "notify.command took over 30 s: stopped"),
+        Ok(Ok(s)) if s.success() => Ok(()),
+        Ok(Ok(s)) => Err(format!("notify.command {program:?} failed: {s}")),
+        Ok(Err(err)) => Err(format!("notify.command {program:?} failed: {err}")),
+        Err(_) => Err(format!(
+            "notify.command {program:?} took over 30 s: stopped"
+        )),
     }
 }
 
@@ -445,5 +566,84 @@ mod tests {
             payload(e, NotifyFormat::Plain, "t")["attributes"],
             json!(["mobilePhone"])
         );
+        // Teams: an Adaptive Card in a message, as Workflows take it; Slack: escaped mrkdwn.
+        let teams = payload(e, NotifyFormat::Teams, "t");
+        assert_eq!(teams["type"], "message");
+        let card = &teams["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        assert!(
+            card["content"]["body"]
+                .to_string()
+                .contains("ben@x.ca: mobilePhone")
+        );
+        let odd = Event {
+            summary: "a <b> & c".into(),
+            ..e.clone()
+        };
+        let slack = payload(&odd, NotifyFormat::Slack, "t")["text"].to_string();
+        assert!(slack.contains("a &lt;b&gt; &amp; c"), "{slack}");
+    }
+
+    /// A refusal the webhook will repeat (404: the webhook was deleted) is sent once; a 429
+    /// is asked again after its Retry-After.
+    #[tokio::test]
+    async fn a_gone_webhook_is_not_asked_again_and_a_429_waits_its_retry_after() {
+        use wiremock::matchers::method;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let e = changes(
+            &Watch::default(),
+            &Watch {
+                failure_streak: 3,
+                ..Watch::default()
+            },
+            600,
+        )
+        .remove(0);
+        let config = |uri: &str| NotifyConfig {
+            webhook: Some((
+                crate::config::WebhookUrl(url::Url::parse(uri).unwrap()),
+                NotifyFormat::Slack,
+            )),
+            command: vec![],
+            min_interval: std::time::Duration::from_secs(3600),
+            channel_down_after: std::time::Duration::from_secs(600),
+        };
+        let http = reqwest::Client::new();
+        let gone = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+            .expect(1)
+            .mount(&gone)
+            .await;
+        send(&http, &config(&gone.uri()), &e).await;
+        gone.verify().await;
+
+        let busy = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&busy)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .expect(1)
+            .mount(&busy)
+            .await;
+        send(&http, &config(&busy.uri()), &e).await;
+        busy.verify().await;
+        let bodies: Vec<Value> = busy
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(bodies.len(), 2);
+        assert_eq!(bodies[0], bodies[1], "the same notice, asked again");
     }
 }

@@ -31,6 +31,8 @@ const STORE_ID: &str = "store.id";
 const PLAN_KEY: &str = "plan.signing_key";
 /// Under `safety.reviewed_only`: the last pass's planned changes, waiting for review.
 const PENDING_REVIEW: &str = "review.pending";
+/// What the daemon's notifications last announced (JSON of [`Announced`]).
+const ANNOUNCED: &str = "notify.announced";
 /// When `backup` last copied the store (RFC 3339).
 pub(super) const LAST_BACKUP: &str = "store.last_backup";
 
@@ -55,6 +57,18 @@ pub struct SavedBucket {
     pub remaining: u64,
     pub limit: u64,
     pub reset: u64,
+}
+
+/// What `[notify]` last announced, kept so that a restarted daemon does not announce it
+/// again: the held pass's reasons, quarantined users, (email, attribute) problems, the
+/// session's line while at risk, the built-in app's features still pushing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Announced {
+    pub held: Vec<String>,
+    pub quarantined: Vec<String>,
+    pub problems: Vec<(String, String)>,
+    pub session_at_risk: Option<String>,
+    pub builtin_pushing: Vec<String>,
 }
 
 /// The typed state kept in the `meta` table. Each value's key and format live here alone.
@@ -241,6 +255,20 @@ impl Store {
 
     pub fn save_builtin_app_pushing(&self, features: &[String]) -> Result<()> {
         self.set_meta(BUILTIN_APP, &format!("{} {}", now(), features.join(",")))
+    }
+
+    /// What the notifications last announced; empty for a store that never sent one (or
+    /// whose record no longer reads: announcing again is the safe side).
+    pub fn announced(&self) -> Result<Announced> {
+        Ok(self
+            .meta(ANNOUNCED)?
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default())
+    }
+
+    pub fn save_announced(&self, a: &Announced) -> Result<()> {
+        // Strings, lists and pairs only: serializing cannot fail.
+        self.set_meta(ANNOUNCED, &serde_json::to_string(a).unwrap_or_default())
     }
 
     pub fn last_prune(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {

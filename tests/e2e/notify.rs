@@ -138,7 +138,8 @@ async fn the_daemon_notifies_a_held_pass_and_the_builtin_app_once_each_retrying_
 
 /// The first pass finds a data problem (Hugo's mobile number) and a known refusal (Ana's
 /// primaryPhone, AD-sourced): one `new_problems` notice names both users and attributes, and
-/// carries neither value.
+/// carries neither value. The daemon restarted does not announce them again (the store
+/// keeps what was announced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_problems_are_notified_by_user_and_attribute_without_their_values() {
     let sb = Sandbox::start_seeded().await.unwrap();
@@ -157,10 +158,12 @@ async fn new_problems_are_notified_by_user_and_attribute_without_their_values() 
         events.display()
     );
     let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
-    let d = crate::daemon::Daemon::start(&cfg, dir.path());
-    d.wait_for_log("pass complete", 3).await;
-    crate::daemon::signal(&d.child, "-TERM");
-    assert_eq!(d.wait_exit().await.code(), Some(0));
+    for _restart in 0..2 {
+        let d = crate::daemon::Daemon::start(&cfg, dir.path());
+        d.wait_for_log("pass complete", 3).await;
+        crate::daemon::signal(&d.child, "-TERM");
+        assert_eq!(d.wait_exit().await.code(), Some(0));
+    }
     let lines = std::fs::read_to_string(&events).unwrap_or_default();
     let sent: Vec<Value> = lines
         .lines()
@@ -458,4 +461,49 @@ async fn three_whole_system_failures_in_a_row_are_notified_once_with_their_cause
         "{all:?}"
     );
     assert!(!format!("{all:?}{log}").contains(sandbox::OKTA_TOKEN));
+}
+
+/// `check-config --notify` sends one test event to each output and says how each took it,
+/// never naming the URL: a 500 is reported at once (exit 4), a failing command too; then sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_notify_sends_a_test_and_names_the_output_that_failed() {
+    let sb = Sandbox::start_seeded().await.unwrap();
+    let (url, bodies) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra =
+        format!("[notify]\nwebhook_url = \"{url}\"\nformat = \"teams\"\ncommand = [\"false\"]\n");
+    let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
+    let args = vec![
+        "--config".to_string(),
+        cfg.clone(),
+        "check-config".into(),
+        "--notify".into(),
+    ];
+    let first = run_bin(args.clone()).await;
+    let out = String::from_utf8_lossy(&first.stdout).to_string();
+    assert_eq!(first.status.code(), Some(4), "{out}");
+    assert!(
+        out.contains("notify: webhook: NOT delivered: the webhook answered HTTP 500"),
+        "{out}"
+    );
+    assert!(out.contains("notify: command: NOT delivered"), "{out}");
+    assert!(!out.contains("secret-token"), "the URL in {out}");
+    // The receiver answers 200 from now on; the command is fixed.
+    let fixed = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("command = [\"false\"]", "command = [\"true\"]");
+    std::fs::write(&cfg, fixed).unwrap();
+    let second = run_bin(args).await;
+    let out = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(second.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("notify: webhook: sent") && out.contains("notify: command: sent"),
+        "{out}"
+    );
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "one attempt each time: {got:?}");
+    assert_eq!(got[1]["attachments"][0]["content"]["type"], "AdaptiveCard");
+    assert!(got[1].to_string().contains("A test notification"));
+    // Nothing was read from either API: the test sends, it does not sync.
+    assert_eq!(sb.okta.lock().count("GET", "/api/v1/users"), 0);
 }
