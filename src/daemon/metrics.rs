@@ -64,6 +64,9 @@ pub struct Figures {
     pub event_lag_sum: f64,
     pub event_lag_count: u64,
     pub event_lag_last: Option<f64>,
+    /// Notifications by kind and result (`sent`: every output took it; `failed`: one did
+    /// not after its retries; `dropped`: one of its kind went out within the interval).
+    pub notifications: BTreeMap<(String, String), u64>,
 }
 
 pub type Shared = Arc<Mutex<Figures>>;
@@ -140,6 +143,7 @@ pub fn render(f: &Figures, now: i64) -> String {
     render_imports(&mut out, f);
     render_pending(&mut out, f, now);
     render_events(&mut out, f);
+    render_notifications(&mut out, f);
     out
 }
 
@@ -275,6 +279,20 @@ fn render_events(out: &mut String, f: &Figures) {
     );
     if let Some(last) = f.event_lag_last {
         let _ = writeln!(out, "okta_telus_sync_event_lag_last_seconds {last}");
+    }
+}
+
+/// `[notify]`'s notifications and what became of them.
+fn render_notifications(out: &mut String, f: &Figures) {
+    let _ = writeln!(
+        out,
+        "# HELP okta_telus_sync_notifications_total Notifications ([notify]) by kind and result (sent: every output took it; failed: one did not, after its retries; dropped: one of the kind was sent within notify.min_interval_seconds).\n# TYPE okta_telus_sync_notifications_total counter"
+    );
+    for ((kind, result), n) in &f.notifications {
+        let _ = writeln!(
+            out,
+            "okta_telus_sync_notifications_total{{kind=\"{kind}\",result=\"{result}\"}} {n}"
+        );
     }
 }
 

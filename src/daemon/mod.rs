@@ -413,7 +413,11 @@ pub async fn run(
     };
     // What an earlier run already announced is not announced again.
     d.watch = notify::Watch::from_announced(d.store.announced().unwrap_or_default());
-    d.notifier = d.config.notify.clone().map(notify::Notifier::start);
+    d.notifier = d
+        .config
+        .notify
+        .clone()
+        .map(|n| notify::Notifier::start(n, d.figures.clone()));
     let mut inbox = Inbox {
         signals: &mut signals,
         ticks: &mut ticks,
@@ -516,7 +520,10 @@ impl Daemon {
             .iter()
             .any(|c| changed.contains(c));
         if self.config.notify != new.notify {
-            self.notifier = new.notify.clone().map(notify::Notifier::start);
+            self.notifier = new
+                .notify
+                .clone()
+                .map(|n| notify::Notifier::start(n, self.figures.clone()));
         }
         self.config = new;
         self.config.store_path = store_path;

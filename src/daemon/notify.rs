@@ -24,6 +24,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind the daemon sends.
+    pub const ALL: [Kind; 7] = [
+        Kind::PassHeld,
+        Kind::Quarantined,
+        Kind::NewProblems,
+        Kind::SessionAtRisk,
+        Kind::ChannelDown,
+        Kind::SystemFailures,
+        Kind::BuiltinAppPushing,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::PassHeld => "pass_held",
@@ -305,7 +316,24 @@ const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Notifier {
     /// Starts the sender task.
-    pub fn start(config: NotifyConfig) -> Notifier {
+    pub fn start(config: NotifyConfig, figures: super::metrics::Shared) -> Notifier {
+        {
+            // Every series from the start at 0: a rule's increase() sees the first failure.
+            let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
+            for kind in Kind::ALL {
+                for result in ["sent", "failed", "dropped"] {
+                    f.notifications
+                        .entry((kind.as_str().to_string(), result.to_string()))
+                        .or_default();
+                }
+            }
+        }
+        let count = move |kind: Kind, result: &str| {
+            let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
+            *f.notifications
+                .entry((kind.as_str().to_string(), result.to_string()))
+                .or_default() += 1;
+        };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
         tokio::spawn(async move {
             let http = reqwest::Client::builder()
@@ -319,6 +347,7 @@ impl Notifier {
                     .get(&e.kind)
                     .is_some_and(|t| t.elapsed() < config.min_interval)
                 {
+                    count(e.kind, "dropped");
                     if said.insert(e.kind) {
                         tracing::info!(
                             kind = e.kind.as_str(),
@@ -329,7 +358,8 @@ impl Notifier {
                 }
                 last.insert(e.kind, std::time::Instant::now());
                 said.remove(&e.kind);
-                send(&http, &config, &e).await;
+                let sent = send(&http, &config, &e).await;
+                count(e.kind, if sent { "sent" } else { "failed" });
             }
         });
         Notifier { tx }
@@ -343,15 +373,19 @@ impl Notifier {
     }
 }
 
-async fn send(http: &reqwest::Client, config: &NotifyConfig, e: &Event) {
+/// Sends `e` to every output, logging how each went; whether all took it.
+async fn send(http: &reqwest::Client, config: &NotifyConfig, e: &Event) -> bool {
+    let mut all = true;
     for (output, result) in deliver(http, config, e, ATTEMPTS).await {
         match result {
             Ok(()) => tracing::info!(kind = e.kind.as_str(), output, "notification sent"),
             Err(why) => {
+                all = false;
                 tracing::warn!(kind = e.kind.as_str(), output, error = %why, "notification not delivered")
             }
         }
     }
+    all
 }
 
 /// Sends `e` to each configured output, the webhook tried up to `attempts` times; answers
@@ -619,7 +653,7 @@ mod tests {
             .expect(1)
             .mount(&gone)
             .await;
-        send(&http, &config(&gone.uri()), &e).await;
+        assert!(!send(&http, &config(&gone.uri()), &e).await);
         gone.verify().await;
 
         let busy = MockServer::start().await;
@@ -634,7 +668,7 @@ mod tests {
             .expect(1)
             .mount(&busy)
             .await;
-        send(&http, &config(&busy.uri()), &e).await;
+        assert!(send(&http, &config(&busy.uri()), &e).await);
         busy.verify().await;
         let bodies: Vec<Value> = busy
             .received_requests()

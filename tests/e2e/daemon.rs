@@ -4,7 +4,7 @@
 use crate::*;
 use std::process::{Child, Stdio};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -39,8 +39,9 @@ async fn the_daemon_notifies_a_held_pass_and_the_builtin_app_once_each_retrying_
     let (url, bodies) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
+    let port = crate::daemon::free_port();
     let extra = format!(
-        "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n[safety]\nmax_deactivations = 0\n[notify]\nwebhook_url = \"{url}\"\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n",
+        "[schedule]\ncron = \"* * * * * *\"\nfull_cron = \"0 0 3 * * *\"\n[safety]\nmax_deactivations = 0\n[http]\nlisten = \"127.0.0.1:{port}\"\n[notify]\nwebhook_url = \"{url}\"\ncommand = [\"sh\", \"-c\", \"cat >> {}\"]\n",
         events.display()
     );
     let cfg = write_config(dir.path(), &sb, &extra).display().to_string();
@@ -81,6 +82,22 @@ async fn the_daemon_notifies_a_held_pass_and_the_builtin_app_once_each_retrying_
     d.wait_for_log("notification dropped", 1).await;
     let passes = d.log().matches("pass complete").count();
     d.wait_for_log("pass complete", passes + 2).await;
+    // What became of each, as /metrics counts it: the retried one sent once, none failed.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "okta_telus_sync_notifications_total{kind=\"pass_held\",result=\"sent\"} 1",
+        "okta_telus_sync_notifications_total{kind=\"builtin_app_pushing\",result=\"sent\"} 1",
+        "okta_telus_sync_notifications_total{kind=\"builtin_app_pushing\",result=\"dropped\"} 1",
+        "okta_telus_sync_notifications_total{kind=\"pass_held\",result=\"failed\"} 0",
+        "okta_telus_sync_notifications_total{kind=\"channel_down\",result=\"failed\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     crate::daemon::signal(&d.child, "-TERM");
     let log = d.log();
     assert_eq!(d.wait_exit().await.code(), Some(0));
