@@ -8,8 +8,9 @@ use crate::*;
 use okta_telus_sync::sandbox::okta_apps::{BUILTIN_APP, install_builtin_app};
 use std::sync::{Arc, Mutex};
 
-/// A webhook receiver on loopback: answers 500 to the first request, 200 after; keeps bodies.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+/// A webhook receiver on loopback: answers 500 to the first `failing` requests, 200 after;
+/// keeps bodies.
+async fn receiver(failing: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
     let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
     let kept = bodies.clone();
     let app = axum::Router::new().route(
@@ -19,9 +20,10 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
             async move {
                 let mut b = kept.lock().unwrap();
                 b.push(body);
-                match b.len() {
-                    1 => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    _ => axum::http::StatusCode::OK,
+                if b.len() <= failing {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
                 }
             }
         }),
@@ -36,7 +38,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 async fn the_daemon_notifies_a_held_pass_and_the_builtin_app_once_each_retrying_the_webhook() {
     let sb = Sandbox::start_seeded().await.unwrap();
     install_builtin_app(&mut sb.okta.lock());
-    let (url, bodies) = receiver().await;
+    let (url, bodies) = receiver(1).await;
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let port = crate::daemon::free_port();
@@ -485,7 +487,7 @@ async fn three_whole_system_failures_in_a_row_are_notified_once_with_their_cause
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_notify_sends_a_test_and_names_the_output_that_failed() {
     let sb = Sandbox::start_seeded().await.unwrap();
-    let (url, bodies) = receiver().await;
+    let (url, bodies) = receiver(1).await;
     let dir = tempfile::tempdir().unwrap();
     let extra =
         format!("[notify]\nwebhook_url = \"{url}\"\nformat = \"teams\"\ncommand = [\"false\"]\n");
@@ -523,4 +525,80 @@ async fn check_config_notify_sends_a_test_and_names_the_output_that_failed() {
     assert!(got[1].to_string().contains("A test notification"));
     // Nothing was read from either API: the test sends, it does not sync.
     assert_eq!(sb.okta.lock().count("GET", "/api/v1/users"), 0);
+}
+
+/// The path README gives: the shipped `sync.toml` edited as step 2 says, its `[notify]` block
+/// uncommented down to `format = "slack"`, and the webhook URL put in the credentials
+/// directory as `notify-webhook-url`. `check-config --notify` sends the test, under systemd
+/// (`$CREDENTIALS_DIRECTORY/okta-telus-sync_notify-webhook-url`) and as root outside it
+/// (`credentials/notify-webhook-url` beside the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_notify_block_with_the_url_as_a_credential_sends_the_test() {
+    let (url, bodies) = receiver(0).await;
+    let shipped = include_str!("../../sync.toml");
+    let text = shipped
+        .replace(
+            "url = \"https://example.okta.com\"",
+            "url = \"https://acme.okta.com\"",
+        )
+        .replace(
+            "client_id = \"your-client-id\"",
+            "client_id = \"rc-client-id\"",
+        )
+        .replace("# [notify]\n", "[notify]\n")
+        .replace("# format = \"slack\"", "format = \"slack\"");
+    assert!(
+        text.contains("\n[notify]\n") && text.contains("\nformat = \"slack\""),
+        "the shipped block moved"
+    );
+    let etc = tempfile::tempdir().unwrap();
+    let cfg = etc.path().join("sync.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::create_dir(etc.path().join("credentials")).unwrap();
+    for (file, value) in [
+        ("okta-token", "t"),
+        ("telus-client-secret", "s"),
+        ("telus-jwt", "j"),
+        ("notify-webhook-url", url.as_str()),
+    ] {
+        for p in [
+            etc.path().join("credentials").join(file),
+            creds.path().join(format!("okta-telus-sync_{file}")),
+        ] {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::write(&p, format!("{value}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let cfg = cfg.display().to_string();
+    for systemd in [true, false] {
+        let mut cmd = crate::bin();
+        cmd.args(["--config", &cfg, "check-config", "--notify"])
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if systemd {
+            cmd.env("CREDENTIALS_DIRECTORY", creds.path());
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "systemd {systemd}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("notify: webhook: sent"), "{stdout}");
+        assert!(!stdout.contains("secret-token"), "{stdout}");
+    }
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*okta-telus-sync*: A test notification"),
+        "a Slack body: {got:?}"
+    );
 }
