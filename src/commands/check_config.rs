@@ -7,24 +7,29 @@ use crate::Exit;
 pub fn run(path: &std::path::Path) -> anyhow::Result<Exit> {
     match load_config(path) {
         Ok(c) => {
-            for w in &c.warnings {
-                println!("warning: {w}");
-            }
-            if let Some(w) = okta_telus_sync::report::backup_warning(&c, chrono::Utc::now()) {
-                println!("warning: {w}");
-            }
-            println!(
-                "{}: ok ({} attribute rows, store {}, okta {}, telus {})",
-                path.display(),
-                c.policy.rules.len(),
-                c.store_path.display(),
-                c.okta.url,
-                c.telus.url
-            );
+            say_checked(path, &c);
             Ok(Exit::Ok)
         }
         Err(code) => Ok(code),
     }
+}
+
+/// The warnings and the "ok" line of a config that validated.
+fn say_checked(path: &std::path::Path, c: &okta_telus_sync::config::Config) {
+    for w in &c.warnings {
+        println!("warning: {w}");
+    }
+    if let Some(w) = okta_telus_sync::report::backup_warning(c, chrono::Utc::now()) {
+        println!("warning: {w}");
+    }
+    println!(
+        "{}: ok ({} attribute rows, store {}, okta {}, telus {})",
+        path.display(),
+        c.policy.rules.len(),
+        c.store_path.display(),
+        c.okta.url,
+        c.telus.url
+    );
 }
 
 /// `check-config --notify`: the config checked as without it, then one `test` event sent to
@@ -32,14 +37,11 @@ pub fn run(path: &std::path::Path) -> anyhow::Result<Exit> {
 /// did not take it.
 pub async fn notify(path: &std::path::Path) -> anyhow::Result<Exit> {
     use okta_telus_sync::daemon::notify::{Event, Kind, deliver};
-    let code = run(path)?;
-    if code != Exit::Ok {
-        return Ok(code);
-    }
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    say_checked(path, &config);
     let Some(n) = &config.notify else {
         eprintln!(
             "{}: has no [notify] section: nothing to send",

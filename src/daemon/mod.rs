@@ -479,12 +479,7 @@ impl Daemon {
             }
             Input::Event(e) => self.events.on_event(e, &self.store),
             Input::Watchdog => notify(&[sd_notify::NotifyState::Watchdog]),
-            Input::Check => notify_channels(
-                self.notifier.as_ref(),
-                &mut self.watch,
-                &self.figures,
-                &self.config,
-            ),
+            Input::Check => notify_channels(self.notifier.as_ref(), &mut self.watch, &self.figures),
         }
     }
 
@@ -604,7 +599,6 @@ impl Daemon {
                             self.notifier.as_ref(),
                             &mut self.watch,
                             &self.figures,
-                            &self.config,
                         ),
                     },
                 }
@@ -701,11 +695,13 @@ impl Daemon {
     fn notify_after(&mut self, report: &PassReport) {
         let now = self.watch_now(report);
         if let Some(n) = &self.notifier {
-            let events = notify::changes(&self.watch, &now, channel_after(&self.config));
-            for e in events {
+            for e in notify::changes(&self.watch, &now, n.channel_after) {
                 n.notify(e);
             }
-            if let Err(e) = self.store.save_announced(&now.announced()) {
+            let announced = now.announced();
+            if announced != self.watch.announced()
+                && let Err(e) = self.store.save_announced(&announced)
+            {
                 tracing::warn!(error = %e, "could not record what was notified: a restart may notify it again");
             }
         }
@@ -785,13 +781,6 @@ fn channels_down(
         .collect()
 }
 
-/// `notify.channel_down_seconds`, as the pure check takes it.
-fn channel_after(config: &Config) -> i64 {
-    config.notify.as_ref().map_or(600, |n| {
-        i64::try_from(n.channel_down_after.as_secs()).unwrap_or(i64::MAX)
-    })
-}
-
 /// How often the channels are checked: often enough to notify an outage within a quarter
 /// of `notify.channel_down_seconds` of its threshold (between 1 s and 30 s); hourly without
 /// `[notify]`, where the check has nothing to send.
@@ -810,7 +799,6 @@ fn notify_channels(
     notifier: Option<&notify::Notifier>,
     watch: &mut notify::Watch,
     figures: &metrics::Shared,
-    config: &Config,
 ) {
     let Some(n) = notifier else { return };
     let at = chrono::Utc::now().timestamp();
@@ -819,7 +807,7 @@ fn notify_channels(
         at,
         ..watch.clone()
     };
-    for e in notify::changes(watch, &now, channel_after(config)) {
+    for e in notify::changes(watch, &now, n.channel_after) {
         n.notify(e);
     }
     *watch = now;

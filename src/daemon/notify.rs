@@ -306,6 +306,8 @@ pub fn payload(e: &Event, format: NotifyFormat, at: &str) -> Value {
 /// Where notifications go: a bounded queue to a task that sends them.
 pub struct Notifier {
     tx: tokio::sync::mpsc::Sender<Event>,
+    /// `notify.channel_down_seconds`, as [`changes`] takes it.
+    pub channel_after: i64,
 }
 
 /// Queued notifications beyond this are dropped (said in the log).
@@ -317,6 +319,7 @@ const FIRST_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 impl Notifier {
     /// Starts the sender task.
     pub fn start(config: NotifyConfig, figures: super::metrics::Shared) -> Notifier {
+        let channel_after = i64::try_from(config.channel_down_after.as_secs()).unwrap_or(i64::MAX);
         {
             // Every series from the start at 0: a rule's increase() sees the first failure.
             let mut f = figures.lock().unwrap_or_else(|e| e.into_inner());
@@ -362,7 +365,7 @@ impl Notifier {
                 count(e.kind, if sent { "sent" } else { "failed" });
             }
         });
-        Notifier { tx }
+        Notifier { tx, channel_after }
     }
 
     /// Queues `e`; never waits.
