@@ -254,7 +254,7 @@ pub fn payload(e: &Event, format: NotifyFormat, at: &str) -> Value {
         "command": e.command,
         "time": at,
     });
-    let lines: Vec<&String> = e.details.iter().chain(&e.users).collect();
+    let lines = chat_lines(e);
     match format {
         NotifyFormat::Plain => plain,
         NotifyFormat::Slack => {
@@ -302,6 +302,29 @@ pub fn payload(e: &Event, format: NotifyFormat, at: &str) -> Value {
         }
     }
 }
+
+/// A chat message's lines: the details, or else the users (new problems' details name
+/// their users already), at most [`CHAT_LINES`]: a chat refuses a message over its size
+/// (Slack: 40,000 characters) and a refusal is not retried, so a notice of 2,000 quarantined
+/// users would never arrive. The plain body keeps every line.
+fn chat_lines(e: &Event) -> Vec<String> {
+    let all = if e.details.is_empty() {
+        &e.users
+    } else {
+        &e.details
+    };
+    let mut lines: Vec<String> = all.iter().take(CHAT_LINES).cloned().collect();
+    if all.len() > CHAT_LINES {
+        lines.push(format!(
+            "… and {} more: okta-telus-sync status lists them",
+            all.len() - CHAT_LINES
+        ));
+    }
+    lines
+}
+
+/// The most lines a Slack or Teams message lists.
+const CHAT_LINES: usize = 20;
 
 /// Where notifications go: a bounded queue to a task that sends them.
 pub struct Notifier {
@@ -612,6 +635,33 @@ mod tests {
         };
         let slack = payload(&odd, NotifyFormat::Slack, "t")["text"].to_string();
         assert!(slack.contains("a &lt;b&gt; &amp; c"), "{slack}");
+    }
+
+    /// 2,000 quarantined users: the chat bodies list 20 and say how many more (a message
+    /// over Slack's size is refused, and not retried); the plain body keeps all.
+    #[test]
+    fn a_chat_message_lists_twenty_lines_and_counts_the_rest() {
+        let users: BTreeSet<String> = (0..2000).map(|i| format!("user{i:04}@x.ca")).collect();
+        let e = changes(
+            &Watch::default(),
+            &Watch {
+                quarantined: users,
+                ..Watch::default()
+            },
+            600,
+        )
+        .remove(0);
+        let slack = payload(&e, NotifyFormat::Slack, "t")["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(slack.contains("user0019@x.ca") && !slack.contains("user0020@x.ca"));
+        assert!(slack.contains("… and 1980 more"), "{slack}");
+        assert!(slack.len() < 2_000, "{} bytes", slack.len());
+        let teams = payload(&e, NotifyFormat::Teams, "t").to_string();
+        assert!(teams.contains("… and 1980 more") && teams.len() < 8_000);
+        let plain = payload(&e, NotifyFormat::Plain, "t");
+        assert_eq!(plain["users"].as_array().unwrap().len(), 2000);
     }
 
     /// A refusal the webhook will repeat (404: the webhook was deleted) is sent once; a 429
