@@ -1605,6 +1605,23 @@ async fn a_link_at_the_lock_files_name_is_refused_and_the_store_kept() {
     );
 }
 
+/// The shipped `sync.toml`.
+const SHIPPED_SYNC_TOML: &str = include_str!("../../sync.toml");
+
+/// The shipped `sync.toml` with the two lines README step 2 edits: the Okta org URL and the
+/// TELUS client id.
+fn shipped_as_step_2_edits_it() -> String {
+    SHIPPED_SYNC_TOML
+        .replace(
+            "url = \"https://example.okta.com\"",
+            "url = \"https://acme.okta.com\"",
+        )
+        .replace(
+            "client_id = \"your-client-id\"",
+            "client_id = \"rc-client-id\"",
+        )
+}
+
 /// The shipped `sync.toml`, edited only as README step 2 says (the org URL and the TELUS
 /// client id; for an Okta OAuth app, its `[okta.oauth]` section uncommented with its client
 /// id), passes `check-config` for each README setup: under systemd, with the credentials
@@ -1614,18 +1631,10 @@ async fn a_link_at_the_lock_files_name_is_refused_and_the_store_kept() {
 /// the file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_sync_toml_edited_as_the_readme_says_passes_check_config_for_each_setup() {
-    let shipped = include_str!("../../sync.toml");
+    let shipped = SHIPPED_SYNC_TOML;
     let pem = std::fs::read_to_string("tests/fixtures/okta-test-key.pem").unwrap();
     let edit = |oauth: bool| {
-        let mut text = shipped
-            .replace(
-                "url = \"https://example.okta.com\"",
-                "url = \"https://acme.okta.com\"",
-            )
-            .replace(
-                "client_id = \"your-client-id\"",
-                "client_id = \"rc-client-id\"",
-            );
+        let mut text = shipped_as_step_2_edits_it();
         if oauth {
             text = text
                 .replace("# [okta.oauth]\n", "[okta.oauth]\n")

@@ -535,16 +535,7 @@ async fn check_config_notify_sends_a_test_and_names_the_output_that_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_notify_block_with_the_url_as_a_credential_sends_the_test() {
     let (url, bodies) = receiver(0).await;
-    let shipped = include_str!("../../sync.toml");
-    let text = shipped
-        .replace(
-            "url = \"https://example.okta.com\"",
-            "url = \"https://acme.okta.com\"",
-        )
-        .replace(
-            "client_id = \"your-client-id\"",
-            "client_id = \"rc-client-id\"",
-        )
+    let text = crate::shipped_as_step_2_edits_it()
         .replace("# [notify]\n", "[notify]\n")
         .replace("# format = \"slack\"", "format = \"slack\"");
     assert!(
